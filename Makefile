@@ -1,0 +1,58 @@
+# A thin front end to CMake (neovim's). Two commands matter:
+#   make run    build, then serve examples/zen.lua on 127.0.0.1:1060
+#   make test   build with ASan+UBSan and run every test (ctest), then the
+#               valgrind leak check of the daemon on a plain build
+# Both install the Debian packages they need first (make deps).
+
+BUILD      ?= build
+TEST_BUILD ?= build-asan
+CMAKE      ?= cmake
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+ARGS       ?=
+
+DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind
+
+.PHONY: all run test deps bench format check-format clean valgrind
+
+all: $(BUILD)/.ran-cmake
+	$(CMAKE) --build $(BUILD) -j$(JOBS)
+
+$(BUILD)/.ran-cmake: | deps
+	$(CMAKE) -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	touch $@
+
+$(TEST_BUILD)/.ran-cmake: | deps
+	$(CMAKE) -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DREACTORD_SANITIZE=ON
+	touch $@
+
+run: all
+	./$(BUILD)/reactord examples/zen.lua $(ARGS)
+
+test: $(TEST_BUILD)/.ran-cmake all
+	$(CMAKE) --build $(TEST_BUILD) -j$(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -LE valgrind
+	cd $(BUILD) && ctest --output-on-failure -L valgrind
+
+valgrind: all
+	cd $(BUILD) && ctest --output-on-failure -L valgrind
+
+bench: all
+	REACTORD=$(BUILD)/reactord bench/run.sh
+
+# Installs only what is missing; as root directly, else through sudo.
+deps:
+	@missing=""; for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+check-format:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD)

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# bench/run.sh: raw_zen (raw C + libev) vs reactord (C + libev + Lua) [vs Node],
+# same load, same machine, one run. See bench/README.md.
+#
+# Environment knobs (defaults in brackets):
+#   REACTORD    reactord binary [build/reactord]       ZEN_SCRIPT  [examples/zen.lua]
+#   BUILD_DIR   where CMake put bench/ binaries [build]
+#   PEERS       servers to measure ["raw_zen reactord node_zen"]; node_zen only if node is on PATH
+#   CONNS       connection counts ["1 50 1000"]        DURATION  seconds measured per run [3]
+#   WARMUP      warm-up seconds per run [1]            IDLE_CONNS  idle connections for RSS [10000]
+#   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
+#   BENCH_SPIN  1 = keep both CPUs out of the idle state with SCHED_IDLE spinners [1]
+#               (on VMs a halted vCPU takes ~1 ms to wake, which would swamp the
+#               1-connection numbers; the spinners yield at once to any real work)
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+
+REACTORD=${REACTORD:-build/reactord}
+ZEN_SCRIPT=${ZEN_SCRIPT:-examples/zen.lua}
+BUILD_DIR=${BUILD_DIR:-build}
+PEERS=${PEERS:-"raw_zen reactord node_zen"}
+CONNS=${CONNS:-"1 50 1000"}
+DURATION=${DURATION:-3}
+WARMUP=${WARMUP:-1}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+SERVER_CPU=${SERVER_CPU:-0}
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+BENCH_SPIN=${BENCH_SPIN:-1}
+HOST=127.0.0.1
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/reactord-bench.XXXXXX") || exit 1
+PIDS=()
+FAILED=0
+KEEP_WORK=0
+
+say() { printf '%s\n' "$*" >&2; }
+fail() {
+    say "bench: FAIL: $*"
+    FAILED=1
+    KEEP_WORK=1
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [ "$KEEP_WORK" = 1 ]; then
+        say "bench: logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget_pid() {
+    local keep=() p
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+# ---- tools ------------------------------------------------------------------
+
+LOADGEN=$BUILD_DIR/bench/rd_loadgen
+RAW_ZEN=$BUILD_DIR/bench/raw_zen
+if [ -x "$LOADGEN" ] && [ -x "$RAW_ZEN" ] && [ "$LOADGEN" -nt bench/loadgen.c ] &&
+    [ "$RAW_ZEN" -nt bench/raw_zen.c ]; then
+    say "bench: using $LOADGEN and $RAW_ZEN"
+else
+    say "bench: building rd_loadgen and raw_zen with cc into $WORK"
+    LOADGEN=$WORK/rd_loadgen
+    RAW_ZEN=$WORK/raw_zen
+    cc -std=c11 -O2 -Wall -Wextra -o "$LOADGEN" bench/loadgen.c -lev &&
+        cc -std=c11 -O2 -Wall -Wextra -o "$RAW_ZEN" bench/raw_zen.c -lev || {
+        fail "could not build the bench tools (is libev-dev installed?)"
+        exit 1
+    }
+fi
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+NOFILE=$(ulimit -n)
+if [ "$NOFILE" != unlimited ] && [ "$NOFILE" -lt $((IDLE_CONNS + 64)) ]; then
+    say "bench: open-file limit is $NOFILE: idle test reduced to $((NOFILE - 64)) connections"
+    IDLE_CONNS=$((NOFILE - 64))
+fi
+
+PIN_SERVER=()
+PIN_LOADGEN=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    PIN_SERVER=(taskset -c "$SERVER_CPU")
+    PIN_LOADGEN=(taskset -c "$LOADGEN_CPU")
+    PIN_NOTE="server on CPU $SERVER_CPU, loadgen on CPU $LOADGEN_CPU"
+else
+    PIN_NOTE="not pinned (needs taskset and 2 CPUs)"
+fi
+
+if [ "$BENCH_SPIN" = 1 ] && [ ${#PIN_SERVER[@]} -gt 0 ] && command -v chrt >/dev/null; then
+    for cpu in "$SERVER_CPU" "$LOADGEN_CPU"; do
+        chrt -i 0 taskset -c "$cpu" sh -c 'while :; do :; done' &
+        PIDS+=($!)
+    done
+    PIN_NOTE="$PIN_NOTE, idle spinners on"
+fi
+
+CLK_TCK=$(getconf CLK_TCK)
+now_ms() { date +%s%3N; }
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
+# seconds as an integer, rounded up, plus a margin: for timeout(1)
+bound() { awk -v a="$1" -v b="$2" 'BEGIN { s = a + b; print (s == int(s) ? s : int(s) + 1) }'; }
+
+# ---- servers ----------------------------------------------------------------
+
+peer_cmd() {
+    case $1 in
+    raw_zen) echo "$RAW_ZEN -p 0 $HOST" ;;
+    reactord) echo "$REACTORD $ZEN_SCRIPT -p 0 $HOST" ;;
+    node_zen) echo "node bench/peers/node_zen.js -p 0 $HOST" ;;
+    esac
+}
+
+peer_available() {
+    case $1 in
+    raw_zen) return 0 ;;
+    reactord)
+        [ -x "$REACTORD" ] || {
+            fail "reactord: $REACTORD not found or not executable (build it first, or set REACTORD)"
+            return 1
+        }
+        [ -f "$ZEN_SCRIPT" ] || {
+            fail "reactord: $ZEN_SCRIPT not found"
+            return 1
+        }
+        ;;
+    node_zen) command -v node >/dev/null || return 1 ;;
+    *)
+        fail "unknown peer $1"
+        return 1
+        ;;
+    esac
+}
+
+SERVER_PID=
+SERVER_PORT=
+# start_server NAME TAG: start peer NAME pinned, wait for its "listening on" line
+start_server() {
+    local name=$1 out=$WORK/$1.$2.out err=$WORK/$1.$2.err
+    # shellcheck disable=SC2046
+    "${PIN_SERVER[@]}" $(peer_cmd "$name") >"$out" 2>"$err" </dev/null &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    SERVER_PORT=
+    for _ in $(seq 100); do
+        SERVER_PORT=$(sed -n '1s/^.*: listening on .*:\([0-9][0-9]*\)$/\1/p' "$out")
+        [ -n "$SERVER_PORT" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    fail "$name did not start listening; stderr:"
+    sed 's/^/    /' "$err" >&2
+    stop_server
+    return 1
+}
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 50); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+    forget_pid "$SERVER_PID"
+    SERVER_PID=
+}
+
+server_alive() {
+    kill -0 "$SERVER_PID" 2>/dev/null && [ "$(awk '/^State:/ {print $2}' "/proc/$SERVER_PID/status")" != Z ]
+}
+
+# ---- load runs --------------------------------------------------------------
+
+declare -A RPS P50 P99 SCPU RSS0 RSS1 PERCONN
+
+# load_run NAME CONNS: one closed-loop run against the running server
+load_run() {
+    local name=$1 c=$2 out=$WORK/$1.load.$2.out t0 t1 w0 w1 line rc
+    t0=$(cpu_ticks "$SERVER_PID")
+    w0=$(now_ms)
+    timeout -k 5 $(($(bound "$WARMUP" "$DURATION") + 90)) \
+        "${PIN_LOADGEN[@]}" "$LOADGEN" -q -c "$c" -d "$DURATION" -w "$WARMUP" "$HOST" "$SERVER_PORT" \
+        >"$out" 2>"$out.err" </dev/null
+    rc=$?
+    w1=$(now_ms)
+    t1=$(cpu_ticks "$SERVER_PID")
+    line=$(grep '^rd_loadgen: mode=load' "$out" | tail -n 1)
+    RPS[$name,$c]=$(field rps "$line")
+    P50[$name,$c]=$(field p50_us "$line")
+    P99[$name,$c]=$(field p99_us "$line")
+    if [ -n "$t0" ] && [ -n "$t1" ]; then
+        SCPU[$name,$c]=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v ms="$((w1 - w0))" \
+            'BEGIN { printf "%.0f%%", ms > 0 ? 100 * t / hz / (ms / 1000) : 0 }')
+    fi
+    say "bench: $name c=$c: ${line#rd_loadgen: }"
+    if [ $rc -ne 0 ] || [ -z "$line" ]; then
+        RPS[$name,$c]=FAIL
+        fail "$name at $c connections: loadgen exit $rc"
+        sed 's/^/    /' "$out.err" | head -n 20 >&2
+    fi
+    if ! server_alive; then
+        fail "$name died during the $c-connection run; stderr:"
+        tail -n 20 "$WORK/$name.load.err" | sed 's/^/    /' >&2
+        return 1
+    fi
+}
+
+# mem_run NAME: RSS of a fresh server before and while holding IDLE_CONNS idle connections
+mem_run() {
+    local name=$1 out=$WORK/$1.idle.out lg ready=0 before after line rc
+    start_server "$name" mem || return 1
+    # one short connection first, so lazily built state is in the baseline
+    timeout -k 5 30 "${PIN_LOADGEN[@]}" "$LOADGEN" -q -c 1 -n 200 -w 0 "$HOST" "$SERVER_PORT" \
+        >/dev/null 2>&1 </dev/null || fail "$name: warm-up request failed"
+    sleep 0.5
+    before=$(rss_kb "$SERVER_PID")
+    timeout -k 5 150 "${PIN_LOADGEN[@]}" "$LOADGEN" -q -i -c "$IDLE_CONNS" -C 90 \
+        "$HOST" "$SERVER_PORT" >"$out" 2>"$out.err" </dev/null &
+    lg=$!
+    PIDS+=("$lg")
+    for _ in $(seq 1200); do # up to 120 s
+        if grep -q '^rd_loadgen: idle:' "$out"; then
+            ready=1
+            break
+        fi
+        kill -0 "$lg" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [ $ready = 1 ]; then
+        sleep 1 # let the server settle (GC, lazily freed buffers)
+        after=$(rss_kb "$SERVER_PID")
+    fi
+    kill -TERM "$lg" 2>/dev/null
+    wait "$lg"
+    rc=$?
+    forget_pid "$lg"
+    line=$(grep '^rd_loadgen: mode=idle' "$out" | tail -n 1)
+    say "bench: $name idle: ${line#rd_loadgen: }"
+    if [ $ready != 1 ] || [ $rc -ne 0 ] || [ -z "$after" ] || [ -z "$before" ]; then
+        fail "$name idle test: loadgen exit $rc, ready=$ready"
+        sed 's/^/    /' "$out.err" | head -n 20 >&2
+        PERCONN[$name]=FAIL
+    else
+        RSS0[$name]=$before
+        RSS1[$name]=$after
+        PERCONN[$name]=$(((after - before) * 1024 / IDLE_CONNS))
+    fi
+    server_alive || fail "$name died during the idle test"
+    stop_server
+}
+
+# ---- main -------------------------------------------------------------------
+
+RUN_PEERS=()
+for p in $PEERS; do
+    peer_available "$p" && RUN_PEERS+=("$p")
+done
+
+say "bench: $(nproc) CPUs, $PIN_NOTE; ${DURATION}s per run after ${WARMUP}s warm-up; $HOST"
+for p in "${RUN_PEERS[@]}"; do
+    start_server "$p" load || continue
+    say "bench: $p listening on $HOST:$SERVER_PORT (pid $SERVER_PID)"
+    for c in $CONNS; do
+        load_run "$p" "$c" || break
+    done
+    stop_server
+done
+for p in "${RUN_PEERS[@]}"; do
+    mem_run "$p"
+done
+
+ratio() { # ratio A B: A/B to 2 places, or -
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "-" }'
+}
+
+echo
+echo "zen protocol, closed loop (one question in flight per connection), $HOST"
+echo "$(nproc) CPUs, $PIN_NOTE; ${DURATION}s measured after ${WARMUP}s warm-up"
+echo
+printf '%-10s %6s %10s %10s %10s %8s %10s\n' peer conns req/s "p50 us" "p99 us" "srv cpu" "vs raw_zen"
+for c in $CONNS; do
+    for p in "${RUN_PEERS[@]}"; do
+        printf '%-10s %6s %10s %10s %10s %8s %10s\n' "$p" "$c" "${RPS[$p,$c]:--}" \
+            "${P50[$p,$c]:--}" "${P99[$p,$c]:--}" "${SCPU[$p,$c]:--}" \
+            "$(ratio "${RPS[$p,$c]:-}" "${RPS[raw_zen,$c]:-}")"
+    done
+done
+echo
+echo "memory: $IDLE_CONNS idle connections (one request each), VmRSS of the server"
+echo
+printf '%-10s %12s %12s %12s %14s\n' peer "RSS before" "RSS idle" "bytes/conn" "vs raw_zen"
+for p in "${RUN_PEERS[@]}"; do
+    diff=-
+    if [[ ${PERCONN[$p]:-} =~ ^-?[0-9]+$ && ${PERCONN[raw_zen]:-} =~ ^-?[0-9]+$ ]]; then
+        diff=$(printf '%+d' $((PERCONN[$p] - PERCONN[raw_zen])))
+    fi
+    printf '%-10s %9s kB %9s kB %12s %14s\n' "$p" "${RSS0[$p]:--}" "${RSS1[$p]:--}" \
+        "${PERCONN[$p]:--}" "$diff"
+done
+echo
+
+if [ "$FAILED" != 0 ]; then
+    echo "bench: some runs FAILED (see messages above)"
+    exit 1
+fi
+exit 0

@@ -1,0 +1,102 @@
+/*
+ * lcall.c: every call from the loop into Lua goes through rdL_pcall. The
+ * loop calls us from libev callbacks, where a Lua error (or a memory error
+ * from a mere lua_pushstring) must never longjmp, so the whole of each
+ * callback runs inside one lua_pcall of a C trampoline. On error: one log
+ * record with file:line and a traceback (lua.c's msghandler), and the caller
+ * decides what to close. The host never dies of a script's error.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rdlua.h"
+
+static int msghandler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+void rdL_log(const char *fmt, ...)
+{
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "reactord: %s\n", line);
+    fflush(stderr);
+}
+
+int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref)
+{
+    lua_State *L = lr->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, msghandler);
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, a);
+    lua_pushlightuserdata(L, b);
+    int status = lua_pcall(L, 2, 0, top + 1);
+    if (status != LUA_OK) {
+        const char *m = lua_tostring(L, -1);
+        if (!m) m = "(no message)";
+        rdL_log("error in %s: %s", lr->where ? lr->where : "callback", m);
+        if (msg_ref) {
+            /* the reason a script sees: the message without the traceback */
+            const char *tb = strstr(m, "\nstack traceback:");
+            lua_pushlstring(L, m, tb ? (size_t)(tb - m) : strlen(m));
+            *msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
+    }
+    lua_settop(L, top);
+    return status;
+}
+
+int rdL_pushfail(lua_State *L, int err, const char *where)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", rd_strerror(err));
+    if (msg[0] >= 'A' && msg[0] <= 'Z' && !(msg[1] >= 'A' && msg[1] <= 'Z'))
+        msg[0] = (char)(msg[0] - 'A' + 'a'); /* strerror capitalises; we do not */
+    lua_pushnil(L);
+    if (where)
+        lua_pushfstring(L, "%s: %s (%s)", rd_err_name(err), msg, where);
+    else
+        lua_pushfstring(L, "%s: %s", rd_err_name(err), msg);
+    lua_pushstring(L, rd_err_name(err));
+    return 3;
+}
+
+void rdL_pushaddr(lua_State *L, const rd_addr_t *a)
+{
+    char host[64];
+    int port = rd_addr_host(a, host, sizeof host);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "TCP");
+    lua_setfield(L, -2, "type");
+    lua_pushstring(L, host);
+    lua_setfield(L, -2, "host");
+    lua_pushinteger(L, port);
+    lua_setfield(L, -2, "port");
+}
+
+void rdL_pin(lua_State *L, int idx, int *ref)
+{
+    if (*ref != LUA_NOREF) return;
+    lua_pushvalue(L, idx);
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void rdL_unpin(lua_State *L, int *ref)
+{
+    if (*ref == LUA_NOREF) return;
+    luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+    *ref = LUA_NOREF;
+}

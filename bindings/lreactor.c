@@ -1,0 +1,229 @@
+/*
+ * lreactor.c: reactor.core, the C half of the Lua module. One loop per
+ * lua_State, kept in the registry so that nothing else (not even the module
+ * table) has to outlive it; created before any object that refers to it, so
+ * at lua_close it is finalized last.
+ */
+#include <netdb.h>
+#include <signal.h>
+#include <string.h>
+
+#include "rdlua.h"
+
+static const struct {
+    const char *name;
+    int signum;
+} signals[RDL_NSIGNALS] = {
+    {"SIGINT", SIGINT},   {"SIGTERM", SIGTERM}, {"SIGHUP", SIGHUP},
+    {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {"SIGQUIT", SIGQUIT},
+};
+
+lreactor *rdL_reactor(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int loop_gc(lua_State *L)
+{
+    lreactor *lr = luaL_checkudata(L, 1, RDL_LOOP);
+    for (int i = 0; i < RDL_NSIGNALS; i++)
+        rd_signal_stop(&lr->signals[i]);
+    rd_loop_destroy(&lr->loop);
+    return 0;
+}
+
+/*{====================================================================
+ * run / stop
+ *=====================================================================*/
+
+/* reactor.stop(): every listener closes, every connection flushes what it
+ * can and gets connectionLost, every pending call is cancelled, so the next
+ * run() starts clean. */
+static void shutdown_all(lua_State *L, lreactor *lr)
+{
+    rd_loop_t *loop = &lr->loop;
+    for (int round = 0; round < 8; round++) { /* lost handlers may schedule more */
+        while (loop->listeners.next != &loop->listeners)
+            rdL_listener_close(L, rd__container(loop->listeners.next, rd_listener_t, link));
+        while (loop->conns.next != &loop->conns)
+            rd_conn_finish(rd__container(loop->conns.next, rd_conn_t, link));
+        rd_loop_settle(loop);
+        while (loop->timers.next != &loop->timers)
+            rdL_timer_cancel(L, rd__container(loop->timers.next, rd_timer_t, link));
+        if (loop->nconns == 0 && loop->nlisteners == 0) break;
+    }
+}
+
+static int l_run(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    if (lr->running) return luaL_error(L, "reactor is already running");
+    lua_State *outer = lr->L;
+    lr->L = L; /* callbacks run on the thread that called run() */
+    lr->running = 1;
+    lr->stopping = 0;
+    rd_loop_run(&lr->loop);
+    if (lr->stopping) shutdown_all(L, lr);
+    lr->running = 0;
+    lr->stopping = 0;
+    lr->L = outer;
+    return 0;
+}
+
+static int l_stop(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    if (!lr->running) return 0;
+    lr->stopping = 1;
+    rd_loop_break(&lr->loop);
+    return 0;
+}
+
+static int l_running(lua_State *L)
+{
+    lua_pushboolean(L, rdL_reactor(L)->running);
+    return 1;
+}
+
+static int l_now(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    ev_now_update(lr->loop.ev);
+    lua_pushnumber(L, rd_now(&lr->loop));
+    return 1;
+}
+
+/* _stats(): live objects; each must come back to zero once released. */
+static int l_stats(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)lr->ntransports);
+    lua_setfield(L, -2, "connections");
+    lua_pushinteger(L, (lua_Integer)lr->ntimers);
+    lua_setfield(L, -2, "timers");
+    lua_pushinteger(L, (lua_Integer)lr->nlisteners);
+    lua_setfield(L, -2, "listeners");
+    lua_pushinteger(L, (lua_Integer)lr->loop.nconns);
+    lua_setfield(L, -2, "open");
+    lua_pushinteger(L, (lua_Integer)lr->loop.refused);
+    lua_setfield(L, -2, "refused");
+    return 1;
+}
+
+/*{====================================================================
+ * Signals: the handler runs from the loop, never in signal context
+ *=====================================================================*/
+
+static int tramp_signal(lua_State *L)
+{
+    lreactor *lr = lua_touserdata(L, 1);
+    int i = (int)(intptr_t)lua_touserdata(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lr->signal_refs[i]);
+    lua_pushstring(L, signals[i].name);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+static void on_signal(rd_signal_t *s)
+{
+    lreactor *lr = s->loop->data;
+    int i = (int)(s - lr->signals);
+    lr->where = "signal handler";
+    rdL_pcall(lr, tramp_signal, lr, (void *)(intptr_t)i, NULL);
+}
+
+/* onSignal(name, fn|nil): fn(name) runs from the loop when the signal arrives. */
+static int l_onsignal(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    const char *name = luaL_checkstring(L, 1);
+    int i;
+    for (i = 0; i < RDL_NSIGNALS; i++)
+        if (strcmp(name, signals[i].name) == 0 || strcmp(name, signals[i].name + 3) == 0) break;
+    if (i == RDL_NSIGNALS) return luaL_argerror(L, 1, "unsupported signal name");
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+    rdL_unpin(L, &lr->signal_refs[i]);
+    rd_signal_stop(&lr->signals[i]);
+    if (!lua_isnoneornil(L, 2)) {
+        rdL_pin(L, 2, &lr->signal_refs[i]);
+        rd_signal_start(&lr->signals[i], &lr->loop, signals[i].signum, on_signal);
+    }
+    return 0;
+}
+
+/* getaddrinfo(host) -> list of numeric addresses. Blocking: it reads
+ * /etc/hosts or asks DNS; fine for numeric and local names. */
+static int l_getaddrinfo(lua_State *L)
+{
+    const char *host = luaL_checkstring(L, 1);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    int r = getaddrinfo(host, NULL, &hints, &res);
+    if (r != 0) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "ENOTFOUND: %s (%s)", gai_strerror(r), host);
+        lua_pushliteral(L, "ENOTFOUND");
+        return 3;
+    }
+    lua_newtable(L);
+    int n = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+        char buf[64];
+        rd_addr_t a;
+        memcpy(&a, ai->ai_addr, ai->ai_addrlen);
+        rd_addr_host(&a, buf, sizeof buf);
+        lua_pushstring(L, buf);
+        lua_rawseti(L, -2, ++n);
+    }
+    freeaddrinfo(res);
+    return 1;
+}
+
+int luaopen_reactor_core(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {
+        {"listenTCP", rdL_listen},
+        {"connectTCP", rdL_connect},
+        {"callLater", rdL_calllater},
+        {"run", l_run},
+        {"stop", l_stop},
+        {"running", l_running},
+        {"now", l_now},
+        {"onSignal", l_onsignal},
+        {"getaddrinfo", l_getaddrinfo},
+        {"_stats", l_stats},
+        {NULL, NULL},
+    };
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lreactor *lr = lua_newuserdatauv(L, sizeof *lr, 0);
+        memset(lr, 0, sizeof *lr);
+        if (rd_loop_init(&lr->loop, NULL) < 0)
+            return luaL_error(L, "reactor: cannot create a loop");
+        lr->loop.data = lr;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+        lr->L = lua_tothread(L, -1);
+        lua_pop(L, 1);
+        for (int i = 0; i < RDL_NSIGNALS; i++) {
+            lr->signal_refs[i] = LUA_NOREF;
+            ev_init(&lr->signals[i].w, NULL);
+        }
+        luaL_newmetatable(L, RDL_LOOP);
+        lua_pushcfunction(L, loop_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY);
+    }
+    rdL_open_transport(L);
+    rdL_open_timer(L);
+    luaL_newlibtable(L, funcs);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, funcs, 1);
+    lua_pushliteral(L, RD_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

@@ -1,0 +1,485 @@
+/*
+ * ltransport.c: the Transport userdata (Twisted's ITransport) and the
+ * connection callbacks that call the protocol instance.
+ *
+ * A transport embeds its rd_conn_t. uservalue 1 is the protocol instance
+ * (self), 2 the factory, 3 a client's connector. Callback methods are looked
+ * up on self at every event, never cached, so replacing a protocol class
+ * reaches live connections (hot reload).
+ */
+#include <string.h>
+
+#include "rdlua.h"
+
+#define toltransport(c) rd__container(c, ltransport, conn)
+
+struct span {
+    const char *p;
+    size_t n;
+};
+
+static ltransport *checktransport(lua_State *L)
+{
+    return luaL_checkudata(L, 1, RDL_TRANSPORT);
+}
+
+ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
+{
+    ltransport *t = lua_newuserdatauv(L, sizeof *t, RDL_TRANSPORT_UVS);
+    memset(t, 0, sizeof *t);
+    t->conn.state = RD_CLOSED; /* harmless to finalize until core adopts it */
+    t->conn.fd = -1;
+    t->ref = t->err_ref = LUA_NOREF;
+    luaL_setmetatable(L, RDL_TRANSPORT);
+    rdL_pin(L, -1, &t->ref);
+    lr->ntransports++;
+    return t;
+}
+
+static void unpin(lua_State *L, lreactor *lr, ltransport *t)
+{
+    if (t->ref == LUA_NOREF) return;
+    rdL_unpin(L, &t->ref);
+    rdL_unpin(L, &t->err_ref);
+    lr->ntransports--;
+}
+
+/* Push self (the protocol instance) and its method `name`; return 0 when
+ * there is no such method (stack unchanged). */
+static int pushmethod(lua_State *L, int self, const char *name)
+{
+    if (lua_getfield(L, self, name) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pushvalue(L, self);
+    return 1;
+}
+
+/*{====================================================================
+ * Callbacks from core, each run whole under rdL_pcall
+ *=====================================================================*/
+
+/* buildProtocol, then connectionMade: a new connection in or out. */
+static int tramp_made(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    lreactor *lr = t->conn.loop->data;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    int ud = lua_gettop(L);
+    lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+    lr->where = "buildProtocol";
+    lua_getfield(L, -1, "buildProtocol");
+    lua_insert(L, -2);
+    rdL_pushaddr(L, &t->conn.peer);
+    lua_call(L, 2, 1);
+    if (lua_isnil(L, -1)) { /* the factory declines (Twisted) */
+        rd_conn_close(&t->conn, RD_DONE, 0);
+        return 0;
+    }
+    luaL_checktype(L, -1, LUA_TTABLE);
+    int self = lua_gettop(L);
+    lua_pushvalue(L, ud);
+    lua_setfield(L, self, "transport");
+    lua_pushvalue(L, self);
+    lua_setiuservalue(L, ud, RDL_UV_PROTOCOL);
+    t->made = 1;
+    lr->where = "connectionMade";
+    if (pushmethod(L, self, "connectionMade")) lua_call(L, 1, 0);
+    return 0;
+}
+
+static int tramp_read(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    const struct span *s = lua_touserdata(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* pins it for the call */
+    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
+    if (pushmethod(L, lua_gettop(L), "dataReceived")) {
+        lua_pushlstring(L, s->p, s->n);
+        lua_call(L, 2, 0);
+    }
+    return 0;
+}
+
+static void pushreason(lua_State *L, ltransport *t)
+{
+    const rd_conn_t *c = &t->conn;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, rd_reason_name(c->reason));
+    lua_setfield(L, -2, "type");
+    switch (c->reason) {
+    case RD_DONE:
+        lua_pushliteral(L, "connection was closed cleanly");
+        break;
+    case RD_ABORTED:
+        lua_pushliteral(L, "connection was aborted");
+        break;
+    case RD_TIMEOUT:
+        lua_pushliteral(L, "connection timed out");
+        break;
+    case RD_ERROR:
+        if (t->err_ref != LUA_NOREF)
+            lua_rawgeti(L, LUA_REGISTRYINDEX, t->err_ref);
+        else
+            lua_pushliteral(L, "handler error");
+        break;
+    default:
+        lua_pushfstring(L, "%s: %s", rd_err_name(c->err), rd_strerror(c->err));
+    }
+    lua_setfield(L, -2, "message");
+}
+
+static int tramp_lost(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    lreactor *lr = t->conn.loop->data;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    int ud = lua_gettop(L);
+    pushreason(L, t);
+    int reason = lua_gettop(L);
+    if (t->made) {
+        lua_getiuservalue(L, ud, RDL_UV_PROTOCOL);
+        lr->where = "connectionLost";
+        if (pushmethod(L, lua_gettop(L), "connectionLost")) {
+            lua_pushvalue(L, reason);
+            lua_call(L, 2, 0);
+        }
+    }
+    if (t->outgoing) { /* Twisted's ClientFactory hears of it too */
+        const char *name = t->made ? "clientConnectionLost" : "clientConnectionFailed";
+        lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+        lr->where = name;
+        if (pushmethod(L, lua_gettop(L), name)) {
+            lua_getiuservalue(L, ud, RDL_UV_CONNECTOR);
+            lua_pushvalue(L, reason);
+            lua_call(L, 3, 0);
+        }
+    }
+    return 0;
+}
+
+/* A handler failed: that connection only is closed, and says why. */
+static void fail(ltransport *t, int msg_ref)
+{
+    lreactor *lr = t->conn.loop->data;
+    if (t->conn.state != RD_CLOSED) {
+        rdL_unpin(lr->L, &t->err_ref);
+        t->err_ref = msg_ref;
+        rd_conn_close(&t->conn, RD_ERROR, 0);
+    } else if (msg_ref != LUA_NOREF) {
+        luaL_unref(lr->L, LUA_REGISTRYINDEX, msg_ref);
+    }
+}
+
+static void on_made(rd_conn_t *c)
+{
+    ltransport *t = toltransport(c);
+    int msg = LUA_NOREF;
+    if (rdL_pcall(c->loop->data, tramp_made, t, NULL, &msg) != LUA_OK) fail(t, msg);
+}
+
+static void on_read(rd_conn_t *c, const char *data, size_t len)
+{
+    ltransport *t = toltransport(c);
+    lreactor *lr = c->loop->data;
+    struct span s = {data, len};
+    int msg = LUA_NOREF;
+    lr->where = "dataReceived";
+    if (rdL_pcall(lr, tramp_read, t, &s, &msg) != LUA_OK) fail(t, msg);
+}
+
+static void on_lost(rd_conn_t *c, int reason, int err)
+{
+    (void)reason, (void)err;
+    ltransport *t = toltransport(c);
+    lreactor *lr = c->loop->data;
+    rdL_pcall(lr, tramp_lost, t, NULL, NULL);
+    unpin(lr->L, lr, t); /* from here t is ordinary garbage */
+}
+
+void rdL_transport_setup(ltransport *t)
+{
+    t->conn.on_read = on_read;
+    t->conn.on_lost = on_lost;
+    t->conn.on_connect = on_made;
+}
+
+/*{====================================================================
+ * Accepting
+ *=====================================================================*/
+
+static int tramp_alloc(lua_State *L)
+{
+    llistener *ls = lua_touserdata(L, 1);
+    ltransport **out = lua_touserdata(L, 2);
+    lreactor *lr = ls->listener.loop->data;
+    ltransport *t = rdL_newtransport(L, lr);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->ref);
+    lua_getiuservalue(L, -1, 1);
+    lua_setiuservalue(L, -3, RDL_UV_FACTORY);
+    *out = t;
+    return 0;
+}
+
+static rd_conn_t *listener_alloc(rd_listener_t *l)
+{
+    llistener *ls = rd__container(l, llistener, listener);
+    lreactor *lr = l->loop->data;
+    ltransport *t = NULL;
+    lr->where = "accept";
+    if (rdL_pcall(lr, tramp_alloc, ls, &t, NULL) != LUA_OK) return NULL;
+    rdL_transport_setup(t);
+    return &t->conn;
+}
+
+static void listener_accept(rd_listener_t *l, rd_conn_t *c)
+{
+    (void)l;
+    on_made(c);
+}
+
+/*{====================================================================
+ * Listener userdata
+ *=====================================================================*/
+
+static llistener *checklistener(lua_State *L)
+{
+    return luaL_checkudata(L, 1, RDL_LISTENER);
+}
+
+static int listener_close(lua_State *L, llistener *ls)
+{
+    if (ls->listener.fd < 0) return 0;
+    lreactor *lr = ls->listener.loop->data;
+    rd_listener_close(&ls->listener);
+    if (ls->ref != LUA_NOREF) {
+        rdL_unpin(L, &ls->ref);
+        lr->nlisteners--;
+    }
+    return 1;
+}
+
+void rdL_listener_close(lua_State *L, rd_listener_t *l)
+{
+    listener_close(L, rd__container(l, llistener, listener));
+}
+
+static int listener_stop(lua_State *L)
+{
+    lua_pushboolean(L, listener_close(L, checklistener(L)));
+    return 1;
+}
+
+static int listener_gethost(lua_State *L)
+{
+    rdL_pushaddr(L, &checklistener(L)->listener.addr);
+    return 1;
+}
+
+static int listener_gc(lua_State *L)
+{
+    llistener *ls = checklistener(L);
+    if (ls->listener.fd >= 0) rd_listener_close(&ls->listener);
+    return 0;
+}
+
+static int listener_tostring(lua_State *L)
+{
+    llistener *ls = checklistener(L);
+    char host[64];
+    int port = rd_addr_host(&ls->listener.addr, host, sizeof host);
+    if (ls->listener.fd < 0)
+        lua_pushliteral(L, "Listener (closed)");
+    else
+        lua_pushfstring(L, "Listener (%s:%d)", host, port);
+    return 1;
+}
+
+/* listenTCP(port, factory [, interface | {interface=, backlog=}]) */
+int rdL_listen(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    lua_Integer port = luaL_checkinteger(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    const char *host = "127.0.0.1";
+    int backlog = 511;
+    if (lua_type(L, 3) == LUA_TSTRING) {
+        host = lua_tostring(L, 3);
+    } else if (lua_type(L, 3) == LUA_TTABLE) {
+        if (lua_getfield(L, 3, "interface") == LUA_TSTRING) host = lua_tostring(L, -1);
+        if (lua_getfield(L, 3, "backlog") == LUA_TNUMBER) backlog = (int)lua_tointeger(L, -1);
+    } else {
+        luaL_argexpected(L, lua_isnoneornil(L, 3), 3, "interface string or options table");
+    }
+    luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port must be 0..65535");
+    llistener *ls = lua_newuserdatauv(L, sizeof *ls, 1);
+    memset(ls, 0, sizeof *ls);
+    ls->listener.fd = -1;
+    ls->ref = LUA_NOREF;
+    luaL_setmetatable(L, RDL_LISTENER);
+    int r = rd_listener_open(&ls->listener, &lr->loop, host, (int)port, backlog);
+    if (r < 0) {
+        const char *where = strchr(host, ':') ? lua_pushfstring(L, "[%s]:%d", host, (int)port)
+                                              : lua_pushfstring(L, "%s:%d", host, (int)port);
+        return rdL_pushfail(L, r, where);
+    }
+    ls->listener.alloc = listener_alloc;
+    ls->listener.on_accept = listener_accept;
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, -2, 1);
+    rdL_pin(L, -1, &ls->ref);
+    lr->nlisteners++;
+    return 1;
+}
+
+/*{====================================================================
+ * Transport methods
+ *=====================================================================*/
+
+static void write1(lua_State *L, ltransport *t, int idx)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, idx, &len);
+    int st = t->conn.state;
+    if (st != RD_OPEN && st != RD_CONNECTING) return; /* closed: a no-op (Twisted) */
+    if (rd_conn_write(&t->conn, s, len) < 0) luaL_error(L, "not enough memory");
+}
+
+static int transport_write(lua_State *L)
+{
+    write1(L, checktransport(L), 2);
+    return 0;
+}
+
+static int transport_writesequence(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        write1(L, t, -1);
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+static int transport_lose(lua_State *L)
+{
+    lua_pushboolean(L, rd_conn_lose(&checktransport(L)->conn) == 0);
+    return 1;
+}
+
+static int transport_abort(lua_State *L)
+{
+    lua_pushboolean(L, rd_conn_close(&checktransport(L)->conn, RD_ABORTED, 0) == 0);
+    return 1;
+}
+
+static int transport_getpeer(lua_State *L)
+{
+    rdL_pushaddr(L, &checktransport(L)->conn.peer);
+    return 1;
+}
+
+static int transport_gethost(lua_State *L)
+{
+    rdL_pushaddr(L, &checktransport(L)->conn.host);
+    return 1;
+}
+
+static int transport_tostring(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    if (t->conn.state == RD_CLOSED) {
+        lua_pushliteral(L, "Transport (closed)");
+    } else {
+        char host[64];
+        int port = rd_addr_host(&t->conn.peer, host, sizeof host);
+        lua_pushfstring(L, "Transport (%s:%d)", host, port);
+    }
+    return 1;
+}
+
+/* Only reached once nothing pins it (closed and reported), or at lua_close:
+ * then detach without calling Lua. */
+static int transport_gc(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    rd_conn_detach(&t->conn);
+    return 0;
+}
+
+void rdL_open_transport(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"write", transport_write},
+        {"writeSequence", transport_writesequence},
+        {"loseConnection", transport_lose},
+        {"abortConnection", transport_abort},
+        {"getPeer", transport_getpeer},
+        {"getHost", transport_gethost},
+        {NULL, NULL},
+    };
+    static const luaL_Reg meta[] = {
+        {"__gc", transport_gc},
+        {"__close", transport_abort},
+        {"__tostring", transport_tostring},
+        {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, RDL_TRANSPORT)) {
+        luaL_setfuncs(L, meta, 0);
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+    static const luaL_Reg lmethods[] = {
+        {"getHost", listener_gethost},
+        {"stopListening", listener_stop},
+        {NULL, NULL},
+    };
+    static const luaL_Reg lmeta[] = {
+        {"__gc", listener_gc},
+        {"__close", listener_stop},
+        {"__tostring", listener_tostring},
+        {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, RDL_LISTENER)) {
+        luaL_setfuncs(L, lmeta, 0);
+        luaL_newlib(L, lmethods);
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 1);
+}
+
+/*{====================================================================
+ * Outgoing connections
+ *=====================================================================*/
+
+/* core.connectTCP(host, port, factory, connector [, timeout]) -> transport */
+int rdL_connect(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    const char *host = luaL_checkstring(L, 1);
+    lua_Integer port = luaL_checkinteger(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    double timeout = luaL_optnumber(L, 5, 30.0);
+    luaL_argcheck(L, port > 0 && port <= 65535, 2, "port must be 1..65535");
+    rd_addr_t to;
+    int r = rd_addr_parse(&to, host, (int)port);
+    if (r < 0) return rdL_pushfail(L, r, host);
+    ltransport *t = rdL_newtransport(L, lr);
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, -2, RDL_UV_FACTORY);
+    lua_pushvalue(L, 4);
+    lua_setiuservalue(L, -2, RDL_UV_CONNECTOR);
+    t->outgoing = 1;
+    rdL_transport_setup(t);
+    r = rd_conn_connect(&t->conn, &lr->loop, &to, timeout);
+    if (r < 0) {
+        unpin(L, lr, t);
+        return rdL_pushfail(L, r, lua_pushfstring(L, "%s:%d", host, (int)port));
+    }
+    return 1;
+}

@@ -1,0 +1,147 @@
+/*
+ * main.c: the reactord daemon. Options are parsed here; everything after
+ * (loading the script, listening, signals) is scripts/reactor/daemon.lua,
+ * run under lua_pcall like lua.c's pmain, so any failure becomes one
+ * "reactord: ..." line and a non-zero exit, never a C stack dump.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "rdlua.h"
+
+static const char usage[] =
+    "usage: reactord [options] SCRIPT [HOST]\n"
+    "\n"
+    "Serve the protocol in the Lua script SCRIPT on HOST (default 127.0.0.1).\n"
+    "\n"
+    "options:\n"
+    "  -p, --port PORT   TCP port (default: the script's `port`, else 1060; 0 = any free)\n"
+    "      --check       load and validate SCRIPT, then exit (0 = ok, 1 = broken)\n"
+    "  -h, --help        show this help\n"
+    "  -V, --version     show the version\n"
+    "\n"
+    "SIGINT or SIGTERM stops the server; every connection is told (connectionLost).\n";
+
+struct options {
+    const char *script, *host;
+    long port; /* -1 = not given */
+    int check;
+};
+
+static int fail_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "reactord: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see reactord --help)\n");
+    return 2;
+}
+
+/* 0 = run, -1 = exit 0 (help/version printed), >0 = exit with that code */
+static int parse(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},
+        {"check", no_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    o->script = o->host = NULL;
+    o->port = -1;
+    o->check = 0;
+    opterr = 0; /* we say it ourselves, in one line */
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":p:hV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'p': {
+            char *end;
+            long p = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || p < 0 || p > 65535)
+                return fail_usage("bad port '%s': expected 0..65535", optarg);
+            o->port = p;
+            break;
+        }
+        case 'c':
+            o->check = 1;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return -1;
+        case 'V':
+            printf("reactord %s\n", RD_VERSION);
+            return -1;
+        case ':':
+            return fail_usage("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return fail_usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    int rest = argc - optind;
+    if (rest < 1) return fail_usage("%smissing SCRIPT", "");
+    if (rest > 2) return fail_usage("unexpected argument '%s'", argv[optind + 2]);
+    o->script = argv[optind];
+    if (rest == 2) o->host = argv[optind + 1];
+    return 0;
+}
+
+/* Runs protected: require "reactor.daemon" and call its main(options). */
+static int pmain(lua_State *L)
+{
+    const struct options *o = lua_touserdata(L, 1);
+    luaL_openlibs(L);
+    rdL_preload(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "reactor.daemon");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, o->script);
+    lua_setfield(L, -2, "script");
+    if (o->host) {
+        lua_pushstring(L, o->host);
+        lua_setfield(L, -2, "host");
+    }
+    if (o->port >= 0) {
+        lua_pushinteger(L, o->port);
+        lua_setfield(L, -2, "port");
+    }
+    lua_pushboolean(L, o->check);
+    lua_setfield(L, -2, "check");
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    int r = parse(argc, argv, &o);
+    if (r != 0) return r < 0 ? 0 : r;
+    signal(SIGPIPE, SIG_IGN); /* core sends with MSG_NOSIGNAL; this covers scripts' C modules */
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "reactord: not enough memory\n");
+        return 1;
+    }
+    lua_pushcfunction(L, pmain);
+    lua_pushlightuserdata(L, &o);
+    int status = lua_pcall(L, 1, 1, 0);
+    int code;
+    if (status != LUA_OK) {
+        /* daemon.lua raises user errors as plain "what went wrong" strings */
+        const char *msg = lua_tostring(L, -1);
+        fprintf(stderr, "reactord: %s\n", msg ? msg : "(error object is not a string)");
+        code = 1;
+    } else {
+        code = (int)lua_tointeger(L, -1);
+    }
+    fflush(stdout);
+    lua_close(L);
+    return code;
+}

@@ -1,0 +1,95 @@
+/*
+ * rdlua.h: internal to the Lua binding. The userdata layouts, and the
+ * helpers every binding file shares.
+ *
+ * Ownership (see README "Lifetimes"): each C object Lua can see is one full
+ * userdata that embeds its core struct. While libev may call it (an open
+ * connection, an active timer, a listening socket) it is pinned by exactly
+ * one registry ref; closing it in core unpins it once its last callback ran,
+ * and from then on it is ordinary garbage. __gc only ever detaches.
+ */
+#ifndef RDLUA_H
+#define RDLUA_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "rd.h"
+
+#define RDL_LOOP "reactor.Loop"
+#define RDL_TRANSPORT "reactor.Transport"
+#define RDL_TIMER "reactor.DelayedCall"
+#define RDL_LISTENER "reactor.Listener"
+#define RDL_LOOP_KEY "reactor.loop" /* registry: the state's one loop */
+
+enum { RDL_NSIGNALS = 6 };
+
+typedef struct lreactor {
+    rd_loop_t loop;
+    lua_State *L; /* the thread callbacks run on */
+    int running, stopping;
+    const char *where;                       /* the callback being run, for error messages */
+    size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
+    rd_signal_t signals[RDL_NSIGNALS];
+    int signal_refs[RDL_NSIGNALS];
+} lreactor;
+
+/* uservalues of a transport */
+enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR, RDL_TRANSPORT_UVS = 3 };
+
+typedef struct ltransport {
+    rd_conn_t conn;
+    int ref;                /* pins the userdata while core may call back */
+    int err_ref;            /* the error message that closed it, if any */
+    unsigned char made;     /* connectionMade has been called */
+    unsigned char outgoing; /* made by connectTCP */
+} ltransport;
+
+typedef struct ltimer {
+    rd_timer_t timer;
+    int ref; /* pinned while active */
+} ltimer;
+
+typedef struct llistener {
+    rd_listener_t listener;
+    int ref; /* pinned while listening */
+} llistener;
+
+/* lcall.c */
+/* Call the C function fn with n light-userdata-free args under a message
+ * handler; log and return non-zero on error. The error message, if wanted,
+ * is left in *msg_ref as a registry ref (else LUA_NOREF). */
+int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref);
+/* One log record on stderr: "reactord: " + message. */
+void rdL_log(const char *fmt, ...);
+/* Push nil, "NAME: message (where)", "NAME"; return 3. */
+int rdL_pushfail(lua_State *L, int err, const char *where);
+/* Push {type="TCP", host=, port=} for an address. */
+void rdL_pushaddr(lua_State *L, const rd_addr_t *a);
+/* Pin/unpin the value at idx; idempotent. */
+void rdL_pin(lua_State *L, int idx, int *ref);
+void rdL_unpin(lua_State *L, int *ref);
+
+/* lreactor.c */
+lreactor *rdL_reactor(lua_State *L); /* the loop of this state */
+
+/* ltransport.c */
+void rdL_open_transport(lua_State *L);
+ltransport *rdL_newtransport(lua_State *L, lreactor *lr); /* pushed and pinned */
+void rdL_transport_setup(ltransport *t);                  /* core callbacks */
+int rdL_connect(lua_State *L);
+int rdL_listen(lua_State *L);
+void rdL_listener_close(lua_State *L, rd_listener_t *l); /* and unpin */
+
+/* ltimer.c */
+void rdL_open_timer(lua_State *L);
+int rdL_calllater(lua_State *L);
+void rdL_timer_cancel(lua_State *L, rd_timer_t *t); /* stop and unpin */
+
+/* lscripts.c: package.preload for reactor.core and the embedded scripts */
+void rdL_preload(lua_State *L);
+
+int luaopen_reactor_core(lua_State *L);
+int luaopen_reactor(lua_State *L);
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * rd.h: reactord's core, C on libev. No Lua in here.
+ *
+ * Every object is caller-allocated and _init'ed (as libev watchers are), so
+ * an owner (the Lua binding, a host program) can embed it in memory it
+ * already manages. Functions return 0 or a negative errno; reactord's own
+ * errors use the RD_E* range below. Fields are tagged like ev.h:
+ * ro = read freely, rw = set before use, private = hands off.
+ */
+#ifndef RD_H
+#define RD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <ev.h>
+
+#define RD_VERSION "0.1.0"
+
+/* reactord's own error codes, below any errno */
+#define RD_EBASE (-20000)
+#define RD_ECLOSED (RD_EBASE - 1)  /* operation on a closed object */
+#define RD_ETOOBIG (RD_EBASE - 2)  /* a size limit was hit */
+#define RD_EBADADDR (RD_EBASE - 3) /* host is not a numeric address */
+
+/* Why a connection ended; passed to rd_lost_cb. */
+enum rd_reason {
+    RD_DONE = 0, /* closed cleanly: by us after flushing, or the peer's FIN */
+    RD_LOST,     /* the network failed (reset, broken pipe, ...) */
+    RD_ABORTED,  /* abortConnection: closed without flushing */
+    RD_TIMEOUT,  /* a timeout fired */
+    RD_REFUSED,  /* an outgoing connect was refused */
+    RD_ERROR     /* the owner closed it because its handler failed */
+};
+
+/* Error name ("EADDRINUSE") and message for a 0/-errno/RD_E* code. */
+const char *rd_err_name(int err);
+const char *rd_strerror(int err);
+/* Lower-case name of a reason ("done", "lost", ...). */
+const char *rd_reason_name(int reason);
+
+/*{====================================================================
+ * Addresses
+ *=====================================================================*/
+
+typedef union rd_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} rd_addr_t;
+
+/* Fill *a from a numeric IPv4/IPv6 host and a port; RD_EBADADDR if not numeric. */
+int rd_addr_parse(rd_addr_t *a, const char *host, int port);
+/* Write the numeric host into buf (>= 46 bytes); return the port. */
+int rd_addr_host(const rd_addr_t *a, char *buf, size_t size);
+/* Length of the sockaddr inside *a, for bind/connect. */
+socklen_t rd_addr_len(const rd_addr_t *a);
+
+/*{====================================================================
+ * Output buffer: a queue of chunks drawn from a pool, flushed by writev
+ *=====================================================================*/
+
+#define RD_CHUNK_SIZE 16384
+
+typedef struct rd_chunk {
+    struct rd_chunk *next;
+    uint32_t start, end, cap;
+    char data[];
+} rd_chunk_t;
+
+/* A free list of chunks, so a buffer that fills and drains every request
+ * allocates nothing in the steady state. One per loop. */
+typedef struct rd_pool {
+    rd_chunk_t *free; /* private */
+    unsigned nfree;   /* ro */
+    unsigned max;     /* rw: chunks kept at most */
+} rd_pool_t;
+
+typedef struct rd_buf {
+    rd_chunk_t *head, *tail; /* private */
+    size_t size;             /* ro: bytes queued */
+    rd_pool_t *pool;         /* private */
+} rd_buf_t;
+
+void rd_pool_init(rd_pool_t *p, unsigned max);
+/* Free every cached chunk. */
+void rd_pool_destroy(rd_pool_t *p);
+
+void rd_buf_init(rd_buf_t *b, rd_pool_t *pool);
+/* Append a copy of data; -ENOMEM on allocation failure (nothing appended). */
+int rd_buf_append(rd_buf_t *b, const void *data, size_t len);
+/* Fill up to max iovecs with the queued bytes, in order; return how many. */
+int rd_buf_iov(const rd_buf_t *b, struct iovec *iov, int max);
+/* Drop the first n bytes (n <= size); drained chunks return to the pool. */
+void rd_buf_consume(rd_buf_t *b, size_t n);
+/* Drop everything. */
+void rd_buf_clear(rd_buf_t *b);
+
+/*{====================================================================
+ * Loop
+ *=====================================================================*/
+
+typedef struct rd_loop rd_loop_t;
+typedef struct rd_conn rd_conn_t;
+typedef struct rd_listener rd_listener_t;
+typedef struct rd_timer rd_timer_t;
+
+/* Doubly linked list node used by the loop's registries. */
+typedef struct rd_link {
+    struct rd_link *next, *prev;
+} rd_link_t;
+
+struct rd_loop {
+    struct ev_loop *ev;  /* ro: the libev loop, own or injected */
+    void *data;          /* rw: the owner's */
+    char *rbuf;          /* private: shared read buffer */
+    size_t rbuf_size;    /* ro */
+    rd_pool_t pool;      /* private: output chunks */
+    rd_link_t conns;     /* private: every conn not yet CLOSED */
+    rd_link_t queue;     /* private: conns to flush or to report lost */
+    rd_link_t timers;    /* private: active timers */
+    rd_link_t listeners; /* private: open listeners */
+    ev_prepare prepare;  /* private: settles before the loop sleeps */
+    int own_ev;          /* private */
+    int settling;        /* private */
+    size_t nconns;       /* ro: open or closing connections */
+    size_t ntimers;      /* ro: active timers */
+    size_t nlisteners;   /* ro: open listeners */
+    size_t refused;      /* ro: connections refused (EMFILE, alloc failure) */
+    int spare_fd;        /* private: given up to accept-and-close under EMFILE */
+};
+
+/* Set up a loop on ev, or on a new libev loop of its own when ev is NULL. */
+int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev);
+/* Release what init took; close every listener, conn and timer first. */
+void rd_loop_destroy(rd_loop_t *loop);
+/* Run until rd_loop_break or nothing is left to watch. */
+void rd_loop_run(rd_loop_t *loop);
+/* Run one iteration; block for events when wait is non-zero. */
+void rd_loop_step(rd_loop_t *loop, int wait);
+/* Make rd_loop_run return after the current iteration. */
+void rd_loop_break(rd_loop_t *loop);
+/* Flush queued writes and report lost connections, until both are empty.
+ * Called after every callback the core makes; an owner calls it after
+ * callbacks of its own that may have written. */
+void rd_loop_settle(rd_loop_t *loop);
+/* The loop's notion of now, monotonic seconds. */
+double rd_now(const rd_loop_t *loop);
+
+/*{====================================================================
+ * Connections
+ *=====================================================================*/
+
+enum rd_conn_state { RD_CONNECTING = 1, RD_OPEN, RD_CLOSING, RD_CLOSED };
+
+/* Bytes arrived; data points into the loop's shared buffer (valid only
+ * during the call). */
+typedef void (*rd_read_cb)(rd_conn_t *c, const char *data, size_t len);
+/* The connection is closed (its fd is gone); called exactly once, never from
+ * inside another callback of the core. err is 0 or a -errno. */
+typedef void (*rd_lost_cb)(rd_conn_t *c, int reason, int err);
+/* An outgoing connect succeeded; the conn is OPEN and reading. A failed
+ * connect is reported through rd_lost_cb (RD_REFUSED, RD_TIMEOUT, RD_LOST). */
+typedef void (*rd_connect_cb)(rd_conn_t *c);
+
+struct rd_conn {
+    ev_io rio, wio;           /* private */
+    ev_timer timer;           /* private: connect timeout */
+    rd_loop_t *loop;          /* ro */
+    int fd;                   /* ro: -1 once closed */
+    int state;                /* ro: enum rd_conn_state */
+    int reason, err;          /* ro: why it closed, once CLOSED */
+    unsigned queued;          /* private: on loop->queue */
+    rd_link_t link;           /* private: in loop->conns */
+    rd_link_t qlink;          /* private: in loop->queue */
+    rd_buf_t out;             /* private: queued output */
+    rd_addr_t peer, host;     /* ro: cached, valid after close */
+    rd_read_cb on_read;       /* rw */
+    rd_lost_cb on_lost;       /* rw: NULL = no notification (finalizers) */
+    rd_connect_cb on_connect; /* rw */
+    void *data;               /* rw */
+};
+
+/* Adopt an accepted, non-blocking fd; the conn is OPEN but not yet reading
+ * (a listener starts reading once its on_accept returns). */
+void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer);
+/* Start an outgoing connection; on_connect reports the result. timeout <= 0: none. */
+int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout);
+/* Start reading (after init, or to resume). */
+void rd_conn_start(rd_conn_t *c);
+/* Queue data; it goes out when the current callback returns. No-op unless OPEN. */
+int rd_conn_write(rd_conn_t *c, const void *data, size_t len);
+/* Stop reading, flush what is queued, then close with RD_DONE. 0, or RD_ECLOSED. */
+int rd_conn_lose(rd_conn_t *c);
+/* Close now, dropping queued output. Idempotent: RD_ECLOSED the second time.
+ * on_lost runs later, once, from rd_loop_settle. */
+int rd_conn_close(rd_conn_t *c, int reason, int err);
+/* Close without any notification and leave no trace in the loop: for a
+ * finalizer freeing c's memory. Safe in any state. */
+void rd_conn_detach(rd_conn_t *c);
+/* Write what the socket takes now without waiting, then close (RD_DONE):
+ * for shutting down. */
+void rd_conn_finish(rd_conn_t *c);
+/* Bytes waiting to be written. */
+size_t rd_conn_pending(const rd_conn_t *c);
+
+/*{====================================================================
+ * Listeners
+ *=====================================================================*/
+
+/* Memory for a new connection, from the owner; NULL refuses it. */
+typedef rd_conn_t *(*rd_alloc_cb)(rd_listener_t *l);
+/* A connection was accepted into c (already rd_conn_init'ed). Call
+ * rd_conn_start to read, or close it. */
+typedef void (*rd_accept_cb)(rd_listener_t *l, rd_conn_t *c);
+
+struct rd_listener {
+    ev_io io;               /* private */
+    rd_loop_t *loop;        /* ro */
+    int fd;                 /* ro: -1 when closed */
+    rd_addr_t addr;         /* ro: bound address (real port when asked for 0) */
+    rd_link_t link;         /* private */
+    unsigned accepts;       /* rw: accepts per wake-up (default 64) */
+    rd_alloc_cb alloc;      /* rw */
+    rd_accept_cb on_accept; /* rw */
+    void *data;             /* rw */
+};
+
+/* Bind and listen on host:port (numeric, v4 or v6) and start accepting. */
+int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog);
+/* Stop accepting and close the socket; idempotent. */
+void rd_listener_close(rd_listener_t *l);
+
+/*{====================================================================
+ * Timers
+ *=====================================================================*/
+
+typedef void (*rd_timer_cb)(rd_timer_t *t);
+
+struct rd_timer {
+    ev_timer w;      /* private */
+    rd_loop_t *loop; /* ro */
+    rd_link_t link;  /* private */
+    rd_timer_cb cb;  /* rw */
+    void *data;      /* rw */
+};
+
+void rd_timer_init(rd_timer_t *t, rd_loop_t *loop, rd_timer_cb cb);
+/* Fire after `after` seconds, then every `repeat` seconds if repeat > 0. */
+void rd_timer_start(rd_timer_t *t, double after, double repeat);
+/* Stop; idempotent. */
+void rd_timer_stop(rd_timer_t *t);
+int rd_timer_active(const rd_timer_t *t);
+/* Seconds until it fires (0 when inactive). */
+double rd_timer_remaining(const rd_timer_t *t);
+
+/*{====================================================================
+ * Signals
+ *=====================================================================*/
+
+typedef struct rd_signal rd_signal_t;
+typedef void (*rd_signal_cb)(rd_signal_t *s);
+
+struct rd_signal {
+    ev_signal w;     /* private */
+    rd_loop_t *loop; /* ro */
+    rd_signal_cb cb; /* rw */
+    void *data;      /* rw */
+};
+
+/* Watch signum; the handler runs from the loop, never in signal context. */
+void rd_signal_start(rd_signal_t *s, rd_loop_t *loop, int signum, rd_signal_cb cb);
+void rd_signal_stop(rd_signal_t *s);
+
+/*{====================================================================
+ * Internal, shared between core files
+ *=====================================================================*/
+
+void rd__link_init(rd_link_t *l);
+void rd__link_add(rd_link_t *head, rd_link_t *l);
+void rd__link_del(rd_link_t *l);
+#define rd__container(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
+/* A conn to flush or report on at the next settle. */
+void rd__queue(rd_conn_t *c);
+/* Write what is queued; return non-zero if the conn closed. */
+int rd__conn_flush(rd_conn_t *c);
+/* Deliver on_lost for a closed, queued conn. */
+void rd__conn_report(rd_conn_t *c);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * rd_buf.c: output queue of chunks. Small writes are copied into the tail
+ * chunk; a write larger than a chunk gets a chunk of its own size. Drained
+ * chunks go back to a per-loop pool, so a connection that writes and flushes
+ * on every request allocates nothing once the pool is warm.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rd.h"
+
+void rd_pool_init(rd_pool_t *p, unsigned max)
+{
+    p->free = NULL;
+    p->nfree = 0;
+    p->max = max;
+}
+
+void rd_pool_destroy(rd_pool_t *p)
+{
+    while (p->free) {
+        rd_chunk_t *k = p->free;
+        p->free = k->next;
+        free(k);
+    }
+    p->nfree = 0;
+}
+
+static rd_chunk_t *chunk_new(rd_pool_t *p, size_t need)
+{
+    rd_chunk_t *k;
+    if (need <= RD_CHUNK_SIZE && p && p->free) {
+        k = p->free;
+        p->free = k->next;
+        p->nfree--;
+    } else {
+        size_t cap = need > RD_CHUNK_SIZE ? need : RD_CHUNK_SIZE;
+        if (cap > UINT32_MAX) return NULL;
+        k = malloc(sizeof *k + cap);
+        if (!k) return NULL;
+        k->cap = (uint32_t)cap;
+    }
+    k->next = NULL;
+    k->start = k->end = 0;
+    return k;
+}
+
+static void chunk_free(rd_pool_t *p, rd_chunk_t *k)
+{
+    if (p && k->cap == RD_CHUNK_SIZE && p->nfree < p->max) {
+        k->next = p->free;
+        p->free = k;
+        p->nfree++;
+    } else {
+        free(k);
+    }
+}
+
+void rd_buf_init(rd_buf_t *b, rd_pool_t *pool)
+{
+    b->head = b->tail = NULL;
+    b->size = 0;
+    b->pool = pool;
+}
+
+int rd_buf_append(rd_buf_t *b, const void *data, size_t len)
+{
+    const char *s = data;
+    if (len == 0) return 0;
+    if (b->tail) { /* fill what is left of the tail first */
+        rd_chunk_t *t = b->tail;
+        size_t room = t->cap - t->end;
+        if (room >= len) {
+            memcpy(t->data + t->end, s, len);
+            t->end += (uint32_t)len;
+            b->size += len;
+            return 0;
+        }
+    }
+    rd_chunk_t *k = chunk_new(b->pool, len);
+    if (!k) return -ENOMEM;
+    memcpy(k->data, s, len);
+    k->end = (uint32_t)len;
+    if (b->tail)
+        b->tail->next = k;
+    else
+        b->head = k;
+    b->tail = k;
+    b->size += len;
+    return 0;
+}
+
+int rd_buf_iov(const rd_buf_t *b, struct iovec *iov, int max)
+{
+    int n = 0;
+    for (rd_chunk_t *k = b->head; k && n < max; k = k->next) {
+        iov[n].iov_base = k->data + k->start;
+        iov[n].iov_len = k->end - k->start;
+        n++;
+    }
+    return n;
+}
+
+void rd_buf_consume(rd_buf_t *b, size_t n)
+{
+    while (n > 0 && b->head) {
+        rd_chunk_t *k = b->head;
+        size_t avail = k->end - k->start;
+        if (n < avail) {
+            k->start += (uint32_t)n;
+            b->size -= n;
+            return;
+        }
+        n -= avail;
+        b->size -= avail;
+        b->head = k->next;
+        if (!b->head) b->tail = NULL;
+        chunk_free(b->pool, k);
+    }
+}
+
+void rd_buf_clear(rd_buf_t *b)
+{
+    rd_buf_consume(b, b->size);
+}

@@ -1,0 +1,247 @@
+/*
+ * rd_conn.c: a TCP connection. States run CONNECTING -> OPEN -> CLOSING
+ * (flushing) -> CLOSED, never back. rd_conn_close is the one place that
+ * releases the fd, the watchers and the output; it is idempotent, and it
+ * defers on_lost to the next settle so that connectionLost never runs nested
+ * inside another callback and the owner's memory stays pinned until then.
+ */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rd.h"
+
+#define RD_IOV_MAX 64
+
+static void read_cb(struct ev_loop *ev, ev_io *w, int revents);
+static void write_cb(struct ev_loop *ev, ev_io *w, int revents);
+
+static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
+{
+    c->loop = loop;
+    c->fd = fd;
+    c->reason = c->err = 0;
+    c->queued = 0;
+    rd__link_init(&c->qlink);
+    rd_buf_init(&c->out, &loop->pool);
+    c->peer = *peer;
+    memset(&c->host, 0, sizeof c->host);
+    ev_io_init(&c->rio, read_cb, fd, EV_READ);
+    ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+    ev_init(&c->timer, NULL);
+    rd__link_add(&loop->conns, &c->link);
+    loop->nconns++;
+}
+
+static void cache_host(rd_conn_t *c)
+{
+    socklen_t len = sizeof c->host;
+    if (getsockname(c->fd, &c->host.sa, &len) < 0) memset(&c->host, 0, sizeof c->host);
+}
+
+void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
+{
+    common_init(c, loop, fd, peer);
+    c->state = RD_OPEN;
+    cache_host(c);
+}
+
+void rd_conn_start(rd_conn_t *c)
+{
+    if (c->state == RD_OPEN && !ev_is_active(&c->rio)) ev_io_start(c->loop->ev, &c->rio);
+}
+
+int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
+{
+    if (c->state != RD_OPEN && c->state != RD_CONNECTING) return RD_ECLOSED;
+    int r = rd_buf_append(&c->out, data, len);
+    if (r == 0 && len) rd__queue(c);
+    return r;
+}
+
+size_t rd_conn_pending(const rd_conn_t *c)
+{
+    return c->out.size;
+}
+
+int rd_conn_lose(rd_conn_t *c)
+{
+    if (c->state == RD_CONNECTING) return rd_conn_close(c, RD_DONE, 0);
+    if (c->state != RD_OPEN) return RD_ECLOSED;
+    c->state = RD_CLOSING;
+    ev_io_stop(c->loop->ev, &c->rio);
+    rd__queue(c); /* the flush closes it once the output is gone */
+    return 0;
+}
+
+int rd_conn_close(rd_conn_t *c, int reason, int err)
+{
+    if (c->state == RD_CLOSED) return RD_ECLOSED;
+    rd_loop_t *loop = c->loop;
+    ev_io_stop(loop->ev, &c->rio);
+    ev_io_stop(loop->ev, &c->wio);
+    ev_timer_stop(loop->ev, &c->timer);
+    rd_buf_clear(&c->out);
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->state = RD_CLOSED;
+    c->reason = reason;
+    c->err = err;
+    rd__link_del(&c->link);
+    loop->nconns--;
+    if (c->on_lost) {
+        rd__queue(c);
+    } else if (c->queued) { /* a finalizer is freeing c: forget it */
+        rd__link_del(&c->qlink);
+        c->queued = 0;
+    }
+    return 0;
+}
+
+void rd_conn_detach(rd_conn_t *c)
+{
+    c->on_lost = NULL;
+    rd_conn_close(c, RD_ABORTED, 0);
+    if (c->queued) {
+        rd__link_del(&c->qlink);
+        c->queued = 0;
+    }
+}
+
+void rd_conn_finish(rd_conn_t *c)
+{
+    if (c->state == RD_OPEN || c->state == RD_CLOSING) rd__conn_flush(c);
+    rd_conn_close(c, RD_DONE, 0);
+}
+
+void rd__conn_report(rd_conn_t *c)
+{
+    if (c->on_lost) c->on_lost(c, c->reason, c->err);
+}
+
+/* One sendmsg per call in the common case; only an unwritten rest arms the
+ * write watcher (libuv's try-write first). */
+int rd__conn_flush(rd_conn_t *c)
+{
+    if (c->state == RD_CONNECTING || c->state == RD_CLOSED) return 0;
+    while (c->out.size) {
+        struct iovec iov[RD_IOV_MAX];
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = iov;
+        m.msg_iovlen = (size_t)rd_buf_iov(&c->out, iov, RD_IOV_MAX);
+        size_t want = 0;
+        for (size_t i = 0; i < m.msg_iovlen; i++)
+            want += iov[i].iov_len;
+        ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            rd_conn_close(c, RD_LOST, -errno);
+            return 1;
+        }
+        rd_buf_consume(&c->out, (size_t)n);
+        if ((size_t)n < want) break; /* the socket buffer is full */
+    }
+    if (c->out.size) {
+        if (!ev_is_active(&c->wio)) ev_io_start(c->loop->ev, &c->wio);
+        return 0;
+    }
+    ev_io_stop(c->loop->ev, &c->wio);
+    if (c->state == RD_CLOSING) {
+        rd_conn_close(c, RD_DONE, 0);
+        return 1;
+    }
+    return 0;
+}
+
+static void read_cb(struct ev_loop *ev, ev_io *w, int revents)
+{
+    (void)ev, (void)revents;
+    rd_conn_t *c = rd__container(w, rd_conn_t, rio);
+    rd_loop_t *loop = c->loop;
+    ssize_t n;
+    /* One read per wake-up: the loop is level-triggered, so a fast client
+     * gets its next turn after everyone else's. */
+    do
+        n = recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        c->on_read(c, loop->rbuf, (size_t)n);
+    else if (n == 0)
+        rd_conn_close(c, RD_DONE, 0);
+    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return;
+    else
+        rd_conn_close(c, RD_LOST, -errno);
+    rd_loop_settle(loop); /* c stays pinned until its report, in here */
+}
+
+static void write_cb(struct ev_loop *ev, ev_io *w, int revents)
+{
+    (void)ev, (void)revents;
+    rd_conn_t *c = rd__container(w, rd_conn_t, wio);
+    rd_loop_t *loop = c->loop;
+    rd__conn_flush(c);
+    rd_loop_settle(loop);
+}
+
+/*{====================================================================
+ * Outgoing connections
+ *=====================================================================*/
+
+static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
+{
+    (void)revents;
+    rd_conn_t *c = rd__container(w, rd_conn_t, wio);
+    rd_loop_t *loop = c->loop;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err) {
+        rd_conn_close(c, err == ECONNREFUSED ? RD_REFUSED : RD_LOST, -err);
+    } else {
+        ev_io_stop(ev, &c->wio);
+        ev_timer_stop(ev, &c->timer);
+        ev_set_cb(&c->wio, write_cb);
+        c->state = RD_OPEN;
+        cache_host(c);
+        ev_io_start(ev, &c->rio);
+        if (c->on_connect) c->on_connect(c);
+        if (c->state == RD_OPEN && c->out.size) rd__queue(c);
+    }
+    rd_loop_settle(loop);
+}
+
+static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev, (void)revents;
+    rd_conn_t *c = rd__container(w, rd_conn_t, timer);
+    rd_loop_t *loop = c->loop;
+    rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
+    rd_loop_settle(loop);
+}
+
+int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout)
+{
+    int fd = socket(to->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, &to->sa, rd_addr_len(to)) < 0 && errno != EINPROGRESS) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    common_init(c, loop, fd, to);
+    c->state = RD_CONNECTING;
+    /* even an immediate success is reported from the loop, never from here */
+    ev_set_cb(&c->wio, connected_cb);
+    ev_io_start(loop->ev, &c->wio);
+    if (timeout > 0) {
+        ev_timer_init(&c->timer, connect_timeout_cb, timeout, 0.);
+        ev_timer_start(loop->ev, &c->timer);
+    }
+    return 0;
+}

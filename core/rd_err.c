@@ -1,0 +1,50 @@
+/* rd_err.c: names and messages for errno values and reactord's own codes. */
+#include <errno.h>
+#include <string.h>
+
+#include "rd.h"
+
+const char *rd_err_name(int err)
+{
+    switch (-err) {
+    case 0:
+        return "OK";
+#define E(x)                                                                                       \
+    case x:                                                                                        \
+        return #x;
+        E(EADDRINUSE)
+        E(EADDRNOTAVAIL) E(EACCES) E(ECONNREFUSED) E(ECONNRESET) E(ETIMEDOUT) E(EPIPE) E(EMFILE)
+            E(ENFILE) E(ENOMEM) E(EINVAL) E(EHOSTUNREACH) E(ENETUNREACH) E(EAFNOSUPPORT) E(ENOBUFS)
+                E(EPERM) E(ENOENT) E(EAGAIN)
+#undef E
+    }
+    switch (err) {
+    case RD_ECLOSED:
+        return "ECLOSED";
+    case RD_ETOOBIG:
+        return "ETOOBIG";
+    case RD_EBADADDR:
+        return "EBADADDR";
+    }
+    return "EUNKNOWN";
+}
+
+const char *rd_strerror(int err)
+{
+    switch (err) {
+    case RD_ECLOSED:
+        return "connection is closed";
+    case RD_ETOOBIG:
+        return "size limit exceeded";
+    case RD_EBADADDR:
+        return "not a numeric IPv4 or IPv6 address";
+    }
+    return strerror(-err);
+}
+
+const char *rd_reason_name(int reason)
+{
+    static const char *const names[] = {"done", "lost", "aborted", "timeout", "refused", "error"};
+    if (reason < 0 || reason > RD_ERROR) return "error";
+    return names[reason];
+}

@@ -1,0 +1,106 @@
+/*
+ * rd_listener.c: a listening TCP socket. Accepts up to `accepts` connections
+ * per wake-up, and survives running out of descriptors with libev's
+ * spare-fd trick: give up the reserve, accept, close at once, take the
+ * reserve back. Otherwise a full fd table leaves the listener readable
+ * forever and the loop spins.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rd.h"
+
+static void take_spare(rd_loop_t *loop)
+{
+    if (loop->spare_fd < 0) loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void shed_one(rd_listener_t *l)
+{
+    rd_loop_t *loop = l->loop;
+    if (loop->spare_fd >= 0) {
+        close(loop->spare_fd);
+        loop->spare_fd = -1;
+    }
+    int fd = accept(l->fd, NULL, NULL);
+    if (fd >= 0) {
+        close(fd);
+        loop->refused++;
+    }
+    take_spare(loop);
+}
+
+static void accept_cb(struct ev_loop *ev, ev_io *w, int revents)
+{
+    (void)ev, (void)revents;
+    rd_listener_t *l = rd__container(w, rd_listener_t, io);
+    rd_loop_t *loop = l->loop;
+    int one = 1;
+    for (unsigned i = 0; i < l->accepts; i++) {
+        rd_addr_t peer;
+        socklen_t len = sizeof peer;
+        int fd = accept4(l->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                shed_one(l);
+                continue;
+            }
+            break; /* EAGAIN, or an error the next wake-up will see again */
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        rd_conn_t *c = l->alloc(l);
+        if (!c) {
+            close(fd);
+            loop->refused++;
+            continue;
+        }
+        rd_conn_init(c, loop, fd, &peer);
+        l->on_accept(l, c);
+        if (c->state == RD_OPEN) rd_conn_start(c);
+        if (l->fd < 0) break; /* closed by its own callback */
+    }
+    rd_loop_settle(loop); /* l may be freed from here on */
+}
+
+int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog)
+{
+    l->loop = loop;
+    l->fd = -1;
+    l->accepts = 64;
+    rd__link_init(&l->link);
+    int r = rd_addr_parse(&l->addr, host, port);
+    if (r < 0) return r;
+    int fd = socket(l->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, &l->addr.sa, rd_addr_len(&l->addr)) < 0 ||
+        listen(fd, backlog > 0 ? backlog : 511) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    socklen_t len = sizeof l->addr;
+    getsockname(fd, &l->addr.sa, &len); /* the real port when 0 was asked */
+    l->fd = fd;
+    take_spare(loop);
+    ev_io_init(&l->io, accept_cb, fd, EV_READ);
+    ev_io_start(loop->ev, &l->io);
+    rd__link_add(&loop->listeners, &l->link);
+    loop->nlisteners++;
+    return 0;
+}
+
+void rd_listener_close(rd_listener_t *l)
+{
+    if (l->fd < 0) return;
+    ev_io_stop(l->loop->ev, &l->io);
+    close(l->fd);
+    l->fd = -1;
+    rd__link_del(&l->link);
+    l->loop->nlisteners--;
+}

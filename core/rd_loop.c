@@ -1,0 +1,161 @@
+/*
+ * rd_loop.c: the loop object. It owns what every connection shares (the read
+ * buffer, the chunk pool) and the queue that makes writes coalesce: a
+ * connection written to during a callback is queued, and the queue is
+ * settled (one writev per connection, then the lost reports) when the
+ * callback returns, with an ev_prepare watcher as the backstop before the
+ * loop sleeps (Redis's beforeSleep).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "rd.h"
+
+#define RD_READ_BUFFER 65536
+#define RD_POOL_CHUNKS 64
+
+void rd__link_init(rd_link_t *l)
+{
+    l->next = l->prev = l;
+}
+
+void rd__link_add(rd_link_t *head, rd_link_t *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+
+void rd__link_del(rd_link_t *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->next = l->prev = l;
+}
+
+void rd__queue(rd_conn_t *c)
+{
+    if (c->queued) return;
+    c->queued = 1;
+    rd__link_add(&c->loop->queue, &c->qlink);
+}
+
+static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
+{
+    (void)ev, (void)revents;
+    rd_loop_settle(rd__container(w, rd_loop_t, prepare));
+}
+
+int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
+{
+    loop->own_ev = 0;
+    if (!ev) {
+        ev = ev_loop_new(EVFLAG_AUTO);
+        if (!ev) return -ENOMEM;
+        loop->own_ev = 1;
+    }
+    loop->rbuf = malloc(RD_READ_BUFFER);
+    if (!loop->rbuf) {
+        if (loop->own_ev) ev_loop_destroy(ev);
+        return -ENOMEM;
+    }
+    loop->ev = ev;
+    loop->data = NULL;
+    loop->rbuf_size = RD_READ_BUFFER;
+    rd_pool_init(&loop->pool, RD_POOL_CHUNKS);
+    rd__link_init(&loop->conns);
+    rd__link_init(&loop->queue);
+    rd__link_init(&loop->timers);
+    rd__link_init(&loop->listeners);
+    loop->settling = 0;
+    loop->spare_fd = -1;
+    loop->nconns = loop->ntimers = loop->nlisteners = loop->refused = 0;
+    ev_prepare_init(&loop->prepare, prepare_cb);
+    ev_prepare_start(ev, &loop->prepare);
+    ev_unref(ev); /* the flush hook alone must not keep the loop running */
+    return 0;
+}
+
+void rd_loop_destroy(rd_loop_t *loop)
+{
+    if (!loop->ev) return;
+    ev_ref(loop->ev);
+    ev_prepare_stop(loop->ev, &loop->prepare);
+    if (loop->own_ev) ev_loop_destroy(loop->ev);
+    loop->ev = NULL;
+    rd_pool_destroy(&loop->pool);
+    if (loop->spare_fd >= 0) close(loop->spare_fd);
+    loop->spare_fd = -1;
+    free(loop->rbuf);
+    loop->rbuf = NULL;
+}
+
+void rd_loop_run(rd_loop_t *loop)
+{
+    ev_run(loop->ev, 0);
+    rd_loop_settle(loop);
+}
+
+void rd_loop_step(rd_loop_t *loop, int wait)
+{
+    ev_run(loop->ev, wait ? EVRUN_ONCE : EVRUN_NOWAIT);
+    rd_loop_settle(loop);
+}
+
+void rd_loop_break(rd_loop_t *loop)
+{
+    ev_break(loop->ev, EVBREAK_ALL);
+}
+
+double rd_now(const rd_loop_t *loop)
+{
+    return ev_now(loop->ev);
+}
+
+void rd_loop_settle(rd_loop_t *loop)
+{
+    if (loop->settling) return; /* a report that writes is drained by the outer call */
+    loop->settling = 1;
+    while (loop->queue.next != &loop->queue) {
+        rd_link_t *l = loop->queue.next;
+        rd_conn_t *c = rd__container(l, rd_conn_t, qlink);
+        rd__link_del(l);
+        c->queued = 0;
+        if (c->state == RD_CLOSED)
+            rd__conn_report(c); /* may free c: not touched after */
+        else
+            rd__conn_flush(c);
+    }
+    loop->settling = 0;
+}
+
+/*{====================================================================
+ * Signals
+ *=====================================================================*/
+
+static void signal_cb(struct ev_loop *ev, ev_signal *w, int revents)
+{
+    (void)ev, (void)revents;
+    rd_signal_t *s = rd__container(w, rd_signal_t, w);
+    rd_loop_t *loop = s->loop;
+    s->cb(s);
+    rd_loop_settle(loop);
+}
+
+void rd_signal_start(rd_signal_t *s, rd_loop_t *loop, int signum, rd_signal_cb cb)
+{
+    s->loop = loop;
+    s->cb = cb;
+    ev_signal_init(&s->w, signal_cb, signum);
+    ev_signal_start(loop->ev, &s->w);
+    ev_unref(loop->ev); /* a handler alone does not keep the loop running */
+}
+
+void rd_signal_stop(rd_signal_t *s)
+{
+    if (!ev_is_active(&s->w)) return;
+    ev_ref(s->loop->ev);
+    ev_signal_stop(s->loop->ev, &s->w);
+}

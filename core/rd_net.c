@@ -1,0 +1,50 @@
+/* rd_net.c: numeric addresses and socket options. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+
+#include "rd.h"
+
+int rd_addr_parse(rd_addr_t *a, const char *host, int port)
+{
+    memset(a, 0, sizeof *a);
+    if (port < 0 || port > 65535) return -EINVAL;
+    if (inet_pton(AF_INET, host, &a->in.sin_addr) == 1) {
+        a->in.sin_family = AF_INET;
+        a->in.sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    /* accept "[::1]" as well as "::1" */
+    char tmp[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof tmp) {
+        memcpy(tmp, host + 1, n - 2);
+        tmp[n - 2] = '\0';
+        host = tmp;
+    }
+    if (inet_pton(AF_INET6, host, &a->in6.sin6_addr) == 1) {
+        a->in6.sin6_family = AF_INET6;
+        a->in6.sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    return RD_EBADADDR;
+}
+
+int rd_addr_host(const rd_addr_t *a, char *buf, size_t size)
+{
+    if (a->sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &a->in6.sin6_addr, buf, (socklen_t)size);
+        return ntohs(a->in6.sin6_port);
+    }
+    if (a->sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &a->in.sin_addr, buf, (socklen_t)size);
+        return ntohs(a->in.sin_port);
+    }
+    if (size) buf[0] = '\0';
+    return 0;
+}
+
+socklen_t rd_addr_len(const rd_addr_t *a)
+{
+    return a->sa.sa_family == AF_INET6 ? sizeof a->in6 : sizeof a->in;
+}

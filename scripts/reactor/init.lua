@@ -1,0 +1,86 @@
+-- reactor: the module scripts and the daemon use. The C half is
+-- reactor.core; this file adds Twisted's classes and the Lua-side helpers.
+local core = require "reactor.core"
+local protocol = require "reactor.protocol"
+local service = require "reactor.service"
+
+local reactor = {
+  core = core,
+  version = core.version,
+  Protocol = protocol.Protocol,
+  Factory = protocol.Factory,
+  ClientFactory = protocol.ClientFactory,
+  callLater = core.callLater,
+  run = core.run,
+  stop = core.stop,
+  running = core.running,
+  now = core.now,
+  onSignal = core.onSignal,
+}
+reactor.LoopingCall = require("reactor.loopingcall")(core)
+
+local function asfactory(f)
+  if getmetatable(f) == nil and f.protocol == nil then
+    -- a bare protocol class: serve it with a default factory
+    return protocol.Factory.forProtocol(f)
+  end
+  if f._instance_mt == nil then protocol.Factory.new(f) end
+  return f
+end
+
+--- listenTCP(port, factory [, interface | {interface=, backlog=}]) -> Listener | nil, msg, code
+function reactor.listenTCP(port, factory, opts)
+  assert(type(factory) == "table", "listenTCP: factory must be a table")
+  factory = asfactory(factory)
+  local listener, msg, code = core.listenTCP(port, factory, opts)
+  if not listener then return nil, msg, code end
+  factory:startFactory()
+  return listener
+end
+
+local Connector = {}
+Connector.__index = Connector
+
+function Connector:getDestination()
+  return { type = "TCP", host = self.host, port = self.port }
+end
+
+--- Drop the connection, or stop trying to make it.
+function Connector:disconnect()
+  if self.transport then self.transport:abortConnection() end
+end
+
+--- (Re)start connecting; failures go to factory:clientConnectionFailed.
+function Connector:connect()
+  local addrs, msg = core.getaddrinfo(self.host)
+  local t
+  if addrs then
+    t, msg = core.connectTCP(addrs[1], self.port, self.factory, self, self.timeout)
+  end
+  self.transport = t
+  self.factory:startedConnecting(self)
+  if not t then
+    -- report as Twisted does, from the loop, never from inside connectTCP
+    core.callLater(0, function()
+      self.factory:clientConnectionFailed(self, { type = "error", message = msg })
+    end)
+  end
+  return self
+end
+
+--- connectTCP(host, port, factory [, timeout = 30]) -> Connector
+function reactor.connectTCP(host, port, factory, timeout)
+  assert(type(factory) == "table", "connectTCP: factory must be a table")
+  if getmetatable(factory) == nil and factory.protocol == nil then
+    factory = protocol.ClientFactory.new({ protocol = factory })
+  elseif factory._instance_mt == nil then
+    protocol.Factory.new(factory)
+  end
+  local c = setmetatable({ host = host, port = port, factory = factory, timeout = timeout }, Connector)
+  return c:connect()
+end
+
+reactor.loadService = service.load
+reactor.asFactory = asfactory
+
+return reactor

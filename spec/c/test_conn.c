@@ -1,0 +1,186 @@
+/* test_conn.c: loops, timers, connections and listeners, without Lua. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rd.h"
+#include "test.h"
+
+static int fired;
+static void count_cb(rd_timer_t *t)
+{
+    (void)t;
+    fired++;
+}
+
+TEST(loop_timer_fires_once_and_stop_idempotent)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_timer_t t;
+    rd_timer_init(&t, &loop, count_cb);
+    rd_timer_start(&t, 0.001, 0);
+    CHECK_EQ(loop.ntimers, 1);
+    rd_loop_run(&loop); /* returns: nothing left to watch */
+    CHECK_EQ(fired, 1);
+    CHECK_EQ(loop.ntimers, 0);
+    CHECK(!rd_timer_active(&t));
+    rd_timer_stop(&t);
+    rd_timer_stop(&t);
+    CHECK_EQ(loop.ntimers, 0);
+    rd_loop_destroy(&loop);
+    rd_loop_destroy(&loop); /* idempotent */
+}
+
+TEST(loop_two_loops_in_one_process)
+{
+    rd_loop_t a, b;
+    CHECK_EQ(rd_loop_init(&a, NULL), 0);
+    CHECK_EQ(rd_loop_init(&b, ev_default_loop(0)), 0); /* an injected loop */
+    rd_timer_t ta, tb;
+    rd_timer_init(&ta, &a, count_cb);
+    rd_timer_init(&tb, &b, count_cb);
+    fired = 0;
+    rd_timer_start(&ta, 0, 0);
+    rd_timer_start(&tb, 0, 0);
+    rd_loop_run(&a);
+    CHECK_EQ(fired, 1); /* b's timer is b's business */
+    rd_loop_run(&b);
+    CHECK_EQ(fired, 2);
+    rd_loop_destroy(&a);
+    rd_loop_destroy(&b);
+}
+
+/* A conn on one end of a socketpair; the test drives the other end. */
+struct probe {
+    rd_conn_t c;
+    char got[256];
+    size_t ngot;
+    int lost, reason;
+};
+
+static void probe_read(rd_conn_t *c, const char *data, size_t len)
+{
+    struct probe *p = (struct probe *)c;
+    memcpy(p->got + p->ngot, data, len);
+    p->ngot += len;
+    /* two writes in one callback leave in one segment */
+    rd_conn_write(c, "echo:", 5);
+    rd_conn_write(c, data, len);
+}
+
+static void probe_lost(rd_conn_t *c, int reason, int err)
+{
+    (void)err;
+    struct probe *p = (struct probe *)c;
+    p->lost++;
+    p->reason = reason;
+    CHECK_EQ(c->fd, -1);
+}
+
+static void probe_open(rd_loop_t *loop, struct probe *p, int *peer)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    memset(p, 0, sizeof *p);
+    rd_addr_t none;
+    memset(&none, 0, sizeof none);
+    rd_conn_init(&p->c, loop, sv[0], &none);
+    p->c.on_read = probe_read;
+    p->c.on_lost = probe_lost;
+    rd_conn_start(&p->c);
+    *peer = sv[1];
+}
+
+TEST(conn_echo_over_socketpair)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    probe_open(&loop, &p, &peer);
+    CHECK_EQ(write(peer, "hi", 2), 2);
+    rd_loop_step(&loop, 1);
+    CHECK_EQ(p.ngot, 2);
+    char buf[64];
+    ssize_t n = read(peer, buf, sizeof buf);
+    CHECK_EQ(n, 7);
+    CHECK(memcmp(buf, "echo:hi", 7) == 0);
+    close(peer); /* FIN: the conn closes cleanly and says so once */
+    rd_loop_step(&loop, 1);
+    CHECK_EQ(p.lost, 1);
+    CHECK_EQ(p.reason, RD_DONE);
+    CHECK_EQ(loop.nconns, 0);
+    rd_loop_destroy(&loop);
+}
+
+TEST(conn_close_idempotent_and_lost_once)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    probe_open(&loop, &p, &peer);
+    CHECK_EQ(rd_conn_write(&p.c, "dropped", 7), 0);
+    CHECK_EQ(rd_conn_close(&p.c, RD_ABORTED, 0), 0);
+    CHECK_EQ(rd_conn_close(&p.c, RD_ABORTED, 0), RD_ECLOSED);
+    CHECK_EQ(rd_conn_lose(&p.c), RD_ECLOSED);
+    CHECK_EQ(rd_conn_write(&p.c, "x", 1), RD_ECLOSED);
+    CHECK_EQ(p.lost, 0); /* deferred: never nested in the caller */
+    rd_loop_settle(&loop);
+    CHECK_EQ(p.lost, 1);
+    CHECK_EQ(p.reason, RD_ABORTED);
+    rd_loop_settle(&loop);
+    CHECK_EQ(p.lost, 1);
+    char buf[16];
+    CHECK_EQ(read(peer, buf, sizeof buf), 0); /* aborted: nothing was sent */
+    rd_conn_detach(&p.c);                     /* a finalizer after close: harmless */
+    close(peer);
+    rd_loop_destroy(&loop);
+}
+
+TEST(conn_lose_flushes_before_close)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    probe_open(&loop, &p, &peer);
+    CHECK_EQ(rd_conn_write(&p.c, "bye", 3), 0);
+    CHECK_EQ(rd_conn_lose(&p.c), 0);
+    CHECK_EQ(rd_conn_lose(&p.c), RD_ECLOSED);
+    rd_loop_settle(&loop);
+    CHECK_EQ(p.lost, 1);
+    CHECK_EQ(p.reason, RD_DONE);
+    char buf[16];
+    CHECK_EQ(read(peer, buf, sizeof buf), 3);
+    CHECK_EQ(read(peer, buf, sizeof buf), 0);
+    close(peer);
+    rd_loop_destroy(&loop);
+}
+
+static rd_conn_t *no_alloc(rd_listener_t *l)
+{
+    (void)l;
+    return NULL;
+}
+
+TEST(listener_port_zero_and_in_use)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_listener_t a, b;
+    CHECK_EQ(rd_listener_open(&a, &loop, "127.0.0.1", 0, 16), 0);
+    a.alloc = no_alloc;
+    char host[64];
+    int port = rd_addr_host(&a.addr, host, sizeof host);
+    CHECK(port > 0);
+    CHECK_EQ(rd_listener_open(&b, &loop, "127.0.0.1", port, 16), -EADDRINUSE);
+    CHECK_EQ(rd_listener_open(&b, &loop, "not-an-ip", port, 16), RD_EBADADDR);
+    CHECK_EQ(loop.nlisteners, 1);
+    rd_listener_close(&a);
+    rd_listener_close(&a);
+    CHECK_EQ(loop.nlisteners, 0);
+    rd_loop_destroy(&loop);
+}

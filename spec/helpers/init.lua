@@ -1,0 +1,317 @@
+-- spec/helpers/init.lua — shared helpers for the reactord specs.
+--
+-- Usable both as `require "spec.helpers"` (run busted from the repo root) and
+-- as busted's --helper.  Nothing here sleeps: readiness is learnt from the
+-- daemon's first stdout line, and every blocking read has a deadline (socket
+-- timeout).  Every daemon runs under `timeout --foreground`, so a daemon that
+-- hangs (never prints its port line, ignores SIGTERM) is killed after
+-- REACTORD_DEADLINE seconds (default 60) instead of hanging the suite.
+--
+-- Environment:
+--   REACTORD          daemon binary (default build/reactord)
+--   REACTORD_WRAPPER  command prefixed to the daemon, e.g.
+--                     "valgrind -q --error-exitcode=99 --leak-check=full"
+--   REACTORD_DEADLINE seconds a daemon may live at most (default 60)
+
+local socket = require "socket"
+
+local M = {}
+
+M.SOCKET_TIMEOUT = tonumber(os.getenv("REACTORD_SOCKET_TIMEOUT")) or 10
+M.DEADLINE = tonumber(os.getenv("REACTORD_DEADLINE")) or 60
+
+function M.binary()
+  local b = os.getenv("REACTORD")
+  if b == nil or b == "" then b = "build/reactord" end
+  return b
+end
+
+function M.wrapper()
+  local w = os.getenv("REACTORD_WRAPPER")
+  if w == nil or w == "" then return nil end
+  return w
+end
+
+-- POSIX-shell single quoting.
+function M.quote(s)
+  s = tostring(s)
+  if s:match("^[%w%./_:=,+-]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function quote_all(list)
+  local out = {}
+  for i, a in ipairs(list) do out[i] = M.quote(a) end
+  return table.concat(out, " ")
+end
+
+local has_timeout = os.execute("command -v timeout >/dev/null 2>&1") == true
+
+-- the command prefix: deadline + optional wrapper + binary
+local function prefix()
+  local parts = {}
+  if has_timeout then
+    parts[#parts + 1] = "timeout --foreground -k 5 " .. tostring(M.DEADLINE)
+  end
+  if M.wrapper() then parts[#parts + 1] = M.wrapper() end
+  parts[#parts + 1] = M.quote(M.binary())
+  return table.concat(parts, " ")
+end
+
+---------------------------------------------------------------- temp files
+local temps = {}
+
+local function tmpname(suffix)
+  local name = os.tmpname()          -- creates the file
+  if suffix then
+    os.remove(name)
+    name = name .. suffix
+  end
+  temps[#temps + 1] = name
+  return name
+end
+M.tmpname = tmpname
+
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function write_file(path, s)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(s))
+  f:close()
+end
+
+-- write a throwaway protocol script, return its path (ends in .lua)
+function M.write_script(source)
+  local path = tmpname(".lua")
+  write_file(path, source)
+  return path
+end
+
+-- 1-based line number of the first line of `source` containing `marker`
+function M.line_of(source, marker)
+  local n = 0
+  for line in (source .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line:find(marker, 1, true) then return n end
+  end
+  error("marker not found: " .. marker)
+end
+
+-- split into lines (no trailing empty line)
+function M.lines(s)
+  local t = {}
+  for line in (s or ""):gmatch("([^\n]*)\n?") do t[#t + 1] = line end
+  while #t > 0 and t[#t] == "" do t[#t] = nil end
+  return t
+end
+
+------------------------------------------------------------------ daemons
+local live = {}
+
+-- pid of the (first) child of process `pid`, or nil
+local function child_of(pid)
+  local f = io.open(("/proc/%d/task/%d/children"):format(pid, pid), "r")
+  if not f then return nil end
+  local s = f:read("a") or ""
+  f:close()
+  return tonumber(s:match("%d+"))
+end
+
+local Daemon = {}
+Daemon.__index = Daemon
+
+function Daemon:stderr()
+  return M.read_file(self.errfile) or ""
+end
+
+-- send `sig` (default TERM), wait for the process to end.
+-- returns exit code (number) and how ("exit" or "signal")
+function Daemon:stop(sig)
+  if self.status then return self.status, self.how end
+  sig = sig or "TERM"
+  -- signal the daemon itself (not the `timeout` watching it: a KILL sent to
+  -- timeout would orphan the daemon); fall back to the process we started
+  local target = self.pid or self.spawned
+  os.execute("kill -" .. sig .. " " .. target .. " 2>/dev/null")
+  -- drain stdout to EOF (the process has exited, or the deadline killed it),
+  -- so a late stdout write cannot die of SIGPIPE; then pclose reaps it
+  self.stdout_rest = self.handle:read("a")
+  local _, how, code = self.handle:close()
+  self.status, self.how = code, how
+  for i, d in ipairs(live) do
+    if d == self then table.remove(live, i) break end
+  end
+  return code, how
+end
+
+-- has the process ended? (only meaningful before :stop)
+function Daemon:alive()
+  if self.status then return false end
+  return os.execute("kill -0 " .. (self.pid or self.spawned) .. " 2>/dev/null") == true
+end
+
+-- opts.script  : protocol script path (default examples/zen.lua)
+-- opts.args    : extra args after the script; "-p 0" is added unless they
+--                contain -p/--port
+-- opts.argv    : full raw argument list instead of script+args (no -p added)
+function M.start_daemon(opts)
+  opts = opts or {}
+  local argv
+  if opts.argv then
+    argv = opts.argv
+  else
+    argv = { opts.script or "examples/zen.lua" }
+    local has_port = false
+    for _, a in ipairs(opts.args or {}) do
+      argv[#argv + 1] = a
+      if a == "-p" or a == "--port" or a:match("^%-%-port=") or a:match("^%-p%d") then
+        has_port = true
+      end
+    end
+    if not has_port then
+      argv[#argv + 1] = "-p"
+      argv[#argv + 1] = "0"
+    end
+  end
+  local errfile = tmpname()
+  local cmd = prefix() .. " " .. quote_all(argv) .. " 2>" .. M.quote(errfile)
+  local handle = assert(io.popen("echo $$; exec " .. cmd, "r"))
+  local spawned = assert(tonumber(handle:read("l")), "no pid")
+  local d = setmetatable({ spawned = spawned, handle = handle,
+                           errfile = errfile, cmd = cmd }, Daemon)
+  if not has_timeout then d.pid = spawned end
+  live[#live + 1] = d
+  local line = handle:read("l")
+  d.first_line = line
+  if has_timeout then
+    -- the daemon is the child of `timeout` (a wrapper such as valgrind
+    -- runs the daemon in the same process)
+    d.pid = child_of(spawned)
+  end
+  local host, port = (line or ""):match("^reactord: listening on (.+):(%d+)$")
+  if not host then
+    -- EOF on stdout: the daemon has ended (or closed stdout), just reap it;
+    -- anything else on the first line: kill it
+    local code, how = d:stop(line == nil and "0" or "KILL")
+    error(("daemon did not report listening (got %q, %s %s)\ncommand: %s\nstderr:\n%s")
+      :format(tostring(line), tostring(how), tostring(code), cmd, d:stderr()), 2)
+  end
+  d.host = host:match("^%[(.*)%]$") or host
+  d.port = tonumber(port)
+  return d
+end
+
+-- run the daemon for a command that exits at once.
+-- returns exit code, stdout, stderr, how ("exit" / "signal")
+function M.run_daemon(args)
+  local out, err = tmpname(), tmpname()
+  local cmd = prefix() .. " " .. quote_all(args or {}) ..
+              " </dev/null >" .. M.quote(out) .. " 2>" .. M.quote(err)
+  local _, how, code = os.execute(cmd)
+  return code, M.read_file(out) or "", M.read_file(err) or "", how
+end
+
+-- stop (KILL) every daemon still running, remove temp files.  Call from after_each / teardown.
+function M.cleanup()
+  for i = #live, 1, -1 do
+    local d = live[i]
+    if d then d:stop("KILL") end
+  end
+  live = {}
+  for _, f in ipairs(temps) do os.remove(f) end
+  temps = {}
+end
+
+------------------------------------------------------------------ clients
+-- connect to host:port (default 127.0.0.1), socket has a deadline timeout
+function M.connect(port, host, timeout)
+  local s = assert(socket.tcp())
+  s:settimeout(timeout or M.SOCKET_TIMEOUT)
+  local ok, err = s:connect(host or "127.0.0.1", port)
+  if not ok then
+    s:close()
+    return nil, err
+  end
+  return s
+end
+
+-- send all of `data`, returns true or nil, err
+function M.send_all(sock, data)
+  local i = 1
+  local guard = 0
+  while i <= #data do
+    guard = guard + 1
+    if guard > #data + 1000 then return nil, "send made no progress" end
+    local last, err, partial = sock:send(data, i)
+    if last then return true end
+    if err ~= "timeout" then return nil, err end
+    i = partial + 1
+  end
+  return true
+end
+
+-- read exactly n bytes: returns data or nil, err, partial
+function M.read_exact(sock, n)
+  return sock:receive(n)
+end
+
+-- read until the data received ends with suffix (at most `max` bytes):
+-- returns data (including suffix) or nil, err, partial
+function M.read_until(sock, suffix, max)
+  max = max or 1024 * 1024
+  local buf = {}
+  local s = ""
+  for _ = 1, max do
+    local c, err = sock:receive(1)
+    if not c then return nil, err, table.concat(buf) end
+    buf[#buf + 1] = c
+    if c == suffix:sub(-1) then
+      s = table.concat(buf)
+      if s:sub(-#suffix) == suffix then return s end
+    end
+  end
+  return nil, "too long", table.concat(buf)
+end
+
+-- read until the peer closes: returns everything read and the end reason
+-- ("closed", "connection reset by peer", "timeout", ...)
+function M.read_to_eof(sock, max)
+  max = max or 64 * 1024 * 1024
+  local buf, total = {}, 0
+  while total < max do
+    local data, err, partial = sock:receive(65536)
+    local chunk = data or partial
+    if chunk and #chunk > 0 then
+      buf[#buf + 1] = chunk
+      total = total + #chunk
+    end
+    if not data then return table.concat(buf), err end
+  end
+  return table.concat(buf), "too long"
+end
+
+-- true when the next read sees end of stream (or a reset), nothing else
+function M.sees_eof(sock)
+  local data, err, partial = sock:receive(1)
+  if data then return false, "got data: " .. data end
+  if err == "closed" or err == "connection reset by peer" then
+    return true, err
+  end
+  return false, err .. " (partial " .. tostring(partial) .. ")"
+end
+
+-- a free TCP port on 127.0.0.1 (bound then released)
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+return M
