@@ -155,7 +155,9 @@ static struct {
     uint64_t mismatches, dropped, timeouts, connfail, retries;
     int reported;
     int interrupted;
-    struct rusage ru0;
+    struct rusage ru0, ru1;
+    int server_pid;            /* -S: sample this process's CPU time */
+    double srv_cpu0, srv_cpu1; /* its user+system seconds at start/end */
 } g;
 
 static struct ev_loop *loop;
@@ -167,6 +169,30 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* User + system CPU seconds of process pid (from /proc), or -1. */
+static double proc_cpu_secs(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ut, st;
+    if (!p ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static void sample_cpu(struct rusage *ru, double *srv)
+{
+    getrusage(RUSAGE_SELF, ru);
+    if (g.server_pid) *srv = proc_cpu_secs(g.server_pid);
 }
 
 static void finish(void);
@@ -483,7 +509,7 @@ static void phase_cb(struct ev_loop *l, ev_timer *w, int revents)
         memset(&g.hist, 0, sizeof g.hist);
         g.done = 0;
         g.t_measure_start = now_ns();
-        getrusage(RUSAGE_SELF, &g.ru0);
+        sample_cpu(&g.ru0, &g.srv_cpu0);
         if (!g.total) {
             ev_timer_set(&phase_w, g.duration, 0.);
             ev_timer_start(loop, &phase_w);
@@ -532,10 +558,12 @@ static void start_run(void)
 static void finish(void)
 {
     if (g.phase == P_DONE) return;
-    if (g.phase == P_MEASURE)
+    if (g.phase == P_MEASURE) {
         g.t_measure_end = now_ns();
-    else
+        sample_cpu(&g.ru1, &g.srv_cpu1);
+    } else {
         g.t_measure_end = g.t_measure_start = now_ns();
+    }
     g.phase = P_DONE;
     ev_break(loop, EVBREAK_ALL);
 }
@@ -563,6 +591,8 @@ static void usage(FILE *f)
                "  -P N     at most N connects unconfirmed at once (default 64)\n"
                "  -t SEC   reply time-out (default 5)\n"
                "  -C SEC   give up if the connections are not all up after SEC (default 60)\n"
+               "  -S PID   also report the CPU time process PID (the server) spent while\n"
+               "           measuring: srv_cpu (%% of one CPU) and srv_us_per_req\n"
                "  -q       quieter: no per-connection messages\n");
 }
 
@@ -604,7 +634,7 @@ int main(int argc, char **argv)
     g.connect_deadline = 60;
 
     int opt;
-    while ((opt = getopt(argc, argv, "c:d:n:w:iP:t:C:qh")) != -1) {
+    while ((opt = getopt(argc, argv, "c:d:n:w:iP:t:C:S:qh")) != -1) {
         switch (opt) {
         case 'c':
             g.conns = (int)parse_num(optarg, opt);
@@ -630,6 +660,9 @@ int main(int argc, char **argv)
             break;
         case 'C':
             g.connect_deadline = parse_num(optarg, opt);
+            break;
+        case 'S':
+            g.server_pid = (int)parse_num(optarg, opt);
             break;
         case 'q':
             g.quiet = 1;
@@ -690,17 +723,21 @@ int main(int argc, char **argv)
     ev_init(&phase_w, phase_cb);
 
     g.t_connect_start = ev_time();
-    getrusage(RUSAGE_SELF, &g.ru0);
     pump();
     if (g.phase != P_DONE) ev_run(loop, 0);
 
-    struct rusage ru1;
-    getrusage(RUSAGE_SELF, &ru1);
     double secs = (double)(g.t_measure_end - g.t_measure_start) / 1e9;
-    double cpu = (double)(ru1.ru_utime.tv_sec - g.ru0.ru_utime.tv_sec) +
-                 (double)(ru1.ru_stime.tv_sec - g.ru0.ru_stime.tv_sec) +
-                 (double)(ru1.ru_utime.tv_usec - g.ru0.ru_utime.tv_usec) / 1e6 +
-                 (double)(ru1.ru_stime.tv_usec - g.ru0.ru_stime.tv_usec) / 1e6;
+    const struct rusage *r0 = &g.ru0, *r1 = &g.ru1;
+    double cpu = (double)(r1->ru_utime.tv_sec - r0->ru_utime.tv_sec) +
+                 (double)(r1->ru_stime.tv_sec - r0->ru_stime.tv_sec) +
+                 (double)(r1->ru_utime.tv_usec - r0->ru_utime.tv_usec) / 1e6 +
+                 (double)(r1->ru_stime.tv_usec - r0->ru_stime.tv_usec) / 1e6;
+    char srv[96] = "";
+    if (g.server_pid && secs > 0 && g.done && g.srv_cpu0 >= 0 && g.srv_cpu1 >= 0) {
+        double sc = g.srv_cpu1 - g.srv_cpu0;
+        snprintf(srv, sizeof srv, " srv_cpu=%.0f%% srv_us_per_req=%.2f", 100.0 * sc / secs,
+                 sc * 1e6 / (double)g.done);
+    }
     int alive = g.ready + g.busy;
     uint64_t errors = g.mismatches + g.dropped + g.timeouts + g.connfail;
 
@@ -715,13 +752,13 @@ int main(int argc, char **argv)
                g.connfail, g.retries, errors);
     } else {
         printf("rd_loadgen: mode=load conns=%d connect_secs=%.3f secs=%.3f requests=%" PRIu64
-               " rps=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f cpu=%.0f%% mismatches=%" PRIu64
+               " rps=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f cpu=%.0f%%%s mismatches=%" PRIu64
                " dropped=%" PRIu64 " timeouts=%" PRIu64 " connfail=%" PRIu64 " retries=%" PRIu64
                " errors=%" PRIu64 "%s\n",
                g.conns, g.connect_secs, secs, g.done, secs > 0 ? (double)g.done / secs : 0.0,
                hist_pct(&g.hist, 50) / 1e3, hist_pct(&g.hist, 99) / 1e3, (double)g.hist.max / 1e3,
-               secs > 0 ? 100.0 * cpu / secs : 0.0, g.mismatches, g.dropped, g.timeouts, g.connfail,
-               g.retries, errors, g.interrupted ? " interrupted=1" : "");
+               secs > 0 ? 100.0 * cpu / secs : 0.0, srv, g.mismatches, g.dropped, g.timeouts,
+               g.connfail, g.retries, errors, g.interrupted ? " interrupted=1" : "");
     }
     fflush(stdout);
     freeaddrinfo(g.addr);

@@ -6,8 +6,9 @@
 #   REACTORD    reactord binary [build/reactord]       ZEN_SCRIPT  [examples/zen.lua]
 #   BUILD_DIR   where CMake put bench/ binaries [build]
 #   PEERS       servers to measure ["raw_zen reactord node_zen"]; node_zen only if node is on PATH
-#   CONNS       connection counts ["1 50 1000"]        DURATION  seconds measured per run [3]
-#   WARMUP      warm-up seconds per run [1]            IDLE_CONNS  idle connections for RSS [10000]
+#   CONNS       connection counts ["1 50 1000"]        DURATION  seconds measured per run [2]
+#   WARMUP      warm-up seconds per run [1]            REPEAT  runs per row, median kept [3]
+#   IDLE_CONNS  idle connections for the RSS test [10000]
 #   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
 #   BENCH_SPIN  1 = keep both CPUs out of the idle state with SCHED_IDLE spinners [1]
 #               (on VMs a halted vCPU takes ~1 ms to wake, which would swamp the
@@ -22,8 +23,9 @@ ZEN_SCRIPT=${ZEN_SCRIPT:-examples/zen.lua}
 BUILD_DIR=${BUILD_DIR:-build}
 PEERS=${PEERS:-"raw_zen reactord node_zen"}
 CONNS=${CONNS:-"1 50 1000"}
-DURATION=${DURATION:-3}
+DURATION=${DURATION:-2}
 WARMUP=${WARMUP:-1}
+REPEAT=${REPEAT:-3}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
@@ -70,8 +72,12 @@ forget_pid() {
 
 # ---- tools ------------------------------------------------------------------
 
-LOADGEN=$BUILD_DIR/bench/rd_loadgen
-RAW_ZEN=$BUILD_DIR/bench/raw_zen
+LOADGEN=$BUILD_DIR/rd_loadgen
+RAW_ZEN=$BUILD_DIR/raw_zen
+if [ ! -x "$LOADGEN" ] && [ -x "$BUILD_DIR/bench/rd_loadgen" ]; then
+    LOADGEN=$BUILD_DIR/bench/rd_loadgen
+    RAW_ZEN=$BUILD_DIR/bench/raw_zen
+fi
 if [ -x "$LOADGEN" ] && [ -x "$RAW_ZEN" ] && [ "$LOADGEN" -nt bench/loadgen.c ] &&
     [ "$RAW_ZEN" -nt bench/raw_zen.c ]; then
     say "bench: using $LOADGEN and $RAW_ZEN"
@@ -79,11 +85,11 @@ else
     say "bench: building rd_loadgen and raw_zen with cc into $WORK"
     LOADGEN=$WORK/rd_loadgen
     RAW_ZEN=$WORK/raw_zen
-    cc -std=c11 -O2 -Wall -Wextra -o "$LOADGEN" bench/loadgen.c -lev &&
-        cc -std=c11 -O2 -Wall -Wextra -o "$RAW_ZEN" bench/raw_zen.c -lev || {
+    if ! cc -std=c11 -O2 -Wall -Wextra -o "$LOADGEN" bench/loadgen.c -lev ||
+        ! cc -std=c11 -O2 -Wall -Wextra -o "$RAW_ZEN" bench/raw_zen.c -lev; then
         fail "could not build the bench tools (is libev-dev installed?)"
         exit 1
-    }
+    fi
 fi
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
@@ -112,8 +118,9 @@ if [ "$BENCH_SPIN" = 1 ] && [ ${#PIN_SERVER[@]} -gt 0 ] && command -v chrt >/dev
 fi
 
 CLK_TCK=$(getconf CLK_TCK)
+NCPU=$(nproc)
 now_ms() { date +%s%3N; }
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 # seconds as an integer, rounded up, plus a margin: for timeout(1)
@@ -161,7 +168,7 @@ start_server() {
     PIDS+=("$SERVER_PID")
     SERVER_PORT=
     for _ in $(seq 100); do
-        SERVER_PORT=$(sed -n '1s/^.*: listening on .*:\([0-9][0-9]*\)$/\1/p' "$out")
+        SERVER_PORT=$(sed -n '1s/^.*: listening on .*:\([0-9][0-9]*\)$/\1/p' "$out" 2>/dev/null)
         [ -n "$SERVER_PORT" ] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
@@ -191,38 +198,58 @@ server_alive() {
 
 # ---- load runs --------------------------------------------------------------
 
-declare -A RPS P50 P99 SCPU RSS0 RSS1 PERCONN
+declare -A RPS P50 P99 SCPU SUS STEAL RSS0 RSS1 PERCONN
 
-# load_run NAME CONNS: one closed-loop run against the running server
-load_run() {
-    local name=$1 c=$2 out=$WORK/$1.load.$2.out t0 t1 w0 w1 line rc
-    t0=$(cpu_ticks "$SERVER_PID")
+# load_once NAME CONNS I: one closed-loop run against the running server (in a
+# subshell: it cannot set globals); prints "rps p50 p99 srv_cpu srv_us_per_req steal"
+load_once() {
+    local name=$1 c=$2 out=$WORK/$1.load.$2.$3.out s0 s1 w0 w1 line rc
+    s0=$(steal_ticks)
     w0=$(now_ms)
     timeout -k 5 $(($(bound "$WARMUP" "$DURATION") + 90)) \
-        "${PIN_LOADGEN[@]}" "$LOADGEN" -q -c "$c" -d "$DURATION" -w "$WARMUP" "$HOST" "$SERVER_PORT" \
-        >"$out" 2>"$out.err" </dev/null
+        "${PIN_LOADGEN[@]}" "$LOADGEN" -q -c "$c" -d "$DURATION" -w "$WARMUP" -S "$SERVER_PID" \
+        "$HOST" "$SERVER_PORT" >"$out" 2>"$out.err" </dev/null
     rc=$?
     w1=$(now_ms)
-    t1=$(cpu_ticks "$SERVER_PID")
+    s1=$(steal_ticks)
     line=$(grep '^rd_loadgen: mode=load' "$out" | tail -n 1)
-    RPS[$name,$c]=$(field rps "$line")
-    P50[$name,$c]=$(field p50_us "$line")
-    P99[$name,$c]=$(field p99_us "$line")
-    if [ -n "$t0" ] && [ -n "$t1" ]; then
-        SCPU[$name,$c]=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v ms="$((w1 - w0))" \
-            'BEGIN { printf "%.0f%%", ms > 0 ? 100 * t / hz / (ms / 1000) : 0 }')
-    fi
     say "bench: $name c=$c: ${line#rd_loadgen: }"
     if [ $rc -ne 0 ] || [ -z "$line" ]; then
-        RPS[$name,$c]=FAIL
-        fail "$name at $c connections: loadgen exit $rc"
+        say "bench: $name at $c connections: loadgen exit $rc"
         sed 's/^/    /' "$out.err" | head -n 20 >&2
-    fi
-    if ! server_alive; then
-        fail "$name died during the $c-connection run; stderr:"
-        tail -n 20 "$WORK/$name.load.err" | sed 's/^/    /' >&2
         return 1
     fi
+    # steal: share of all CPUs' time the hypervisor took, over the whole run
+    awk -v rps="$(field rps "$line")" -v p50="$(field p50_us "$line")" \
+        -v p99="$(field p99_us "$line")" -v scpu="$(field srv_cpu "$line")" \
+        -v sus="$(field srv_us_per_req "$line")" -v st="$((s1 - s0))" -v hz="$CLK_TCK" \
+        -v ms="$((w1 - w0))" -v ncpu="$NCPU" 'BEGIN {
+            secs = (ms > 0 ? ms / 1000 : 1)
+            printf "%s %s %s %s %s %.0f%%\n", rps, p50, p99, (scpu == "" ? "-" : scpu),
+                (sus == "" ? "-" : sus), 100 * st / hz / secs / ncpu }'
+}
+
+# load_run NAME CONNS: REPEAT runs, keep the one with the median req/s
+load_run() {
+    local name=$1 c=$2 i rec recs=() mid
+    for ((i = 1; i <= REPEAT; i++)); do
+        rec=$(load_once "$name" "$c" "$i")
+        if ! server_alive; then
+            fail "$name died during the $c-connection run; stderr:"
+            tail -n 20 "$WORK/$name.load.err" | sed 's/^/    /' >&2
+            RPS[$name,$c]=FAIL
+            return 1
+        fi
+        if [ -z "$rec" ]; then
+            fail "$name at $c connections (run $i)"
+            RPS[$name,$c]=FAIL
+            return 0
+        fi
+        recs+=("$rec")
+    done
+    mid=$(printf '%s\n' "${recs[@]}" | sort -n -k1,1 | sed -n "$(((${#recs[@]} + 1) / 2))p")
+    read -r "RPS[$name,$c]" "P50[$name,$c]" "P99[$name,$c]" "SCPU[$name,$c]" "SUS[$name,$c]" \
+        "STEAL[$name,$c]" <<<"$mid"
 }
 
 # mem_run NAME: RSS of a fresh server before and while holding IDLE_CONNS idle connections
@@ -276,7 +303,7 @@ for p in $PEERS; do
     peer_available "$p" && RUN_PEERS+=("$p")
 done
 
-say "bench: $(nproc) CPUs, $PIN_NOTE; ${DURATION}s per run after ${WARMUP}s warm-up; $HOST"
+say "bench: $NCPU CPUs, $PIN_NOTE; $REPEAT x ${DURATION}s per row after ${WARMUP}s warm-up; $HOST"
 for p in "${RUN_PEERS[@]}"; do
     start_server "$p" load || continue
     say "bench: $p listening on $HOST:$SERVER_PORT (pid $SERVER_PID)"
@@ -296,16 +323,22 @@ ratio() { # ratio A B: A/B to 2 places, or -
 
 echo
 echo "zen protocol, closed loop (one question in flight per connection), $HOST"
-echo "$(nproc) CPUs, $PIN_NOTE; ${DURATION}s measured after ${WARMUP}s warm-up"
+echo "$NCPU CPUs, $PIN_NOTE"
+echo "each row: median req/s of $REPEAT runs of ${DURATION}s (after ${WARMUP}s warm-up each)"
 echo
-printf '%-10s %6s %10s %10s %10s %8s %10s\n' peer conns req/s "p50 us" "p99 us" "srv cpu" "vs raw_zen"
+ROW='%-10s %6s %9s %9s %9s %8s %8s %6s %8s %8s\n'
+# shellcheck disable=SC2059
+printf "$ROW" peer conns req/s "p50 us" "p99 us" "srv cpu" "us/req" steal "req/s x" "us/req x"
 for c in $CONNS; do
     for p in "${RUN_PEERS[@]}"; do
-        printf '%-10s %6s %10s %10s %10s %8s %10s\n' "$p" "$c" "${RPS[$p,$c]:--}" \
-            "${P50[$p,$c]:--}" "${P99[$p,$c]:--}" "${SCPU[$p,$c]:--}" \
-            "$(ratio "${RPS[$p,$c]:-}" "${RPS[raw_zen,$c]:-}")"
+        # shellcheck disable=SC2059
+        printf "$ROW" "$p" "$c" "${RPS[$p,$c]:--}" "${P50[$p,$c]:--}" "${P99[$p,$c]:--}" \
+            "${SCPU[$p,$c]:--}" "${SUS[$p,$c]:--}" "${STEAL[$p,$c]:--}" \
+            "$(ratio "${RPS[$p,$c]:-}" "${RPS[raw_zen,$c]:-}")" \
+            "$(ratio "${SUS[$p,$c]:-}" "${SUS[raw_zen,$c]:-}")"
     done
 done
+echo "req/s x = req/s / raw_zen's; us/req = server CPU time per answer; us/req x = that / raw_zen's"
 echo
 echo "memory: $IDLE_CONNS idle connections (one request each), VmRSS of the server"
 echo

@@ -59,17 +59,23 @@ int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref)
     return status;
 }
 
-int rdL_pushfail(lua_State *L, int err, const char *where)
+const char *rdL_pusherror(lua_State *L, int err)
 {
     char msg[256];
     snprintf(msg, sizeof msg, "%s", rd_strerror(err));
     if (msg[0] >= 'A' && msg[0] <= 'Z' && !(msg[1] >= 'A' && msg[1] <= 'Z'))
         msg[0] = (char)(msg[0] - 'A' + 'a'); /* strerror capitalises; we do not */
+    return lua_pushfstring(L, "%s: %s", rd_err_name(err), msg);
+}
+
+int rdL_pushfail(lua_State *L, int err, const char *where)
+{
     lua_pushnil(L);
-    if (where)
-        lua_pushfstring(L, "%s: %s (%s)", rd_err_name(err), msg, where);
-    else
-        lua_pushfstring(L, "%s: %s", rd_err_name(err), msg);
+    rdL_pusherror(L, err);
+    if (where) {
+        lua_pushfstring(L, " (%s)", where);
+        lua_concat(L, 2);
+    }
     lua_pushstring(L, rd_err_name(err));
     return 3;
 }

@@ -211,6 +211,14 @@ int luaopen_reactor_core(lua_State *L)
             lr->signal_refs[i] = LUA_NOREF;
             ev_init(&lr->signals[i].w, NULL);
         }
+        static const char *const keys[RDL_NKEYS] = {
+            "dataReceived", "delimiter",          "lineReceived",
+            "MAX_LENGTH",   "lineLengthExceeded", "rawDataReceived",
+        };
+        for (int i = 0; i < RDL_NKEYS; i++) {
+            lua_pushstring(L, keys[i]);
+            lr->keys[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
         luaL_newmetatable(L, RDL_LOOP);
         lua_pushcfunction(L, loop_gc);
         lua_setfield(L, -2, "__gc");

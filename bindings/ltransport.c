@@ -7,6 +7,7 @@
  * up on self at every event, never cached, so replacing a protocol class
  * reaches live connections (hot reload).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "rdlua.h"
@@ -89,13 +90,165 @@ static int tramp_made(lua_State *L)
     return 0;
 }
 
+/*{====================================================================
+ * Reading: raw data, or lines framed here in C
+ *
+ * A protocol whose `delimiter` is a string (Twisted's LineReceiver) gets
+ * lineReceived(line) per line, split in C: no Lua string work per message,
+ * and the partial line lives in the transport, so it survives a reload byte
+ * for byte. `delimiter` is looked up at every read, so a reload (or
+ * setRawMode) that changes the framing applies from the next read on.
+ *=====================================================================*/
+
+static void in_free(ltransport *t)
+{
+    free(t->in);
+    t->in = NULL;
+    t->inlen = t->incap = 0;
+}
+
+/* Keep n bytes at p as the partial line. */
+static void in_keep(lua_State *L, ltransport *t, const char *p, size_t n)
+{
+    if (n == 0) {
+        t->inlen = 0;
+        if (t->incap > 1024) in_free(t); /* idle connections hold nothing big */
+        return;
+    }
+    if (p == t->in) { /* the rest of our own buffer */
+        memmove(t->in, p, n);
+        t->inlen = (uint32_t)n;
+        return;
+    }
+    if (t->inlen + n > t->incap) {
+        size_t cap = t->incap ? t->incap : 64;
+        while (cap < t->inlen + n)
+            cap *= 2;
+        if (cap > UINT32_MAX) luaL_error(L, "line buffer too large");
+        char *in = realloc(t->in, cap);
+        if (!in) luaL_error(L, "not enough memory");
+        t->in = in;
+        t->incap = (uint32_t)cap;
+    }
+    memcpy(t->in + t->inlen, p, n);
+    t->inlen += (uint32_t)n;
+}
+
+static int reading(const ltransport *t)
+{
+    return t->conn.state == RD_OPEN; /* not once loseConnection or abort was called */
+}
+
+/* Call self[key](self, s, n). */
+static void callwith(lua_State *L, lreactor *lr, int self, int key, const char *s, size_t n)
+{
+    rdL_pushkey(L, lr, key);
+    lua_gettable(L, self);
+    lua_pushvalue(L, self);
+    lua_pushlstring(L, s, n);
+    lua_call(L, 2, 0);
+}
+
+static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int delim,
+                       const struct span *s)
+{
+    size_t dlen;
+    const char *d = lua_tolstring(L, delim, &dlen);
+    if (dlen == 0) luaL_error(L, "delimiter must not be empty");
+    rdL_pushkey(L, lr, RDL_K_MAX_LENGTH);
+    lua_gettable(L, self);
+    lua_Integer max = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 16384;
+    lua_pop(L, 1);
+    const char *p = s->p;
+    size_t n = s->n;
+    if (t->inlen) { /* search the partial line and the new bytes as one */
+        in_keep(L, t, s->p, s->n);
+        p = t->in;
+        n = t->inlen;
+    }
+    size_t pos = 0;
+    while (reading(t)) {
+        const char *hit = memmem(p + pos, n - pos, d, dlen);
+        if (!hit) break;
+        size_t len = (size_t)(hit - (p + pos));
+        size_t at = pos;
+        pos += len + dlen;
+        if ((lua_Integer)len > max) {
+            callwith(L, lr, self, RDL_K_LINELENGTHEXCEEDED, p + at, len);
+            break;
+        }
+        callwith(L, lr, self, RDL_K_LINERECEIVED, p + at, len);
+        /* setRawMode()/setLineMode() set the instance's own delimiter: one
+         * raw lookup per line notices, and the rest follows the new mode */
+        rdL_pushkey(L, lr, RDL_K_DELIMITER);
+        if (lua_rawget(L, self) == LUA_TNIL || lua_rawequal(L, -1, delim)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            lua_replace(L, delim);
+            d = lua_tolstring(L, delim, &dlen);
+            if (dlen == 0) luaL_error(L, "delimiter must not be empty");
+            continue;
+        }
+        lua_pop(L, 1);
+        if (pos < n && reading(t)) {
+            lua_pushlstring(L, p + pos, n - pos); /* copies: p may be t->in */
+            in_free(t);
+            rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
+            lua_gettable(L, self);
+            lua_pushvalue(L, self);
+            lua_rotate(L, -3, 2);
+            lua_call(L, 2, 0);
+        } else {
+            in_free(t);
+        }
+        return;
+    }
+    if (!reading(t)) {
+        in_free(t);
+        return;
+    }
+    in_keep(L, t, p + pos, n - pos);
+    if ((lua_Integer)t->inlen > max) { /* a line that never ends */
+        size_t len = t->inlen;
+        t->inlen = 0;
+        callwith(L, lr, self, RDL_K_LINELENGTHEXCEEDED, t->in, len);
+        in_free(t);
+    }
+}
+
 static int tramp_read(lua_State *L)
 {
     ltransport *t = lua_touserdata(L, 1);
     const struct span *s = lua_touserdata(L, 2);
+    lreactor *lr = t->conn.loop->data;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* pins it for the call */
     lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
-    if (pushmethod(L, lua_gettop(L), "dataReceived")) {
+    int self = lua_gettop(L);
+    rdL_pushkey(L, lr, RDL_K_DELIMITER);
+    if (lua_gettable(L, self) == LUA_TSTRING) {
+        lr->where = "lineReceived";
+        read_lines(L, lr, t, self, self + 1, s);
+        return 0;
+    }
+    lua_pop(L, 1);
+    if (t->inlen) { /* left line mode: what was buffered goes first */
+        in_keep(L, t, s->p, s->n);
+        struct span all = {t->in, t->inlen};
+        t->inlen = 0;
+        lua_pushlstring(L, all.p, all.n);
+        in_free(t);
+        rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
+        lua_gettable(L, self);
+        lua_pushvalue(L, self);
+        lua_rotate(L, -3, 2); /* method, self, data */
+        lua_call(L, 2, 0);
+        return 0;
+    }
+    rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
+    if (lua_gettable(L, self) != LUA_TNIL) {
+        lua_pushvalue(L, self);
         lua_pushlstring(L, s->p, s->n);
         lua_call(L, 2, 0);
     }
@@ -125,7 +278,7 @@ static void pushreason(lua_State *L, ltransport *t)
             lua_pushliteral(L, "handler error");
         break;
     default:
-        lua_pushfstring(L, "%s: %s", rd_err_name(c->err), rd_strerror(c->err));
+        rdL_pusherror(L, c->err);
     }
     lua_setfield(L, -2, "message");
 }
@@ -194,6 +347,7 @@ static void on_lost(rd_conn_t *c, int reason, int err)
     (void)reason, (void)err;
     ltransport *t = toltransport(c);
     lreactor *lr = c->loop->data;
+    in_free(t);
     rdL_pcall(lr, tramp_lost, t, NULL, NULL);
     unpin(lr->L, lr, t); /* from here t is ordinary garbage */
 }
@@ -337,6 +491,17 @@ int rdL_listen(lua_State *L)
  * Transport methods
  *=====================================================================*/
 
+/* The hot-path check: the metatable is write's upvalue, compared by identity
+ * (luaL_checkudata looks its name up in the registry on every call). */
+static ltransport *fastcheck(lua_State *L)
+{
+    if (lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1))) {
+        lua_pop(L, 1);
+        return lua_touserdata(L, 1);
+    }
+    return checktransport(L); /* raises the usual type error */
+}
+
 static void write1(lua_State *L, ltransport *t, int idx)
 {
     size_t len;
@@ -348,7 +513,7 @@ static void write1(lua_State *L, ltransport *t, int idx)
 
 static int transport_write(lua_State *L)
 {
-    write1(L, checktransport(L), 2);
+    write1(L, fastcheck(L), 2);
     return 0;
 }
 
@@ -408,13 +573,13 @@ static int transport_gc(lua_State *L)
 {
     ltransport *t = checktransport(L);
     rd_conn_detach(&t->conn);
+    in_free(t);
     return 0;
 }
 
 void rdL_open_transport(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"write", transport_write},
         {"writeSequence", transport_writesequence},
         {"loseConnection", transport_lose},
         {"abortConnection", transport_abort},
@@ -431,6 +596,9 @@ void rdL_open_transport(lua_State *L)
     if (luaL_newmetatable(L, RDL_TRANSPORT)) {
         luaL_setfuncs(L, meta, 0);
         luaL_newlib(L, methods);
+        lua_pushvalue(L, -2);
+        lua_pushcclosure(L, transport_write, 1);
+        lua_setfield(L, -2, "write");
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

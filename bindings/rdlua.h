@@ -24,6 +24,18 @@
 
 enum { RDL_NSIGNALS = 6 };
 
+/* Names the hot path looks up at every event, interned once (a lua_getfield
+ * with a C string pays a string-cache probe and a strcmp each time). */
+enum rdl_key {
+    RDL_K_DATARECEIVED,
+    RDL_K_DELIMITER,
+    RDL_K_LINERECEIVED,
+    RDL_K_MAX_LENGTH,
+    RDL_K_LINELENGTHEXCEEDED,
+    RDL_K_RAWDATARECEIVED,
+    RDL_NKEYS
+};
+
 typedef struct lreactor {
     rd_loop_t loop;
     lua_State *L; /* the thread callbacks run on */
@@ -32,15 +44,21 @@ typedef struct lreactor {
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];
+    int keys[RDL_NKEYS]; /* registry refs of the interned names */
 } lreactor;
+
+/* Push lr's interned key k. */
+#define rdL_pushkey(L, lr, k) lua_rawgeti((L), LUA_REGISTRYINDEX, (lr)->keys[k])
 
 /* uservalues of a transport */
 enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR, RDL_TRANSPORT_UVS = 3 };
 
 typedef struct ltransport {
     rd_conn_t conn;
-    int ref;                /* pins the userdata while core may call back */
-    int err_ref;            /* the error message that closed it, if any */
+    int ref;     /* pins the userdata while core may call back */
+    int err_ref; /* the error message that closed it, if any */
+    char *in;    /* a partial line (line mode), or NULL */
+    uint32_t inlen, incap;
     unsigned char made;     /* connectionMade has been called */
     unsigned char outgoing; /* made by connectTCP */
 } ltransport;
@@ -62,6 +80,8 @@ typedef struct llistener {
 int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref);
 /* One log record on stderr: "reactord: " + message. */
 void rdL_log(const char *fmt, ...);
+/* Push "NAME: message" for a -errno or RD_E* code, and return it. */
+const char *rdL_pusherror(lua_State *L, int err);
 /* Push nil, "NAME: message (where)", "NAME"; return 3. */
 int rdL_pushfail(lua_State *L, int err, const char *where);
 /* Push {type="TCP", host=, port=} for an address. */

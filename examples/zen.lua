@@ -6,36 +6,26 @@
 -- A question ends at "?"; the answer carries no newline, exactly as the
 -- seed's, so its Python client works unchanged. A connection asks as many
 -- questions as it likes; a question may arrive in pieces, or several in one
--- packet, and each is answered once, in order.
+-- packet, and each is answered once, in order. Splitting at "?" is
+-- LineReceiver's job (done in C); a client that never sends "?" is cut off
+-- at MAX_LENGTH bytes instead of growing the server's memory.
+local reactor = require "reactor"
 
-local aphorisms = {
-  ["Beautiful is better than?"] = "Ugly.",
-  ["Explicit is better than?"] = "Implicit.",
-  ["Simple is better than?"] = "Complex.",
+local aphorisms = { -- keyed by the question without its "?"
+  ["Beautiful is better than"] = "Ugly.",
+  ["Explicit is better than"] = "Implicit.",
+  ["Simple is better than"] = "Complex.",
 }
-local UNKNOWN = "Error: unknown zphorism"
-local MAX_QUESTION = 4096 -- a client that never says "?" cannot grow us without bound
 
-local Zen = {}
+local Zen = reactor.LineReceiver:extend { delimiter = "?", MAX_LENGTH = 4096 }
 
-function Zen:connectionMade()
-  self.pending = "" -- the start of a question not yet finished
+function Zen:lineReceived(question)
+  self.transport:write(aphorisms[question] or "Error: unknown zphorism")
 end
 
-function Zen:dataReceived(data)
-  local buf = self.pending .. data
-  local start = 1
-  while true do
-    local q = buf:find("?", start, true)
-    if not q then break end
-    self.transport:write(aphorisms[buf:sub(start, q)] or UNKNOWN)
-    start = q + 1
-  end
-  self.pending = start > #buf and "" or buf:sub(start)
-  if #self.pending > MAX_QUESTION then
-    self.transport:write("Error: question too long")
-    self.transport:loseConnection()
-  end
+function Zen:lineLengthExceeded()
+  self.transport:write("Error: question too long")
+  self.transport:loseConnection()
 end
 
 return { port = 1060, protocol = Zen }

@@ -18,6 +18,7 @@ local reactor = {
   onSignal = core.onSignal,
 }
 reactor.LoopingCall = require("reactor.loopingcall")(core)
+reactor.LineReceiver = require("reactor.basic").LineReceiver
 
 local function asfactory(f)
   if getmetatable(f) == nil and f.protocol == nil then

@@ -3,7 +3,7 @@
 -- and returns a protocol class or a factory-like table {protocol = ...}.
 local M = {}
 
-local CALLBACKS = { "connectionMade", "dataReceived", "connectionLost" }
+local CALLBACKS = { "connectionMade", "dataReceived", "connectionLost", "lineReceived" }
 
 local function first_line(msg)
   msg = tostring(msg)

@@ -110,9 +110,10 @@ describe("zen daemon", function()
   it("survives clients that hang up without reading their answers", function()
     -- many questions then an immediate close: the daemon's writes run into a
     -- reset connection (EPIPE / ECONNRESET) and must not kill it (SIGPIPE)
-    for _ = 1, 5 do
+    for i = 1, 5 do
       local s = assert(H.connect(d.port))
-      assert.is_true(H.send_all(s, string.rep(QA[1][1], 2000)))
+      local ok, err, sent = H.send_all(s, string.rep(QA[1][1], 2000))
+      assert(ok, tostring(err) .. " iteration " .. i .. " sent " .. tostring(sent) .. "; daemon stderr: " .. d:stderr())
       s:close()
     end
     local s2 = assert(H.connect(d.port))

@@ -11,7 +11,8 @@
 --   REACTORD          daemon binary (default build/reactord)
 --   REACTORD_WRAPPER  command prefixed to the daemon, e.g.
 --                     "valgrind -q --error-exitcode=99 --leak-check=full"
---   REACTORD_DEADLINE seconds a daemon may live at most (default 60)
+--   REACTORD_DEADLINE seconds a daemon may live at most (default 60 for
+--                     start_daemon, 20 for run_daemon)
 
 local socket = require "socket"
 
@@ -19,6 +20,8 @@ local M = {}
 
 M.SOCKET_TIMEOUT = tonumber(os.getenv("REACTORD_SOCKET_TIMEOUT")) or 10
 M.DEADLINE = tonumber(os.getenv("REACTORD_DEADLINE")) or 60
+-- for commands that should exit at once (run_daemon)
+M.RUN_DEADLINE = tonumber(os.getenv("REACTORD_DEADLINE")) or 20
 
 function M.binary()
   local b = os.getenv("REACTORD")
@@ -48,10 +51,10 @@ end
 local has_timeout = os.execute("command -v timeout >/dev/null 2>&1") == true
 
 -- the command prefix: deadline + optional wrapper + binary
-local function prefix()
+local function prefix(deadline)
   local parts = {}
   if has_timeout then
-    parts[#parts + 1] = "timeout --foreground -k 5 " .. tostring(M.DEADLINE)
+    parts[#parts + 1] = "timeout --foreground -k 5 " .. tostring(deadline or M.DEADLINE)
   end
   if M.wrapper() then parts[#parts + 1] = M.wrapper() end
   parts[#parts + 1] = M.quote(M.binary())
@@ -211,7 +214,7 @@ end
 -- returns exit code, stdout, stderr, how ("exit" / "signal")
 function M.run_daemon(args)
   local out, err = tmpname(), tmpname()
-  local cmd = prefix() .. " " .. quote_all(args or {}) ..
+  local cmd = prefix(M.RUN_DEADLINE) .. " " .. quote_all(args or {}) ..
               " </dev/null >" .. M.quote(out) .. " 2>" .. M.quote(err)
   local _, how, code = os.execute(cmd)
   return code, M.read_file(out) or "", M.read_file(err) or "", how
@@ -241,7 +244,7 @@ function M.connect(port, host, timeout)
   return s
 end
 
--- send all of `data`, returns true or nil, err
+-- send all of `data`, returns true or nil, err, index of the last byte sent
 function M.send_all(sock, data)
   local i = 1
   local guard = 0
@@ -250,7 +253,7 @@ function M.send_all(sock, data)
     if guard > #data + 1000 then return nil, "send made no progress" end
     local last, err, partial = sock:send(data, i)
     if last then return true end
-    if err ~= "timeout" then return nil, err end
+    if err ~= "timeout" then return nil, err, partial end
     i = partial + 1
   end
   return true
