@@ -109,6 +109,18 @@ else
     PIN_NOTE="not pinned (needs taskset and 2 CPUs)"
 fi
 
+# Others' work on these CPUs skews every figure: say so up front.
+BUSY=$(
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat
+    sleep 1
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat
+)
+BUSY=$(awk 'NR == 1 {b = $1; i = $2} NR == 2 {db = $1 - b; di = $2 - i
+    printf "%.0f", (db + di > 0 ? 100 * db / (db + di) : 0)}' <<<"$BUSY")
+if [ "$BUSY" -gt 10 ]; then
+    say "bench: WARNING: the machine is ${BUSY}% busy before the bench starts: expect noisy figures"
+fi
+
 if [ "$BENCH_SPIN" = 1 ] && [ ${#PIN_SERVER[@]} -gt 0 ] && command -v chrt >/dev/null; then
     for cpu in "$SERVER_CPU" "$LOADGEN_CPU"; do
         chrt -i 0 taskset -c "$cpu" sh -c 'while :; do :; done' &
@@ -229,27 +241,48 @@ load_once() {
                 (sus == "" ? "-" : sus), 100 * st / hz / secs / ncpu }'
 }
 
-# load_run NAME CONNS: REPEAT runs, keep the one with the median req/s
-load_run() {
-    local name=$1 c=$2 i rec recs=() mid
-    for ((i = 1; i <= REPEAT; i++)); do
-        rec=$(load_once "$name" "$c" "$i")
-        if ! server_alive; then
-            fail "$name died during the $c-connection run; stderr:"
-            tail -n 20 "$WORK/$name.load.err" | sed 's/^/    /' >&2
-            RPS[$name,$c]=FAIL
-            return 1
-        fi
-        if [ -z "$rec" ]; then
-            fail "$name at $c connections (run $i)"
-            RPS[$name,$c]=FAIL
-            return 0
-        fi
-        recs+=("$rec")
+# use_server NAME: make NAME's load server the current one
+use_server() {
+    SERVER_PID=${LOAD_PID[$1]}
+    SERVER_PORT=${LOAD_PORT[$1]}
+}
+
+# load_all: for each connection count, REPEAT rounds that each run every live
+# peer once (interleaved, so a slow spell of the machine hits all peers alike);
+# each row keeps the run with the median req/s
+load_all() {
+    local c i p rec mid live
+    declare -A recs
+    for c in $CONNS; do
+        for ((i = 1; i <= REPEAT; i++)); do
+            for p in "${LOAD_PEERS[@]}"; do
+                [ -n "${LOAD_PID[$p]:-}" ] || continue
+                use_server "$p"
+                rec=$(load_once "$p" "$c" "$i")
+                live=1
+                server_alive || live=0
+                if [ -z "$rec" ] || [ $live = 0 ]; then
+                    RPS[$p,$c]=FAIL
+                    if [ $live = 0 ]; then
+                        fail "$p died during a $c-connection run; its stderr:"
+                        tail -n 20 "$WORK/$p.load.err" | sed 's/^/    /' >&2
+                        stop_server
+                        LOAD_PID[$p]=
+                    else
+                        fail "$p at $c connections (run $i)"
+                    fi
+                    continue
+                fi
+                recs[$p,$c]+="$rec"$'\n'
+            done
+        done
+        for p in "${LOAD_PEERS[@]}"; do
+            [ -n "${recs[$p,$c]:-}" ] && [ "${RPS[$p,$c]:-}" != FAIL ] || continue
+            mid=$(printf '%s' "${recs[$p,$c]}" | sort -n -k1,1 | sed -n "$(((REPEAT + 1) / 2))p")
+            read -r "RPS[$p,$c]" "P50[$p,$c]" "P99[$p,$c]" "SCPU[$p,$c]" "SUS[$p,$c]" \
+                "STEAL[$p,$c]" <<<"$mid"
+        done
     done
-    mid=$(printf '%s\n' "${recs[@]}" | sort -n -k1,1 | sed -n "$(((${#recs[@]} + 1) / 2))p")
-    read -r "RPS[$name,$c]" "P50[$name,$c]" "P99[$name,$c]" "SCPU[$name,$c]" "SUS[$name,$c]" \
-        "STEAL[$name,$c]" <<<"$mid"
 }
 
 # mem_run NAME: RSS of a fresh server before and while holding IDLE_CONNS idle connections
@@ -304,12 +337,19 @@ for p in $PEERS; do
 done
 
 say "bench: $NCPU CPUs, $PIN_NOTE; $REPEAT x ${DURATION}s per row after ${WARMUP}s warm-up; $HOST"
+declare -A LOAD_PID LOAD_PORT
+LOAD_PEERS=()
 for p in "${RUN_PEERS[@]}"; do
     start_server "$p" load || continue
     say "bench: $p listening on $HOST:$SERVER_PORT (pid $SERVER_PID)"
-    for c in $CONNS; do
-        load_run "$p" "$c" || break
-    done
+    LOAD_PID[$p]=$SERVER_PID
+    LOAD_PORT[$p]=$SERVER_PORT
+    LOAD_PEERS+=("$p")
+done
+load_all
+for p in "${LOAD_PEERS[@]}"; do
+    [ -n "${LOAD_PID[$p]}" ] || continue
+    use_server "$p"
     stop_server
 done
 for p in "${RUN_PEERS[@]}"; do
@@ -323,7 +363,7 @@ ratio() { # ratio A B: A/B to 2 places, or -
 
 echo
 echo "zen protocol, closed loop (one question in flight per connection), $HOST"
-echo "$NCPU CPUs, $PIN_NOTE"
+echo "$NCPU CPUs, $PIN_NOTE; machine ${BUSY}% busy with other work at the start"
 echo "each row: median req/s of $REPEAT runs of ${DURATION}s (after ${WARMUP}s warm-up each)"
 echo
 ROW='%-10s %6s %9s %9s %9s %8s %8s %6s %8s %8s\n'

@@ -194,6 +194,8 @@ int luaopen_reactor_core(lua_State *L)
         {"now", l_now},
         {"onSignal", l_onsignal},
         {"getaddrinfo", l_getaddrinfo},
+        {"watch", rdL_watch},
+        {"failConnection", rdL_failconnection},
         {"_stats", l_stats},
         {NULL, NULL},
     };

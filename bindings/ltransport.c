@@ -107,19 +107,9 @@ static void in_free(ltransport *t)
     t->inlen = t->incap = 0;
 }
 
-/* Keep n bytes at p as the partial line. */
-static void in_keep(lua_State *L, ltransport *t, const char *p, size_t n)
+/* Append n bytes (not from t->in) to the partial line. */
+static void in_append(lua_State *L, ltransport *t, const char *p, size_t n)
 {
-    if (n == 0) {
-        t->inlen = 0;
-        if (t->incap > 1024) in_free(t); /* idle connections hold nothing big */
-        return;
-    }
-    if (p == t->in) { /* the rest of our own buffer */
-        memmove(t->in, p, n);
-        t->inlen = (uint32_t)n;
-        return;
-    }
     if (t->inlen + n > t->incap) {
         size_t cap = t->incap ? t->incap : 64;
         while (cap < t->inlen + n)
@@ -132,6 +122,19 @@ static void in_keep(lua_State *L, ltransport *t, const char *p, size_t n)
     }
     memcpy(t->in + t->inlen, p, n);
     t->inlen += (uint32_t)n;
+}
+
+/* After lines were taken from p[0..pos), keep p[pos..n) as the partial
+ * line; p is either t->in or the read buffer. */
+static void in_keep(lua_State *L, ltransport *t, const char *p, size_t pos, size_t n)
+{
+    if (p == t->in) {
+        memmove(t->in, t->in + pos, n - pos);
+        t->inlen = (uint32_t)(n - pos);
+    } else {
+        in_append(L, t, p + pos, n - pos);
+    }
+    if (t->inlen == 0 && t->incap > 1024) in_free(t); /* idle connections hold little */
 }
 
 static int reading(const ltransport *t)
@@ -162,7 +165,7 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     const char *p = s->p;
     size_t n = s->n;
     if (t->inlen) { /* search the partial line and the new bytes as one */
-        in_keep(L, t, s->p, s->n);
+        in_append(L, t, s->p, s->n);
         p = t->in;
         n = t->inlen;
     }
@@ -209,7 +212,7 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
         in_free(t);
         return;
     }
-    in_keep(L, t, p + pos, n - pos);
+    in_keep(L, t, p, pos, n);
     if ((lua_Integer)t->inlen > max) { /* a line that never ends */
         size_t len = t->inlen;
         t->inlen = 0;
@@ -227,14 +230,16 @@ static int tramp_read(lua_State *L)
     lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
     int self = lua_gettop(L);
     rdL_pushkey(L, lr, RDL_K_DELIMITER);
-    if (lua_gettable(L, self) == LUA_TSTRING) {
+    int framed = lua_gettable(L, self) == LUA_TSTRING;
+    if (!reading(t)) return 0; /* that lookup ran a migrate, which failed */
+    if (framed) {
         lr->where = "lineReceived";
         read_lines(L, lr, t, self, self + 1, s);
         return 0;
     }
     lua_pop(L, 1);
     if (t->inlen) { /* left line mode: what was buffered goes first */
-        in_keep(L, t, s->p, s->n);
+        in_append(L, t, s->p, s->n);
         struct span all = {t->in, t->inlen};
         t->inlen = 0;
         lua_pushlstring(L, all.p, all.n);
@@ -350,6 +355,22 @@ static void on_lost(rd_conn_t *c, int reason, int err)
     in_free(t);
     rdL_pcall(lr, tramp_lost, t, NULL, NULL);
     unpin(lr->L, lr, t); /* from here t is ordinary garbage */
+}
+
+/* failConnection(transport, msg): what a handler error does, for errors
+ * found outside a callback (a failed migrate): log is the caller's. */
+int rdL_failconnection(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    luaL_checkstring(L, 2);
+    if (t->conn.state == RD_CLOSED) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushvalue(L, 2);
+    fail(t, luaL_ref(L, LUA_REGISTRYINDEX));
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 void rdL_transport_setup(ltransport *t)

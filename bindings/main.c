@@ -24,15 +24,18 @@ static const char usage[] =
     "options:\n"
     "  -p, --port PORT   TCP port (default: the script's `port`, else 1060; 0 = any free)\n"
     "      --check       load and validate SCRIPT, then exit (0 = ok, 1 = broken)\n"
+    "      --watch       reload SCRIPT (and the modules it requires from its folder)\n"
+    "                    whenever one of them changes on disk\n"
     "  -h, --help        show this help\n"
     "  -V, --version     show the version\n"
     "\n"
+    "SIGHUP reloads SCRIPT under the live connections; a broken script changes nothing.\n"
     "SIGINT or SIGTERM stops the server; every connection is told (connectionLost).\n";
 
 struct options {
     const char *script, *host;
     long port; /* -1 = not given */
-    int check;
+    int check, watch;
 };
 
 static int fail_usage(const char *fmt, const char *arg)
@@ -47,15 +50,13 @@ static int fail_usage(const char *fmt, const char *arg)
 static int parse(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
-        {"port", required_argument, NULL, 'p'},
-        {"check", no_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"port", required_argument, NULL, 'p'}, {"check", no_argument, NULL, 'c'},
+        {"watch", no_argument, NULL, 'w'},      {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0},
     };
     o->script = o->host = NULL;
     o->port = -1;
-    o->check = 0;
+    o->check = o->watch = 0;
     opterr = 0; /* we say it ourselves, in one line */
     int ch;
     while ((ch = getopt_long(argc, argv, ":p:hV", longopts, NULL)) != -1) {
@@ -70,6 +71,9 @@ static int parse(int argc, char **argv, struct options *o)
         }
         case 'c':
             o->check = 1;
+            break;
+        case 'w':
+            o->watch = 1;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -114,6 +118,8 @@ static int pmain(lua_State *L)
     }
     lua_pushboolean(L, o->check);
     lua_setfield(L, -2, "check");
+    lua_pushboolean(L, o->watch);
+    lua_setfield(L, -2, "watch");
     lua_call(L, 1, 1);
     return 1;
 }

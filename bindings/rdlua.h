@@ -106,6 +106,11 @@ void rdL_open_timer(lua_State *L);
 int rdL_calllater(lua_State *L);
 void rdL_timer_cancel(lua_State *L, rd_timer_t *t); /* stop and unpin */
 
+/* lwatch.c */
+int rdL_watch(lua_State *L);
+/* ltransport.c: close a connection as a handler error with message msg */
+int rdL_failconnection(lua_State *L);
+
 /* lscripts.c: package.preload for reactor.core and the embedded scripts */
 void rdL_preload(lua_State *L);
 

@@ -276,6 +276,34 @@ void rd_signal_start(rd_signal_t *s, rd_loop_t *loop, int signum, rd_signal_cb c
 void rd_signal_stop(rd_signal_t *s);
 
 /*{====================================================================
+ * File watcher (Linux inotify): for reloading scripts when they change
+ *=====================================================================*/
+
+typedef struct rd_watch rd_watch_t;
+typedef void (*rd_watch_cb)(rd_watch_t *w);
+
+/* Watches files by their directories, so an editor that writes a temp file
+ * and renames it over the original is seen; a burst of events within
+ * `settle` seconds gives one callback. */
+struct rd_watch {
+    ev_io io;        /* private: the inotify fd */
+    ev_timer quiet;  /* private: debounce */
+    rd_loop_t *loop; /* ro */
+    int fd;          /* ro: -1 when closed */
+    char **names;    /* private: watched paths, by directory and base name */
+    int *wds;        /* private */
+    size_t n;        /* ro */
+    rd_watch_cb cb;  /* rw */
+    void *data;      /* rw */
+};
+
+/* Start watching paths[0..n-1]; -errno if inotify or a directory fails. */
+int rd_watch_start(rd_watch_t *w, rd_loop_t *loop, const char *const *paths, size_t n,
+                   double settle, rd_watch_cb cb);
+/* Stop and free; idempotent. */
+void rd_watch_stop(rd_watch_t *w);
+
+/*{====================================================================
  * Internal, shared between core files
  *=====================================================================*/
 

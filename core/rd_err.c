@@ -13,9 +13,10 @@ const char *rd_err_name(int err)
     case x:                                                                                        \
         return #x;
         E(EADDRINUSE)
-        E(EADDRNOTAVAIL) E(EACCES) E(ECONNREFUSED) E(ECONNRESET) E(ETIMEDOUT) E(EPIPE) E(EMFILE)
-            E(ENFILE) E(ENOMEM) E(EINVAL) E(EHOSTUNREACH) E(ENETUNREACH) E(EAFNOSUPPORT) E(ENOBUFS)
-                E(EPERM) E(ENOENT) E(EAGAIN)
+        E(EADDRNOTAVAIL)
+        E(EACCES) E(ECONNREFUSED) E(ECONNRESET) E(ETIMEDOUT) E(EPIPE) E(EMFILE) E(ENFILE) E(ENOMEM)
+            E(EINVAL) E(EHOSTUNREACH) E(ENETUNREACH) E(EAFNOSUPPORT) E(ENOBUFS) E(EPERM) E(ENOENT)
+                E(EAGAIN)
 #undef E
     }
     switch (err) {

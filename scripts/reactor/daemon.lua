@@ -4,34 +4,48 @@ local reactor = require "reactor"
 
 local M = {}
 
-local function hostport(host, port)
-  if host:find(":", 1, true) then return ("[%s]:%d"):format(host, port) end
-  return ("%s:%d"):format(host, port)
+local function hostport(addr)
+  if addr.host:find(":", 1, true) then return ("[%s]:%d"):format(addr.host, addr.port) end
+  return ("%s:%d"):format(addr.host, addr.port)
 end
 
 function M.main(opt)
-  local factory, err = reactor.loadService(opt.script)
-  if not factory then error(err, 0) end
   if opt.check then
+    local ok, err = reactor.check(opt.script)
+    if not ok then error(err, 0) end
     io.stdout:write("reactord: ", opt.script, ": ok\n")
     return 0
   end
-  local host = opt.host or factory.host or "127.0.0.1"
-  local port = opt.port or factory.port or 1060
-  local listener, msg = reactor.listenTCP(port, factory, host)
-  if not listener then
-    error(("cannot listen on %s: %s"):format(hostport(host, port), (msg:gsub(" %(.*%)$", ""))), 0)
+  local service, err = reactor.serve(opt.script, {
+    host = opt.host,
+    port = opt.port,
+    onListen = function(addr)
+      io.stdout:write("reactord: listening on ", hostport(addr), "\n")
+      io.stdout:flush()
+    end,
+  })
+  if not service then error(err, 0) end
+
+  local watcher
+  local function watch()
+    if watcher then watcher:close() end
+    local msg
+    watcher, msg = reactor.core.watch(service:files(), function() service:reload() end)
+    if not watcher then io.stderr:write("reactord: --watch: ", msg, "\n") end
   end
-  local addr = listener:getHost()
-  io.stdout:write("reactord: listening on ", hostport(addr.host, addr.port), "\n")
-  io.stdout:flush()
+  if opt.watch then
+    service.onReload = watch -- a new version may require other files
+    watch()
+  end
+
   local function stop() reactor.stop() end
   reactor.onSignal("SIGINT", stop)
   reactor.onSignal("SIGTERM", stop)
+  reactor.onSignal("SIGHUP", function() service:reload() end)
   reactor.run()
-  reactor.onSignal("SIGINT", nil)
-  reactor.onSignal("SIGTERM", nil)
-  factory:stopFactory()
+  for _, name in ipairs { "SIGINT", "SIGTERM", "SIGHUP" } do reactor.onSignal(name, nil) end
+  if watcher then watcher:close() end
+  service:close()
   io.stderr:write("reactord: stopped\n")
   return 0
 end

@@ -81,7 +81,15 @@ function reactor.connectTCP(host, port, factory, timeout)
   return c:connect()
 end
 
-reactor.loadService = service.load
 reactor.asFactory = asfactory
+reactor.serve = service.serve
+reactor.reload = service.reload
+reactor.state = service.state
+--- Check a script without serving it: the factory-like spec, or nil, "file:line: message".
+function reactor.check(path)
+  local gen, err = service.load(path)
+  if not gen then return nil, err end
+  return gen.spec
+end
 
 return reactor

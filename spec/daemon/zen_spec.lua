@@ -54,6 +54,28 @@ describe("zen daemon", function()
     s:close()
   end)
 
+  it("answers questions that straddle sends (each send ends mid-question)", function()
+    -- every send finishes one question and starts the next; the answer to
+    -- one is read before the next send, so the daemon sees the pieces in
+    -- separate reads, with an unfinished question kept between them
+    local s = assert(H.connect(d.port))
+    local sends = {
+      "Beautiful is better than?Expl",
+      "icit is better than?Simp",
+      "le is better than?Beau",
+      "tiful is better than?",
+    }
+    local answers = { "Ugly.", "Implicit.", "Complex.", "Ugly." }
+    local got = {}
+    for i = 1, #sends do
+      assert.is_true(H.send_all(s, sends[i]))
+      local a, err, partial = H.read_exact(s, #answers[i])
+      got[i] = a or ("<" .. tostring(err) .. "> " .. tostring(partial))
+    end
+    s:close()
+    assert.are.same(answers, got)
+  end)
+
   it("answers three questions sent in one send, in order", function()
     local s = assert(H.connect(d.port))
     local q = QA[3][1] .. QA[1][1] .. QA[2][1]

@@ -69,6 +69,33 @@ describe("LineReceiver", function()
     assert.are.same({ "ab", "", "cd" }, rec.lines)
   end)
 
+  it("keeps the partial line when each read ends one line and starts the next", function()
+    -- the client sends the next piece only after the previous line's echo,
+    -- so the server sees every piece in a read of its own
+    local pieces = { "one\ntw", "o\nthr", "ee\n" }
+    local got = {}
+    local Echo = LR:extend { delimiter = "\n" }
+    function Echo:lineReceived(line) self:sendLine(line) end
+    local l = assert(reactor.listenTCP(0, { protocol = Echo }))
+    local C = LR:extend { delimiter = "\n" }
+    function C:connectionMade()
+      self.i = 1
+      self.transport:write(pieces[1])
+    end
+    function C:lineReceived(line)
+      got[#got + 1] = line
+      self.i = self.i + 1
+      if pieces[self.i] then self.transport:write(pieces[self.i]) else self.transport:loseConnection() end
+    end
+    function C:connectionLost() reactor.stop() end
+    reactor.connectTCP("127.0.0.1", l:getHost().port, reactor.ClientFactory { protocol = C })
+    local guard = reactor.callLater(10, reactor.stop)
+    reactor.run()
+    assert.is_false(guard:active())
+    assert.are.same({ "one", "two", "three" }, got)
+    assert.is_true(zero())
+  end)
+
   it("uses the class's own delimiter", function()
     local Q = LR:extend { delimiter = "?" }
     local rec = exchange(Q, { "Beautiful is better than?Simple is", " better than?" })
