@@ -124,7 +124,8 @@ struct conn {
     double not_before; /* ev time before which no reconnect */
 };
 
-enum phase { P_CONNECT, P_WARMUP, P_MEASURE, P_DONE };
+/* P_DRAIN: measuring is over, no new questions, outstanding answers awaited */
+enum phase { P_CONNECT, P_WARMUP, P_MEASURE, P_DRAIN, P_DONE };
 
 static struct {
     /* options */
@@ -196,12 +197,13 @@ static void sample_cpu(struct rusage *ru, double *srv)
 }
 
 static void finish(void);
+static void end_measure(void);
 static void start_run(void);
 static void conn_cb(struct ev_loop *l, ev_io *w, int revents);
 
 static void show(const char *what, const char *p, size_t n)
 {
-    fprintf(stderr, "%s \"", what);
+    fprintf(stderr, "%s%s\"", what, *what ? " " : "");
     for (size_t i = 0; i < n && i < 64; i++) {
         unsigned char ch = (unsigned char)p[i];
         if (ch >= 32 && ch < 127 && ch != '"' && ch != '\\')
@@ -291,7 +293,7 @@ static void send_question(struct conn *c, uint64_t t)
 /* Another question may go out (the asking connection is not counted busy). */
 static int may_send_more(void)
 {
-    if (g.phase == P_DONE) return 0;
+    if (g.phase != P_WARMUP && g.phase != P_MEASURE) return 0;
     if (g.total && g.phase == P_MEASURE && g.done + (uint64_t)g.busy >= g.total) return 0;
     return 1;
 }
@@ -315,9 +317,13 @@ static void on_answer(struct conn *c)
         hist_add(&g.hist, t - c->t_send);
         g.done++;
         if (g.total && g.done >= g.total) {
-            finish();
+            end_measure();
             return;
         }
+    }
+    if (g.phase == P_DRAIN && g.busy == 0) {
+        finish();
+        return;
     }
     if (may_send_more()) {
         c->state = C_BUSY;
@@ -485,7 +491,7 @@ static void scan_cb(struct ev_loop *l, ev_timer *w, int revents)
             if (g.phase == P_DONE) return;
         }
     }
-    if (!g.idle && (g.phase == P_WARMUP || g.phase == P_MEASURE) && g.busy == 0) {
+    if (!g.idle && g.phase >= P_WARMUP && g.phase <= P_DRAIN && g.busy == 0) {
         finish(); /* nothing in flight and nothing more will be sent */
         return;
     }
@@ -514,7 +520,12 @@ static void phase_cb(struct ev_loop *l, ev_timer *w, int revents)
             ev_timer_set(&phase_w, g.duration, 0.);
             ev_timer_start(loop, &phase_w);
         }
-    } else {
+    } else if (g.phase == P_MEASURE) {
+        end_measure();
+    } else if (g.phase == P_DRAIN) {
+        g.timeouts += (uint64_t)g.busy;
+        fprintf(stderr, "rd_loadgen: %d questions still unanswered %.1fs after the end\n", g.busy,
+                g.reply_timeout);
         finish();
     }
 }
@@ -555,13 +566,30 @@ static void start_run(void)
     }
 }
 
+/* The measured window is over: stop asking, but wait (up to the reply time-out)
+ * for the answers still owed, so that a server that stops answering near the
+ * end is caught too. */
+static void end_measure(void)
+{
+    g.t_measure_end = now_ns();
+    sample_cpu(&g.ru1, &g.srv_cpu1);
+    g.phase = P_DRAIN;
+    if (g.idle || g.busy == 0) {
+        finish();
+        return;
+    }
+    ev_timer_stop(loop, &phase_w);
+    ev_timer_set(&phase_w, g.reply_timeout, 0.);
+    ev_timer_start(loop, &phase_w);
+}
+
 static void finish(void)
 {
     if (g.phase == P_DONE) return;
     if (g.phase == P_MEASURE) {
         g.t_measure_end = now_ns();
         sample_cpu(&g.ru1, &g.srv_cpu1);
-    } else {
+    } else if (g.phase != P_DRAIN) {
         g.t_measure_end = g.t_measure_start = now_ns();
     }
     g.phase = P_DONE;

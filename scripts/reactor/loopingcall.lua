@@ -6,10 +6,24 @@ return function(core)
   local LoopingCall = {}
   LoopingCall.__index = LoopingCall
 
+  --- LoopingCall(fn, ...) keeps fn; LoopingCall(obj, "method", ...) looks
+  --- obj.method up at every beat, so it runs the current code after a reload.
   local function new(fn, ...)
-    assert(type(fn) == "function" or (getmetatable(fn) or {}).__call,
-      "LoopingCall: expected a function")
-    return setmetatable({ f = fn, args = table.pack(...), running = false }, LoopingCall)
+    local self = setmetatable({ args = table.pack(...), running = false }, LoopingCall)
+    if type(fn) == "table" and type(self.args[1]) == "string" then
+      self.obj, self.method = fn, self.args[1]
+      self.args = table.pack(fn, select(2, ...))
+      self.f = function(obj, ...)
+        local m = obj[self.method]
+        if m == nil then error(("LoopingCall: method '%s' not found"):format(self.method), 0) end
+        return m(obj, ...)
+      end
+    else
+      assert(type(fn) == "function" or (getmetatable(fn) or {}).__call,
+        "LoopingCall: expected a function, or an object and a method name")
+      self.f = fn
+    end
+    return self
   end
 
   local function fire(self)

@@ -15,11 +15,19 @@ describe("zen daemon", function()
   local d
 
   before_each(function()
+    d = nil
     d = H.start_daemon { script = "examples/zen.lua" }
   end)
 
   after_each(function()
+    -- every test ends with a clean SIGTERM shutdown: exit 0 (under
+    -- REACTORD_WRAPPER=valgrind --error-exitcode=N this is where memory
+    -- errors and leaks show up)
+    if not d then return H.cleanup() end
+    local code, how = d:stop("TERM")
+    local err = d:stderr()
     H.cleanup()
+    assert.are.equal("exit 0", how .. " " .. tostring(code), "daemon stderr:\n" .. err)
   end)
 
   local function ask(sock, q, a)
