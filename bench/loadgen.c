@@ -96,7 +96,10 @@ static double hist_pct(const struct hist *h, double p)
     if ((double)want < exact || want < 1) want++;
     for (unsigned i = 0; i < H_BUCKETS; i++) {
         seen += h->b[i];
-        if (seen >= want) return hist_value(i);
+        if (seen >= want) {
+            double v = hist_value(i);
+            return v < (double)h->max ? v : (double)h->max;
+        }
     }
     return (double)h->max;
 }

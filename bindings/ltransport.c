@@ -7,6 +7,7 @@
  * up on self at every event, never cached, so replacing a protocol class
  * reaches live connections (hot reload).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -271,7 +272,12 @@ static void pushreason(lua_State *L, ltransport *t)
         lua_pushliteral(L, "connection was closed cleanly");
         break;
     case RD_ABORTED:
-        lua_pushliteral(L, "connection was aborted");
+        if (c->err == RD_ETOOBIG)
+            lua_pushfstring(
+                L, "output buffer limit exceeded (%I bytes queued): the peer does not read",
+                (lua_Integer)c->max_out);
+        else
+            lua_pushliteral(L, "connection was aborted");
         break;
     case RD_TIMEOUT:
         lua_pushliteral(L, "connection timed out");
@@ -353,6 +359,13 @@ static void on_lost(rd_conn_t *c, int reason, int err)
     ltransport *t = toltransport(c);
     lreactor *lr = c->loop->data;
     in_free(t);
+    if (c->err == RD_ETOOBIG) {
+        char host[64];
+        int port = rd_addr_host(&c->peer, host, sizeof host);
+        rdL_log("aborted %s:%d: more than %zu bytes of output queued for a peer that does not read",
+                host, port, c->max_out);
+    }
+    lr->where = "connectionLost";
     rdL_pcall(lr, tramp_lost, t, NULL, NULL);
     unpin(lr->L, lr, t); /* from here t is ordinary garbage */
 }
@@ -373,11 +386,89 @@ int rdL_failconnection(lua_State *L)
     return 1;
 }
 
+/*{====================================================================
+ * Flow control, half-close, timeouts: Twisted's optional callbacks
+ *=====================================================================*/
+
+/* Call self:<name>(); report whether the method exists. */
+static int tramp_optional(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    const char *name = lua_touserdata(L, 2);
+    lreactor *lr = t->conn.loop->data;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
+    if (!lua_istable(L, -1)) return 0;
+    lr->where = name;
+    if (pushmethod(L, lua_gettop(L), name)) {
+        lua_call(L, 1, 0);
+        lr->scratch = 1;
+    }
+    return 0;
+}
+
+/* -1 = failed (conn closed as a handler error), 0 = no such method, 1 = called */
+static int call_optional(ltransport *t, const char *name)
+{
+    lreactor *lr = t->conn.loop->data;
+    int msg = LUA_NOREF;
+    lr->scratch = 0;
+    if (rdL_pcall(lr, tramp_optional, t, (void *)name, &msg) != LUA_OK) {
+        fail(t, msg);
+        return -1;
+    }
+    return lr->scratch;
+}
+
+static int tramp_flowmode(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    lreactor *lr = t->conn.loop->data;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
+    lr->scratch = lua_istable(L, -1) && lua_getfield(L, -1, "flowControl") == LUA_TSTRING &&
+                  strcmp(lua_tostring(L, -1), "manual") == 0;
+    return 0;
+}
+
+/* Above the high water mark: pauseProducing(), and reading stops unless
+ * the protocol says flowControl = "manual" (it pauses what it produces). */
+static void on_flow(rd_conn_t *c, int paused)
+{
+    ltransport *t = toltransport(c);
+    lreactor *lr = c->loop->data;
+    if (paused) {
+        lr->where = "flowControl";
+        if (rdL_pcall(lr, tramp_flowmode, t, NULL, NULL) == LUA_OK && lr->scratch) {
+            c->pause_reads = 0;
+            rd_conn_pause_reading(c, c->user_paused); /* reapply: reading goes on */
+        }
+    }
+    call_optional(t, paused ? "pauseProducing" : "resumeProducing");
+}
+
+/* The peer's FIN: readConnectionLost() if the protocol has it (it may go on
+ * writing), else the connection finishes (Twisted's IHalfCloseableProtocol). */
+static int on_eof(rd_conn_t *c)
+{
+    return call_optional(toltransport(c), "readConnectionLost") == 1;
+}
+
+static void on_timeout(rd_conn_t *c)
+{
+    ltransport *t = toltransport(c);
+    if (call_optional(t, "timeoutConnection") == 0 && c->state != RD_CLOSED)
+        rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
+}
+
 void rdL_transport_setup(ltransport *t)
 {
     t->conn.on_read = on_read;
     t->conn.on_lost = on_lost;
     t->conn.on_connect = on_made;
+    t->conn.on_flow = on_flow;
+    t->conn.on_eof = on_eof;
+    t->conn.on_timeout = on_timeout;
 }
 
 /*{====================================================================
@@ -452,6 +543,18 @@ static int listener_gethost(lua_State *L)
     return 1;
 }
 
+/* stats() -> {connections = open ones it accepted, refused = turned away} */
+static int listener_stats(lua_State *L)
+{
+    llistener *ls = checklistener(L);
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, ls->listener.nconns);
+    lua_setfield(L, -2, "connections");
+    lua_pushinteger(L, (lua_Integer)ls->listener.refused);
+    lua_setfield(L, -2, "refused");
+    return 1;
+}
+
 static int listener_gc(lua_State *L)
 {
     llistener *ls = checklistener(L);
@@ -484,6 +587,7 @@ int rdL_listen(lua_State *L)
     } else if (lua_type(L, 3) == LUA_TTABLE) {
         if (lua_getfield(L, 3, "interface") == LUA_TSTRING) host = lua_tostring(L, -1);
         if (lua_getfield(L, 3, "backlog") == LUA_TNUMBER) backlog = (int)lua_tointeger(L, -1);
+        lua_pop(L, 2);
     } else {
         luaL_argexpected(L, lua_isnoneornil(L, 3), 3, "interface string or options table");
     }
@@ -501,6 +605,18 @@ int rdL_listen(lua_State *L)
     }
     ls->listener.alloc = listener_alloc;
     ls->listener.on_accept = listener_accept;
+    if (lua_type(L, 3) == LUA_TTABLE) { /* limits for the connections it accepts */
+        rd_listener_t *l = &ls->listener;
+        if (lua_getfield(L, 3, "maxConnections") != LUA_TNIL)
+            l->max_conns = (unsigned)luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 3, "idleTimeout") != LUA_TNIL) l->idle = luaL_checknumber(L, -1);
+        if (lua_getfield(L, 3, "highWater") != LUA_TNIL) l->high = (size_t)luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 3, "lowWater") != LUA_TNIL) l->low = (size_t)luaL_checkinteger(L, -1);
+        if (lua_getfield(L, 3, "maxOutput") != LUA_TNIL)
+            l->max_out = (size_t)luaL_checkinteger(L, -1);
+        lua_pop(L, 5);
+        if (l->low > l->high) l->low = l->high;
+    }
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, -2, 1);
     rdL_pin(L, -1, &ls->ref);
@@ -529,7 +645,9 @@ static void write1(lua_State *L, ltransport *t, int idx)
     const char *s = luaL_checklstring(L, idx, &len);
     int st = t->conn.state;
     if (st != RD_OPEN && st != RD_CONNECTING) return; /* closed: a no-op (Twisted) */
-    if (rd_conn_write(&t->conn, s, len) < 0) luaL_error(L, "not enough memory");
+    int r = rd_conn_write(&t->conn, s, len);
+    if (r == -ENOMEM) luaL_error(L, "not enough memory");
+    /* RD_ETOOBIG: the conn is aborted; connectionLost will say why */
 }
 
 static int transport_write(lua_State *L)
@@ -560,6 +678,63 @@ static int transport_lose(lua_State *L)
 static int transport_abort(lua_State *L)
 {
     lua_pushboolean(L, rd_conn_close(&checktransport(L)->conn, RD_ABORTED, 0) == 0);
+    return 1;
+}
+
+static int transport_pausereading(lua_State *L)
+{
+    rd_conn_pause_reading(&checktransport(L)->conn, 1);
+    return 0;
+}
+
+static int transport_resumereading(lua_State *L)
+{
+    rd_conn_pause_reading(&checktransport(L)->conn, 0);
+    return 0;
+}
+
+static int transport_losewrite(lua_State *L)
+{
+    lua_pushboolean(L, rd_conn_shutdown_write(&checktransport(L)->conn) == 0);
+    return 1;
+}
+
+/* setTimeout(seconds | nil) -> the previous timeout (nil if none) */
+static int transport_settimeout(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    double secs = luaL_optnumber(L, 2, 0);
+    luaL_argcheck(L, secs >= 0, 2, "timeout must be >= 0");
+    double old = t->conn.timeout;
+    rd_conn_set_timeout(&t->conn, secs);
+    if (old > 0)
+        lua_pushnumber(L, old);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* setWriteLimits{high=, low=, max=}: flow control marks and the hard cap */
+static int transport_setlimits(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    rd_conn_t *c = &t->conn;
+    size_t high = c->high, low = c->low, max = c->max_out;
+    if (lua_getfield(L, 2, "high") != LUA_TNIL) high = (size_t)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, 2, "low") != LUA_TNIL) low = (size_t)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, 2, "max") != LUA_TNIL) max = (size_t)luaL_checkinteger(L, -1);
+    luaL_argcheck(L, low <= high, 2, "low must not exceed high");
+    c->high = high;
+    c->low = low;
+    c->max_out = max;
+    return 0;
+}
+
+/* bufferSize() -> bytes queued, not yet written */
+static int transport_buffersize(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)rd_conn_pending(&checktransport(L)->conn));
     return 1;
 }
 
@@ -604,6 +779,12 @@ void rdL_open_transport(lua_State *L)
         {"writeSequence", transport_writesequence},
         {"loseConnection", transport_lose},
         {"abortConnection", transport_abort},
+        {"pauseReading", transport_pausereading},
+        {"resumeReading", transport_resumereading},
+        {"loseWriteConnection", transport_losewrite},
+        {"setTimeout", transport_settimeout},
+        {"setWriteLimits", transport_setlimits},
+        {"bufferSize", transport_buffersize},
         {"getPeer", transport_getpeer},
         {"getHost", transport_gethost},
         {NULL, NULL},
@@ -626,6 +807,7 @@ void rdL_open_transport(lua_State *L)
     static const luaL_Reg lmethods[] = {
         {"getHost", listener_gethost},
         {"stopListening", listener_stop},
+        {"stats", listener_stats},
         {NULL, NULL},
     };
     static const luaL_Reg lmeta[] = {

@@ -41,6 +41,7 @@ typedef struct lreactor {
     lua_State *L; /* the thread callbacks run on */
     int running, stopping;
     const char *where;                       /* the callback being run, for error messages */
+    int scratch;                             /* a result passed out of a trampoline */
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];

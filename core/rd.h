@@ -129,7 +129,8 @@ struct rd_loop {
     size_t nconns;       /* ro: open or closing connections */
     size_t ntimers;      /* ro: active timers */
     size_t nlisteners;   /* ro: open listeners */
-    size_t refused;      /* ro: connections refused (EMFILE, alloc failure) */
+    size_t refused;      /* ro: connections refused (limits, EMFILE, alloc failure) */
+    size_t max_conns;    /* rw: refuse beyond this many open conns in all (0 = none) */
     int spare_fd;        /* private: given up to accept-and-close under EMFILE */
 };
 
@@ -162,27 +163,54 @@ typedef void (*rd_read_cb)(rd_conn_t *c, const char *data, size_t len);
 /* The connection is closed (its fd is gone); called exactly once, never from
  * inside another callback of the core. err is 0 or a -errno. */
 typedef void (*rd_lost_cb)(rd_conn_t *c, int reason, int err);
+/* Flow control: paused = 1 once queued output passes the high water mark
+ * (reading stops too unless pause_reads was cleared), 0 once it drains
+ * below the low one. */
+typedef void (*rd_flow_cb)(rd_conn_t *c, int paused);
+/* The peer sent FIN. Return 1 to keep writing (half-close; reading stops),
+ * 0 to flush and close (RD_DONE). */
+typedef int (*rd_eof_cb)(rd_conn_t *c);
+/* Nothing was read for the conn's timeout; NULL = close with RD_TIMEOUT. */
+typedef void (*rd_timeout_cb)(rd_conn_t *c);
 /* An outgoing connect succeeded; the conn is OPEN and reading. A failed
  * connect is reported through rd_lost_cb (RD_REFUSED, RD_TIMEOUT, RD_LOST). */
 typedef void (*rd_connect_cb)(rd_conn_t *c);
 
 struct rd_conn {
-    ev_io rio, wio;           /* private */
-    ev_timer timer;           /* private: connect timeout */
-    rd_loop_t *loop;          /* ro */
-    int fd;                   /* ro: -1 once closed */
-    int state;                /* ro: enum rd_conn_state */
-    int reason, err;          /* ro: why it closed, once CLOSED */
-    unsigned queued;          /* private: on loop->queue */
-    rd_link_t link;           /* private: in loop->conns */
-    rd_link_t qlink;          /* private: in loop->queue */
-    rd_buf_t out;             /* private: queued output */
-    rd_addr_t peer, host;     /* ro: cached, valid after close */
-    rd_read_cb on_read;       /* rw */
-    rd_lost_cb on_lost;       /* rw: NULL = no notification (finalizers) */
-    rd_connect_cb on_connect; /* rw */
-    void *data;               /* rw */
+    ev_io rio, wio;            /* private */
+    ev_timer timer;            /* private: connect, then idle timeout */
+    rd_loop_t *loop;           /* ro */
+    int fd;                    /* ro: -1 once closed */
+    int state;                 /* ro: enum rd_conn_state */
+    int reason, err;           /* ro: why it closed, once CLOSED */
+    unsigned queued;           /* private: on loop->queue */
+    rd_link_t link;            /* private: in loop->conns */
+    rd_link_t qlink;           /* private: in loop->queue */
+    rd_buf_t out;              /* private: queued output */
+    rd_addr_t peer, host;      /* ro: cached, valid after close */
+    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL */
+    size_t high, low;          /* rw: output water marks */
+    size_t max_out;            /* rw: a write past this while above high aborts (RD_ETOOBIG) */
+    double timeout;            /* ro: idle timeout in seconds, 0 = none */
+    double last_read;          /* private */
+    unsigned char flow_paused; /* ro: above the high water mark */
+    unsigned char user_paused; /* ro: rd_conn_pause_reading */
+    unsigned char pause_reads; /* rw: stop reading while flow_paused (default 1) */
+    unsigned char eof;         /* ro: the peer has sent FIN */
+    unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
+    rd_read_cb on_read;        /* rw */
+    rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
+    rd_connect_cb on_connect;  /* rw */
+    rd_flow_cb on_flow;        /* rw: optional */
+    rd_eof_cb on_eof;          /* rw: optional */
+    rd_timeout_cb on_timeout;  /* rw: optional */
+    void *data;                /* rw */
 };
+
+/* Defaults for new connections: flow control and limits. */
+#define RD_HIGH_WATER (64 * 1024)
+#define RD_LOW_WATER (16 * 1024)
+#define RD_MAX_OUTPUT (4 * 1024 * 1024)
 
 /* Adopt an accepted, non-blocking fd; the conn is OPEN but not yet reading
  * (a listener starts reading once its on_accept returns). */
@@ -201,6 +229,16 @@ int rd_conn_close(rd_conn_t *c, int reason, int err);
 /* Close without any notification and leave no trace in the loop: for a
  * finalizer freeing c's memory. Safe in any state. */
 void rd_conn_detach(rd_conn_t *c);
+/* Stop or resume reading on the owner's behalf (Twisted's pauseProducing
+ * on a transport); independent of flow control. */
+void rd_conn_pause_reading(rd_conn_t *c, int paused);
+/* Flush, then shutdown(SHUT_WR): the peer sees EOF, we can still read.
+ * 0, or RD_ECLOSED. */
+int rd_conn_shutdown_write(rd_conn_t *c);
+/* Close after `seconds` with nothing read (0 = never); the clock restarts
+ * at every read. One timer per conn, re-armed only when it fires (ev.pod,
+ * "Be smart about timeouts"). */
+void rd_conn_set_timeout(rd_conn_t *c, double seconds);
 /* Write what the socket takes now without waiting, then close (RD_DONE):
  * for shutting down. */
 void rd_conn_finish(rd_conn_t *c);
@@ -224,6 +262,12 @@ struct rd_listener {
     rd_addr_t addr;         /* ro: bound address (real port when asked for 0) */
     rd_link_t link;         /* private */
     unsigned accepts;       /* rw: accepts per wake-up (default 64) */
+    unsigned max_conns;     /* rw: refuse beyond this many open conns (0 = no limit) */
+    unsigned nconns;        /* ro: open conns it accepted */
+    size_t refused;         /* ro: connections refused (limits, EMFILE, alloc) */
+    size_t high, low;       /* rw: given to each accepted conn */
+    size_t max_out;         /* rw: given to each accepted conn */
+    double idle;            /* rw: idle timeout of each accepted conn (0 = none) */
     rd_alloc_cb alloc;      /* rw */
     rd_accept_cb on_accept; /* rw */
     void *data;             /* rw */

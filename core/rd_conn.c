@@ -30,6 +30,16 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     ev_io_init(&c->rio, read_cb, fd, EV_READ);
     ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
     ev_init(&c->timer, NULL);
+    c->listener = NULL;
+    c->high = RD_HIGH_WATER;
+    c->low = RD_LOW_WATER;
+    c->max_out = RD_MAX_OUTPUT;
+    c->timeout = c->last_read = 0;
+    c->flow_paused = c->user_paused = c->eof = c->shut_wr = 0;
+    c->pause_reads = 1;
+    c->on_flow = NULL;
+    c->on_eof = NULL;
+    c->on_timeout = NULL;
     rd__link_add(&loop->conns, &c->link);
     loop->nconns++;
 }
@@ -47,17 +57,63 @@ void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
     cache_host(c);
 }
 
+/* Read iff open, not paused by anyone, and the peer has not finished. */
+static void update_reading(rd_conn_t *c)
+{
+    int want =
+        c->state == RD_OPEN && !c->user_paused && !c->eof && !(c->flow_paused && c->pause_reads);
+    if (want && !ev_is_active(&c->rio))
+        ev_io_start(c->loop->ev, &c->rio);
+    else if (!want && ev_is_active(&c->rio))
+        ev_io_stop(c->loop->ev, &c->rio);
+}
+
 void rd_conn_start(rd_conn_t *c)
 {
-    if (c->state == RD_OPEN && !ev_is_active(&c->rio)) ev_io_start(c->loop->ev, &c->rio);
+    update_reading(c);
+}
+
+void rd_conn_pause_reading(rd_conn_t *c, int paused)
+{
+    c->user_paused = paused != 0;
+    update_reading(c);
 }
 
 int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
 {
     if (c->state != RD_OPEN && c->state != RD_CONNECTING) return RD_ECLOSED;
+    if (c->shut_wr) return RD_ECLOSED;
+    if (c->max_out && c->out.size > c->high && c->out.size + len > c->max_out) {
+        /* already backed up and still writing: a peer that never reads cannot
+         * make us hold more than max(max_out, high + one write) */
+        rd_conn_close(c, RD_ABORTED, RD_ETOOBIG);
+        return RD_ETOOBIG;
+    }
     int r = rd_buf_append(&c->out, data, len);
     if (r == 0 && len) rd__queue(c);
     return r;
+}
+
+int rd_conn_shutdown_write(rd_conn_t *c)
+{
+    if (c->state != RD_OPEN || c->shut_wr) return RD_ECLOSED;
+    c->shut_wr = 1; /* the flush shuts the socket once the output is gone */
+    rd__queue(c);
+    return 0;
+}
+
+/* Flow control, after every flush: one callback per crossing. */
+static void check_water(rd_conn_t *c)
+{
+    if (!c->flow_paused && c->out.size > c->high) {
+        c->flow_paused = 1;
+        update_reading(c);
+        if (c->on_flow) c->on_flow(c, 1);
+    } else if (c->flow_paused && c->out.size <= c->low) {
+        c->flow_paused = 0;
+        update_reading(c);
+        if (c->on_flow) c->on_flow(c, 0);
+    }
 }
 
 size_t rd_conn_pending(const rd_conn_t *c)
@@ -90,6 +146,10 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     c->err = err;
     rd__link_del(&c->link);
     loop->nconns--;
+    if (c->listener) {
+        c->listener->nconns--;
+        c->listener = NULL;
+    }
     if (c->on_lost) {
         rd__queue(c);
     } else if (c->queued) { /* a finalizer is freeing c: forget it */
@@ -146,14 +206,20 @@ int rd__conn_flush(rd_conn_t *c)
     }
     if (c->out.size) {
         if (!ev_is_active(&c->wio)) ev_io_start(c->loop->ev, &c->wio);
-        return 0;
+        check_water(c);
+        return c->state == RD_CLOSED;
     }
     ev_io_stop(c->loop->ev, &c->wio);
-    if (c->state == RD_CLOSING) {
+    if (c->state == RD_CLOSING || (c->eof && c->shut_wr)) {
         rd_conn_close(c, RD_DONE, 0);
         return 1;
     }
-    return 0;
+    if (c->shut_wr == 1) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut_wr = 2;
+    }
+    check_water(c);
+    return c->state == RD_CLOSED;
 }
 
 static void read_cb(struct ev_loop *ev, ev_io *w, int revents)
@@ -167,11 +233,15 @@ static void read_cb(struct ev_loop *ev, ev_io *w, int revents)
     do
         n = recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
     while (n < 0 && errno == EINTR);
-    if (n > 0)
+    if (n > 0) {
+        c->last_read = ev_now(loop->ev);
         c->on_read(c, loop->rbuf, (size_t)n);
-    else if (n == 0)
-        rd_conn_close(c, RD_DONE, 0);
-    else if (errno == EAGAIN || errno == EWOULDBLOCK)
+    } else if (n == 0) {
+        /* the peer's FIN: half-close if the owner wants it, else finish */
+        c->eof = 1;
+        update_reading(c);
+        if (!(c->on_eof && c->on_eof(c)) || c->shut_wr == 2) rd_conn_lose(c);
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK)
         return;
     else
         rd_conn_close(c, RD_LOST, -errno);
@@ -185,6 +255,47 @@ static void write_cb(struct ev_loop *ev, ev_io *w, int revents)
     rd_loop_t *loop = c->loop;
     rd__conn_flush(c);
     rd_loop_settle(loop);
+}
+
+/*{====================================================================
+ * Idle timeout
+ *=====================================================================*/
+
+static void idle_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)revents;
+    rd_conn_t *c = rd__container(w, rd_conn_t, timer);
+    rd_loop_t *loop = c->loop;
+    double left = c->last_read + c->timeout - ev_now(ev);
+    if (left > 1e-3) { /* read since it was armed: sleep the rest */
+        w->repeat = left;
+        ev_timer_again(ev, w);
+        return;
+    }
+    if (c->on_timeout)
+        c->on_timeout(c);
+    else
+        rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
+    if (c->state != RD_CLOSED && c->timeout > 0 && !ev_is_active(w)) {
+        /* the owner kept it: the clock starts again */
+        c->last_read = ev_now(ev);
+        w->repeat = c->timeout;
+        ev_timer_again(ev, w);
+    }
+    rd_loop_settle(loop);
+}
+
+void rd_conn_set_timeout(rd_conn_t *c, double seconds)
+{
+    if (c->state == RD_CLOSED || c->state == RD_CONNECTING) return;
+    ev_timer_stop(c->loop->ev, &c->timer);
+    c->timeout = seconds > 0 ? seconds : 0;
+    if (c->timeout > 0) {
+        c->last_read = ev_now(c->loop->ev);
+        ev_init(&c->timer, idle_cb);
+        c->timer.repeat = c->timeout;
+        ev_timer_again(c->loop->ev, &c->timer);
+    }
 }
 
 /*{====================================================================
@@ -207,7 +318,7 @@ static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
         ev_set_cb(&c->wio, write_cb);
         c->state = RD_OPEN;
         cache_host(c);
-        ev_io_start(ev, &c->rio);
+        update_reading(c);
         if (c->on_connect) c->on_connect(c);
         if (c->state == RD_OPEN && c->out.size) rd__queue(c);
     }

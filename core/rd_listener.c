@@ -28,6 +28,7 @@ static void shed_one(rd_listener_t *l)
     int fd = accept(l->fd, NULL, NULL);
     if (fd >= 0) {
         close(fd);
+        l->refused++;
         loop->refused++;
     }
     take_spare(loop);
@@ -51,14 +52,28 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents)
             }
             break; /* EAGAIN, or an error the next wake-up will see again */
         }
+        if ((l->max_conns && l->nconns >= l->max_conns) ||
+            (loop->max_conns && loop->nconns >= loop->max_conns)) {
+            close(fd); /* over a limit: refused at once, and counted */
+            l->refused++;
+            loop->refused++;
+            continue;
+        }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         rd_conn_t *c = l->alloc(l);
         if (!c) {
             close(fd);
+            l->refused++;
             loop->refused++;
             continue;
         }
         rd_conn_init(c, loop, fd, &peer);
+        c->listener = l;
+        l->nconns++;
+        c->high = l->high;
+        c->low = l->low;
+        c->max_out = l->max_out;
+        if (l->idle > 0) rd_conn_set_timeout(c, l->idle);
         l->on_accept(l, c);
         if (c->state == RD_OPEN) rd_conn_start(c);
         if (l->fd < 0) break; /* closed by its own callback */
@@ -71,6 +86,12 @@ int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int po
     l->loop = loop;
     l->fd = -1;
     l->accepts = 64;
+    l->max_conns = l->nconns = 0;
+    l->refused = 0;
+    l->high = RD_HIGH_WATER;
+    l->low = RD_LOW_WATER;
+    l->max_out = RD_MAX_OUTPUT;
+    l->idle = 0;
     rd__link_init(&l->link);
     int r = rd_addr_parse(&l->addr, host, port);
     if (r < 0) return r;

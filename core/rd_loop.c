@@ -72,6 +72,7 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     loop->settling = 0;
     loop->spare_fd = -1;
     loop->nconns = loop->ntimers = loop->nlisteners = loop->refused = 0;
+    loop->max_conns = 0;
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_prepare_start(ev, &loop->prepare);
     ev_unref(ev); /* the flush hook alone must not keep the loop running */

@@ -63,16 +63,23 @@ describe("reactord command line", function()
   it("a bad flag is a usage error: exit 2, first stderr line starts `reactord: `", function()
     local code, out, err = H.run_daemon { "--no-such-flag", ZEN }
     assert.are.equal(2, code)
-    local first = H.lines(err)[1]
-    assert.is_truthy(first, "nothing on stderr")
-    assert.matches("^reactord: ", first)
+    assert.matches("no%-such%-flag", one_reactord_line(err))
     assert.is_nil(out:match("listening"))
   end)
 
   it("-p without a value is a usage error (exit 2)", function()
     local code, _, err = H.run_daemon { ZEN, "-p" }
     assert.are.equal(2, code)
-    assert.matches("^reactord: ", H.lines(err)[1] or "")
+    one_reactord_line(err)
+  end)
+
+  it("-p with a value that is not a port fails with one `reactord: ` line", function()
+    for _, bad in ipairs { "abc", "65536", "-1" } do
+      local code, out, err = H.run_daemon { ZEN, "-p", bad }
+      assert.is_true(code == 1 or code == 2, "-p " .. bad .. ": exit " .. tostring(code))
+      one_reactord_line(err)
+      assert.is_nil(out:match("listening"))
+    end
   end)
 
   it("no script at all is an error with a `reactord: ` line", function()
@@ -185,6 +192,21 @@ describe("reactord command line", function()
         assert.are.equal(0, code)
       end)
     end
+  end)
+
+  it("SIGTERM as soon as the listening line is out: exit 0 and `reactord: stopped` (20 times)", function()
+    -- the listening line is the readiness signal: by then SIGTERM must
+    -- already mean a clean stop, not the default (killed by signal 15)
+    local results = {}
+    for i = 1, 20 do
+      local d = H.start_daemon { script = ZEN }
+      local code, how = d:stop("TERM")
+      local err = d:stderr()
+      if not (how == "exit" and code == 0 and err:find("reactord: stopped", 1, true)) then
+        results[#results + 1] = ("run %d: %s %s, stderr %q"):format(i, how, tostring(code), err)
+      end
+    end
+    assert.are.same({}, results)
   end)
 
   it("without -p listens on the script's own `port` field", function()
