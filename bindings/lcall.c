@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "rdlua.h"
 
@@ -35,25 +36,86 @@ void rdL_log(const char *fmt, ...)
     fflush(stderr);
 }
 
+/*{====================================================================
+ * The watchdog: a callback that runs too long is stopped
+ *
+ * A count hook fires every RDL_WATCH_COUNT VM instructions and compares the
+ * monotonic clock with the callback's deadline. Once tripped it re-arms
+ * itself for every instruction and raises again, so a `pcall` in the script
+ * cannot swallow it (Redis's lesson): the error reaches our lua_pcall.
+ *=====================================================================*/
+
+#define RDL_WATCH_COUNT 100000
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void watchdog(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY);
+    lreactor *lr = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!lr || lr->depth == 0) return; /* not inside a callback */
+    if (!lr->tripped) {
+        if (mono() < lr->deadline) return;
+        lr->tripped = 1;
+        lua_sethook(L, watchdog, LUA_MASKCOUNT, 1);
+    }
+    luaL_error(L, "script timeout: a callback ran longer than %f s", lr->budget);
+}
+
+void rdL_watchdog(lua_State *L, lreactor *lr, int on)
+{
+    if (on && lr->budget > 0)
+        lua_sethook(L, watchdog, LUA_MASKCOUNT, RDL_WATCH_COUNT);
+    else
+        lua_sethook(L, NULL, 0, 0);
+}
+
+/* Keep the reason a script sees: the message without the traceback. Runs
+ * protected, since it allocates (and memory may be what ran out). */
+static int keep_message(lua_State *L)
+{
+    const char *m = lua_tostring(L, 1);
+    const char *tb = m ? strstr(m, "\nstack traceback:") : NULL;
+    if (!m) m = "(no message)";
+    lua_pushlstring(L, m, tb ? (size_t)(tb - m) : strlen(m));
+    int *ref = lua_touserdata(L, 2);
+    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
 int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref)
 {
     lua_State *L = lr->L;
     int top = lua_gettop(L);
+    if (lr->depth++ == 0 && lr->budget > 0) lr->deadline = mono() + lr->budget;
     lua_pushcfunction(L, msghandler);
     lua_pushcfunction(L, fn);
     lua_pushlightuserdata(L, a);
     lua_pushlightuserdata(L, b);
     int status = lua_pcall(L, 2, 0, top + 1);
+    if (--lr->depth == 0 && lr->tripped) { /* unwound: back to the light hook */
+        lr->tripped = 0;
+        rdL_watchdog(L, lr, 1);
+    }
     if (status != LUA_OK) {
         const char *m = lua_tostring(L, -1);
         if (!m) m = "(no message)";
         rdL_log("error in %s: %s", lr->where ? lr->where : "callback", m);
         if (msg_ref) {
-            /* the reason a script sees: the message without the traceback */
-            const char *tb = strstr(m, "\nstack traceback:");
-            lua_pushlstring(L, m, tb ? (size_t)(tb - m) : strlen(m));
-            *msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            *msg_ref = LUA_NOREF;
+            lua_pushcfunction(L, keep_message);
+            lua_insert(L, -2);
+            lua_pushlightuserdata(L, msg_ref);
+            if (lua_pcall(L, 2, 0, 0) != LUA_OK) *msg_ref = LUA_NOREF;
         }
+        if (status == LUA_ERRMEM) lua_gc(L, LUA_GCCOLLECT); /* give it back now */
     }
     lua_settop(L, top);
     return status;

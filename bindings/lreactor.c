@@ -62,11 +62,55 @@ static int l_run(lua_State *L)
     lr->L = L; /* callbacks run on the thread that called run() */
     lr->running = 1;
     lr->stopping = 0;
+    rdL_watchdog(L, lr, 1);
     rd_loop_run(&lr->loop);
     if (lr->stopping) shutdown_all(L, lr);
+    rdL_watchdog(L, lr, 0);
     lr->running = 0;
     lr->stopping = 0;
     lr->L = outer;
+    return 0;
+}
+
+/* setLimits{scriptTimeout = s, maxConnections = n}: for every callback and
+ * every listener of this reactor. */
+static int l_setlimits(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_getfield(L, 1, "scriptTimeout") != LUA_TNIL) {
+        lr->budget = luaL_checknumber(L, -1);
+        if (lr->running) rdL_watchdog(lr->L, lr, 1);
+    }
+    if (lua_getfield(L, 1, "maxConnections") != LUA_TNIL)
+        lr->loop.max_conns = (size_t)luaL_checkinteger(L, -1);
+    return 0;
+}
+
+/* connections() -> the protocol instances of every open connection */
+static int l_connections(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    lua_createtable(L, (int)lr->loop.nconns, 0);
+    int n = 0;
+    for (rd_link_t *l = lr->loop.conns.next; l != &lr->loop.conns; l = l->next) {
+        ltransport *t = rd__container(rd__container(l, rd_conn_t, link), ltransport, conn);
+        if (!t->made || t->ref == LUA_NOREF) continue;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+        lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
+        lua_rawseti(L, -3, ++n);
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
+/* abortAll(): close every connection now (reason "aborted"). */
+static int l_abortall(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    while (lr->loop.conns.next != &lr->loop.conns)
+        rd_conn_close(rd__container(lr->loop.conns.next, rd_conn_t, link), RD_ABORTED, 0);
+    rd_loop_settle(&lr->loop);
     return 0;
 }
 
@@ -97,7 +141,7 @@ static int l_now(lua_State *L)
 static int l_stats(lua_State *L)
 {
     lreactor *lr = rdL_reactor(L);
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 6);
     lua_pushinteger(L, (lua_Integer)lr->ntransports);
     lua_setfield(L, -2, "connections");
     lua_pushinteger(L, (lua_Integer)lr->ntimers);
@@ -108,6 +152,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "open");
     lua_pushinteger(L, (lua_Integer)lr->loop.refused);
     lua_setfield(L, -2, "refused");
+    lua_pushinteger(L, (lua_Integer)lua_gc(L, LUA_GCCOUNT) * 1024 + lua_gc(L, LUA_GCCOUNTB));
+    lua_setfield(L, -2, "memory");
     return 1;
 }
 
@@ -196,6 +242,9 @@ int luaopen_reactor_core(lua_State *L)
         {"getaddrinfo", l_getaddrinfo},
         {"watch", rdL_watch},
         {"failConnection", rdL_failconnection},
+        {"setLimits", l_setlimits},
+        {"connections", l_connections},
+        {"abortAll", l_abortall},
         {"_stats", l_stats},
         {NULL, NULL},
     };

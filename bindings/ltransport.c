@@ -111,6 +111,7 @@ static void in_free(ltransport *t)
 /* Append n bytes (not from t->in) to the partial line. */
 static void in_append(lua_State *L, ltransport *t, const char *p, size_t n)
 {
+    if (n == 0) return;
     if (t->inlen + n > t->incap) {
         size_t cap = t->incap ? t->incap : 64;
         while (cap < t->inlen + n)

@@ -26,17 +26,64 @@ static const char usage[] =
     "      --check       load and validate SCRIPT, then exit (0 = ok, 1 = broken)\n"
     "      --watch       reload SCRIPT (and the modules it requires from its folder)\n"
     "                    whenever one of them changes on disk\n"
+    "      --script-timeout SECONDS  stop a callback that runs longer (default 1; 0 = none)\n"
+    "      --max-memory MIB  Lua memory limit; an allocation past it fails its\n"
+    "                        callback (default 1024; 0 = none)\n"
+    "      --max-connections N  refuse connections beyond N open ones (default: no limit)\n"
+    "      --idle-timeout SECONDS  close connections that send nothing for that long\n"
+    "      --grace SECONDS   on SIGTERM/SIGINT, let connections finish this long (default 5)\n"
     "  -h, --help        show this help\n"
     "  -V, --version     show the version\n"
     "\n"
     "SIGHUP reloads SCRIPT under the live connections; a broken script changes nothing.\n"
-    "SIGINT or SIGTERM stops the server; every connection is told (connectionLost).\n";
+    "SIGINT or SIGTERM stops accepting, calls shutdownRequested(deadline) on every\n"
+    "connection, waits up to --grace seconds for them to end, then aborts the rest\n"
+    "and exits 0; a second SIGINT or SIGTERM stops at once.\n";
 
 struct options {
     const char *script, *host;
     long port; /* -1 = not given */
     int check, watch;
+    double script_timeout, grace, idle; /* seconds */
+    long max_memory_mb, max_conns;
 };
+
+/* A counting allocator (skynet's lalloc): past the limit an allocation fails,
+ * so the callback that asked for it fails with LUA_ERRMEM and its connection
+ * is closed, while the server and every other connection go on. */
+struct memlimit {
+    size_t used, limit; /* bytes; limit 0 = none */
+};
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct memlimit *m = ud;
+    size_t old = ptr ? osize : 0; /* for a new block osize is a type tag */
+    if (nsize == 0) {
+        free(ptr);
+        m->used -= old;
+        return NULL;
+    }
+    if (m->limit && nsize > old && m->used + (nsize - old) > m->limit) return NULL;
+    void *p = realloc(ptr, nsize);
+    if (p) m->used = m->used - old + nsize;
+    return p;
+}
+
+static int panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "reactord: unprotected Lua error: %s\n", msg ? msg : "?");
+    return 0; /* Lua aborts */
+}
+
+/* a non-negative number of seconds, or -1 */
+static double parse_seconds(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    return (*s && *end == '\0' && v >= 0 && v < 1e9) ? v : -1;
+}
 
 static int fail_usage(const char *fmt, const char *arg)
 {
@@ -50,17 +97,56 @@ static int fail_usage(const char *fmt, const char *arg)
 static int parse(int argc, char **argv, struct options *o)
 {
     static const struct option longopts[] = {
-        {"port", required_argument, NULL, 'p'}, {"check", no_argument, NULL, 'c'},
-        {"watch", no_argument, NULL, 'w'},      {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},    {NULL, 0, NULL, 0},
+        {"port", required_argument, NULL, 'p'},
+        {"check", no_argument, NULL, 'c'},
+        {"watch", no_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"script-timeout", required_argument, NULL, 'T'},
+        {"max-memory", required_argument, NULL, 'M'},
+        {"grace", required_argument, NULL, 'G'},
+        {"idle-timeout", required_argument, NULL, 'I'},
+        {"max-connections", required_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
     };
     o->script = o->host = NULL;
     o->port = -1;
     o->check = o->watch = 0;
+    o->script_timeout = 1.0;
+    o->grace = 5.0;
+    o->idle = 0;
+    o->max_memory_mb = 1024;
+    o->max_conns = 0;
     opterr = 0; /* we say it ourselves, in one line */
     int ch;
     while ((ch = getopt_long(argc, argv, ":p:hV", longopts, NULL)) != -1) {
         switch (ch) {
+        case 'T':
+            if ((o->script_timeout = parse_seconds(optarg)) < 0)
+                return fail_usage("bad --script-timeout '%s': expected seconds (0 = none)", optarg);
+            break;
+        case 'G':
+            if ((o->grace = parse_seconds(optarg)) < 0)
+                return fail_usage("bad --grace '%s': expected seconds", optarg);
+            break;
+        case 'I':
+            if ((o->idle = parse_seconds(optarg)) < 0)
+                return fail_usage("bad --idle-timeout '%s': expected seconds (0 = none)", optarg);
+            break;
+        case 'M':
+        case 'C': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 0)
+                return fail_usage(ch == 'M' ? "bad --max-memory '%s': expected MiB (0 = none)"
+                                            : "bad --max-connections '%s': expected a count",
+                                  optarg);
+            if (ch == 'M')
+                o->max_memory_mb = v;
+            else
+                o->max_conns = v;
+            break;
+        }
         case 'p': {
             char *end;
             long p = strtol(optarg, &end, 10);
@@ -120,6 +206,14 @@ static int pmain(lua_State *L)
     lua_setfield(L, -2, "check");
     lua_pushboolean(L, o->watch);
     lua_setfield(L, -2, "watch");
+    lua_pushnumber(L, o->script_timeout);
+    lua_setfield(L, -2, "scriptTimeout");
+    lua_pushnumber(L, o->grace);
+    lua_setfield(L, -2, "grace");
+    lua_pushnumber(L, o->idle);
+    lua_setfield(L, -2, "idleTimeout");
+    lua_pushinteger(L, o->max_conns);
+    lua_setfield(L, -2, "maxConnections");
     lua_call(L, 1, 1);
     return 1;
 }
@@ -130,11 +224,13 @@ int main(int argc, char **argv)
     int r = parse(argc, argv, &o);
     if (r != 0) return r < 0 ? 0 : r;
     signal(SIGPIPE, SIG_IGN); /* core sends with MSG_NOSIGNAL; this covers scripts' C modules */
-    lua_State *L = luaL_newstate();
+    struct memlimit mem = {0, (size_t)o.max_memory_mb * 1024 * 1024};
+    lua_State *L = lua_newstate(limited_alloc, &mem);
     if (!L) {
         fprintf(stderr, "reactord: not enough memory\n");
         return 1;
     }
+    lua_atpanic(L, panic);
     lua_pushcfunction(L, pmain);
     lua_pushlightuserdata(L, &o);
     int status = lua_pcall(L, 1, 1, 0);

@@ -42,6 +42,9 @@ typedef struct lreactor {
     int running, stopping;
     const char *where;                       /* the callback being run, for error messages */
     int scratch;                             /* a result passed out of a trampoline */
+    int depth, tripped;                      /* callbacks running; the watchdog fired */
+    double budget;                           /* seconds a callback may run (0 = no limit) */
+    double deadline;                         /* for the callback running now */
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];
@@ -79,6 +82,8 @@ typedef struct llistener {
  * handler; log and return non-zero on error. The error message, if wanted,
  * is left in *msg_ref as a registry ref (else LUA_NOREF). */
 int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref);
+/* Install (on) or remove the watchdog's count hook on L. */
+void rdL_watchdog(lua_State *L, lreactor *lr, int on);
 /* One log record on stderr: "reactord: " + message. */
 void rdL_log(const char *fmt, ...);
 /* Push "NAME: message" for a -errno or RD_E* code, and return it. */

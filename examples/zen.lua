@@ -23,6 +23,11 @@ function Zen:lineReceived(question)
   self.transport:write(aphorisms[question] or "Error: unknown zphorism")
 end
 
+-- On SIGTERM: answer what was asked, then close (loseConnection flushes).
+function Zen:shutdownRequested(deadline) -- luacheck: ignore deadline
+  self.transport:loseConnection()
+end
+
 function Zen:lineLengthExceeded()
   self.transport:write("Error: question too long")
   self.transport:loseConnection()

@@ -1,12 +1,55 @@
 -- reactor.daemon: what `reactord SCRIPT` does once its options are parsed.
 -- User errors are raised as plain strings; main.c prints "reactord: " .. msg.
 local reactor = require "reactor"
+local core = reactor.core
 
 local M = {}
 
 local function hostport(addr)
   if addr.host:find(":", 1, true) then return ("[%s]:%d"):format(addr.host, addr.port) end
   return ("%s:%d"):format(addr.host, addr.port)
+end
+
+local function log(msg)
+  io.stderr:write("reactord: ", msg, "\n")
+  io.stderr:flush()
+end
+
+-- SIGTERM/SIGINT: stop accepting, ask every connection to finish
+-- (shutdownRequested(deadline)), wait up to `grace` seconds for them to end,
+-- then abort the rest. A second signal stops at once.
+local function graceful(service, grace)
+  local stopping = false
+  return function()
+    if stopping then
+      core.abortAll()
+      reactor.stop()
+      return
+    end
+    stopping = true
+    if service then service:close() end
+    local deadline = reactor.now() + grace
+    for _, p in ipairs(core.connections()) do
+      local ask = p.shutdownRequested
+      if ask then
+        local ok, err = xpcall(ask, debug.traceback, p, deadline)
+        if not ok then
+          log("error in shutdownRequested: " .. err)
+          core.failConnection(p.transport, (tostring(err):match("^[^\n]*")))
+        end
+      end
+    end
+    local function done() return core._stats().open == 0 end
+    if done() then return reactor.stop() end
+    local waiting = reactor.LoopingCall(function() if done() then reactor.stop() end end)
+    waiting:start(0.02, false)
+    reactor.callLater(grace, function()
+      local left = core._stats().open
+      if left > 0 then log(("grace period over: aborting %d connection%s"):format(left, left == 1 and "" or "s")) end
+      core.abortAll()
+      reactor.stop()
+    end)
+  end
 end
 
 function M.main(opt)
@@ -16,37 +59,44 @@ function M.main(opt)
     io.stdout:write("reactord: ", opt.script, ": ok\n")
     return 0
   end
-  local service, err = reactor.serve(opt.script, {
+  core.setLimits { scriptTimeout = opt.scriptTimeout, maxConnections = opt.maxConnections }
+
+  -- handlers first: a signal may come the moment the listening line is out
+  local service
+  local stop = function() reactor.stop() end
+  reactor.onSignal("SIGINT", function(...) return stop(...) end)
+  reactor.onSignal("SIGTERM", function(...) return stop(...) end)
+  reactor.onSignal("SIGHUP", function() if service then service:reload() end end)
+  local err
+  service, err = reactor.serve(opt.script, {
     host = opt.host,
     port = opt.port,
+    idleTimeout = opt.idleTimeout,
     onListen = function(addr)
       io.stdout:write("reactord: listening on ", hostport(addr), "\n")
       io.stdout:flush()
     end,
   })
   if not service then error(err, 0) end
+  stop = graceful(service, opt.grace or 5)
 
   local watcher
   local function watch()
     if watcher then watcher:close() end
     local msg
-    watcher, msg = reactor.core.watch(service:files(), function() service:reload() end)
-    if not watcher then io.stderr:write("reactord: --watch: ", msg, "\n") end
+    watcher, msg = core.watch(service:files(), function() service:reload() end)
+    if not watcher then log("--watch: " .. msg) end
   end
   if opt.watch then
     service.onReload = watch -- a new version may require other files
     watch()
   end
 
-  local function stop() reactor.stop() end
-  reactor.onSignal("SIGINT", stop)
-  reactor.onSignal("SIGTERM", stop)
-  reactor.onSignal("SIGHUP", function() service:reload() end)
   reactor.run()
   for _, name in ipairs { "SIGINT", "SIGTERM", "SIGHUP" } do reactor.onSignal(name, nil) end
   if watcher then watcher:close() end
   service:close()
-  io.stderr:write("reactord: stopped\n")
+  log("stopped")
   return 0
 end
 

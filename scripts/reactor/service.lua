@@ -112,12 +112,22 @@ end
 
 -- The listeners a generation declares: the main one (the command line's
 -- host/port win over the script's) and any in `listen`.
+local LIMITS = { "idleTimeout", "maxConnections", "highWater", "lowWater", "maxOutput", "backlog" }
+
 local function declared(spec, opts)
   local host = opts.host or rawget(spec, "host") or "127.0.0.1"
   local list = { { host = host, port = opts.port or rawget(spec, "port") or 1060 } }
+  -- the main listener's limits: the command line's, else the script's
+  for _, k in ipairs(LIMITS) do
+    local v = opts[k]
+    if v == nil or v == 0 then v = rawget(spec, k) end
+    list[1][k] = v
+  end
   for _, l in ipairs(rawget(spec, "listen") or {}) do
     if type(l) == "number" then l = { port = l } end
-    list[#list + 1] = { host = l.host or host, port = l.port }
+    local d = { host = l.host or host, port = l.port }
+    for _, k in ipairs(LIMITS) do d[k] = l[k] end
+    list[#list + 1] = d
   end
   for _, l in ipairs(list) do l.key = l.host .. "|" .. tostring(l.port) end
   return list
@@ -136,7 +146,9 @@ function Service:_open(gen)
   local opened = {}
   for _, l in ipairs(declared(gen.spec, self.opts)) do
     if not self.listeners[l.key] and not opened[l.key] then
-      local listener, msg = core.listenTCP(l.port, self.factory, l.host)
+      local o = { interface = l.host }
+      for _, k in ipairs(LIMITS) do o[k] = l[k] end
+      local listener, msg = core.listenTCP(l.port, self.factory, o)
       if not listener then
         for _, o in pairs(opened) do o:stopListening() end
         return nil, ("cannot listen on %s: %s"):format(hostport(l.host, l.port), (msg:gsub(" %(.*%)$", "")))
@@ -262,6 +274,8 @@ end
 
 --- Stop listening; live connections stay until they end.
 function Service:close()
+  if self.closed then return end
+  self.closed = true
   for key, l in pairs(self.listeners) do
     l:stopListening()
     self.listeners[key] = nil
