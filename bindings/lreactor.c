@@ -4,7 +4,6 @@
  * table) has to outlive it; created before any object that refers to it, so
  * at lua_close it is finalized last.
  */
-#include <netdb.h>
 #include <signal.h>
 #include <string.h>
 
@@ -198,36 +197,6 @@ static int l_onsignal(lua_State *L)
     return 0;
 }
 
-/* getaddrinfo(host) -> list of numeric addresses. Blocking: it reads
- * /etc/hosts or asks DNS; fine for numeric and local names. */
-static int l_getaddrinfo(lua_State *L)
-{
-    const char *host = luaL_checkstring(L, 1);
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    int r = getaddrinfo(host, NULL, &hints, &res);
-    if (r != 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "ENOTFOUND: %s (%s)", gai_strerror(r), host);
-        lua_pushliteral(L, "ENOTFOUND");
-        return 3;
-    }
-    lua_newtable(L);
-    int n = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
-        char buf[64];
-        rd_addr_t a;
-        memcpy(&a, ai->ai_addr, ai->ai_addrlen);
-        rd_addr_host(&a, buf, sizeof buf);
-        lua_pushstring(L, buf);
-        lua_rawseti(L, -2, ++n);
-    }
-    freeaddrinfo(res);
-    return 1;
-}
-
 int luaopen_reactor_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
@@ -239,7 +208,7 @@ int luaopen_reactor_core(lua_State *L)
         {"running", l_running},
         {"now", l_now},
         {"onSignal", l_onsignal},
-        {"getaddrinfo", l_getaddrinfo},
+        {"resolve", rdL_resolve},
         {"watch", rdL_watch},
         {"failConnection", rdL_failconnection},
         {"setLimits", l_setlimits},

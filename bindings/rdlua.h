@@ -112,6 +112,8 @@ void rdL_open_timer(lua_State *L);
 int rdL_calllater(lua_State *L);
 void rdL_timer_cancel(lua_State *L, rd_timer_t *t); /* stop and unpin */
 
+/* lresolve.c */
+int rdL_resolve(lua_State *L);
 /* lwatch.c */
 int rdL_watch(lua_State *L);
 /* ltransport.c: close a connection as a handler error with message msg */

@@ -22,9 +22,10 @@
 
 /* reactord's own error codes, below any errno */
 #define RD_EBASE (-20000)
-#define RD_ECLOSED (RD_EBASE - 1)  /* operation on a closed object */
-#define RD_ETOOBIG (RD_EBASE - 2)  /* a size limit was hit */
-#define RD_EBADADDR (RD_EBASE - 3) /* host is not a numeric address */
+#define RD_ECLOSED (RD_EBASE - 1)   /* operation on a closed object */
+#define RD_ETOOBIG (RD_EBASE - 2)   /* a size limit was hit */
+#define RD_EBADADDR (RD_EBASE - 3)  /* host is not a numeric address */
+#define RD_ENOTFOUND (RD_EBASE - 4) /* a name lookup found nothing */
 
 /* Why a connection ended; passed to rd_lost_cb. */
 enum rd_reason {
@@ -114,24 +115,25 @@ typedef struct rd_link {
 } rd_link_t;
 
 struct rd_loop {
-    struct ev_loop *ev;  /* ro: the libev loop, own or injected */
-    void *data;          /* rw: the owner's */
-    char *rbuf;          /* private: shared read buffer */
-    size_t rbuf_size;    /* ro */
-    rd_pool_t pool;      /* private: output chunks */
-    rd_link_t conns;     /* private: every conn not yet CLOSED */
-    rd_link_t queue;     /* private: conns to flush or to report lost */
-    rd_link_t timers;    /* private: active timers */
-    rd_link_t listeners; /* private: open listeners */
-    ev_prepare prepare;  /* private: settles before the loop sleeps */
-    int own_ev;          /* private */
-    int settling;        /* private */
-    size_t nconns;       /* ro: open or closing connections */
-    size_t ntimers;      /* ro: active timers */
-    size_t nlisteners;   /* ro: open listeners */
-    size_t refused;      /* ro: connections refused (limits, EMFILE, alloc failure) */
-    size_t max_conns;    /* rw: refuse beyond this many open conns in all (0 = none) */
-    int spare_fd;        /* private: given up to accept-and-close under EMFILE */
+    struct ev_loop *ev;            /* ro: the libev loop, own or injected */
+    void *data;                    /* rw: the owner's */
+    char *rbuf;                    /* private: shared read buffer */
+    size_t rbuf_size;              /* ro */
+    rd_pool_t pool;                /* private: output chunks */
+    rd_link_t conns;               /* private: every conn not yet CLOSED */
+    rd_link_t queue;               /* private: conns to flush or to report lost */
+    rd_link_t timers;              /* private: active timers */
+    rd_link_t listeners;           /* private: open listeners */
+    ev_prepare prepare;            /* private: settles before the loop sleeps */
+    int own_ev;                    /* private */
+    int settling;                  /* private */
+    size_t nconns;                 /* ro: open or closing connections */
+    size_t ntimers;                /* ro: active timers */
+    size_t nlisteners;             /* ro: open listeners */
+    size_t refused;                /* ro: connections refused (limits, EMFILE, alloc failure) */
+    size_t max_conns;              /* rw: refuse beyond this many open conns in all (0 = none) */
+    struct rd__resolver *resolver; /* private: created at the first lookup */
+    int spare_fd;                  /* private: given up to accept-and-close under EMFILE */
 };
 
 /* Set up a loop on ev, or on a new libev loop of its own when ev is NULL. */
@@ -320,6 +322,30 @@ void rd_signal_start(rd_signal_t *s, rd_loop_t *loop, int signum, rd_signal_cb c
 void rd_signal_stop(rd_signal_t *s);
 
 /*{====================================================================
+ * Name lookups off the loop thread (getaddrinfo on a worker thread; it
+ * honours /etc/hosts and nsswitch)
+ *=====================================================================*/
+
+#define RD_RESOLVE_MAX 8
+
+typedef struct rd_resolve rd_resolve_t;
+/* status 0 and n >= 1 addresses (port 0), or a -errno / RD_ENOTFOUND */
+typedef void (*rd_resolve_cb)(rd_resolve_t *r, int status, const rd_addr_t *addrs, size_t n);
+
+struct rd_resolve {
+    struct rd__job *job; /* private: the lookup in flight, NULL when idle */
+    rd_loop_t *loop;     /* ro */
+    rd_resolve_cb cb;    /* rw */
+    void *data;          /* rw */
+};
+
+/* Look host up; cb runs from the loop later (never from here). */
+int rd_resolve_start(rd_resolve_t *r, rd_loop_t *loop, const char *host, rd_resolve_cb cb);
+/* Forget the lookup: cb will not run. Safe in any state; the worker's result
+ * is dropped when it arrives. */
+void rd_resolve_cancel(rd_resolve_t *r);
+
+/*{====================================================================
  * File watcher (Linux inotify): for reloading scripts when they change
  *=====================================================================*/
 
@@ -359,6 +385,8 @@ void rd__link_del(rd_link_t *l);
 void rd__queue(rd_conn_t *c);
 /* Write what is queued; return non-zero if the conn closed. */
 int rd__conn_flush(rd_conn_t *c);
+/* The loop is going: late lookups free their own results. */
+void rd__resolver_destroy(rd_loop_t *loop);
 /* Deliver on_lost for a closed, queued conn. */
 void rd__conn_report(rd_conn_t *c);
 

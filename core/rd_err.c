@@ -16,8 +16,9 @@ const char *rd_err_name(int err)
         E(EADDRNOTAVAIL)
         E(EACCES)
         E(ECONNREFUSED)
-        E(ECONNRESET) E(ETIMEDOUT) E(EPIPE) E(EMFILE) E(ENFILE) E(ENOMEM) E(EINVAL) E(EHOSTUNREACH)
-            E(ENETUNREACH) E(EAFNOSUPPORT) E(ENOBUFS) E(EPERM) E(ENOENT) E(EAGAIN)
+        E(ECONNRESET)
+        E(ETIMEDOUT) E(EPIPE) E(EMFILE) E(ENFILE) E(ENOMEM) E(EINVAL) E(EHOSTUNREACH) E(ENETUNREACH)
+            E(EAFNOSUPPORT) E(ENOBUFS) E(EPERM) E(ENOENT) E(EAGAIN)
 #undef E
     }
     switch (err) {
@@ -27,6 +28,8 @@ const char *rd_err_name(int err)
         return "ETOOBIG";
     case RD_EBADADDR:
         return "EBADADDR";
+    case RD_ENOTFOUND:
+        return "ENOTFOUND";
     }
     return "EUNKNOWN";
 }
@@ -40,6 +43,8 @@ const char *rd_strerror(int err)
         return "size limit exceeded";
     case RD_EBADADDR:
         return "not a numeric IPv4 or IPv6 address";
+    case RD_ENOTFOUND:
+        return "name not found";
     }
     return strerror(-err);
 }

@@ -71,6 +71,7 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     rd__link_init(&loop->listeners);
     loop->settling = 0;
     loop->spare_fd = -1;
+    loop->resolver = NULL;
     loop->nconns = loop->ntimers = loop->nlisteners = loop->refused = 0;
     loop->max_conns = 0;
     ev_prepare_init(&loop->prepare, prepare_cb);
@@ -82,6 +83,7 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
 void rd_loop_destroy(rd_loop_t *loop)
 {
     if (!loop->ev) return;
+    rd__resolver_destroy(loop);
     ev_ref(loop->ev);
     ev_prepare_stop(loop->ev, &loop->prepare);
     if (loop->own_ev) ev_loop_destroy(loop->ev);
@@ -89,6 +91,7 @@ void rd_loop_destroy(rd_loop_t *loop)
     rd_pool_destroy(&loop->pool);
     if (loop->spare_fd >= 0) close(loop->spare_fd);
     loop->spare_fd = -1;
+    loop->resolver = NULL;
     free(loop->rbuf);
     loop->rbuf = NULL;
 }

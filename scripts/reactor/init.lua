@@ -10,6 +10,7 @@ local reactor = {
   Protocol = protocol.Protocol,
   Factory = protocol.Factory,
   ClientFactory = protocol.ClientFactory,
+  ReconnectingClientFactory = protocol.ReconnectingClientFactory,
   callLater = core.callLater,
   run = core.run,
   stop = core.stop,
@@ -48,23 +49,44 @@ end
 
 --- Drop the connection, or stop trying to make it.
 function Connector:disconnect()
+  if self.lookup then
+    self.lookup:cancel()
+    self.lookup = nil
+  end
   if self.transport then self.transport:abortConnection() end
 end
 
---- (Re)start connecting; failures go to factory:clientConnectionFailed.
-function Connector:connect()
-  local addrs, msg = core.getaddrinfo(self.host)
-  local t
-  if addrs then
-    t, msg = core.connectTCP(addrs[1], self.port, self.factory, self, self.timeout)
-  end
+local function isnumeric(host)
+  return host:match("^%d+%.%d+%.%d+%.%d+$") or host:find(":", 1, true)
+end
+
+local function failed(self, msg)
+  -- reported from the loop, never from inside connectTCP/connect
+  core.callLater(0, function()
+    self.factory:clientConnectionFailed(self, { type = "error", message = msg })
+  end)
+end
+
+function Connector:_connect(addr)
+  local t, msg = core.connectTCP(addr, self.port, self.factory, self, self.timeout)
   self.transport = t
+  if not t then failed(self, msg) end
+end
+
+--- (Re)start connecting; failures go to factory:clientConnectionFailed.
+--- A name is looked up off the loop thread (/etc/hosts, then DNS).
+function Connector:connect()
+  self.transport = nil
   self.factory:startedConnecting(self)
-  if not t then
-    -- report as Twisted does, from the loop, never from inside connectTCP
-    core.callLater(0, function()
-      self.factory:clientConnectionFailed(self, { type = "error", message = msg })
+  if isnumeric(self.host) then
+    self:_connect(self.host)
+  else
+    local lookup, msg = core.resolve(self.host, function(addrs, err)
+      self.lookup = nil
+      if addrs then self:_connect(addrs[1]) else failed(self, err) end
     end)
+    self.lookup = lookup
+    if not lookup then failed(self, msg) end
   end
   return self
 end

@@ -67,4 +67,75 @@ function ClientFactory:clientConnectionLost(connector, reason) end -- luacheck: 
 
 getmetatable(ClientFactory).__call = function(_, fields) return ClientFactory.new(fields) end
 
-return { Protocol = Protocol, Factory = Factory, ClientFactory = ClientFactory }
+-- ReconnectingClientFactory (Twisted's): after a failed or lost connection,
+-- try again with exponential backoff and jitter, until stopTrying(). Call
+-- self.factory:resetDelay() once a connection is known good.
+local ReconnectingClientFactory = setmetatable({
+  initialDelay = 1.0,
+  maxDelay = 3600,
+  factor = 2.7182818284590451,
+  jitter = 0.11962656472,
+  maxRetries = nil,
+}, { __index = ClientFactory })
+ReconnectingClientFactory.__index = ReconnectingClientFactory
+
+function ReconnectingClientFactory.new(fields)
+  setmetatable(fields, ReconnectingClientFactory)
+  Factory.new(fields)
+  fields:resetDelay()
+  return fields
+end
+
+function ReconnectingClientFactory:resetDelay()
+  self.delay = self.initialDelay
+  self.retries = 0
+  self.continueTrying = true
+end
+
+--- Schedule the next attempt; nothing once stopTrying() ran or maxRetries is spent.
+function ReconnectingClientFactory:retry(connector)
+  connector = connector or self.connector
+  if not self.continueTrying or not connector then return end
+  self.retries = self.retries + 1
+  if self.maxRetries and self.retries > self.maxRetries then return end
+  self.delay = math.min(self.delay * self.factor, self.maxDelay)
+  if self.jitter and self.jitter > 0 then
+    self.delay = self.delay * (1 + (math.random() * 2 - 1) * self.jitter)
+  end
+  local core = require "reactor.core"
+  self._retry = core.callLater(self.delay, function()
+    self._retry = nil
+    if self.continueTrying then connector:connect() end
+  end)
+end
+
+function ReconnectingClientFactory:clientConnectionFailed(connector, reason) -- luacheck: ignore reason
+  self.connector = connector
+  self:retry(connector)
+end
+
+function ReconnectingClientFactory:clientConnectionLost(connector, reason) -- luacheck: ignore reason
+  self.connector = connector
+  self:retry(connector)
+end
+
+--- No more attempts: the pending one is cancelled.
+function ReconnectingClientFactory:stopTrying()
+  self.continueTrying = false
+  if self._retry then
+    self._retry:cancel()
+    self._retry = nil
+  end
+  if self.connector then self.connector:disconnect() end
+end
+
+getmetatable(ReconnectingClientFactory).__call = function(_, fields)
+  return ReconnectingClientFactory.new(fields)
+end
+
+return {
+  Protocol = Protocol,
+  Factory = Factory,
+  ClientFactory = ClientFactory,
+  ReconnectingClientFactory = ReconnectingClientFactory,
+}
