@@ -44,6 +44,8 @@ static void shutdown_all(lua_State *L, lreactor *lr)
     for (int round = 0; round < 8; round++) { /* lost handlers may schedule more */
         while (loop->listeners.next != &loop->listeners)
             rdL_listener_close(L, rd__container(loop->listeners.next, rd_listener_t, link));
+        while (loop->udps.next != &loop->udps)
+            rdL_udp_close(L, rd__container(loop->udps.next, rd_udp_t, link));
         while (loop->conns.next != &loop->conns)
             rd_conn_finish(rd__container(loop->conns.next, rd_conn_t, link));
         rd_loop_settle(loop);
@@ -209,6 +211,7 @@ int luaopen_reactor_core(lua_State *L)
         {"now", l_now},
         {"onSignal", l_onsignal},
         {"resolve", rdL_resolve},
+        {"listenUDP", rdL_listenudp},
         {"watch", rdL_watch},
         {"failConnection", rdL_failconnection},
         {"setLimits", l_setlimits},

@@ -112,6 +112,9 @@ void rdL_open_timer(lua_State *L);
 int rdL_calllater(lua_State *L);
 void rdL_timer_cancel(lua_State *L, rd_timer_t *t); /* stop and unpin */
 
+/* ludp.c */
+int rdL_listenudp(lua_State *L);
+void rdL_udp_close(lua_State *L, rd_udp_t *u); /* and unpin, no callbacks */
 /* lresolve.c */
 int rdL_resolve(lua_State *L);
 /* lwatch.c */

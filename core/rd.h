@@ -124,6 +124,7 @@ struct rd_loop {
     rd_link_t queue;               /* private: conns to flush or to report lost */
     rd_link_t timers;              /* private: active timers */
     rd_link_t listeners;           /* private: open listeners */
+    rd_link_t udps;                /* private: open UDP sockets */
     ev_prepare prepare;            /* private: settles before the loop sleeps */
     int own_ev;                    /* private */
     int settling;                  /* private */
@@ -279,6 +280,38 @@ struct rd_listener {
 int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog);
 /* Stop accepting and close the socket; idempotent. */
 void rd_listener_close(rd_listener_t *l);
+
+/*{====================================================================
+ * UDP
+ *=====================================================================*/
+
+typedef struct rd_udp rd_udp_t;
+/* One datagram, whole; data is valid only during the call. */
+typedef void (*rd_datagram_cb)(rd_udp_t *u, const char *data, size_t len, const rd_addr_t *from);
+/* A receive error: ECONNREFUSED after sending to a closed port (connected). */
+typedef void (*rd_udp_error_cb)(rd_udp_t *u, int err);
+
+struct rd_udp {
+    ev_io io;                   /* private */
+    rd_loop_t *loop;            /* ro */
+    int fd;                     /* ro: -1 when closed */
+    int connected;              /* ro */
+    rd_addr_t addr, peer;       /* ro: bound address; peer once connected */
+    rd_link_t link;             /* private */
+    size_t dropped;             /* ro: sends dropped on a full socket buffer */
+    rd_datagram_cb on_datagram; /* rw */
+    rd_udp_error_cb on_error;   /* rw: optional */
+    void *data;                 /* rw */
+};
+
+/* Bind host:port (numeric; port 0 = any free) and start receiving. */
+int rd_udp_open(rd_udp_t *u, rd_loop_t *loop, const char *host, int port);
+/* Send one datagram to `to`, or to the connected peer when to is NULL. */
+int rd_udp_send(rd_udp_t *u, const void *data, size_t len, const rd_addr_t *to);
+/* Only datagrams from `to` arrive, sends default to it. */
+int rd_udp_connect(rd_udp_t *u, const rd_addr_t *to);
+/* Stop and close; idempotent. */
+void rd_udp_close(rd_udp_t *u);
 
 /*{====================================================================
  * Timers

@@ -69,6 +69,7 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     rd__link_init(&loop->queue);
     rd__link_init(&loop->timers);
     rd__link_init(&loop->listeners);
+    rd__link_init(&loop->udps);
     loop->settling = 0;
     loop->spare_fd = -1;
     loop->resolver = NULL;

@@ -17,6 +17,7 @@ local reactor = {
   running = core.running,
   now = core.now,
   onSignal = core.onSignal,
+  listenUDP = core.listenUDP,
 }
 reactor.LoopingCall = require("reactor.loopingcall")(core)
 reactor.LineReceiver = require("reactor.basic").LineReceiver
