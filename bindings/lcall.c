@@ -7,6 +7,7 @@
  * decides what to close. The host never dies of a script's error.
  */
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,6 +145,14 @@ int rdL_pushfail(lua_State *L, int err, const char *where)
 
 void rdL_pushaddr(lua_State *L, const rd_addr_t *a)
 {
+    if (a->sa.sa_family == AF_UNIX) {
+        lua_createtable(L, 0, 2);
+        lua_pushliteral(L, "UNIX");
+        lua_setfield(L, -2, "type");
+        lua_pushliteral(L, "");
+        lua_setfield(L, -2, "name");
+        return;
+    }
     char host[64];
     int port = rd_addr_host(a, host, sizeof host);
     lua_createtable(L, 0, 3);

@@ -212,6 +212,8 @@ int luaopen_reactor_core(lua_State *L)
         {"onSignal", l_onsignal},
         {"resolve", rdL_resolve},
         {"listenUDP", rdL_listenudp},
+        {"listenUNIX", rdL_listenunix},
+        {"connectUNIX", rdL_connectunix},
         {"watch", rdL_watch},
         {"failConnection", rdL_failconnection},
         {"setLimits", l_setlimits},

@@ -540,7 +540,12 @@ static int listener_stop(lua_State *L)
 
 static int listener_gethost(lua_State *L)
 {
-    rdL_pushaddr(L, &checklistener(L)->listener.addr);
+    llistener *ls = checklistener(L);
+    rdL_pushaddr(L, &ls->listener.addr);
+    if (ls->listener.path) {
+        lua_pushstring(L, ls->listener.path);
+        lua_setfield(L, -2, "name");
+    }
     return 1;
 }
 
@@ -575,6 +580,80 @@ static int listener_tostring(lua_State *L)
     return 1;
 }
 
+static void listener_options(lua_State *L, int idx, rd_listener_t *l)
+{
+    if (lua_type(L, idx) != LUA_TTABLE) return;
+    if (lua_getfield(L, idx, "maxConnections") != LUA_TNIL)
+        l->max_conns = (unsigned)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, idx, "idleTimeout") != LUA_TNIL) l->idle = luaL_checknumber(L, -1);
+    if (lua_getfield(L, idx, "highWater") != LUA_TNIL) l->high = (size_t)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, idx, "lowWater") != LUA_TNIL) l->low = (size_t)luaL_checkinteger(L, -1);
+    if (lua_getfield(L, idx, "maxOutput") != LUA_TNIL)
+        l->max_out = (size_t)luaL_checkinteger(L, -1);
+    lua_pop(L, 5);
+    if (l->low > l->high) l->low = l->high;
+}
+
+static llistener *newlistener(lua_State *L)
+{
+    llistener *ls = lua_newuserdatauv(L, sizeof *ls, 1);
+    memset(ls, 0, sizeof *ls);
+    ls->listener.fd = -1;
+    ls->ref = LUA_NOREF;
+    luaL_setmetatable(L, RDL_LISTENER);
+    return ls;
+}
+
+static void adopt(lua_State *L, lreactor *lr, llistener *ls, int factory, int opts)
+{
+    ls->listener.alloc = listener_alloc;
+    ls->listener.on_accept = listener_accept;
+    listener_options(L, opts, &ls->listener);
+    lua_pushvalue(L, factory);
+    lua_setiuservalue(L, -2, 1);
+    rdL_pin(L, -1, &ls->ref);
+    lr->nlisteners++;
+}
+
+/* listenUNIX(path, factory [, {backlog=, maxConnections=, ...}]) */
+int rdL_listenunix(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    int backlog = 511;
+    if (lua_type(L, 3) == LUA_TTABLE && lua_getfield(L, 3, "backlog") == LUA_TNUMBER)
+        backlog = (int)lua_tointeger(L, -1);
+    lua_settop(L, 3);
+    llistener *ls = newlistener(L);
+    int r = rd_listener_open_unix(&ls->listener, &lr->loop, path, backlog);
+    if (r < 0) return rdL_pushfail(L, r, path);
+    adopt(L, lr, ls, 2, 3);
+    return 1;
+}
+
+/* connectUNIX(path, factory, connector [, timeout]) -> transport */
+int rdL_connectunix(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    const char *path = luaL_checkstring(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    double timeout = luaL_optnumber(L, 4, 30.0);
+    ltransport *t = rdL_newtransport(L, lr);
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, -2, RDL_UV_FACTORY);
+    lua_pushvalue(L, 3);
+    lua_setiuservalue(L, -2, RDL_UV_CONNECTOR);
+    t->outgoing = 1;
+    rdL_transport_setup(t);
+    int r = rd_conn_connect_unix(&t->conn, &lr->loop, path, timeout);
+    if (r < 0) {
+        unpin(L, lr, t);
+        return rdL_pushfail(L, r, path);
+    }
+    return 1;
+}
+
 /* listenTCP(port, factory [, interface | {interface=, backlog=}]) */
 int rdL_listen(lua_State *L)
 {
@@ -593,35 +672,14 @@ int rdL_listen(lua_State *L)
         luaL_argexpected(L, lua_isnoneornil(L, 3), 3, "interface string or options table");
     }
     luaL_argcheck(L, port >= 0 && port <= 65535, 1, "port must be 0..65535");
-    llistener *ls = lua_newuserdatauv(L, sizeof *ls, 1);
-    memset(ls, 0, sizeof *ls);
-    ls->listener.fd = -1;
-    ls->ref = LUA_NOREF;
-    luaL_setmetatable(L, RDL_LISTENER);
+    llistener *ls = newlistener(L);
     int r = rd_listener_open(&ls->listener, &lr->loop, host, (int)port, backlog);
     if (r < 0) {
         const char *where = strchr(host, ':') ? lua_pushfstring(L, "[%s]:%d", host, (int)port)
                                               : lua_pushfstring(L, "%s:%d", host, (int)port);
         return rdL_pushfail(L, r, where);
     }
-    ls->listener.alloc = listener_alloc;
-    ls->listener.on_accept = listener_accept;
-    if (lua_type(L, 3) == LUA_TTABLE) { /* limits for the connections it accepts */
-        rd_listener_t *l = &ls->listener;
-        if (lua_getfield(L, 3, "maxConnections") != LUA_TNIL)
-            l->max_conns = (unsigned)luaL_checkinteger(L, -1);
-        if (lua_getfield(L, 3, "idleTimeout") != LUA_TNIL) l->idle = luaL_checknumber(L, -1);
-        if (lua_getfield(L, 3, "highWater") != LUA_TNIL) l->high = (size_t)luaL_checkinteger(L, -1);
-        if (lua_getfield(L, 3, "lowWater") != LUA_TNIL) l->low = (size_t)luaL_checkinteger(L, -1);
-        if (lua_getfield(L, 3, "maxOutput") != LUA_TNIL)
-            l->max_out = (size_t)luaL_checkinteger(L, -1);
-        lua_pop(L, 5);
-        if (l->low > l->high) l->low = l->high;
-    }
-    lua_pushvalue(L, 2);
-    lua_setiuservalue(L, -2, 1);
-    rdL_pin(L, -1, &ls->ref);
-    lr->nlisteners++;
+    adopt(L, lr, ls, 2, 3);
     return 1;
 }
 

@@ -105,6 +105,8 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr); /* pushed and pinned *
 void rdL_transport_setup(ltransport *t);                  /* core callbacks */
 int rdL_connect(lua_State *L);
 int rdL_listen(lua_State *L);
+int rdL_listenunix(lua_State *L);
+int rdL_connectunix(lua_State *L);
 void rdL_listener_close(lua_State *L, rd_listener_t *l); /* and unpin */
 
 /* ltimer.c */

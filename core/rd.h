@@ -218,6 +218,8 @@ struct rd_conn {
 /* Adopt an accepted, non-blocking fd; the conn is OPEN but not yet reading
  * (a listener starts reading once its on_accept returns). */
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer);
+/* The same, to a Unix stream socket at path. */
+int rd_conn_connect_unix(rd_conn_t *c, rd_loop_t *loop, const char *path, double timeout);
 /* Start an outgoing connection; on_connect reports the result. timeout <= 0: none. */
 int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout);
 /* Start reading (after init, or to resume). */
@@ -263,6 +265,7 @@ struct rd_listener {
     rd_loop_t *loop;        /* ro */
     int fd;                 /* ro: -1 when closed */
     rd_addr_t addr;         /* ro: bound address (real port when asked for 0) */
+    char *path;             /* ro: a Unix socket's path (owned), else NULL */
     rd_link_t link;         /* private */
     unsigned accepts;       /* rw: accepts per wake-up (default 64) */
     unsigned max_conns;     /* rw: refuse beyond this many open conns (0 = no limit) */
@@ -276,6 +279,11 @@ struct rd_listener {
     void *data;             /* rw */
 };
 
+/* Listen on a Unix stream socket at path. A stale socket file (nobody
+ * accepts on it: a crashed run) is replaced; a live one gives -EADDRINUSE,
+ * and anything that is not a socket is never removed. The file is removed
+ * again by rd_listener_close. */
+int rd_listener_open_unix(rd_listener_t *l, rd_loop_t *loop, const char *path, int backlog);
 /* Bind and listen on host:port (numeric, v4 or v6) and start accepting. */
 int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog);
 /* Stop accepting and close the socket; idempotent. */

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <sys/un.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -46,6 +47,11 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
 
 static void cache_host(rd_conn_t *c)
 {
+    if (c->peer.sa.sa_family == AF_UNIX) { /* a path does not fit; say only the kind */
+        memset(&c->host, 0, sizeof c->host);
+        c->host.sa.sa_family = AF_UNIX;
+        return;
+    }
     socklen_t len = sizeof c->host;
     if (getsockname(c->fd, &c->host.sa, &len) < 0) memset(&c->host, 0, sizeof c->host);
 }
@@ -334,18 +340,16 @@ static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents)
     rd_loop_settle(loop);
 }
 
-int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout)
+static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct sockaddr *sa,
+                         socklen_t len, const rd_addr_t *peer, double timeout)
 {
-    int fd = socket(to->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, &to->sa, rd_addr_len(to)) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, sa, len) < 0 &&
+        errno != EINPROGRESS) { /* a Unix socket says EAGAIN: its backlog is full */
         int err = -errno;
         close(fd);
         return err;
     }
-    common_init(c, loop, fd, to);
+    common_init(c, loop, fd, peer);
     c->state = RD_CONNECTING;
     /* even an immediate success is reported from the loop, never from here */
     ev_set_cb(&c->wio, connected_cb);
@@ -355,4 +359,28 @@ int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double t
         ev_timer_start(loop->ev, &c->timer);
     }
     return 0;
+}
+
+int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout)
+{
+    int fd = socket(to->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return start_connect(c, loop, fd, &to->sa, rd_addr_len(to), to, timeout);
+}
+
+int rd_conn_connect_unix(rd_conn_t *c, rd_loop_t *loop, const char *path, double timeout)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path) return -ENAMETOOLONG;
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    rd_addr_t peer;
+    memset(&peer, 0, sizeof peer);
+    peer.sa.sa_family = AF_UNIX;
+    return start_connect(c, loop, fd, (struct sockaddr *)&sun, sizeof sun, &peer, timeout);
 }

@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,7 +46,10 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents)
     for (unsigned i = 0; i < l->accepts; i++) {
         rd_addr_t peer;
         socklen_t len = sizeof peer;
-        int fd = accept4(l->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        memset(&peer, 0, sizeof peer);
+        int fd = l->path ? accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)
+                         : accept4(l->fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (l->path) peer.sa.sa_family = AF_UNIX; /* peers are unnamed */
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
             if (errno == EMFILE || errno == ENFILE) {
@@ -59,7 +65,7 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents)
             loop->refused++;
             continue;
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!l->path) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         rd_conn_t *c = l->alloc(l);
         if (!c) {
             close(fd);
@@ -81,10 +87,11 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents)
     rd_loop_settle(loop); /* l may be freed from here on */
 }
 
-int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog)
+static void defaults(rd_listener_t *l, rd_loop_t *loop)
 {
     l->loop = loop;
     l->fd = -1;
+    l->path = NULL;
     l->accepts = 64;
     l->max_conns = l->nconns = 0;
     l->refused = 0;
@@ -93,6 +100,21 @@ int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int po
     l->max_out = RD_MAX_OUTPUT;
     l->idle = 0;
     rd__link_init(&l->link);
+}
+
+static void start(rd_listener_t *l, int fd)
+{
+    l->fd = fd;
+    take_spare(l->loop);
+    ev_io_init(&l->io, accept_cb, fd, EV_READ);
+    ev_io_start(l->loop->ev, &l->io);
+    rd__link_add(&l->loop->listeners, &l->link);
+    l->loop->nlisteners++;
+}
+
+int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog)
+{
+    defaults(l, loop);
     int r = rd_addr_parse(&l->addr, host, port);
     if (r < 0) return r;
     int fd = socket(l->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -107,12 +129,55 @@ int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int po
     }
     socklen_t len = sizeof l->addr;
     getsockname(fd, &l->addr.sa, &len); /* the real port when 0 was asked */
-    l->fd = fd;
-    take_spare(loop);
-    ev_io_init(&l->io, accept_cb, fd, EV_READ);
-    ev_io_start(loop->ev, &l->io);
-    rd__link_add(&loop->listeners, &l->link);
-    loop->nlisteners++;
+    start(l, fd);
+    return 0;
+}
+
+/* Is a server accepting on the socket file at sun? */
+static int alive(const struct sockaddr_un *sun)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 1; /* cannot tell: assume it is */
+    int r = connect(fd, (const struct sockaddr *)sun, sizeof *sun);
+    int err = errno;
+    close(fd);
+    return r == 0 || (err != ECONNREFUSED && err != ENOENT);
+}
+
+int rd_listener_open_unix(rd_listener_t *l, rd_loop_t *loop, const char *path, int backlog)
+{
+    defaults(l, loop);
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun.sun_path) return -ENAMETOOLONG;
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    if (r < 0 && errno == EADDRINUSE) {
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && !alive(&sun)) {
+            unlink(path); /* left by a run that died */
+            r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+        } else {
+            errno = EADDRINUSE;
+        }
+    }
+    if (r < 0 || listen(fd, backlog > 0 ? backlog : 511) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    l->path = strdup(path);
+    if (!l->path) {
+        unlink(path);
+        close(fd);
+        return -ENOMEM;
+    }
+    memset(&l->addr, 0, sizeof l->addr);
+    l->addr.sa.sa_family = AF_UNIX;
+    start(l, fd);
     return 0;
 }
 
@@ -124,4 +189,9 @@ void rd_listener_close(rd_listener_t *l)
     l->fd = -1;
     rd__link_del(&l->link);
     l->loop->nlisteners--;
+    if (l->path) {
+        unlink(l->path);
+        free(l->path);
+        l->path = NULL;
+    }
 }

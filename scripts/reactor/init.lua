@@ -41,10 +41,21 @@ function reactor.listenTCP(port, factory, opts)
   return listener
 end
 
+--- listenUNIX(path, factory [, {backlog=, maxConnections=, ...}]) -> Listener | nil, msg, code
+function reactor.listenUNIX(path, factory, opts)
+  assert(type(factory) == "table", "listenUNIX: factory must be a table")
+  factory = asfactory(factory)
+  local listener, msg, code = core.listenUNIX(path, factory, opts)
+  if not listener then return nil, msg, code end
+  factory:startFactory()
+  return listener
+end
+
 local Connector = {}
 Connector.__index = Connector
 
 function Connector:getDestination()
+  if self.path then return { type = "UNIX", name = self.path } end
   return { type = "TCP", host = self.host, port = self.port }
 end
 
@@ -79,7 +90,11 @@ end
 function Connector:connect()
   self.transport = nil
   self.factory:startedConnecting(self)
-  if isnumeric(self.host) then
+  if self.path then
+    local t, msg = core.connectUNIX(self.path, self.factory, self, self.timeout)
+    self.transport = t
+    if not t then failed(self, msg) end
+  elseif isnumeric(self.host) then
     self:_connect(self.host)
   else
     local lookup, msg = core.resolve(self.host, function(addrs, err)
@@ -92,15 +107,27 @@ function Connector:connect()
   return self
 end
 
---- connectTCP(host, port, factory [, timeout = 30]) -> Connector
-function reactor.connectTCP(host, port, factory, timeout)
-  assert(type(factory) == "table", "connectTCP: factory must be a table")
+local function clientfactory(factory)
+  assert(type(factory) == "table", "connect: factory must be a table")
   if getmetatable(factory) == nil and factory.protocol == nil then
-    factory = protocol.ClientFactory.new({ protocol = factory })
+    return protocol.ClientFactory.new({ protocol = factory })
   elseif factory._instance_mt == nil then
     protocol.Factory.new(factory)
   end
+  return factory
+end
+
+--- connectTCP(host, port, factory [, timeout = 30]) -> Connector
+function reactor.connectTCP(host, port, factory, timeout)
+  factory = clientfactory(factory)
   local c = setmetatable({ host = host, port = port, factory = factory, timeout = timeout }, Connector)
+  return c:connect()
+end
+
+--- connectUNIX(path, factory [, timeout = 30]) -> Connector
+function reactor.connectUNIX(path, factory, timeout)
+  factory = clientfactory(factory)
+  local c = setmetatable({ path = path, factory = factory, timeout = timeout }, Connector)
   return c:connect()
 end
 
