@@ -213,6 +213,7 @@ int luaopen_reactor_core(lua_State *L)
         {"resolve", rdL_resolve},
         {"listenUDP", rdL_listenudp},
         {"listenUNIX", rdL_listenunix},
+        {"stdio", rdL_stdio},
         {"connectUNIX", rdL_connectunix},
         {"watch", rdL_watch},
         {"failConnection", rdL_failconnection},

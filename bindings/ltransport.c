@@ -8,6 +8,7 @@
  * reaches live connections (hot reload).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -651,6 +652,30 @@ int rdL_connectunix(lua_State *L)
         unpin(L, lr, t);
         return rdL_pushfail(L, r, path);
     }
+    return 1;
+}
+
+/* stdio(factory) -> transport over stdin/stdout (Twisted's StandardIO).
+ * connectionMade runs now, from this call; stdin's EOF is connectionLost
+ * (or readConnectionLost, which leaves stdout writable). */
+int rdL_stdio(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    ltransport *t = rdL_newtransport(L, lr);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, RDL_UV_FACTORY);
+    rdL_transport_setup(t);
+    int r = rd_conn_init_stream(&t->conn, &lr->loop, 0, 1);
+    if (r < 0) {
+        unpin(L, lr, t);
+        return rdL_pushfail(L, r, "stdio");
+    }
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout is an error to report, not a death */
+    lua_pushcfunction(L, tramp_made);
+    lua_pushlightuserdata(L, t);
+    lua_call(L, 1, 0);
+    rd_conn_start(&t->conn);
     return 1;
 }
 

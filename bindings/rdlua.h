@@ -106,6 +106,7 @@ void rdL_transport_setup(ltransport *t);                  /* core callbacks */
 int rdL_connect(lua_State *L);
 int rdL_listen(lua_State *L);
 int rdL_listenunix(lua_State *L);
+int rdL_stdio(lua_State *L);
 int rdL_connectunix(lua_State *L);
 void rdL_listener_close(lua_State *L, rd_listener_t *l); /* and unpin */
 

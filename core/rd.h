@@ -184,6 +184,7 @@ struct rd_conn {
     ev_timer timer;            /* private: connect, then idle timeout */
     rd_loop_t *loop;           /* ro */
     int fd;                    /* ro: -1 once closed */
+    int wfd;                   /* ro: where writes go: fd, or stdout for stdio */
     int state;                 /* ro: enum rd_conn_state */
     int reason, err;           /* ro: why it closed, once CLOSED */
     unsigned queued;           /* private: on loop->queue */
@@ -200,6 +201,8 @@ struct rd_conn {
     unsigned char user_paused; /* ro: rd_conn_pause_reading */
     unsigned char pause_reads; /* rw: stop reading while flow_paused (default 1) */
     unsigned char eof;         /* ro: the peer has sent FIN */
+    unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored */
+    int rflags, wflags;        /* private: a stream's fd flags before we took it */
     unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
     rd_read_cb on_read;        /* rw */
     rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
@@ -220,6 +223,9 @@ struct rd_conn {
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer);
 /* The same, to a Unix stream socket at path. */
 int rd_conn_connect_unix(rd_conn_t *c, rd_loop_t *loop, const char *path, double timeout);
+/* Adopt a pair of stream fds (stdin/stdout, pipes): dup'ed, made
+ * non-blocking until close, when their flags are restored. */
+int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd);
 /* Start an outgoing connection; on_connect reports the result. timeout <= 0: none. */
 int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout);
 /* Start reading (after init, or to resume). */

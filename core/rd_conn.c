@@ -6,6 +6,7 @@
  * inside another callback and the owner's memory stays pinned until then.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
 #include <string.h>
@@ -21,7 +22,8 @@ static void write_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
 {
     c->loop = loop;
-    c->fd = fd;
+    c->fd = c->wfd = fd;
+    c->stream = 0;
     c->reason = c->err = 0;
     c->queued = 0;
     rd__link_init(&c->qlink);
@@ -145,8 +147,13 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     ev_io_stop(loop->ev, &c->wio);
     ev_timer_stop(loop->ev, &c->timer);
     rd_buf_clear(&c->out);
+    if (c->stream) { /* give the descriptions back as we found them */
+        fcntl(c->fd, F_SETFL, c->rflags);
+        fcntl(c->wfd, F_SETFL, c->wflags);
+    }
+    if (c->wfd >= 0 && c->wfd != c->fd) close(c->wfd);
     if (c->fd >= 0) close(c->fd);
-    c->fd = -1;
+    c->fd = c->wfd = -1;
     c->state = RD_CLOSED;
     c->reason = reason;
     c->err = err;
@@ -200,7 +207,8 @@ int rd__conn_flush(rd_conn_t *c)
         size_t want = 0;
         for (size_t i = 0; i < m.msg_iovlen; i++)
             want += iov[i].iov_len;
-        ssize_t n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        ssize_t n =
+            c->stream ? writev(c->wfd, iov, (int)m.msg_iovlen) : sendmsg(c->fd, &m, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -221,7 +229,12 @@ int rd__conn_flush(rd_conn_t *c)
         return 1;
     }
     if (c->shut_wr == 1) {
-        shutdown(c->fd, SHUT_WR);
+        if (c->stream) {
+            close(c->wfd); /* a pipe's EOF */
+            c->wfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        } else {
+            shutdown(c->fd, SHUT_WR);
+        }
         c->shut_wr = 2;
     }
     check_water(c);
@@ -237,7 +250,8 @@ static void read_cb(struct ev_loop *ev, ev_io *w, int revents)
     /* One read per wake-up: the loop is level-triggered, so a fast client
      * gets its next turn after everyone else's. */
     do
-        n = recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
+        n = c->stream ? read(c->fd, loop->rbuf, loop->rbuf_size)
+                      : recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         c->last_read = ev_now(loop->ev);
@@ -338,6 +352,30 @@ static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents)
     rd_loop_t *loop = c->loop;
     rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
     rd_loop_settle(loop);
+}
+
+int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
+{
+    int r = fcntl(rfd, F_DUPFD_CLOEXEC, 3), w = fcntl(wfd, F_DUPFD_CLOEXEC, 3);
+    if (r < 0 || w < 0) {
+        int err = -errno;
+        if (r >= 0) close(r);
+        if (w >= 0) close(w);
+        return err;
+    }
+    rd_addr_t none;
+    memset(&none, 0, sizeof none);
+    common_init(c, loop, r, &none);
+    ev_io_set(&c->wio, w, EV_WRITE);
+    c->wfd = w;
+    c->stream = 1;
+    c->rflags = fcntl(r, F_GETFL);
+    c->wflags = fcntl(w, F_GETFL);
+    fcntl(r, F_SETFL, c->rflags | O_NONBLOCK);
+    fcntl(w, F_SETFL, c->wflags | O_NONBLOCK);
+    c->state = RD_OPEN;
+    memset(&c->host, 0, sizeof c->host);
+    return 0;
 }
 
 static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct sockaddr *sa,

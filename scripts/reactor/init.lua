@@ -51,6 +51,18 @@ function reactor.listenUNIX(path, factory, opts)
   return listener
 end
 
+--- stdio(protocol) -> transport: the protocol object talks over stdin/stdout
+--- (Twisted's StandardIO); a class is made into an instance first.
+function reactor.stdio(proto)
+  assert(type(proto) == "table", "stdio: expected a protocol object or class")
+  local f = { buildProtocol = function() return proto end }
+  if rawget(proto, "dataReceived") or rawget(proto, "lineReceived") then -- a class
+    f.buildProtocol = function() return setmetatable({}, { __index = proto }) end
+  end
+  if getmetatable(proto) == nil then setmetatable(proto, { __index = protocol.Protocol }) end
+  return core.stdio(f)
+end
+
 local Connector = {}
 Connector.__index = Connector
 
