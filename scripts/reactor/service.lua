@@ -247,7 +247,7 @@ end
 
 --- Reload the script: true, or nil and "file:line: message" (nothing changed).
 function Service:reload()
-  local t0 = os.clock()
+  local t0 = core.now()
   local gen, err = M.load(self.path)
   if not gen then
     log(("reload failed, still serving generation %d: %s"):format(self.generation, err))
@@ -262,7 +262,7 @@ function Service:reload()
   self:_adopt(gen, opened)
   local live = core._stats().connections
   log(("reloaded %s (generation %d): %d live connection%s move to it, %.2f ms")
-    :format(self.path, self.generation, live, live == 1 and "" or "s", (os.clock() - t0) * 1000))
+    :format(self.path, self.generation, live, live == 1 and "" or "s", (core.now() - t0) * 1000))
   if self.onReload then self.onReload(self) end
   return true
 end
