@@ -1,0 +1,262 @@
+/* test_transport.c: flow control, half-close, timeouts, watch, resolve, UDP. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rd.h"
+#include "test.h"
+
+struct probe {
+    rd_conn_t c;
+    int flows[8], nflows;
+    int lost, reason, err, eofs, timeouts;
+    size_t got;
+};
+
+static void p_read(rd_conn_t *c, const char *d, size_t n)
+{
+    (void)d;
+    ((struct probe *)c)->got += n;
+}
+static void p_lost(rd_conn_t *c, int reason, int err)
+{
+    struct probe *p = (struct probe *)c;
+    p->lost++;
+    p->reason = reason;
+    p->err = err;
+}
+static void p_flow(rd_conn_t *c, int paused)
+{
+    struct probe *p = (struct probe *)c;
+    if (p->nflows < 8) p->flows[p->nflows++] = paused;
+}
+static int p_eof_keep(rd_conn_t *c)
+{
+    ((struct probe *)c)->eofs++;
+    return 1;
+}
+
+static void open_pair(rd_loop_t *loop, struct probe *p, int *peer)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    memset(p, 0, sizeof *p);
+    rd_addr_t none;
+    memset(&none, 0, sizeof none);
+    rd_conn_init(&p->c, loop, sv[0], &none);
+    p->c.on_read = p_read;
+    p->c.on_lost = p_lost;
+    p->c.on_flow = p_flow;
+    rd_conn_start(&p->c);
+    *peer = sv[1];
+}
+
+static size_t drain(int fd)
+{
+    char buf[65536];
+    size_t total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        total += (size_t)n;
+    return total;
+}
+
+TEST(flow_pauses_reading_and_resumes)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    open_pair(&loop, &p, &peer);
+    p.c.high = 4096;
+    p.c.low = 1024;
+    static char big[1 << 20];
+    CHECK_EQ(rd_conn_write(&p.c, big, sizeof big), 0); /* one big write is allowed */
+    rd_loop_settle(&loop);
+    CHECK_EQ(p.nflows, 1);
+    CHECK_EQ(p.flows[0], 1);
+    CHECK(p.c.flow_paused);
+    CHECK(!ev_is_active(&p.c.rio)); /* reading paused with the peer backed up */
+    size_t got = 0;
+    for (int i = 0; i < 10000 && p.nflows < 2; i++) {
+        got += drain(peer);
+        rd_loop_step(&loop, 0);
+    }
+    CHECK_EQ(p.nflows, 2);
+    CHECK_EQ(p.flows[1], 0);
+    CHECK(ev_is_active(&p.c.rio));
+    got += drain(peer);
+    for (int i = 0; i < 10000 && got < sizeof big; i++) {
+        rd_loop_step(&loop, 0);
+        got += drain(peer);
+    }
+    CHECK_EQ(got, sizeof big);
+    CHECK_EQ(p.lost, 0);
+    rd_conn_close(&p.c, RD_ABORTED, 0);
+    rd_loop_settle(&loop);
+    close(peer);
+    rd_loop_destroy(&loop);
+}
+
+TEST(hard_cap_aborts_a_writer_whose_peer_never_reads)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    open_pair(&loop, &p, &peer);
+    p.c.max_out = 256 * 1024;
+    static char chunk[64 * 1024];
+    int r = 0;
+    for (int i = 0; i < 1000 && r == 0; i++) {
+        r = rd_conn_write(&p.c, chunk, sizeof chunk);
+        rd_loop_settle(&loop);
+    }
+    CHECK_EQ(r, RD_ETOOBIG);
+    CHECK_EQ(p.lost, 1);
+    CHECK_EQ(p.reason, RD_ABORTED);
+    CHECK_EQ(p.err, RD_ETOOBIG);
+    close(peer);
+    rd_loop_destroy(&loop);
+}
+
+TEST(half_close_both_ways)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    open_pair(&loop, &p, &peer);
+    p.c.on_eof = p_eof_keep;
+    CHECK_EQ(shutdown(peer, SHUT_WR), 0); /* the peer is done sending */
+    rd_loop_step(&loop, 1);
+    CHECK_EQ(p.eofs, 1);
+    CHECK_EQ(p.lost, 0);
+    CHECK_EQ(rd_conn_write(&p.c, "still here", 10), 0); /* we may still write */
+    rd_loop_settle(&loop);
+    char buf[32];
+    CHECK_EQ(read(peer, buf, sizeof buf), 10);
+    CHECK_EQ(rd_conn_shutdown_write(&p.c), 0); /* now we are done too: closed */
+    rd_loop_settle(&loop);
+    CHECK_EQ(p.lost, 1);
+    CHECK_EQ(p.reason, RD_DONE);
+    CHECK_EQ(read(peer, buf, sizeof buf), 0);
+    close(peer);
+    rd_loop_destroy(&loop);
+}
+
+TEST(idle_timeout_restarts_on_read_and_fires)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    open_pair(&loop, &p, &peer);
+    rd_conn_set_timeout(&p.c, 0.05);
+    CHECK_EQ(write(peer, "x", 1), 1);
+    rd_loop_step(&loop, 1); /* the read */
+    CHECK_EQ(p.got, 1);
+    for (int i = 0; i < 1000 && !p.lost; i++)
+        rd_loop_step(&loop, 1);
+    CHECK_EQ(p.lost, 1);
+    CHECK_EQ(p.reason, RD_TIMEOUT);
+    close(peer);
+    rd_loop_destroy(&loop);
+}
+
+static int changes;
+static void on_change(rd_watch_t *w)
+{
+    (void)w;
+    changes++;
+}
+
+TEST(watch_sees_a_rename_over_the_file_once)
+{
+    char dir[] = "/tmp/rd_watch_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128], tmp[128];
+    snprintf(path, sizeof path, "%s/script.lua", dir);
+    snprintf(tmp, sizeof tmp, "%s/.script.lua.swp", dir);
+    FILE *f = fopen(path, "w");
+    fputs("v1", f);
+    fclose(f);
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_watch_t w;
+    const char *paths[] = {path};
+    CHECK_EQ(rd_watch_start(&w, &loop, paths, 1, 0.02, on_change), 0);
+    for (int i = 0; i < 3; i++) { /* an editor's burst: temp file, rename */
+        f = fopen(tmp, "w");
+        fputs("v2", f);
+        fclose(f);
+        CHECK_EQ(rename(tmp, path), 0);
+    }
+    for (int i = 0; i < 1000 && !changes; i++)
+        rd_loop_step(&loop, 1);
+    CHECK_EQ(changes, 1);
+    rd_watch_stop(&w);
+    rd_watch_stop(&w);
+    rd_loop_destroy(&loop);
+    unlink(path);
+    rmdir(dir);
+}
+
+static int resolved_status = 1, resolved_calls;
+static size_t resolved_n;
+static void on_resolved(rd_resolve_t *r, int status, const rd_addr_t *a, size_t n)
+{
+    (void)r, (void)a;
+    resolved_status = status;
+    resolved_n = n;
+    resolved_calls++;
+}
+
+TEST(resolve_localhost_off_the_loop_and_cancel)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_resolve_t r, gone;
+    CHECK_EQ(rd_resolve_start(&r, &loop, "localhost", on_resolved), 0);
+    CHECK_EQ(rd_resolve_start(&gone, &loop, "localhost", on_resolved), 0);
+    rd_resolve_cancel(&gone);
+    CHECK_EQ(resolved_calls, 0); /* never from inside start */
+    rd_loop_run(&loop);          /* runs while the lookup is in flight */
+    CHECK_EQ(resolved_calls, 1);
+    CHECK_EQ(resolved_status, 0);
+    CHECK(resolved_n >= 1);
+    CHECK_EQ(rd_resolve_start(&r, &loop, "", on_resolved), RD_ENOTFOUND);
+    rd_loop_destroy(&loop);
+}
+
+static char udp_got[64];
+static void on_dgram(rd_udp_t *u, const char *d, size_t n, const rd_addr_t *from)
+{
+    (void)u, (void)from;
+    memcpy(udp_got, d, n < 63 ? n : 63);
+}
+
+TEST(udp_roundtrip_and_port_in_use)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_udp_t a, b, c;
+    CHECK_EQ(rd_udp_open(&a, &loop, "127.0.0.1", 0), 0);
+    CHECK_EQ(rd_udp_open(&b, &loop, "127.0.0.1", 0), 0);
+    a.on_datagram = on_dgram;
+    b.on_datagram = on_dgram;
+    CHECK_EQ(rd_udp_send(&b, "ping", 4, &a.addr), 0);
+    rd_loop_step(&loop, 1);
+    CHECK(strcmp(udp_got, "ping") == 0);
+    char host[64];
+    int port = rd_addr_host(&a.addr, host, sizeof host);
+    CHECK_EQ(rd_udp_open(&c, &loop, "127.0.0.1", port), -EADDRINUSE);
+    rd_udp_close(&a);
+    rd_udp_close(&a);
+    rd_udp_close(&b);
+    CHECK_EQ(loop.nlisteners, 0);
+    rd_loop_destroy(&loop);
+}
