@@ -11,6 +11,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "rdlua.h"
@@ -40,42 +43,118 @@ void rdL_log(const char *fmt, ...)
 /*{====================================================================
  * The watchdog: a callback that runs too long is stopped
  *
- * A count hook fires every RDL_WATCH_COUNT VM instructions and compares the
- * monotonic clock with the callback's deadline. Once tripped it re-arms
- * itself for every instruction and raises again, so a `pcall` in the script
- * cannot swallow it (Redis's lesson): the error reaches our lua_pcall.
+ * Any Lua hook, even a count hook that fires rarely, sends every VM
+ * instruction through luaG_traceexec, so none is installed while things are
+ * well. Instead each callback bumps an epoch (one relaxed atomic store); a
+ * thread per reactor wakes every budget/10 and, when one epoch has been
+ * current for longer than the budget, installs a count hook on the loop's
+ * thread asynchronously, as lua.c does from its SIGINT handler (lua_sethook
+ * is meant to be callable so). The hook raises, and keeps raising at every
+ * instruction until the callback has unwound, so a `pcall` in the script
+ * cannot swallow it (Redis's lesson).
+ *
+ * Limit: the hook lands on the thread that runs the loop; a coroutine stuck
+ * in a loop of its own is not interrupted (the runtime's coroutine helpers
+ * will install it on the coroutines they resume).
  *=====================================================================*/
 
-#define RDL_WATCH_COUNT 100000
+struct rdL_watchdog {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;                    /* under mu */
+    _Atomic unsigned long epoch; /* of the callback running now */
+    _Atomic int busy;            /* a callback is running */
+    _Atomic unsigned long fired; /* the epoch the thread found stuck */
+    lua_State *_Atomic L;        /* where callbacks run */
+    lreactor *lr;
+    unsigned long next; /* main thread only */
+};
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void watchdog(lua_State *L, lua_Debug *ar)
+static void timeout_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY);
     lreactor *lr = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (!lr || lr->depth == 0) return; /* not inside a callback */
-    if (!lr->tripped) {
-        if (mono() < lr->deadline) return;
-        lr->tripped = 1;
-        lua_sethook(L, watchdog, LUA_MASKCOUNT, 1);
+    struct rdL_watchdog *wd = lr ? lr->wd : NULL;
+    if (!wd || !atomic_load(&wd->busy) || atomic_load(&wd->fired) != atomic_load(&wd->epoch)) {
+        lua_sethook(L, NULL, 0, 0); /* a late shot at a callback that has finished */
+        return;
     }
+    lr->tripped = 1;
     luaL_error(L, "script timeout: a callback ran longer than %f s", lr->budget);
 }
 
-void rdL_watchdog(lua_State *L, lreactor *lr, int on)
+static void *watch_thread(void *arg)
 {
-    if (on && lr->budget > 0)
-        lua_sethook(L, watchdog, LUA_MASKCOUNT, RDL_WATCH_COUNT);
-    else
-        lua_sethook(L, NULL, 0, 0);
+    struct rdL_watchdog *wd = arg;
+    double budget = wd->lr->budget;
+    double tick = budget / 10;
+    if (tick < 0.005) tick = 0.005;
+    if (tick > 0.1) tick = 0.1;
+    unsigned long seen = 0;
+    double stuck = 0;
+    pthread_mutex_lock(&wd->mu);
+    while (!wd->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long ns = ts.tv_nsec + (long)(tick * 1e9);
+        ts.tv_sec += ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&wd->cv, &wd->mu, &ts);
+        if (wd->stop) break;
+        unsigned long e = atomic_load(&wd->epoch);
+        if (!atomic_load(&wd->busy) || e != seen) {
+            seen = e;
+            stuck = 0;
+            continue;
+        }
+        stuck += tick;
+        if (stuck >= budget && atomic_load(&wd->fired) != e) {
+            atomic_store(&wd->fired, e);
+            lua_sethook(atomic_load(&wd->L), timeout_hook, LUA_MASKCOUNT, 1);
+        }
+    }
+    pthread_mutex_unlock(&wd->mu);
+    return NULL;
+}
+
+void rdL_watchdog_start(lreactor *lr, lua_State *L)
+{
+    if (lr->budget <= 0) return;
+    if (lr->wd) {
+        atomic_store(&lr->wd->L, L);
+        return;
+    }
+    struct rdL_watchdog *wd = calloc(1, sizeof *wd);
+    if (!wd) return; /* no watchdog is better than no reactor */
+    pthread_mutex_init(&wd->mu, NULL);
+    pthread_cond_init(&wd->cv, NULL);
+    wd->lr = lr;
+    atomic_store(&wd->L, L);
+    if (pthread_create(&wd->thread, NULL, watch_thread, wd) != 0) {
+        pthread_cond_destroy(&wd->cv);
+        pthread_mutex_destroy(&wd->mu);
+        free(wd);
+        return;
+    }
+    lr->wd = wd;
+}
+
+void rdL_watchdog_stop(lreactor *lr)
+{
+    struct rdL_watchdog *wd = lr->wd;
+    if (!wd) return;
+    pthread_mutex_lock(&wd->mu);
+    wd->stop = 1;
+    pthread_cond_signal(&wd->cv);
+    pthread_mutex_unlock(&wd->mu);
+    pthread_join(wd->thread, NULL);
+    pthread_cond_destroy(&wd->cv);
+    pthread_mutex_destroy(&wd->mu);
+    free(wd);
+    lr->wd = NULL;
 }
 
 /* Keep the reason a script sees: the message without the traceback. Runs
@@ -95,15 +174,22 @@ int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref)
 {
     lua_State *L = lr->L;
     int top = lua_gettop(L);
-    if (lr->depth++ == 0 && lr->budget > 0) lr->deadline = mono() + lr->budget;
+    struct rdL_watchdog *wd = lr->wd;
+    if (lr->depth++ == 0 && wd) {
+        atomic_store_explicit(&wd->epoch, ++wd->next, memory_order_relaxed);
+        atomic_store_explicit(&wd->busy, 1, memory_order_relaxed);
+    }
     lua_pushcfunction(L, msghandler);
     lua_pushcfunction(L, fn);
     lua_pushlightuserdata(L, a);
     lua_pushlightuserdata(L, b);
     int status = lua_pcall(L, 2, 0, top + 1);
-    if (--lr->depth == 0 && lr->tripped) { /* unwound: back to the light hook */
-        lr->tripped = 0;
-        rdL_watchdog(L, lr, 1);
+    if (--lr->depth == 0 && wd) {
+        atomic_store_explicit(&wd->busy, 0, memory_order_relaxed);
+        if (lr->tripped) { /* unwound: the hook has done its job */
+            lr->tripped = 0;
+            lua_sethook(L, NULL, 0, 0);
+        }
     }
     if (status != LUA_OK) {
         const char *m = lua_tostring(L, -1);

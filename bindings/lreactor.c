@@ -63,10 +63,9 @@ static int l_run(lua_State *L)
     lr->L = L; /* callbacks run on the thread that called run() */
     lr->running = 1;
     lr->stopping = 0;
-    rdL_watchdog(L, lr, 1);
+    rdL_watchdog_start(lr, L);
     rd_loop_run(&lr->loop);
     if (lr->stopping) shutdown_all(L, lr);
-    rdL_watchdog(L, lr, 0);
     lr->running = 0;
     lr->stopping = 0;
     lr->L = outer;
@@ -80,8 +79,10 @@ static int l_setlimits(lua_State *L)
     lreactor *lr = rdL_reactor(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     if (lua_getfield(L, 1, "scriptTimeout") != LUA_TNIL) {
-        lr->budget = luaL_checknumber(L, -1);
-        if (lr->running) rdL_watchdog(lr->L, lr, 1);
+        double budget = luaL_checknumber(L, -1);
+        if (budget != lr->budget) rdL_watchdog_stop(lr); /* restarts with the new budget */
+        lr->budget = budget;
+        if (lr->running) rdL_watchdog_start(lr, lr->L);
     }
     if (lua_getfield(L, 1, "maxConnections") != LUA_TNIL)
         lr->loop.max_conns = (size_t)luaL_checkinteger(L, -1);

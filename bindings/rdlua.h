@@ -44,7 +44,7 @@ typedef struct lreactor {
     int scratch;                             /* a result passed out of a trampoline */
     int depth, tripped;                      /* callbacks running; the watchdog fired */
     double budget;                           /* seconds a callback may run (0 = no limit) */
-    double deadline;                         /* for the callback running now */
+    struct rdL_watchdog *wd;                 /* the watchdog thread, once started */
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];
@@ -82,8 +82,10 @@ typedef struct llistener {
  * handler; log and return non-zero on error. The error message, if wanted,
  * is left in *msg_ref as a registry ref (else LUA_NOREF). */
 int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref);
-/* Install (on) or remove the watchdog's count hook on L. */
-void rdL_watchdog(lua_State *L, lreactor *lr, int on);
+/* Start the watchdog thread (if a budget is set), watching callbacks run on L. */
+void rdL_watchdog_start(lreactor *lr, lua_State *L);
+/* Stop and join it. */
+void rdL_watchdog_stop(lreactor *lr);
 /* One log record on stderr: "reactord: " + message. */
 void rdL_log(const char *fmt, ...);
 /* Push "NAME: message" for a -errno or RD_E* code, and return it. */
