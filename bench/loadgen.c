@@ -769,6 +769,10 @@ int main(int argc, char **argv)
         snprintf(srv, sizeof srv, " srv_cpu=%.0f%% srv_us_per_req=%.2f", 100.0 * sc / secs,
                  sc * 1e6 / (double)g.done);
     }
+    struct rusage rtot; /* the whole process, connects and warm-up included */
+    getrusage(RUSAGE_SELF, &rtot);
+    double cpu_total = (double)rtot.ru_utime.tv_sec + (double)rtot.ru_stime.tv_sec +
+                       (double)rtot.ru_utime.tv_usec / 1e6 + (double)rtot.ru_stime.tv_usec / 1e6;
     int alive = g.ready + g.busy;
     uint64_t errors = g.mismatches + g.dropped + g.timeouts + g.connfail;
 
@@ -785,11 +789,11 @@ int main(int argc, char **argv)
         printf("rd_loadgen: mode=load conns=%d connect_secs=%.3f secs=%.3f requests=%" PRIu64
                " rps=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f cpu=%.0f%%%s mismatches=%" PRIu64
                " dropped=%" PRIu64 " timeouts=%" PRIu64 " connfail=%" PRIu64 " retries=%" PRIu64
-               " errors=%" PRIu64 "%s\n",
+               " errors=%" PRIu64 " cpu_total_s=%.3f%s\n",
                g.conns, g.connect_secs, secs, g.done, secs > 0 ? (double)g.done / secs : 0.0,
                hist_pct(&g.hist, 50) / 1e3, hist_pct(&g.hist, 99) / 1e3, (double)g.hist.max / 1e3,
                secs > 0 ? 100.0 * cpu / secs : 0.0, srv, g.mismatches, g.dropped, g.timeouts,
-               g.connfail, g.retries, errors, g.interrupted ? " interrupted=1" : "");
+               g.connfail, g.retries, errors, cpu_total, g.interrupted ? " interrupted=1" : "");
     }
     fflush(stdout);
     freeaddrinfo(g.addr);

@@ -4,10 +4,10 @@
 #
 # Environment knobs (defaults in brackets):
 #   REACTORD    reactord binary [build/reactord]       ZEN_SCRIPT  [examples/zen.lua]
-#   BUILD_DIR   where CMake put bench/ binaries [build]
+#   BUILD_DIR   where CMake put rd_loadgen and raw_zen [build]; else run.sh builds them with cc
 #   PEERS       servers to measure ["raw_zen reactord node_zen"]; node_zen only if node is on PATH
 #   CONNS       connection counts ["1 50 1000"]        DURATION  seconds measured per run [2]
-#   WARMUP      warm-up seconds per run [1]            REPEAT  runs per row, median kept [3]
+#   WARMUP      warm-up seconds per run [1]            REPEAT  runs per row, best kept [3]
 #   IDLE_CONNS  idle connections for the RSS test [10000]
 #   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
 #   BENCH_SPIN  1 = keep both CPUs out of the idle state with SCHED_IDLE spinners [1]
@@ -34,6 +34,7 @@ HOST=127.0.0.1
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/reactord-bench.XXXXXX") || exit 1
 PIDS=()
+SPIN_PIDS=()
 FAILED=0
 KEEP_WORK=0
 
@@ -62,7 +63,8 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 forget_pid() {
     local keep=() p
@@ -125,6 +127,7 @@ if [ "$BENCH_SPIN" = 1 ] && [ ${#PIN_SERVER[@]} -gt 0 ] && command -v chrt >/dev
     for cpu in "$SERVER_CPU" "$LOADGEN_CPU"; do
         chrt -i 0 taskset -c "$cpu" sh -c 'while :; do :; done' &
         PIDS+=($!)
+        SPIN_PIDS+=($!)
     done
     PIN_NOTE="$PIN_NOTE, idle spinners on"
 fi
@@ -133,9 +136,20 @@ CLK_TCK=$(getconf CLK_TCK)
 NCPU=$(nproc)
 now_ms() { date +%s%3N; }
 steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+# busy_ticks: all CPUs' non-idle time (user nice system irq softirq)
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# cpu_ticks PID...: their user + system time
+cpu_ticks() {
+    local p t=0 v
+    for p in "$@"; do
+        v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}')
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
-# seconds as an integer, rounded up, plus a margin: for timeout(1)
+# bound A B: A + B seconds rounded up to an integer, for timeout(1)
 bound() { awk -v a="$1" -v b="$2" 'BEGIN { s = a + b; print (s == int(s) ? s : int(s) + 1) }'; }
 
 # ---- servers ----------------------------------------------------------------
@@ -210,19 +224,24 @@ server_alive() {
 
 # ---- load runs --------------------------------------------------------------
 
-declare -A RPS P50 P99 SCPU GCPU SUS STEAL RSS0 RSS1 PERCONN
+declare -A RPS P50 P99 SCPU GCPU SUS STEAL OTHERS RSS0 RSS1 PERCONN
 
 # load_once NAME CONNS I: one closed-loop run against the running server (in a
-# subshell: it cannot set globals); prints "rps p50 p99 srv_cpu gen_cpu srv_us_per_req steal"
+# subshell: it cannot set globals); prints
+# "rps p50 p99 srv_cpu gen_cpu srv_us_per_req steal others"
 load_once() {
-    local name=$1 c=$2 out=$WORK/$1.load.$2.$3.out s0 s1 w0 w1 line rc
+    local name=$1 c=$2 out=$WORK/$1.load.$2.$3.out s0 s1 b0 b1 o0 o1 w0 w1 line rc
     s0=$(steal_ticks)
+    b0=$(busy_ticks)
+    o0=$(cpu_ticks "$SERVER_PID" "${SPIN_PIDS[@]}")
     w0=$(now_ms)
     timeout -k 5 $(($(bound "$WARMUP" "$DURATION") + 90)) \
         "${PIN_LOADGEN[@]}" "$LOADGEN" -q -c "$c" -d "$DURATION" -w "$WARMUP" -S "$SERVER_PID" \
         "$HOST" "$SERVER_PORT" >"$out" 2>"$out.err" </dev/null
     rc=$?
     w1=$(now_ms)
+    o1=$(cpu_ticks "$SERVER_PID" "${SPIN_PIDS[@]}")
+    b1=$(busy_ticks)
     s1=$(steal_ticks)
     line=$(grep '^rd_loadgen: mode=load' "$out" | tail -n 1)
     say "bench: $name c=$c: ${line#rd_loadgen: }"
@@ -231,15 +250,20 @@ load_once() {
         sed 's/^/    /' "$out.err" | head -n 20 >&2
         return 1
     fi
-    # steal: share of all CPUs' time the hypervisor took, over the whole run
+    # over the whole run: steal = share of all CPUs' time the hypervisor took;
+    # others = CPU time (100% = one CPU) used by anything but the server,
+    # rd_loadgen and the spinners
     awk -v rps="$(field rps "$line")" -v p50="$(field p50_us "$line")" \
         -v p99="$(field p99_us "$line")" -v scpu="$(field srv_cpu "$line")" \
         -v gcpu="$(field cpu "$line")" \
         -v sus="$(field srv_us_per_req "$line")" -v st="$((s1 - s0))" -v hz="$CLK_TCK" \
-        -v ms="$((w1 - w0))" -v ncpu="$NCPU" 'BEGIN {
+        -v ms="$((w1 - w0))" -v ncpu="$NCPU" -v busy="$((b1 - b0))" -v ours="$((o1 - o0))" \
+        -v gen="$(field cpu_total_s "$line")" 'BEGIN {
             secs = (ms > 0 ? ms / 1000 : 1)
-            printf "%s %s %s %s %s %s %.0f%%\n", rps, p50, p99, (scpu == "" ? "-" : scpu),
-                gcpu, (sus == "" ? "-" : sus), 100 * st / hz / secs / ncpu }'
+            others = (busy - ours) / hz - gen
+            printf "%s %s %s %s %s %s %.0f%% %.0f%%\n", rps, p50, p99, (scpu == "" ? "-" : scpu),
+                gcpu, (sus == "" ? "-" : sus), 100 * st / hz / secs / ncpu,
+                (others > 0 ? 100 * others / secs : 0) }'
 }
 
 # use_server NAME: make NAME's load server the current one
@@ -282,7 +306,7 @@ load_all() {
             [ -n "${recs[$p,$c]:-}" ] && [ "${RPS[$p,$c]:-}" != FAIL ] || continue
             best=$(printf '%s' "${recs[$p,$c]}" | sort -n -r -k1,1 | head -n 1)
             read -r "RPS[$p,$c]" "P50[$p,$c]" "P99[$p,$c]" "SCPU[$p,$c]" "GCPU[$p,$c]" \
-                "SUS[$p,$c]" "STEAL[$p,$c]" <<<"$best"
+                "SUS[$p,$c]" "STEAL[$p,$c]" "OTHERS[$p,$c]" <<<"$best"
         done
     done
 }
@@ -368,20 +392,23 @@ echo "zen protocol, closed loop (one question in flight per connection), $HOST"
 echo "$NCPU CPUs, $PIN_NOTE; machine ${BUSY}% busy with other work at the start"
 echo "each row: the best of $REPEAT runs of ${DURATION}s (after ${WARMUP}s warm-up each)"
 echo
-ROW='%-9s %5s %8s %8s %8s %7s %7s %7s %5s %7s %8s\n'
+ROW='%-9s %5s %8s %8s %8s %7s %7s %7s %5s %6s %7s %8s\n'
 # shellcheck disable=SC2059
-printf "$ROW" peer conns req/s "p50 us" "p99 us" srv-cpu gen-cpu us/req steal "req/s x" "us/req x"
+printf "$ROW" peer conns req/s "p50 us" "p99 us" srv-cpu gen-cpu us/req steal others \
+    "req/s x" "us/req x"
 for c in $CONNS; do
     for p in "${RUN_PEERS[@]}"; do
         # shellcheck disable=SC2059
         printf "$ROW" "$p" "$c" "${RPS[$p,$c]:--}" "${P50[$p,$c]:--}" "${P99[$p,$c]:--}" \
             "${SCPU[$p,$c]:--}" "${GCPU[$p,$c]:--}" "${SUS[$p,$c]:--}" "${STEAL[$p,$c]:--}" \
+            "${OTHERS[$p,$c]:--}" \
             "$(ratio "${RPS[$p,$c]:-}" "${RPS[raw_zen,$c]:-}")" \
             "$(ratio "${SUS[$p,$c]:-}" "${SUS[raw_zen,$c]:-}")"
     done
 done
 echo "srv-cpu, gen-cpu: CPU use of the server and of rd_loadgen while measuring (100% = one CPU)"
 echo "us/req: server CPU time per answer; req/s x, us/req x: the figure / raw_zen's"
+echo "steal: CPU the hypervisor took; others: CPU other processes used (the higher, the noisier)"
 echo
 echo "memory: $IDLE_CONNS idle connections (one request each), VmRSS of the server"
 echo
