@@ -37,7 +37,8 @@ valgrind: all
 	cd $(BUILD) && ctest --output-on-failure -L valgrind
 
 bench: all
-	REACTORD=$(BUILD)/reactord bench/run.sh
+	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/run.sh
+	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/reload.sh
 
 # Installs only what is missing; as root directly, else through sudo.
 deps:
