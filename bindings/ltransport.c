@@ -184,32 +184,20 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
             break;
         }
         callwith(L, lr, self, RDL_K_LINERECEIVED, p + at, len);
-        /* setRawMode()/setLineMode() set the instance's own delimiter: one
-         * raw lookup per line notices, and the rest follows the new mode */
-        rdL_pushkey(L, lr, RDL_K_DELIMITER);
-        if (lua_rawget(L, self) == LUA_TNIL || lua_rawequal(L, -1, delim)) {
-            lua_pop(L, 1);
-            continue;
+        if (t->raw) { /* setRawMode() from that line: the rest is raw data */
+            if (pos < n && reading(t)) {
+                lua_pushlstring(L, p + pos, n - pos); /* copies: p may be t->in */
+                in_free(t);
+                rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
+                lua_gettable(L, self);
+                lua_pushvalue(L, self);
+                lua_rotate(L, -3, 2);
+                lua_call(L, 2, 0);
+            } else {
+                in_free(t);
+            }
+            return;
         }
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            lua_replace(L, delim);
-            d = lua_tolstring(L, delim, &dlen);
-            if (dlen == 0) luaL_error(L, "delimiter must not be empty");
-            continue;
-        }
-        lua_pop(L, 1);
-        if (pos < n && reading(t)) {
-            lua_pushlstring(L, p + pos, n - pos); /* copies: p may be t->in */
-            in_free(t);
-            rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
-            lua_gettable(L, self);
-            lua_pushvalue(L, self);
-            lua_rotate(L, -3, 2);
-            lua_call(L, 2, 0);
-        } else {
-            in_free(t);
-        }
-        return;
     }
     if (!reading(t)) {
         in_free(t);
@@ -233,7 +221,7 @@ static int tramp_read(lua_State *L)
     lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
     int self = lua_gettop(L);
     rdL_pushkey(L, lr, RDL_K_DELIMITER);
-    int framed = lua_gettable(L, self) == LUA_TSTRING;
+    int framed = lua_gettable(L, self) == LUA_TSTRING && !t->raw;
     if (!reading(t)) return 0; /* that lookup ran a migrate, which failed */
     if (framed) {
         lr->where = "lineReceived";
@@ -765,6 +753,15 @@ static int transport_abort(lua_State *L)
     return 1;
 }
 
+/* setRawMode(raw): LineReceiver's switch, kept here so the per-line check
+ * costs nothing; lines resume with setRawMode(false). */
+static int transport_setrawmode(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    t->raw = lua_isnone(L, 2) || lua_toboolean(L, 2);
+    return 0;
+}
+
 static int transport_pausereading(lua_State *L)
 {
     rd_conn_pause_reading(&checktransport(L)->conn, 1);
@@ -864,6 +861,7 @@ void rdL_open_transport(lua_State *L)
         {"loseConnection", transport_lose},
         {"abortConnection", transport_abort},
         {"pauseReading", transport_pausereading},
+        {"setRawMode", transport_setrawmode},
         {"resumeReading", transport_resumereading},
         {"loseWriteConnection", transport_losewrite},
         {"setTimeout", transport_settimeout},

@@ -63,6 +63,7 @@ typedef struct ltransport {
     int err_ref; /* the error message that closed it, if any */
     char *in;    /* a partial line (line mode), or NULL */
     uint32_t inlen, incap;
+    unsigned char raw;      /* line mode switched off (setRawMode) */
     unsigned char made;     /* connectionMade has been called */
     unsigned char outgoing; /* made by connectTCP */
 } ltransport;

@@ -254,7 +254,7 @@ static void read_cb(struct ev_loop *ev, ev_io *w, int revents)
                       : recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
-        c->last_read = ev_now(loop->ev);
+        if (c->timeout > 0) c->last_read = ev_now(loop->ev);
         c->on_read(c, loop->rbuf, (size_t)n);
     } else if (n == 0) {
         /* the peer's FIN: half-close if the owner wants it, else finish */

@@ -22,16 +22,15 @@ function LineReceiver:lineLengthExceeded(line) -- luacheck: ignore
   self.transport:loseConnection()
 end
 
---- Deliver what follows to rawDataReceived(data) instead of lines.
+--- Deliver what follows to rawDataReceived(data) instead of lines, from
+--- the byte after the current line.
 function LineReceiver:setRawMode()
-  self._delimiter = self.delimiter
-  self.delimiter = false
+  self.transport:setRawMode(true)
 end
 
---- Back to lines (after setRawMode).
+--- Back to lines (after setRawMode), from the next read.
 function LineReceiver:setLineMode()
-  self.delimiter = self._delimiter
-  self._delimiter = nil
+  self.transport:setRawMode(false)
 end
 
 function LineReceiver:dataReceived(data) -- raw mode lands here
