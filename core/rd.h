@@ -218,6 +218,8 @@ struct rd_conn {
 #define RD_LOW_WATER (16 * 1024)
 #define RD_MAX_OUTPUT (4 * 1024 * 1024)
 
+/* Init and connect leave the callback fields (on_*, data) alone: zero the
+ * struct when it is allocated, and set them before or after. */
 /* Adopt an accepted, non-blocking fd; the conn is OPEN but not yet reading
  * (a listener starts reading once its on_accept returns). */
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer);

@@ -40,9 +40,7 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->timeout = c->last_read = 0;
     c->flow_paused = c->user_paused = c->eof = c->shut_wr = 0;
     c->pause_reads = 1;
-    c->on_flow = NULL;
-    c->on_eof = NULL;
-    c->on_timeout = NULL;
+    /* the callback fields are the owner's: set before or after init */
     rd__link_add(&loop->conns, &c->link);
     loop->nconns++;
 }

@@ -25,8 +25,9 @@ static const char *base_of(const char *path)
 
 static void quiet_cb(struct ev_loop *ev, ev_timer *t, int revents)
 {
-    (void)ev, (void)revents;
+    (void)revents;
     rd_watch_t *w = rd__container(t, rd_watch_t, quiet);
+    ev_timer_stop(ev, t); /* once per burst: the next change arms it again */
     w->cb(w);
 }
 

@@ -129,7 +129,9 @@ local function declared(spec, opts)
     for _, k in ipairs(LIMITS) do d[k] = l[k] end
     list[#list + 1] = d
   end
-  for _, l in ipairs(list) do l.key = l.host .. "|" .. tostring(l.port) end
+  -- keyed by role and declared address: the main listener on port 0 and an
+  -- extra one declared as 0 are two listeners
+  for i, l in ipairs(list) do l.key = (i == 1 and "main|" or "") .. l.host .. "|" .. tostring(l.port) end
   return list
 end
 

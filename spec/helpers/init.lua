@@ -317,4 +317,229 @@ function M.free_port()
   return tonumber(port)
 end
 
+------------------------------------------------- daemons whose log is read
+-- (added for spec/daemon/reload_spec.lua)
+--
+-- start_logged_daemon(opts): like start_daemon (same opts), but the daemon's
+-- stderr goes into its stdout pipe (2>&1), so every line it prints, on either
+-- stream, is read in the order it was written, with a blocking read. Waiting
+-- for a log line is then waiting for an event, not polling a file. A read
+-- cannot hang: the daemon runs under `timeout` (opts.deadline, default
+-- REACTORD_DEADLINE), and when it ends the read sees EOF.
+-- Nothing may be printed on stderr before the first `listening on` line.
+
+local LoggedDaemon = setmetatable({}, { __index = Daemon })
+LoggedDaemon.__index = LoggedDaemon
+
+-- the next line the daemon printed (stdout or stderr), or nil at EOF
+function LoggedDaemon:next_line()
+  if self.status then return nil end
+  local line = self.handle:read("l")
+  if line then self.log[#self.log + 1] = line end
+  return line
+end
+
+-- read lines until one matches the Lua pattern `pattern`; returns that line
+-- and the lines read before it (a list), or nil, "EOF", those lines.
+-- `max` bounds how many lines are read (default 10000).
+function LoggedDaemon:wait_line(pattern, max)
+  local skipped = {}
+  for _ = 1, max or 10000 do
+    local line = self:next_line()
+    if not line then return nil, "EOF", skipped end
+    if line:find(pattern) then return line, skipped end
+    skipped[#skipped + 1] = line
+  end
+  return nil, "too many lines", skipped
+end
+
+-- everything printed so far (including what :stop drained)
+function LoggedDaemon:stderr()
+  local s = table.concat(self.log, "\n")
+  if #self.log > 0 then s = s .. "\n" end
+  return s .. (self.stdout_rest or "")
+end
+
+function LoggedDaemon:signal(sig)
+  return os.execute("kill -" .. sig .. " " .. (self.pid or self.spawned) .. " 2>/dev/null") == true
+end
+
+-- the daemon's scheduler state letter from /proc/PID/stat ("S", "R", "T"...)
+function LoggedDaemon:proc_state()
+  local s = M.read_file(("/proc/%d/stat"):format(self.pid or self.spawned))
+  return s and s:match("^%d+ %b() (%a)")
+end
+
+function M.start_logged_daemon(opts)
+  opts = opts or {}
+  local argv = { opts.script or "examples/zen.lua" }
+  local has_port = false
+  for _, a in ipairs(opts.args or {}) do
+    argv[#argv + 1] = a
+    if a == "-p" or a == "--port" or a:match("^%-%-port=") or a:match("^%-p%d") then
+      has_port = true
+    end
+  end
+  if not has_port then
+    argv[#argv + 1] = "-p"
+    argv[#argv + 1] = "0"
+  end
+  local cmd = prefix(opts.deadline) .. " " .. quote_all(argv) .. " 2>&1"
+  local handle = assert(io.popen("echo $$; exec " .. cmd, "r"))
+  local spawned = assert(tonumber(handle:read("l")), "no pid")
+  local d = setmetatable({ spawned = spawned, handle = handle, cmd = cmd, log = {} }, LoggedDaemon)
+  if not has_timeout then d.pid = spawned end
+  live[#live + 1] = d
+  local line = d:next_line()
+  d.first_line = line
+  if has_timeout then d.pid = child_of(spawned) end
+  local host, port = (line or ""):match("^reactord: listening on (.+):(%d+)$")
+  if not host then
+    local code, how = d:stop(line == nil and "0" or "KILL")
+    error(("daemon did not report listening (got %q, %s %s)\ncommand: %s\noutput:\n%s")
+      :format(tostring(line), tostring(how), tostring(code), cmd, d:stderr()), 2)
+  end
+  d.host = host:match("^%[(.*)%]$") or host
+  d.port = tonumber(port)
+  return d
+end
+
+-- overwrite a file in place (truncate + write), as `>` does
+function M.write_file(path, s)
+  write_file(path, s)
+end
+
+-- save like an editor: write a temp file next to `path`, rename it over
+function M.save_by_rename(path, s)
+  local tmp = path .. ".swp~"
+  write_file(tmp, s)
+  assert(os.rename(tmp, path))
+end
+
+-- a fresh temporary directory; M.remove_tmpdirs() deletes it and its files
+local tmpdirs = {}
+function M.tmpdir()
+  local p = assert(io.popen("mktemp -d", "r"))
+  local dir = p:read("l")
+  p:close()
+  assert(dir and dir ~= "", "mktemp -d failed")
+  tmpdirs[#tmpdirs + 1] = dir
+  return dir
+end
+
+function M.remove_tmpdirs()
+  for _, dir in ipairs(tmpdirs) do
+    if dir:match("^/tmp/") then os.execute("rm -rf " .. M.quote(dir)) end
+  end
+  tmpdirs = {}
+end
+
+------------------------------------ processes, limits, stalled peers
+-- (added for spec/daemon/hostile_spec.lua and spec/daemon/shutdown_spec.lua)
+--
+-- Readings of /proc for a daemon's pid (Daemon.pid), a daemon started under
+-- `ulimit -n`, a signal that does not wait, and a sender that learns the
+-- peer stopped reading from a send making no progress within a deadline.
+
+-- a "kB" field of /proc/PID/status (VmRSS, VmHWM, ...) as a number, or nil
+function M.proc_status_kb(pid, field)
+  local s = M.read_file(("/proc/%d/status"):format(pid))
+  return s and tonumber(s:match("\n" .. field .. ":%s*(%d+) kB"))
+end
+
+-- resident memory of a process now (VmRSS), and its peak so far (VmHWM), MiB
+function M.rss_mb(pid)
+  local kb = M.proc_status_kb(pid, "VmRSS")
+  return kb and kb / 1024
+end
+
+function M.peak_rss_mb(pid)
+  local kb = M.proc_status_kb(pid, "VmHWM")
+  return kb and kb / 1024
+end
+
+local clk_tck
+-- CPU seconds (user + system) a process has used so far (/proc/PID/stat)
+function M.cpu_seconds(pid)
+  if not clk_tck then
+    local p = io.popen("getconf CLK_TCK 2>/dev/null")
+    clk_tck = tonumber(p:read("a"):match("%d+")) or 100
+    p:close()
+  end
+  local s = M.read_file(("/proc/%d/stat"):format(pid))
+  if not s then return nil end
+  -- the fields after "pid (comm) ": state is field 3, utime 14, stime 15
+  local rest = s:match("^%d+ %b() (.*)$")
+  local f = {}
+  for w in rest:gmatch("%S+") do f[#f + 1] = w end
+  return (tonumber(f[12]) + tonumber(f[13])) / clk_tck
+end
+
+-- how many descriptors a process has open
+function M.fd_count(pid)
+  local p = io.popen("ls /proc/" .. tonumber(pid) .. "/fd 2>/dev/null | wc -l")
+  local n = tonumber(p:read("a"):match("%d+"))
+  p:close()
+  return n
+end
+
+-- the soft and hard limits on open files for processes the specs start
+function M.nofile_limits()
+  local p = io.popen("ulimit -Sn; ulimit -Hn")
+  local soft, hard = p:read("l"), p:read("l")
+  p:close()
+  local function num(v) return v == "unlimited" and math.huge or tonumber(v) end
+  return num(soft), num(hard)
+end
+
+-- start_daemon (same opts) with the daemon's open-file limit set to
+-- `nofile` (`ulimit -n` in a shell that then execs it, after any
+-- REACTORD_WRAPPER). The daemon keeps its pid (exec), so Daemon.pid is right.
+function M.start_daemon_ulimit(nofile, opts)
+  local saved = M.wrapper
+  local inner = saved()
+  M.wrapper = function()
+    local w = "sh -c " .. M.quote('ulimit -n ' .. math.floor(nofile) .. ' && exec "$@"') .. " sh"
+    if inner then w = w .. " " .. inner end
+    return w
+  end
+  local ok, d = pcall(M.start_daemon, opts)
+  M.wrapper = saved
+  if not ok then error(d, 0) end
+  return d
+end
+
+-- send a signal to a daemon without waiting for it (Daemon:stop waits)
+function M.send_signal(d, sig)
+  return os.execute("kill -" .. sig .. " " .. (d.pid or d.spawned) .. " 2>/dev/null") == true
+end
+
+-- Send `chunk` over and over (at most max_bytes in all) until the peer stops
+-- taking bytes: a send that makes no progress for `stall` seconds. Returns
+-- the bytes sent and why it stopped: "stalled", "max", "too many sends"
+-- (only many tiny partial sends), or the socket error
+-- ("closed", "connection reset by peer", ...). Leaves the socket's timeout
+-- at `stall`.
+function M.send_until_stalled(sock, chunk, max_bytes, stall)
+  sock:settimeout(stall)
+  local sent = 0
+  local pos = 1
+  for _ = 1, math.ceil(max_bytes / #chunk) * 4 + 100 do
+    if sent >= max_bytes then return sent, "max" end
+    local last, err, partial = sock:send(chunk, pos)
+    if last then
+      sent = sent + (last - pos + 1)
+      pos = 1
+    else
+      local n = partial - pos + 1
+      sent = sent + n
+      pos = partial + 1
+      if pos > #chunk then pos = 1 end
+      if err ~= "timeout" then return sent, err end
+      if n == 0 then return sent, "stalled" end
+    end
+  end
+  return sent, "too many sends"
+end
+
 return M
