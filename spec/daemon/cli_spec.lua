@@ -1,4 +1,4 @@
--- Command line behaviour of the real daemon (docs/CONTRACT.md, "Daemon").
+-- Command line behaviour of the real daemon (README, "The daemon").
 
 local H = require "spec.helpers"
 local socket = require "socket"

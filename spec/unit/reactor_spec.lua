@@ -1,4 +1,4 @@
--- In-process specs of the Lua module `require "reactor"` (docs/CONTRACT.md).
+-- In-process specs of the Lua module `require "reactor"` (README, "Lua API reference").
 -- Run with LUA_CPATH='build/?.so;;' from the repo root.
 --
 -- Rules followed here:
