@@ -621,6 +621,20 @@ int rdL_listenunix(lua_State *L)
     return 1;
 }
 
+/* A transport for an outgoing connection, pushed: factory and connector
+ * at stack indexes f and k. */
+static ltransport *newoutgoing(lua_State *L, lreactor *lr, int f, int k)
+{
+    ltransport *t = rdL_newtransport(L, lr);
+    lua_pushvalue(L, f);
+    lua_setiuservalue(L, -2, RDL_UV_FACTORY);
+    lua_pushvalue(L, k);
+    lua_setiuservalue(L, -2, RDL_UV_CONNECTOR);
+    t->outgoing = 1;
+    rdL_transport_setup(t);
+    return t;
+}
+
 /* connectUNIX(path, factory, connector [, timeout]) -> transport */
 int rdL_connectunix(lua_State *L)
 {
@@ -628,13 +642,7 @@ int rdL_connectunix(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     double timeout = luaL_optnumber(L, 4, 30.0);
-    ltransport *t = rdL_newtransport(L, lr);
-    lua_pushvalue(L, 2);
-    lua_setiuservalue(L, -2, RDL_UV_FACTORY);
-    lua_pushvalue(L, 3);
-    lua_setiuservalue(L, -2, RDL_UV_CONNECTOR);
-    t->outgoing = 1;
-    rdL_transport_setup(t);
+    ltransport *t = newoutgoing(L, lr, 2, 3);
     int r = rd_conn_connect_unix(&t->conn, &lr->loop, path, timeout);
     if (r < 0) {
         unpin(L, lr, t);
@@ -922,13 +930,7 @@ int rdL_connect(lua_State *L)
     rd_addr_t to;
     int r = rd_addr_parse(&to, host, (int)port);
     if (r < 0) return rdL_pushfail(L, r, host);
-    ltransport *t = rdL_newtransport(L, lr);
-    lua_pushvalue(L, 3);
-    lua_setiuservalue(L, -2, RDL_UV_FACTORY);
-    lua_pushvalue(L, 4);
-    lua_setiuservalue(L, -2, RDL_UV_CONNECTOR);
-    t->outgoing = 1;
-    rdL_transport_setup(t);
+    ltransport *t = newoutgoing(L, lr, 3, 4);
     r = rd_conn_connect(&t->conn, &lr->loop, &to, timeout);
     if (r < 0) {
         unpin(L, lr, t);

@@ -57,6 +57,9 @@ typedef union rd_addr {
 int rd_addr_parse(rd_addr_t *a, const char *host, int port);
 /* Write the numeric host into buf (>= 46 bytes); return the port. */
 int rd_addr_host(const rd_addr_t *a, char *buf, size_t size);
+/* Fill *sun for a Unix socket path; -ENAMETOOLONG if it does not fit. */
+struct sockaddr_un;
+int rd_addr_unix(struct sockaddr_un *sun, const char *path);
 /* Length of the sockaddr inside *a, for bind/connect. */
 socklen_t rd_addr_len(const rd_addr_t *a);
 

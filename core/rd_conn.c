@@ -409,10 +409,8 @@ int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double t
 int rd_conn_connect_unix(rd_conn_t *c, rd_loop_t *loop, const char *path, double timeout)
 {
     struct sockaddr_un sun;
-    memset(&sun, 0, sizeof sun);
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sun.sun_path) return -ENAMETOOLONG;
-    strcpy(sun.sun_path, path);
+    int bad = rd_addr_unix(&sun, path);
+    if (bad) return bad;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     rd_addr_t peer;

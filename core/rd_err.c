@@ -22,8 +22,8 @@ const char *rd_err_name(int err)
         E(EMFILE)
         E(ENFILE)
         E(ENOMEM)
-        E(EINVAL) E(EHOSTUNREACH) E(ENETUNREACH) E(EAFNOSUPPORT) E(ENOBUFS) E(EPERM) E(ENOENT)
-            E(EAGAIN)
+        E(EINVAL)
+        E(EHOSTUNREACH) E(ENETUNREACH) E(EAFNOSUPPORT) E(ENOBUFS) E(EPERM) E(ENOENT) E(EAGAIN)
 #undef E
     }
     switch (err) {

@@ -148,10 +148,8 @@ int rd_listener_open_unix(rd_listener_t *l, rd_loop_t *loop, const char *path, i
 {
     defaults(l, loop);
     struct sockaddr_un sun;
-    memset(&sun, 0, sizeof sun);
-    sun.sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sun.sun_path) return -ENAMETOOLONG;
-    strcpy(sun.sun_path, path);
+    int bad = rd_addr_unix(&sun, path);
+    if (bad) return bad;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int r = bind(fd, (struct sockaddr *)&sun, sizeof sun);

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "rd.h"
 
@@ -41,6 +42,15 @@ int rd_addr_host(const rd_addr_t *a, char *buf, size_t size)
         return ntohs(a->in.sin_port);
     }
     if (size) buf[0] = '\0';
+    return 0;
+}
+
+int rd_addr_unix(struct sockaddr_un *sun, const char *path)
+{
+    memset(sun, 0, sizeof *sun);
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof sun->sun_path) return -ENAMETOOLONG;
+    strcpy(sun->sun_path, path);
     return 0;
 }
 

@@ -31,24 +31,23 @@ local function asfactory(f)
   return f
 end
 
---- listenTCP(port, factory [, interface | {interface=, backlog=}]) -> Listener | nil, msg, code
-function reactor.listenTCP(port, factory, opts)
-  assert(type(factory) == "table", "listenTCP: factory must be a table")
+local function listen(open, where, factory, opts)
+  assert(type(factory) == "table", "listen: factory must be a table")
   factory = asfactory(factory)
-  local listener, msg, code = core.listenTCP(port, factory, opts)
+  local listener, msg, code = open(where, factory, opts)
   if not listener then return nil, msg, code end
   factory:startFactory()
   return listener
 end
 
---- listenUNIX(path, factory [, {backlog=, maxConnections=, ...}]) -> Listener | nil, msg, code
+--- listenTCP(port, factory [, interface | opts]) -> Listener | nil, msg, code
+function reactor.listenTCP(port, factory, opts)
+  return listen(core.listenTCP, port, factory, opts)
+end
+
+--- listenUNIX(path, factory [, opts]) -> Listener | nil, msg, code
 function reactor.listenUNIX(path, factory, opts)
-  assert(type(factory) == "table", "listenUNIX: factory must be a table")
-  factory = asfactory(factory)
-  local listener, msg, code = core.listenUNIX(path, factory, opts)
-  if not listener then return nil, msg, code end
-  factory:startFactory()
-  return listener
+  return listen(core.listenUNIX, path, factory, opts)
 end
 
 --- stdio(protocol) -> transport: the protocol object talks over stdin/stdout
