@@ -542,4 +542,23 @@ function M.send_until_stalled(sock, chunk, max_bytes, stall)
   return sent, "too many sends"
 end
 
+---------------------------------------------------------------- in-process reactor
+-- For specs that run a reactor in this process (require "reactor" lazily:
+-- daemon specs never load it).
+
+--- Run the reactor until it stops; fail if it needed the `limit` (10 s) deadline.
+function M.run_reactor(limit)
+  local reactor = require "reactor"
+  local guard = reactor.callLater(limit or 10, reactor.stop)
+  reactor.run()
+  assert(not guard:active(), "the reactor hit its deadline")
+end
+
+--- Assert that no connection, timer or listener is left alive.
+function M.assert_clean()
+  local s = require("reactor").core._stats()
+  require("luassert").are.same({ connections = 0, timers = 0, listeners = 0 },
+    { connections = s.connections, timers = s.timers, listeners = s.listeners })
+end
+
 return M

@@ -2,23 +2,13 @@
 -- and ReconnectingClientFactory. Loopback only.
 local socket = require "socket"
 local reactor = require "reactor"
-
-local function run(limit)
-  local guard = reactor.callLater(limit or 10, reactor.stop)
-  reactor.run()
-  assert.is_false(guard:active(), "hit the deadline")
-end
-
-local function zero()
-  local s = reactor.core._stats()
-  assert.are.same({ 0, 0, 0 }, { s.connections, s.timers, s.listeners })
-end
+local H = require "spec.helpers"
 
 local Echo = {}
 function Echo:dataReceived(d) self.transport:write(d) end
 
 describe("connectTCP", function()
-  after_each(zero)
+  after_each(H.assert_clean)
 
   it("connects to a name from /etc/hosts (looked up off the loop)", function()
     local l = assert(reactor.listenTCP(0, { protocol = Echo }))
@@ -31,7 +21,7 @@ describe("connectTCP", function()
     end
     function C:connectionLost() reactor.stop() end
     reactor.connectTCP("localhost", l:getHost().port, reactor.ClientFactory { protocol = C })
-    run()
+    H.run_reactor()
     l:stopListening()
     assert.are.equal("ping", got)
   end)
@@ -48,7 +38,7 @@ describe("connectTCP", function()
       reactor.stop()
     end
     reactor.connectTCP("127.0.0.1", port, f)
-    run()
+    H.run_reactor()
     assert.are.equal(0, made)
     assert.are.equal(1, #reasons)
     assert.are.equal("refused", reasons[1].type)
@@ -73,7 +63,7 @@ describe("connectTCP", function()
       reactor.stop()
     end
     reactor.connectTCP("127.0.0.1", port, f, 0.2)
-    run()
+    H.run_reactor()
     for _, c in ipairs(fillers) do c:close() end
     srv:close()
     assert.are.equal("timeout", reason and reason.type)
@@ -87,7 +77,7 @@ describe("connectTCP", function()
       reactor.stop()
     end
     reactor.connectTCP("", 80, f)
-    run()
+    H.run_reactor()
     assert.matches("ENOTFOUND", reason.message)
   end)
 
@@ -104,7 +94,7 @@ describe("connectTCP", function()
 end)
 
 describe("ReconnectingClientFactory", function()
-  after_each(zero)
+  after_each(H.assert_clean)
 
   it("retries with backoff until the server is there, then stops when told", function()
     local l = assert(reactor.listenTCP(0, { protocol = Echo }))
@@ -127,7 +117,7 @@ describe("ReconnectingClientFactory", function()
       delays[#delays + 1] = self.delay
     end
     reactor.connectTCP("127.0.0.1", port, f)
-    run()
+    H.run_reactor()
     l:stopListening()
     assert.are.equal(3, failures)
     assert.are.equal(1, made)

@@ -2,11 +2,7 @@
 -- the other still needs. Each test forces full collections at the moments
 -- that matter.
 local reactor = require "reactor"
-
-local function zero()
-  local s = reactor.core._stats()
-  assert.are.same({ 0, 0, 0 }, { s.connections, s.timers, s.listeners })
-end
+local H = require "spec.helpers"
 
 local function gc()
   collectgarbage()
@@ -14,7 +10,7 @@ local function gc()
 end
 
 describe("lifetimes", function()
-  after_each(zero)
+  after_each(H.assert_clean)
 
   it("an open connection nobody in Lua references keeps working (it is pinned)", function()
     local got = {}

@@ -4,11 +4,8 @@
 -- what its callbacks saw. The result must not depend on how TCP groups the
 -- bytes, so the assertions hold however the pieces arrive.
 local reactor = require "reactor"
+local H = require "spec.helpers"
 
-local function zero()
-  local s = reactor.core._stats()
-  return s.connections == 0 and s.timers == 0 and s.listeners == 0
-end
 
 -- serve `class`, send `pieces`, then close; returns the server's record
 local function exchange(class, pieces, opts)
@@ -45,7 +42,7 @@ local function exchange(class, pieces, opts)
   local guard = reactor.callLater(10, reactor.stop)
   reactor.run()
   assert.is_false(guard:active())
-  assert.is_true(zero())
+  H.assert_clean()
   return rec
 end
 
@@ -93,7 +90,7 @@ describe("LineReceiver", function()
     reactor.run()
     assert.is_false(guard:active())
     assert.are.same({ "one", "two", "three" }, got)
-    assert.is_true(zero())
+    H.assert_clean()
   end)
 
   it("uses the class's own delimiter", function()
@@ -149,6 +146,6 @@ describe("LineReceiver", function()
     reactor.run()
     assert.is_false(guard:active())
     assert.are.same({ "HELLO", "WORLD" }, got)
-    assert.is_true(zero())
+    H.assert_clean()
   end)
 end)

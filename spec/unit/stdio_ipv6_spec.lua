@@ -1,10 +1,6 @@
 -- stdio as a transport, and IPv6 / dual stack listeners.
 local reactor = require "reactor"
-
-local function zero()
-  local s = reactor.core._stats()
-  assert.are.same({ 0, 0, 0 }, { s.connections, s.timers, s.listeners })
-end
+local H = require "spec.helpers"
 
 describe("reactor.stdio", function()
   it("talks over stdin/stdout and sees stdin's EOF as connectionLost", function()
@@ -32,7 +28,7 @@ reactor.run()
 end)
 
 describe("IPv6", function()
-  after_each(zero)
+  after_each(H.assert_clean)
 
   local Echo = {}
   function Echo:dataReceived(d) self.transport:write(d) end

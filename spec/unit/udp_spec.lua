@@ -1,19 +1,9 @@
 -- reactor.listenUDP: Twisted's DatagramProtocol, loopback only.
 local reactor = require "reactor"
-
-local function zero()
-  local s = reactor.core._stats()
-  assert.are.same({ 0, 0, 0 }, { s.connections, s.timers, s.listeners })
-end
-
-local function run()
-  local guard = reactor.callLater(10, reactor.stop)
-  reactor.run()
-  assert.is_false(guard:active(), "hit the deadline")
-end
+local H = require "spec.helpers"
 
 describe("listenUDP", function()
-  after_each(zero)
+  after_each(H.assert_clean)
 
   it("echoes datagrams whole, with the sender's address", function()
     local server = { seen = {} }
@@ -34,7 +24,7 @@ describe("listenUDP", function()
     local port = sp:getHost().port
     cp:write("one", "127.0.0.1", port)
     cp:write("two", "127.0.0.1", port)
-    run()
+    H.run_reactor()
     sp:stopListening()
     cp:stopListening()
     table.sort(got)
@@ -56,7 +46,7 @@ describe("listenUDP", function()
     local u = assert(reactor.listenUDP(0, p))
     assert.is_true(u:connect("127.0.0.1", port))
     u:write("anyone?")
-    run()
+    H.run_reactor()
     u:stopListening()
     assert.are.equal(1, refused)
   end)

@@ -2,6 +2,7 @@
 local socket = require "socket"
 local unix = require "socket.unix"
 local reactor = require "reactor"
+local H = require "spec.helpers"
 
 local function tmppath()
   local p = os.tmpname()
@@ -13,11 +14,6 @@ local function exists(p)
   local f = io.open(p, "r")
   if f then f:close() return true end
   return os.execute("test -S " .. p) == true
-end
-
-local function zero()
-  local s = reactor.core._stats()
-  assert.are.same({ 0, 0, 0 }, { s.connections, s.timers, s.listeners })
 end
 
 local Echo = {}
@@ -40,7 +36,7 @@ local function exchange(path)
 end
 
 describe("Unix sockets", function()
-  after_each(zero)
+  after_each(H.assert_clean)
 
   it("serves a client and removes its socket file when it stops", function()
     local path = tmppath()
