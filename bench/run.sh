@@ -7,7 +7,8 @@
 #   BUILD_DIR   where CMake put rd_loadgen and raw_zen [build]; else run.sh builds them with cc
 #   PEERS       servers to measure ["raw_zen reactord node_zen"]; node_zen only if node is on PATH
 #   CONNS       connection counts ["1 50 1000"]        DURATION  seconds measured per run [2]
-#   WARMUP      warm-up seconds per run [1]            REPEAT  runs per row, best kept [3]
+#   WARMUP      warm-up seconds per run [1]            REPEAT  rounds per row [3]; best kept,
+#                                                      and the median of per-round ratios
 #   IDLE_CONNS  idle connections for the RSS test [10000]
 #   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
 #   BENCH_SPIN  1 = keep both CPUs out of the idle state with SCHED_IDLE spinners [1]
@@ -224,7 +225,7 @@ server_alive() {
 
 # ---- load runs --------------------------------------------------------------
 
-declare -A RPS P50 P99 SCPU GCPU SUS STEAL OTHERS RSS0 RSS1 PERCONN
+declare -A RPS P50 P99 SCPU GCPU SUS STEAL OTHERS RSS0 RSS1 PERCONN PAIRMED
 
 # load_once NAME CONNS I: one closed-loop run against the running server (in a
 # subshell: it cannot set globals); prints
@@ -304,6 +305,14 @@ load_all() {
         done
         for p in "${LOAD_PEERS[@]}"; do
             [ -n "${recs[$p,$c]:-}" ] && [ "${RPS[$p,$c]:-}" != FAIL ] || continue
+            # the median of per-round ratios: each round runs raw_zen and this
+            # peer back to back, so a slow spell of the VM hits both alike
+            if [ -n "${recs[raw_zen,$c]:-}" ]; then
+                PAIRMED[$p,$c]=$(paste -d' ' <(printf '%s' "${recs[$p,$c]}" | awk '{print $1}') \
+                    <(printf '%s' "${recs[raw_zen,$c]}" | awk '{print $1}') |
+                    awk '$2 > 0 {print $1 / $2}' | sort -g |
+                    awk '{v[NR] = $1} END {if (NR) printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+            fi
             best=$(printf '%s' "${recs[$p,$c]}" | sort -n -r -k1,1 | head -n 1)
             read -r "RPS[$p,$c]" "P50[$p,$c]" "P99[$p,$c]" "SCPU[$p,$c]" "GCPU[$p,$c]" \
                 "SUS[$p,$c]" "STEAL[$p,$c]" "OTHERS[$p,$c]" <<<"$best"
@@ -392,10 +401,10 @@ echo "zen protocol, closed loop (one question in flight per connection), $HOST"
 echo "$NCPU CPUs, $PIN_NOTE; machine ${BUSY}% busy with other work at the start"
 echo "each row: the best of $REPEAT runs of ${DURATION}s (after ${WARMUP}s warm-up each)"
 echo
-ROW='%-9s %5s %8s %8s %8s %7s %7s %7s %5s %6s %7s %8s\n'
+ROW='%-9s %5s %8s %8s %8s %7s %7s %7s %5s %6s %7s %8s %9s\n'
 # shellcheck disable=SC2059
 printf "$ROW" peer conns req/s "p50 us" "p99 us" srv-cpu gen-cpu us/req steal others \
-    "req/s x" "us/req x"
+    "req/s x" "us/req x" "pair med"
 for c in $CONNS; do
     for p in "${RUN_PEERS[@]}"; do
         # shellcheck disable=SC2059
@@ -403,11 +412,12 @@ for c in $CONNS; do
             "${SCPU[$p,$c]:--}" "${GCPU[$p,$c]:--}" "${SUS[$p,$c]:--}" "${STEAL[$p,$c]:--}" \
             "${OTHERS[$p,$c]:--}" \
             "$(ratio "${RPS[$p,$c]:-}" "${RPS[raw_zen,$c]:-}")" \
-            "$(ratio "${SUS[$p,$c]:-}" "${SUS[raw_zen,$c]:-}")"
+            "$(ratio "${SUS[$p,$c]:-}" "${SUS[raw_zen,$c]:-}")" "${PAIRMED[$p,$c]:--}"
     done
 done
 echo "srv-cpu, gen-cpu: CPU use of the server and of rd_loadgen while measuring (100% = one CPU)"
 echo "us/req: server CPU time per answer; req/s x, us/req x: the figure / raw_zen's"
+echo "pair med: median over the rounds of (this peer's req/s / raw_zen's req/s in the same round)"
 echo "steal: CPU the hypervisor took; others: CPU other processes used (the higher, the noisier)"
 echo
 echo "memory: $IDLE_CONNS idle connections (one request each), VmRSS of the server"
