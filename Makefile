@@ -10,7 +10,7 @@ CMAKE      ?= cmake
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
 
-DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind
+DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3
 
 .PHONY: all run test deps bench format check-format clean valgrind
 
