@@ -67,6 +67,7 @@ struct rdL_watchdog {
     _Atomic int busy;            /* a callback is running */
     _Atomic unsigned long fired; /* the epoch the thread found stuck */
     lua_State *_Atomic L;        /* where callbacks run */
+    lua_State *_Atomic co;       /* the coroutine resumed from a callback, if any */
     lreactor *lr;
     unsigned long next; /* main thread only */
 };
@@ -83,7 +84,10 @@ static void timeout_hook(lua_State *L, lua_Debug *ar)
         return;
     }
     lr->tripped = 1;
-    luaL_error(L, "script timeout: a callback ran longer than %f s", lr->budget);
+    /* no position prefix: the same text wherever it lands (a coroutine or
+     * the callback); the traceback in the log says where */
+    lua_pushfstring(L, "script timeout: a callback ran longer than %f s", lr->budget);
+    lua_error(L);
 }
 
 static void *watch_thread(void *arg)
@@ -113,6 +117,8 @@ static void *watch_thread(void *arg)
         stuck += tick;
         if (stuck >= budget && atomic_load(&wd->fired) != e) {
             atomic_store(&wd->fired, e);
+            lua_State *co = atomic_load(&wd->co);
+            if (co) lua_sethook(co, timeout_hook, LUA_MASKCOUNT, 1); /* where it spins */
             lua_sethook(atomic_load(&wd->L), timeout_hook, LUA_MASKCOUNT, 1);
         }
     }
@@ -155,6 +161,49 @@ void rdL_watchdog_stop(lreactor *lr)
     pthread_mutex_destroy(&wd->mu);
     free(wd);
     lr->wd = NULL;
+}
+
+/* core._resume(co, ...): coroutine.resume, telling the watchdog which
+ * coroutine runs, so a callback stuck inside one can be stopped too. The
+ * daemon installs it as coroutine.resume (and a wrap on top of it). */
+int rdL_resume(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argexpected(L, co, 1, "coroutine");
+    struct rdL_watchdog *wd = lr->wd;
+    lua_State *prev = wd ? atomic_exchange(&wd->co, co) : NULL;
+    int narg = lua_gettop(L) - 1;
+    int status = lua_status(co);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "cannot resume dead coroutine");
+    } else if (status == LUA_OK && lua_gettop(co) == 0) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "cannot resume dead coroutine");
+    } else if (!lua_checkstack(co, narg)) {
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "too many arguments to resume");
+    } else {
+        lua_xmove(L, co, narg);
+        int nres;
+        status = lua_resume(co, L, narg, &nres);
+        if (status == LUA_OK || status == LUA_YIELD) {
+            if (!lua_checkstack(L, nres + 1)) {
+                lua_pop(co, nres);
+                lua_pushboolean(L, 0);
+                lua_pushliteral(L, "too many results to resume");
+            } else {
+                lua_pushboolean(L, 1);
+                lua_xmove(co, L, nres);
+            }
+        } else {
+            lua_pushboolean(L, 0);
+            lua_xmove(co, L, 1); /* the error */
+        }
+    }
+    if (wd) atomic_store(&wd->co, prev);
+    return lua_gettop(L) - narg - 1;
 }
 
 /* Keep the reason a script sees: the message without the traceback. Runs

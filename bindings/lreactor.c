@@ -222,6 +222,7 @@ int luaopen_reactor_core(lua_State *L)
         {"connections", l_connections},
         {"abortAll", l_abortall},
         {"_stats", l_stats},
+        {"_resume", rdL_resume},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {

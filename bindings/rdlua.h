@@ -87,6 +87,8 @@ int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref);
 void rdL_watchdog_start(lreactor *lr, lua_State *L);
 /* Stop and join it. */
 void rdL_watchdog_stop(lreactor *lr);
+/* core._resume: coroutine.resume that the watchdog can see into. */
+int rdL_resume(lua_State *L);
 /* One log record on stderr: "reactord: " + message. */
 void rdL_log(const char *fmt, ...);
 /* Push "NAME: message" for a -errno or RD_E* code, and return it. */

@@ -52,6 +52,23 @@ local function graceful(service, grace)
   end
 end
 
+-- The daemon owns its Lua state, so coroutines resumed by scripts go through
+-- core._resume: the watchdog then knows which coroutine a stuck callback is
+-- spinning in and can stop it there too. wrap is rebuilt on top of it.
+local function watch_coroutines()
+  local resume = core._resume
+  coroutine.resume = resume
+  local create = coroutine.create
+  local function check(ok, ...)
+    if ok then return ... end
+    error((...), 0)
+  end
+  coroutine.wrap = function(f)
+    local co = create(f)
+    return function(...) return check(resume(co, ...)) end
+  end
+end
+
 function M.main(opt)
   if opt.check then
     local ok, err = reactor.check(opt.script)
@@ -60,6 +77,7 @@ function M.main(opt)
     return 0
   end
   core.setLimits { scriptTimeout = opt.scriptTimeout, maxConnections = opt.maxConnections }
+  watch_coroutines()
 
   -- handlers first: a signal may come the moment the listening line is out
   local service

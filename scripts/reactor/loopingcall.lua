@@ -44,8 +44,17 @@ return function(core)
   end
 
   --- start(interval [, now = true]): call now (unless now is false), then every interval.
+  -- reactor.stop() cancels every pending call: a LoopingCall whose next beat
+  -- was cancelled that way is not running any more
+  local function alive(self)
+    if self.running and self._call and not self._call:active() then
+      self.running, self._call = false, nil
+    end
+    return self.running
+  end
+
   function LoopingCall:start(interval, now)
-    assert(not self.running, "LoopingCall is already running")
+    assert(not alive(self), "LoopingCall is already running")
     assert(type(interval) == "number" and interval > 0, "LoopingCall: interval must be > 0")
     self.interval = interval
     self.running = true
@@ -59,7 +68,7 @@ return function(core)
   end
 
   function LoopingCall:stop()
-    assert(self.running, "LoopingCall is not running")
+    assert(alive(self), "LoopingCall is not running")
     self.running = false
     if self._call then
       self._call:cancel()

@@ -347,7 +347,12 @@ return { protocol = Hog, watchers = {} }
 local reactor = require "reactor"
 local P = {}
 function P:dataReceived(data)
-  if data:find("pcallspin", 1, true) then
+  if data:find("cowrapspin", 1, true) then -- spinning inside a coroutine
+    coroutine.wrap(function() while true do end end)()
+  elseif data:find("coresumespin", 1, true) then -- resuming one forever
+    local co = coroutine.create(function() while true do coroutine.yield() end end)
+    while true do coroutine.resume(co) end
+  elseif data:find("pcallspin", 1, true) then
     while true do pcall(function() while true do end end) end
   elseif data:find("spin", 1, true) then
     while true do end
@@ -371,11 +376,11 @@ return { protocol = P }
       return s:receive("*l")
     end
 
-    it("a callback that loops forever (also inside pcall) is stopped; its connection closes; others are served", function()
+    it("a callback that loops forever (also inside pcall or a coroutine) is stopped; its connection closes; others are served", function()
       d = H.start_daemon { script = H.write_script(GUARD), args = { "--script-timeout", "0.5" } }
       local b = assert(H.connect(d.port))
       assert.are.equal("echo:hello", echo(b, "hello"))
-      for round, cmd in ipairs { "spin", "pcallspin" } do
+      for round, cmd in ipairs { "spin", "pcallspin", "cowrapspin", "coresumespin" } do
         local a = assert(H.connect(d.port))
         assert(H.send_all(a, cmd))
         local got, why = H.read_to_eof(a) -- deadline: the socket timeout (10 s)

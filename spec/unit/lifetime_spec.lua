@@ -101,6 +101,18 @@ describe("lifetimes", function()
     assert.is_false(d1:active())
   end)
 
+  it("a LoopingCall stopped by reactor.stop() can be started again", function()
+    local n = 0
+    local lc = reactor.LoopingCall(function() n = n + 1 if n == 2 then reactor.stop() end end)
+    lc:start(0.001)
+    H.run_reactor()
+    assert.has_no_error(function() lc:start(0.001) end) -- its pending beat was cancelled
+    assert.is_true(lc.running)
+    lc:stop()
+    assert.is_false(lc.running)
+    assert.has_error(function() lc:stop() end)
+  end)
+
   it("lua_close with open connections, timers and listeners frees everything", function()
     -- a child lua5.4 closes its state with everything open: it must exit
     -- cleanly (under ASan, leaks and use-after-free fail this test)
