@@ -53,9 +53,9 @@ void rdL_log(const char *fmt, ...)
  * instruction until the callback has unwound, so a `pcall` in the script
  * cannot swallow it (Redis's lesson).
  *
- * Limit: the hook lands on the thread that runs the loop; a coroutine stuck
- * in a loop of its own is not interrupted (the runtime's coroutine helpers
- * will install it on the coroutines they resume).
+ * The hook goes on the loop's thread and, when a callback has resumed a
+ * coroutine through core._resume (the daemon makes that coroutine.resume
+ * and wrap), on that coroutine too, which is where such a callback spins.
  *=====================================================================*/
 
 struct rdL_watchdog {
