@@ -79,9 +79,10 @@ typedef struct llistener {
 } llistener;
 
 /* lcall.c */
-/* Call the C function fn with n light-userdata-free args under a message
- * handler; log and return non-zero on error. The error message, if wanted,
- * is left in *msg_ref as a registry ref (else LUA_NOREF). */
+/* Call fn(a, b) (two light userdata) on lr->L under a message handler, as
+ * every entry from the loop into Lua does. On error: one log record naming
+ * lr->where, and the message without its traceback left in *msg_ref as a
+ * registry ref (if msg_ref is given). Returns the lua_pcall status. */
 int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref);
 /* Start the watchdog thread (if a budget is set), watching callbacks run on L. */
 void rdL_watchdog_start(lreactor *lr, lua_State *L);

@@ -142,7 +142,6 @@ function reactor.connectUNIX(path, factory, timeout)
   return c:connect()
 end
 
-reactor.asFactory = asfactory
 reactor.serve = service.serve
 reactor.reload = service.reload
 reactor.state = service.state
