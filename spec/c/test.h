@@ -22,6 +22,18 @@
         }                                                                                          \
     } while (0)
 
+/* A conn on one end of a non-blocking socketpair (memory zeroed first, as
+ * its owner must), reading; the other end is returned in *peer. */
+#define TEST_PAIR(loop, conn, peer)                                                                \
+    do {                                                                                           \
+        int sv_[2];                                                                                \
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv_), 0);                     \
+        rd_addr_t none_;                                                                           \
+        memset(&none_, 0, sizeof none_);                                                           \
+        rd_conn_init((conn), (loop), sv_[0], &none_);                                              \
+        *(peer) = sv_[1];                                                                          \
+    } while (0)
+
 #define TEST(name)                                                                                 \
     void test_##name(void);                                                                        \
     void test_##name(void)

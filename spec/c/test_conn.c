@@ -81,16 +81,11 @@ static void probe_lost(rd_conn_t *c, int reason, int err)
 
 static void probe_open(rd_loop_t *loop, struct probe *p, int *peer)
 {
-    int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     memset(p, 0, sizeof *p);
-    rd_addr_t none;
-    memset(&none, 0, sizeof none);
-    rd_conn_init(&p->c, loop, sv[0], &none);
+    TEST_PAIR(loop, &p->c, peer);
     p->c.on_read = probe_read;
     p->c.on_lost = probe_lost;
     rd_conn_start(&p->c);
-    *peer = sv[1];
 }
 
 TEST(conn_echo_over_socketpair)

@@ -41,17 +41,12 @@ static int p_eof_keep(rd_conn_t *c)
 
 static void open_pair(rd_loop_t *loop, struct probe *p, int *peer)
 {
-    int sv[2];
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     memset(p, 0, sizeof *p);
-    rd_addr_t none;
-    memset(&none, 0, sizeof none);
-    rd_conn_init(&p->c, loop, sv[0], &none);
+    TEST_PAIR(loop, &p->c, peer);
     p->c.on_read = p_read;
     p->c.on_lost = p_lost;
     p->c.on_flow = p_flow;
     rd_conn_start(&p->c);
-    *peer = sv[1];
 }
 
 static size_t drain(int fd)

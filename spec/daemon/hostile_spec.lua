@@ -36,15 +36,7 @@ local function assert_serves(d, why)
   assert.are.equal(A3, got, (why or "a new client") .. "; daemon stderr:\n" .. d:stderr())
 end
 
-local function count(s, plain)
-  local n, i = 0, 1
-  for _ = 1, #s do
-    local a, b = s:find(plain, i, true)
-    if not a then break end
-    n, i = n + 1, b + 1
-  end
-  return n
-end
+local count = H.count
 
 describe("the daemon under hostile clients", function()
   local d

@@ -20,15 +20,7 @@ local function ask(sock, q, a)
   return got or ("<" .. tostring(err) .. "> " .. tostring(partial))
 end
 
-local function count(s, plain)
-  local n, i = 0, 1
-  for _ = 1, #s do
-    local a, b = s:find(plain, i, true)
-    if not a then break end
-    n, i = n + 1, b + 1
-  end
-  return n
-end
+local count = H.count
 
 -- a protocol that greets, logs its end on stderr, and has `extra` (Lua
 -- source of more methods on P)

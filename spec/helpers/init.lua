@@ -163,24 +163,30 @@ end
 -- opts.args    : extra args after the script; "-p 0" is added unless they
 --                contain -p/--port
 -- opts.argv    : full raw argument list instead of script+args (no -p added)
+-- SCRIPT and the extra args, with "-p 0" unless the args name a port.
+local function daemon_argv(opts)
+  local argv = { opts.script or "examples/zen.lua" }
+  local has_port = false
+  for _, a in ipairs(opts.args or {}) do
+    argv[#argv + 1] = a
+    if a == "-p" or a == "--port" or a:match("^%-%-port=") or a:match("^%-p%d") then
+      has_port = true
+    end
+  end
+  if not has_port then
+    argv[#argv + 1] = "-p"
+    argv[#argv + 1] = "0"
+  end
+  return argv
+end
+
 function M.start_daemon(opts)
   opts = opts or {}
   local argv
   if opts.argv then
     argv = opts.argv
   else
-    argv = { opts.script or "examples/zen.lua" }
-    local has_port = false
-    for _, a in ipairs(opts.args or {}) do
-      argv[#argv + 1] = a
-      if a == "-p" or a == "--port" or a:match("^%-%-port=") or a:match("^%-p%d") then
-        has_port = true
-      end
-    end
-    if not has_port then
-      argv[#argv + 1] = "-p"
-      argv[#argv + 1] = "0"
-    end
+    argv = daemon_argv(opts)
   end
   local errfile = tmpname()
   local cmd = prefix() .. " " .. quote_all(argv) .. " 2>" .. M.quote(errfile)
@@ -372,18 +378,7 @@ end
 
 function M.start_logged_daemon(opts)
   opts = opts or {}
-  local argv = { opts.script or "examples/zen.lua" }
-  local has_port = false
-  for _, a in ipairs(opts.args or {}) do
-    argv[#argv + 1] = a
-    if a == "-p" or a == "--port" or a:match("^%-%-port=") or a:match("^%-p%d") then
-      has_port = true
-    end
-  end
-  if not has_port then
-    argv[#argv + 1] = "-p"
-    argv[#argv + 1] = "0"
-  end
+  local argv = daemon_argv(opts)
   local cmd = prefix(opts.deadline) .. " " .. quote_all(argv) .. " 2>&1"
   local handle = assert(io.popen("echo $$; exec " .. cmd, "r"))
   local spawned = assert(tonumber(handle:read("l")), "no pid")
@@ -540,6 +535,17 @@ function M.send_until_stalled(sock, chunk, max_bytes, stall)
     end
   end
   return sent, "too many sends"
+end
+
+--- How many times `plain` occurs in s (no patterns).
+function M.count(s, plain)
+  local n, i = 0, 1
+  for _ = 1, #s do
+    local a, b = s:find(plain, i, true)
+    if not a then break end
+    n, i = n + 1, b + 1
+  end
+  return n
 end
 
 ---------------------------------------------------------------- in-process reactor
