@@ -82,6 +82,30 @@ describe("reactord command line", function()
     end
   end)
 
+  it("the limit flags reject bad values: exit 2, one line naming the flag and the value", function()
+    local cases = {
+      { "--script-timeout", "x" }, { "--max-memory", "-1" }, { "--grace", "abc" },
+      { "--idle-timeout", "-2" }, { "--max-connections", "1.5" },
+    }
+    for _, c in ipairs(cases) do
+      local code, out, err = H.run_daemon { ZEN, c[1], c[2] }
+      assert.are.equal(2, code, c[1] .. " " .. c[2])
+      one_reactord_line(err)
+      assert.matches(("bad %s '%s'"):format(c[1], c[2]), err, 1, true)
+      assert.is_nil(out:match("listening"))
+    end
+    local code, _, err = H.run_daemon { ZEN, "--grace" }
+    assert.are.equal(2, code)
+    assert.matches("option '--grace' needs a value", err, 1, true)
+  end)
+
+  it("the limit flags accept good values (--check still loads the script)", function()
+    local code, out = H.run_daemon { ZEN, "--check", "--script-timeout", "0.5", "--max-memory", "64",
+      "--grace", "0", "--idle-timeout", "30", "--max-connections", "100", "--watch" }
+    assert.are.equal(0, code)
+    assert.matches("ok", out)
+  end)
+
   it("no script at all is an error with a `reactord: ` line", function()
     local code, _, err = H.run_daemon {}
     assert.is_true(code ~= 0)
