@@ -5,10 +5,7 @@ local core = reactor.core
 
 local M = {}
 
-local function hostport(addr)
-  if addr.host:find(":", 1, true) then return ("[%s]:%d"):format(addr.host, addr.port) end
-  return ("%s:%d"):format(addr.host, addr.port)
-end
+local hostport = require("reactor.service").hostport
 
 local function log(msg)
   io.stderr:write("reactord: ", msg, "\n")
@@ -91,7 +88,7 @@ function M.main(opt)
     port = opt.port,
     idleTimeout = opt.idleTimeout,
     onListen = function(addr)
-      io.stdout:write("reactord: listening on ", hostport(addr), "\n")
+      io.stdout:write("reactord: listening on ", hostport(addr.host, addr.port), "\n")
       io.stdout:flush()
     end,
   })

@@ -135,10 +135,12 @@ local function declared(spec, opts)
   return list
 end
 
-local function hostport(host, port)
+--- "127.0.0.1:1060", or "[::1]:1060" for IPv6: how reactord prints an address.
+function M.hostport(host, port)
   if host:find(":", 1, true) then return ("[%s]:%d"):format(host, port) end
   return ("%s:%d"):format(host, port)
 end
+local hostport = M.hostport
 
 local Service = {}
 Service.__index = Service

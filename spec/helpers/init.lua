@@ -163,6 +163,20 @@ end
 -- opts.args    : extra args after the script; "-p 0" is added unless they
 --                contain -p/--port
 -- opts.argv    : full raw argument list instead of script+args (no -p added)
+-- Learn host and port from the daemon's first line into d, or stop it and
+-- raise: EOF on stdout means it ended (just reap it), anything else kills it.
+local function listening(d, line, cmd, what)
+  local host, port = (line or ""):match("^reactord: listening on (.+):(%d+)$")
+  if not host then
+    local code, how = d:stop(line == nil and "0" or "KILL")
+    error(("daemon did not report listening (got %q, %s %s)\ncommand: %s\n%s:\n%s")
+      :format(tostring(line), tostring(how), tostring(code), cmd, what, d:stderr()), 3)
+  end
+  d.host = host:match("^%[(.*)%]$") or host
+  d.port = tonumber(port)
+  return d
+end
+
 -- SCRIPT and the extra args, with "-p 0" unless the args name a port.
 local function daemon_argv(opts)
   local argv = { opts.script or "examples/zen.lua" }
@@ -203,17 +217,7 @@ function M.start_daemon(opts)
     -- runs the daemon in the same process)
     d.pid = child_of(spawned)
   end
-  local host, port = (line or ""):match("^reactord: listening on (.+):(%d+)$")
-  if not host then
-    -- EOF on stdout: the daemon has ended (or closed stdout), just reap it;
-    -- anything else on the first line: kill it
-    local code, how = d:stop(line == nil and "0" or "KILL")
-    error(("daemon did not report listening (got %q, %s %s)\ncommand: %s\nstderr:\n%s")
-      :format(tostring(line), tostring(how), tostring(code), cmd, d:stderr()), 2)
-  end
-  d.host = host:match("^%[(.*)%]$") or host
-  d.port = tonumber(port)
-  return d
+  return listening(d, line, cmd, "stderr")
 end
 
 -- run the daemon for a command that exits at once.
@@ -388,15 +392,7 @@ function M.start_logged_daemon(opts)
   local line = d:next_line()
   d.first_line = line
   if has_timeout then d.pid = child_of(spawned) end
-  local host, port = (line or ""):match("^reactord: listening on (.+):(%d+)$")
-  if not host then
-    local code, how = d:stop(line == nil and "0" or "KILL")
-    error(("daemon did not report listening (got %q, %s %s)\ncommand: %s\noutput:\n%s")
-      :format(tostring(line), tostring(how), tostring(code), cmd, d:stderr()), 2)
-  end
-  d.host = host:match("^%[(.*)%]$") or host
-  d.port = tonumber(port)
-  return d
+  return listening(d, line, cmd, "output")
 end
 
 -- overwrite a file in place (truncate + write), as `>` does
@@ -536,6 +532,13 @@ function M.send_until_stalled(sock, chunk, max_bytes, stall)
   end
   return sent, "too many sends"
 end
+
+--- What examples/zen.lua answers, by question.
+M.ZEN_ANSWERS = {
+  ["Beautiful is better than?"] = "Ugly.",
+  ["Explicit is better than?"] = "Implicit.",
+  ["Simple is better than?"] = "Complex.",
+}
 
 --- How many times `plain` occurs in s (no patterns).
 function M.count(s, plain)
