@@ -112,6 +112,10 @@ typedef struct rd_conn rd_conn_t;
 typedef struct rd_listener rd_listener_t;
 typedef struct rd_timer rd_timer_t;
 
+/* The owner's wrapper around a batch of reads: it must call
+ * rd_loop_read_ready(loop). */
+typedef void (*rd_batch_cb)(rd_loop_t *loop);
+
 /* Doubly linked list node used by the loop's registries. */
 typedef struct rd_link {
     struct rd_link *next, *prev;
@@ -125,6 +129,8 @@ struct rd_loop {
     rd_pool_t pool;                /* private: output chunks */
     rd_link_t conns;               /* private: every conn not yet CLOSED */
     rd_link_t queue;               /* private: conns to flush or to report lost */
+    rd_link_t ready;               /* private: conns whose socket is readable */
+    rd_batch_cb run_reads;         /* rw: optional, see rd_loop_read_ready */
     rd_link_t timers;              /* private: active timers */
     rd_link_t listeners;           /* private: open listeners */
     rd_link_t udps;                /* private: open UDP sockets */
@@ -150,10 +156,21 @@ void rd_loop_run(rd_loop_t *loop);
 void rd_loop_step(rd_loop_t *loop, int wait);
 /* Make rd_loop_run return after the current iteration. */
 void rd_loop_break(rd_loop_t *loop);
-/* Flush queued writes and report lost connections, until both are empty.
- * Called after every callback the core makes; an owner calls it after
- * callbacks of its own that may have written. */
+/* Read every readable connection, flush queued writes and report lost
+ * connections, until nothing is left. Runs before the loop sleeps and after
+ * every callback the core makes; an owner calls it after callbacks of its
+ * own that may have written. */
 void rd_loop_settle(rd_loop_t *loop);
+/* Reads are batched: an I/O event only marks its connection ready, and the
+ * next settle reads each ready connection once, calling its on_read. With
+ * loop->run_reads set, settle calls that instead, so the owner can enter one
+ * context for the whole batch (the Lua binding: one lua_pcall); it calls
+ * this, which returns once no connection is ready. on_read may longjmp out:
+ * a connection leaves the ready list before it is read, so the owner can
+ * call this again for the rest. */
+void rd_loop_read_ready(rd_loop_t *loop);
+/* Whether any connection waits to be read. */
+int rd_loop_has_ready(const rd_loop_t *loop);
 /* The loop's notion of now, monotonic seconds. */
 double rd_now(const rd_loop_t *loop);
 
@@ -190,9 +207,11 @@ struct rd_conn {
     int wfd;                   /* ro: where writes go: fd, or stdout for stdio */
     int state;                 /* ro: enum rd_conn_state */
     int reason, err;           /* ro: why it closed, once CLOSED */
-    unsigned queued;           /* private: on loop->queue */
+    unsigned char queued;      /* private: on loop->queue */
+    unsigned char ready;       /* private: on loop->ready */
     rd_link_t link;            /* private: in loop->conns */
     rd_link_t qlink;           /* private: in loop->queue */
+    rd_link_t rlink;           /* private: in loop->ready */
     rd_buf_t out;              /* private: queued output */
     rd_addr_t peer, host;      /* ro: cached, valid after close */
     rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL */
@@ -437,6 +456,7 @@ void rd__link_del(rd_link_t *l);
 void rd__queue(rd_conn_t *c);
 /* Write what is queued; return non-zero if the conn closed. */
 int rd__conn_flush(rd_conn_t *c);
+void rd__conn_read(rd_conn_t *c);
 /* The loop is going: late lookups free their own results. */
 void rd__resolver_destroy(rd_loop_t *loop);
 /* Deliver on_lost for a closed, queued conn. */

@@ -25,8 +25,9 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->fd = c->wfd = fd;
     c->stream = 0;
     c->reason = c->err = 0;
-    c->queued = 0;
+    c->queued = c->ready = 0;
     rd__link_init(&c->qlink);
+    rd__link_init(&c->rlink);
     rd_buf_init(&c->out, &loop->pool);
     c->peer = *peer;
     memset(&c->host, 0, sizeof c->host);
@@ -156,6 +157,10 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     c->reason = reason;
     c->err = err;
     rd__link_del(&c->link);
+    if (c->ready) { /* its batched read will not happen */
+        rd__link_del(&c->rlink);
+        c->ready = 0;
+    }
     loop->nconns--;
     if (c->listener) {
         c->listener->nconns--;
@@ -191,22 +196,29 @@ void rd__conn_report(rd_conn_t *c)
     if (c->on_lost) c->on_lost(c, c->reason, c->err);
 }
 
-/* One sendmsg per call in the common case; only an unwritten rest arms the
+/* One send per call in the common case; only an unwritten rest arms the
  * write watcher (libuv's try-write first). */
 int rd__conn_flush(rd_conn_t *c)
 {
     if (c->state == RD_CONNECTING || c->state == RD_CLOSED) return 0;
     while (c->out.size) {
         struct iovec iov[RD_IOV_MAX];
-        struct msghdr m;
-        memset(&m, 0, sizeof m);
-        m.msg_iov = iov;
-        m.msg_iovlen = (size_t)rd_buf_iov(&c->out, iov, RD_IOV_MAX);
+        int niov = rd_buf_iov(&c->out, iov, RD_IOV_MAX);
         size_t want = 0;
-        for (size_t i = 0; i < m.msg_iovlen; i++)
+        for (int i = 0; i < niov; i++)
             want += iov[i].iov_len;
-        ssize_t n =
-            c->stream ? writev(c->wfd, iov, (int)m.msg_iovlen) : sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->stream) {
+            n = writev(c->wfd, iov, niov);
+        } else if (niov == 1) { /* the common case: send skips sendmsg's iovec import */
+            n = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        } else {
+            struct msghdr m;
+            memset(&m, 0, sizeof m);
+            m.msg_iov = iov;
+            m.msg_iovlen = (size_t)niov;
+            n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        }
         if (n < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -221,7 +233,7 @@ int rd__conn_flush(rd_conn_t *c)
         check_water(c);
         return c->state == RD_CLOSED;
     }
-    ev_io_stop(c->loop->ev, &c->wio);
+    if (ev_is_active(&c->wio)) ev_io_stop(c->loop->ev, &c->wio);
     if (c->state == RD_CLOSING || (c->eof && c->shut_wr)) {
         rd_conn_close(c, RD_DONE, 0);
         return 1;
@@ -239,14 +251,25 @@ int rd__conn_flush(rd_conn_t *c)
     return c->state == RD_CLOSED;
 }
 
+/* Readable: only mark it. The loop reads every ready connection in one
+ * batch before it sleeps (rd_loop_settle), so the owner can enter its own
+ * context (a lua_pcall) once per batch instead of once per read. */
 static void read_cb(struct ev_loop *ev, ev_io *w, int revents)
 {
     (void)ev, (void)revents;
     rd_conn_t *c = rd__container(w, rd_conn_t, rio);
+    if (c->ready) return;
+    c->ready = 1;
+    rd__link_add(&c->loop->ready, &c->rlink);
+}
+
+/* One read per batch: the loop is level-triggered, so a fast client gets its
+ * next turn after everyone else's. c has left the ready list. */
+void rd__conn_read(rd_conn_t *c)
+{
+    if (!ev_is_active(&c->rio)) return; /* paused or closing since it was marked */
     rd_loop_t *loop = c->loop;
     ssize_t n;
-    /* One read per wake-up: the loop is level-triggered, so a fast client
-     * gets its next turn after everyone else's. */
     do
         n = c->stream ? read(c->fd, loop->rbuf, loop->rbuf_size)
                       : recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
@@ -259,11 +282,9 @@ static void read_cb(struct ev_loop *ev, ev_io *w, int revents)
         c->eof = 1;
         update_reading(c);
         if (!(c->on_eof && c->on_eof(c)) || c->shut_wr == 2) rd_conn_lose(c);
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK)
-        return;
-    else
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         rd_conn_close(c, RD_LOST, -errno);
-    rd_loop_settle(loop); /* c stays pinned until its report, in here */
+    }
 }
 
 static void write_cb(struct ev_loop *ev, ev_io *w, int revents)

@@ -1,10 +1,11 @@
 /*
  * rd_loop.c: the loop object. It owns what every connection shares (the read
- * buffer, the chunk pool) and the queue that makes writes coalesce: a
- * connection written to during a callback is queued, and the queue is
- * settled (one writev per connection, then the lost reports) when the
- * callback returns, with an ev_prepare watcher as the backstop before the
- * loop sleeps (Redis's beforeSleep).
+ * buffer, the chunk pool) and two lists that make work batch up: readable
+ * connections (an I/O event only marks them) and connections written to or
+ * closed (queued). Settling drains both: every ready connection is read in
+ * one batch, then each queued one gets one send, then the lost reports.
+ * It runs before the loop sleeps (an ev_prepare watcher: Redis's
+ * beforeSleep) and after each callback the core makes.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -67,6 +68,8 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     rd_pool_init(&loop->pool, RD_POOL_CHUNKS);
     rd__link_init(&loop->conns);
     rd__link_init(&loop->queue);
+    rd__link_init(&loop->ready);
+    loop->run_reads = NULL;
     rd__link_init(&loop->timers);
     rd__link_init(&loop->listeners);
     rd__link_init(&loop->udps);
@@ -119,11 +122,35 @@ double rd_now(const rd_loop_t *loop)
     return ev_now(loop->ev);
 }
 
+int rd_loop_has_ready(const rd_loop_t *loop)
+{
+    return loop->ready.next != &loop->ready;
+}
+
+void rd_loop_read_ready(rd_loop_t *loop)
+{
+    while (loop->ready.next != &loop->ready) {
+        rd_link_t *l = loop->ready.next;
+        rd_conn_t *c = rd__container(l, rd_conn_t, rlink);
+        rd__link_del(l);
+        c->ready = 0;
+        rd__conn_read(c);
+    }
+}
+
 void rd_loop_settle(rd_loop_t *loop)
 {
     if (loop->settling) return; /* a report that writes is drained by the outer call */
     loop->settling = 1;
-    while (loop->queue.next != &loop->queue) {
+    for (;;) {
+        if (loop->ready.next != &loop->ready) {
+            if (loop->run_reads)
+                loop->run_reads(loop);
+            else
+                rd_loop_read_ready(loop);
+            continue;
+        }
+        if (loop->queue.next == &loop->queue) break;
         rd_link_t *l = loop->queue.next;
         rd_conn_t *c = rd__container(l, rd_conn_t, qlink);
         rd__link_del(l);
