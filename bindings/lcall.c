@@ -126,6 +126,13 @@ static void *watch_thread(void *arg)
     return NULL;
 }
 
+void rdL_watchdog_tick(lreactor *lr)
+{
+    struct rdL_watchdog *wd = lr->wd;
+    if (wd && lr->depth == 1) /* not from a nested call: that would reset the outer's clock */
+        atomic_store_explicit(&wd->epoch, ++wd->next, memory_order_relaxed);
+}
+
 void rdL_watchdog_start(lreactor *lr, lua_State *L)
 {
     if (lr->budget <= 0) return;

@@ -232,6 +232,7 @@ int luaopen_reactor_core(lua_State *L)
         if (rd_loop_init(&lr->loop, NULL) < 0)
             return luaL_error(L, "reactor: cannot create a loop");
         lr->loop.data = lr;
+        lr->loop.run_reads = rdL_run_reads;
         lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
         lr->L = lua_tothread(L, -1);
         lua_pop(L, 1);

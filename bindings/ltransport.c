@@ -212,21 +212,19 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     }
 }
 
-static int tramp_read(lua_State *L)
+/* Hand the bytes s to t's protocol, above the stack's top; runs protected. */
+static void deliver(lua_State *L, lreactor *lr, ltransport *t, const struct span *s)
 {
-    ltransport *t = lua_touserdata(L, 1);
-    const struct span *s = lua_touserdata(L, 2);
-    lreactor *lr = t->conn.loop->data;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* pins it for the call */
     lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
     int self = lua_gettop(L);
     rdL_pushkey(L, lr, RDL_K_DELIMITER);
     int framed = lua_gettable(L, self) == LUA_TSTRING && !t->raw;
-    if (!reading(t)) return 0; /* that lookup ran a migrate, which failed */
+    if (!reading(t)) return; /* that lookup ran a migrate, which failed */
     if (framed) {
         lr->where = "lineReceived";
         read_lines(L, lr, t, self, self + 1, s);
-        return 0;
+        return;
     }
     lua_pop(L, 1);
     if (t->inlen) { /* left line mode: what was buffered goes first */
@@ -240,7 +238,7 @@ static int tramp_read(lua_State *L)
         lua_pushvalue(L, self);
         lua_rotate(L, -3, 2); /* method, self, data */
         lua_call(L, 2, 0);
-        return 0;
+        return;
     }
     rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
     if (lua_gettable(L, self) != LUA_TNIL) {
@@ -248,6 +246,12 @@ static int tramp_read(lua_State *L)
         lua_pushlstring(L, s->p, s->n);
         lua_call(L, 2, 0);
     }
+}
+
+static int tramp_read(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    deliver(L, t->conn.loop->data, t, lua_touserdata(L, 2));
     return 0;
 }
 
@@ -338,9 +342,51 @@ static void on_read(rd_conn_t *c, const char *data, size_t len)
     ltransport *t = toltransport(c);
     lreactor *lr = c->loop->data;
     struct span s = {data, len};
-    int msg = LUA_NOREF;
     lr->where = "dataReceived";
+    if (lr->in_batch) { /* inside run_reads' protected call */
+        lua_State *L = lr->L;
+        int top = lua_gettop(L);
+        rdL_watchdog_tick(lr); /* the time limit is per callback, not per batch */
+        lr->reading = t;
+        deliver(L, lr, t, &s);
+        lr->reading = NULL;
+        lua_settop(L, top);
+        return;
+    }
+    int msg = LUA_NOREF;
     if (rdL_pcall(lr, tramp_read, t, &s, &msg) != LUA_OK) fail(t, msg);
+}
+
+static int tramp_reads(lua_State *L)
+{
+    lreactor *lr = lua_touserdata(L, 1);
+    rd_loop_read_ready(&lr->loop);
+    return 0;
+}
+
+/* loop->run_reads: a whole batch of reads under one lua_pcall, which costs
+ * as much as a short callback. An error unwinds to here from the read that
+ * raised it (lr->reading): that connection fails, as if its own call had
+ * been protected, and the batch goes on with the rest. */
+void rdL_run_reads(rd_loop_t *loop)
+{
+    lreactor *lr = loop->data;
+    ltransport *outer = lr->reading;
+    int was = lr->in_batch;
+    while (rd_loop_has_ready(loop)) {
+        int msg = LUA_NOREF;
+        lr->reading = NULL;
+        lr->in_batch = 1;
+        int status = rdL_pcall(lr, tramp_reads, lr, NULL, &msg);
+        ltransport *t = lr->reading;
+        lr->in_batch = was;
+        lr->reading = outer;
+        if (status == LUA_OK) continue;
+        if (t)
+            fail(t, msg);
+        else if (msg != LUA_NOREF)
+            luaL_unref(lr->L, LUA_REGISTRYINDEX, msg);
+    }
 }
 
 static void on_lost(rd_conn_t *c, int reason, int err)

@@ -48,7 +48,9 @@ typedef struct lreactor {
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];
-    int keys[RDL_NKEYS]; /* registry refs of the interned names */
+    int keys[RDL_NKEYS];        /* registry refs of the interned names */
+    int in_batch;               /* inside rdL_run_reads' protected call */
+    struct ltransport *reading; /* the connection being read in it */
 } lreactor;
 
 /* Push lr's interned key k. */
@@ -84,6 +86,9 @@ typedef struct llistener {
  * lr->where, and the message without its traceback left in *msg_ref as a
  * registry ref (if msg_ref is given). Returns the lua_pcall status. */
 int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref);
+/* A new callback starts inside a protected call that runs several (a batch
+ * of reads): the time limit restarts. */
+void rdL_watchdog_tick(lreactor *lr);
 /* Start the watchdog thread (if a budget is set), watching callbacks run on L. */
 void rdL_watchdog_start(lreactor *lr, lua_State *L);
 /* Stop and join it. */
@@ -109,6 +114,7 @@ lreactor *rdL_reactor(lua_State *L); /* the loop of this state */
 void rdL_open_transport(lua_State *L);
 ltransport *rdL_newtransport(lua_State *L, lreactor *lr); /* pushed and pinned */
 void rdL_transport_setup(ltransport *t);                  /* core callbacks */
+void rdL_run_reads(rd_loop_t *loop); /* loop->run_reads: a batch under one lua_pcall */
 int rdL_connect(lua_State *L);
 int rdL_listen(lua_State *L);
 int rdL_listenunix(lua_State *L);

@@ -587,5 +587,53 @@ describe("reactor module", function()
       table.sort(types)
       assert.are.same({ "done", "error" }, types)
     end)
+
+    -- Reads that arrive together are handled in one batch under one
+    -- protected call; an error must still cost only its own connection,
+    -- whether the failing reads come first, last or between good ones.
+    it("costs only its own connection when many clients write at once", function()
+      local N = 6 -- even clients say "ok", odd ones "boom"
+      local sev, failed, clients, answers = {}, {}, {}, {}
+      local l, port
+      local S = Proto(sev, {
+        data = function(self, d)
+          if d == "boom" then error("kaboom") end
+          self.transport:write("echo:" .. d)
+        end,
+      })
+      local finish = countdown(N, function()
+        l:stopListening()
+        reactor.stop()
+      end)
+      local ready = countdown(N, function()
+        for i, t in ipairs(clients) do t:write(i % 2 == 0 and "ok" or "boom") end
+      end)
+      local C = {}
+      function C:connectionMade()
+        clients[#clients + 1] = self.transport
+        track.transports[#track.transports + 1] = self.transport
+        ready()
+      end
+      function C:dataReceived(d)
+        answers[#answers + 1] = d
+        self.transport:loseConnection()
+      end
+      function C:connectionLost() finish() end
+      l, port = listen(reactor.Factory { protocol = S })
+      for _ = 1, N do reactor.connectTCP("127.0.0.1", port, client_factory(C, failed)) end
+      run_loop()
+      -- let the server side report its own losses
+      local settle = reactor.callLater(0, reactor.stop)
+      reactor.run()
+      assert.is_false(settle:active())
+      assert.are.same({}, failed)
+      assert.are.same({ "echo:ok", "echo:ok", "echo:ok" }, answers)
+      local types = {}
+      for _, r in ipairs(sev.lost) do
+        types[r.type] = (types[r.type] or 0) + 1
+        if r.type == "error" then assert.matches("kaboom", r.message) end
+      end
+      assert.are.same({ error = 3, done = 3 }, types)
+    end)
   end)
 end)
