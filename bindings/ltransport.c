@@ -32,7 +32,8 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
     memset(t, 0, sizeof *t);
     t->conn.state = RD_CLOSED; /* harmless to finalize until core adopts it */
     t->conn.fd = -1;
-    t->ref = t->err_ref = LUA_NOREF;
+    t->ref = t->self_ref = t->err_ref = LUA_NOREF;
+    t->magic = RDL_TRANSPORT_MAGIC;
     luaL_setmetatable(L, RDL_TRANSPORT);
     rdL_pin(L, -1, &t->ref);
     lr->ntransports++;
@@ -43,6 +44,7 @@ static void unpin(lua_State *L, lreactor *lr, ltransport *t)
 {
     if (t->ref == LUA_NOREF) return;
     rdL_unpin(L, &t->ref);
+    rdL_unpin(L, &t->self_ref);
     rdL_unpin(L, &t->err_ref);
     lr->ntransports--;
 }
@@ -86,6 +88,7 @@ static int tramp_made(lua_State *L)
     lua_setfield(L, self, "transport");
     lua_pushvalue(L, self);
     lua_setiuservalue(L, ud, RDL_UV_PROTOCOL);
+    rdL_pin(L, self, &t->self_ref);
     t->made = 1;
     lr->where = "connectionMade";
     if (pushmethod(L, self, "connectionMade")) lua_call(L, 1, 0);
@@ -163,7 +166,9 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     if (dlen == 0) luaL_error(L, "delimiter must not be empty");
     rdL_pushkey(L, lr, RDL_K_MAX_LENGTH);
     lua_gettable(L, self);
-    lua_Integer max = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 16384;
+    int isint;
+    lua_Integer max = lua_tointegerx(L, -1, &isint);
+    if (!isint) max = 16384;
     lua_pop(L, 1);
     const char *p = s->p;
     size_t n = s->n;
@@ -174,7 +179,8 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     }
     size_t pos = 0;
     while (reading(t)) {
-        const char *hit = memmem(p + pos, n - pos, d, dlen);
+        const char *hit = dlen == 1 ? memchr(p + pos, d[0], n - pos) /* the common case */
+                                    : memmem(p + pos, n - pos, d, dlen);
         if (!hit) break;
         size_t len = (size_t)(hit - (p + pos));
         size_t at = pos;
@@ -215,8 +221,8 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
 /* Hand the bytes s to t's protocol, above the stack's top; runs protected. */
 static void deliver(lua_State *L, lreactor *lr, ltransport *t, const struct span *s)
 {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* pins it for the call */
-    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
+    /* t itself stays pinned (t->ref) until its lost report, after this call */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
     int self = lua_gettop(L);
     rdL_pushkey(L, lr, RDL_K_DELIMITER);
     int framed = lua_gettable(L, self) == LUA_TSTRING && !t->raw;
@@ -754,14 +760,14 @@ int rdL_listen(lua_State *L)
  * Transport methods
  *=====================================================================*/
 
-/* The hot-path check: the metatable is write's upvalue, compared by identity
- * (luaL_checkudata looks its name up in the registry on every call). */
+/* The hot-path check (luaL_checkudata looks the metatable up in the registry
+ * and compares): a full userdata of our exact size carrying our magic. */
 static ltransport *fastcheck(lua_State *L)
 {
-    if (lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1))) {
-        lua_pop(L, 1);
-        return lua_touserdata(L, 1);
-    }
+    ltransport *t = lua_touserdata(L, 1);
+    if (t && lua_type(L, 1) == LUA_TUSERDATA && lua_rawlen(L, 1) == sizeof *t &&
+        t->magic == RDL_TRANSPORT_MAGIC)
+        return t;
     return checktransport(L); /* raises the usual type error */
 }
 
@@ -911,6 +917,7 @@ static int transport_gc(lua_State *L)
 void rdL_open_transport(lua_State *L)
 {
     static const luaL_Reg methods[] = {
+        {"write", transport_write},
         {"writeSequence", transport_writesequence},
         {"loseConnection", transport_lose},
         {"abortConnection", transport_abort},
@@ -934,9 +941,6 @@ void rdL_open_transport(lua_State *L)
     if (luaL_newmetatable(L, RDL_TRANSPORT)) {
         luaL_setfuncs(L, meta, 0);
         luaL_newlib(L, methods);
-        lua_pushvalue(L, -2);
-        lua_pushcclosure(L, transport_write, 1);
-        lua_setfield(L, -2, "write");
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

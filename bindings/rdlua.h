@@ -56,14 +56,18 @@ typedef struct lreactor {
 /* Push lr's interned key k. */
 #define rdL_pushkey(L, lr, k) lua_rawgeti((L), LUA_REGISTRYINDEX, (lr)->keys[k])
 
+#define RDL_TRANSPORT_MAGIC 0x7264746eu
+
 /* uservalues of a transport */
 enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR, RDL_TRANSPORT_UVS = 3 };
 
 typedef struct ltransport {
     rd_conn_t conn;
-    int ref;     /* pins the userdata while core may call back */
-    int err_ref; /* the error message that closed it, if any */
-    char *in;    /* a partial line (line mode), or NULL */
+    int ref;        /* pins the userdata while core may call back */
+    int self_ref;   /* the protocol instance, for the read path (also uservalue 1) */
+    int err_ref;    /* the error message that closed it, if any */
+    uint32_t magic; /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
+    char *in;       /* a partial line (line mode), or NULL */
     uint32_t inlen, incap;
     unsigned char raw;      /* line mode switched off (setRawMode) */
     unsigned char made;     /* connectionMade has been called */

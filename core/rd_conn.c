@@ -277,6 +277,14 @@ void rd__conn_read(rd_conn_t *c)
     if (n > 0) {
         if (c->timeout > 0) c->last_read = ev_now(loop->ev);
         c->on_read(c, loop->rbuf, (size_t)n);
+        if (c->queued && c->state != RD_CLOSED) {
+            /* answer now, while c is in cache: one send for all the callback
+             * wrote, and the pool's one warm chunk serves the next conn too
+             * (after the whole batch, a big one would need a chunk each) */
+            rd__link_del(&c->qlink);
+            c->queued = 0;
+            rd__conn_flush(c);
+        }
     } else if (n == 0) {
         /* the peer's FIN: half-close if the owner wants it, else finish */
         c->eof = 1;
