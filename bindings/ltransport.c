@@ -154,7 +154,7 @@ static void callwith(lua_State *L, lreactor *lr, int self, int key, const char *
     rdL_pushkey(L, lr, key);
     lua_gettable(L, self);
     lua_pushvalue(L, self);
-    lua_pushlstring(L, s, n);
+    rdL_pushbytes(L, lr, s, n);
     lua_call(L, 2, 0);
 }
 
@@ -249,7 +249,7 @@ static void deliver(lua_State *L, lreactor *lr, ltransport *t, const struct span
     rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
     if (lua_gettable(L, self) != LUA_TNIL) {
         lua_pushvalue(L, self);
-        lua_pushlstring(L, s->p, s->n);
+        rdL_pushbytes(L, lr, s->p, s->n);
         lua_call(L, 2, 0);
     }
 }

@@ -36,6 +36,16 @@ enum rdl_key {
     RDL_NKEYS
 };
 
+enum { RDL_STRCACHE = 64 }; /* slots, a power of two */
+
+/* lstrcache.c: recent short strings from the read path, pinned by registry
+ * refs (0 = slot unused) */
+struct rdl_strcache {
+    const char *p[RDL_STRCACHE];
+    int ref[RDL_STRCACHE];
+    unsigned char len[RDL_STRCACHE];
+};
+
 typedef struct lreactor {
     rd_loop_t loop;
     lua_State *L; /* the thread callbacks run on */
@@ -51,6 +61,7 @@ typedef struct lreactor {
     int keys[RDL_NKEYS];        /* registry refs of the interned names */
     int in_batch;               /* inside rdL_run_reads' protected call */
     struct ltransport *reading; /* the connection being read in it */
+    struct rdl_strcache strcache;
 } lreactor;
 
 /* Push lr's interned key k. */
@@ -110,6 +121,11 @@ void rdL_pushaddr(lua_State *L, const rd_addr_t *a);
 /* Pin/unpin the value at idx; idempotent. */
 void rdL_pin(lua_State *L, int idx, int *ref);
 void rdL_unpin(lua_State *L, int *ref);
+
+/* lstrcache.c */
+/* Push p[0..n) as a Lua string, from the cache of recent short strings when
+ * it is there (the same object lua_pushlstring would give). */
+void rdL_pushbytes(lua_State *L, lreactor *lr, const char *p, size_t n);
 
 /* lreactor.c */
 lreactor *rdL_reactor(lua_State *L); /* the loop of this state */

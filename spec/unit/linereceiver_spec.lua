@@ -61,6 +61,28 @@ describe("LineReceiver", function()
     assert.are.equal(1, rec.lost)
   end)
 
+  -- Short lines go through a cache of recent strings (bindings/lstrcache.c):
+  -- repeats, lines that share a slot, and every length around Lua's
+  -- short-string limit (40) must all arrive exactly as sent.
+  it("delivers repeated, colliding and near-40-byte lines exactly", function()
+    local sent, pieces = {}, {}
+    for round = 1, 3 do
+      for len = 1, 45 do
+        local line = ("%d:"):format(len):rep(len):sub(1, len)
+        if round == 2 then line = line:upper():reverse() end
+        sent[#sent + 1] = line
+      end
+      for i = 1, 150 do -- more distinct lines than slots, each seen twice
+        local line = ("q%03d-%d"):format(i, round % 2)
+        sent[#sent + 1] = line
+        sent[#sent + 1] = line
+      end
+    end
+    for i = 1, #sent, 25 do pieces[#pieces + 1] = table.concat(sent, "\r\n", i, math.min(i + 24, #sent)) .. "\r\n" end
+    local rec = exchange(LR, pieces)
+    assert.are.same(sent, rec.lines)
+  end)
+
   it("handles a delimiter split across reads, byte by byte", function()
     local rec = exchange(LR, bytes("ab\r\n\r\ncd\r\n"))
     assert.are.same({ "ab", "", "cd" }, rec.lines)
