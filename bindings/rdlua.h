@@ -73,16 +73,17 @@ typedef struct lreactor {
 enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR, RDL_TRANSPORT_UVS = 3 };
 
 typedef struct ltransport {
-    rd_conn_t conn;
-    int ref;        /* pins the userdata while core may call back */
+    /* the read path's fields first, next to the conn's hot ones */
     int self_ref;   /* the protocol instance, for the read path (also uservalue 1) */
-    int err_ref;    /* the error message that closed it, if any */
     uint32_t magic; /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
     char *in;       /* a partial line (line mode), or NULL */
     uint32_t inlen, incap;
     unsigned char raw;      /* line mode switched off (setRawMode) */
     unsigned char made;     /* connectionMade has been called */
     unsigned char outgoing; /* made by connectTCP */
+    rd_conn_t conn;
+    int ref;     /* pins the userdata while core may call back */
+    int err_ref; /* the error message that closed it, if any */
 } ltransport;
 
 typedef struct ltimer {
