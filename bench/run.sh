@@ -282,7 +282,15 @@ load_all() {
     declare -A recs
     for c in $CONNS; do
         for ((i = 1; i <= REPEAT; i++)); do
-            for p in "${LOAD_PEERS[@]}"; do
+            # odd rounds run the peers in order, even rounds backwards (ABBA):
+            # a machine that drifts faster or slower favours no one
+            local order=("${LOAD_PEERS[@]}")
+            if ((i % 2 == 0)); then
+                local k
+                order=()
+                for ((k = ${#LOAD_PEERS[@]} - 1; k >= 0; k--)); do order+=("${LOAD_PEERS[$k]}"); done
+            fi
+            for p in "${order[@]}"; do
                 [ -n "${LOAD_PID[$p]:-}" ] || continue
                 use_server "$p"
                 rec=$(load_once "$p" "$c" "$i")
@@ -310,9 +318,11 @@ load_all() {
             if [ -n "${recs[raw_zen,$c]:-}" ]; then
                 PAIRMED[$p,$c]=$(paste -d' ' <(printf '%s' "${recs[$p,$c]}" | awk '{print $1}') \
                     <(printf '%s' "${recs[raw_zen,$c]}" | awk '{print $1}') |
-                    awk '$2 > 0 {print $1 / $2}' | sort -g |
+                    awk '$2 > 0 {print $1 / $2}' | tee "$WORK/ratios.$p.$c" | sort -g |
                     awk '{v[NR] = $1} END {if (NR) printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
             fi
+            [ "$p" = raw_zen ] || [ ! -s "$WORK/ratios.$p.$c" ] ||
+                say "bench: $p c=$c: per-round req/s ratios to raw_zen: $(awk '{printf "%.2f ", $1}' "$WORK/ratios.$p.$c")"
             best=$(printf '%s' "${recs[$p,$c]}" | sort -n -r -k1,1 | head -n 1)
             read -r "RPS[$p,$c]" "P50[$p,$c]" "P99[$p,$c]" "SCPU[$p,$c]" "GCPU[$p,$c]" \
                 "SUS[$p,$c]" "STEAL[$p,$c]" "OTHERS[$p,$c]" <<<"$best"

@@ -178,6 +178,19 @@ describe("reactord command line", function()
       assert.is_nil(out:match(": ok"))
     end)
 
+    -- the daemon carries Lua itself and exports its API: Debian's C modules
+    -- (linked against no liblua) must find it there
+    it("loads a script that requires a C module (lua-socket)", function()
+      local path = H.write_script([[
+local socket = require "socket"
+assert(socket.gettime() > 0)
+return { protocol = { dataReceived = function() end } }
+]])
+      local code, out, err = H.run_daemon { "--check", path }
+      assert.are.equal(0, code, err)
+      assert.are.equal("reactord: " .. path .. ": ok\n", out)
+    end)
+
     it("on a missing script exits 1", function()
       local path = H.tmpname(".lua")
       local code, _, err = H.run_daemon { "--check", path }
