@@ -7,7 +7,7 @@
 #   BUILD_DIR   where CMake put rd_loadgen and raw_zen [build]; else run.sh builds them with cc
 #   PEERS       servers to measure ["raw_zen reactord node_zen"]; node_zen only if node is on PATH
 #   CONNS       connection counts ["1 50 1000"]        DURATION  seconds measured per run [2]
-#   WARMUP      warm-up seconds per run [1]            REPEAT  rounds per row [3]; best kept,
+#   WARMUP      warm-up seconds per run [1]            REPEAT  rounds per row [7]; best kept,
 #                                                      and the median of per-round ratios
 #   IDLE_CONNS  idle connections for the RSS test [10000]
 #   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
@@ -26,7 +26,7 @@ PEERS=${PEERS:-"raw_zen reactord node_zen"}
 CONNS=${CONNS:-"1 50 1000"}
 DURATION=${DURATION:-2}
 WARMUP=${WARMUP:-1}
-REPEAT=${REPEAT:-3}
+REPEAT=${REPEAT:-7}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}

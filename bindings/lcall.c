@@ -2,7 +2,8 @@
  * lcall.c: every call from the loop into Lua goes through rdL_pcall. The
  * loop calls us from libev callbacks, where a Lua error (or a memory error
  * from a mere lua_pushstring) must never longjmp, so the whole of each
- * callback runs inside one lua_pcall of a C trampoline. On error: one log
+ * callback runs inside one lua_pcall of a C trampoline (a batch of reads
+ * shares one: ltransport.c, rdL_run_reads). On error: one log
  * record with file:line and a traceback (lua.c's msghandler), and the caller
  * decides what to close. The host never dies of a script's error.
  */

@@ -64,7 +64,7 @@ int rd_addr_unix(struct sockaddr_un *sun, const char *path);
 socklen_t rd_addr_len(const rd_addr_t *a);
 
 /*{====================================================================
- * Output buffer: a queue of chunks drawn from a pool, flushed by writev
+ * Output buffer: a queue of chunks drawn from a pool, flushed by send/sendmsg
  *=====================================================================*/
 
 #define RD_CHUNK_SIZE 16384
