@@ -421,15 +421,6 @@ return { protocol = P }
       assert.matches("lost error: not enough memory", d:stderr(), 1, true)
       assert.is_true(after < before + 4 * MiB, ("Lua memory %d bytes before, %d after"):format(before, after))
       assert.are.equal("echo:still here", echo(b, "still here"))
-      -- a spinner and a good client writing at once usually land in one
-      -- batch of reads under one lua_pcall: the batch goes on after the stop
-      local a = assert(H.connect(d.port))
-      assert(H.send_all(a, "spin"))
-      assert(H.send_all(b, "same batch"))
-      assert.are.equal("echo:same batch", b:receive("*l"))
-      local got = H.read_to_eof(a)
-      a:close()
-      assert.are.equal("", got)
       b:close()
       local n = assert(H.connect(d.port))
       assert.are.equal("echo:new", echo(n, "new"))
