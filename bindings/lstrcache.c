@@ -9,7 +9,8 @@
  * for a memcmp. Scripts cannot tell: Lua interns short strings, so the cached
  * one is the very object lua_pushlstring would have returned.
  *
- * A miss costs the probe and one registry store (~100 instructions).
+ * A miss costs the probe and one registry store: ~50 instructions more per
+ * line than no cache at all (callgrind, every line missing).
  */
 #include <string.h>
 
