@@ -69,8 +69,8 @@ struct rdL_watchdog {
     _Atomic unsigned long fired; /* the epoch the thread found stuck */
     lua_State *_Atomic L;        /* where callbacks run */
     lua_State *_Atomic co;       /* the coroutine resumed from a callback, if any */
-    lreactor *lr;
-    unsigned long next; /* main thread only */
+    double budget;               /* lr->budget when started (a new budget restarts the thread) */
+    unsigned long next;          /* main thread only */
 };
 
 static void timeout_hook(lua_State *L, lua_Debug *ar)
@@ -94,7 +94,7 @@ static void timeout_hook(lua_State *L, lua_Debug *ar)
 static void *watch_thread(void *arg)
 {
     struct rdL_watchdog *wd = arg;
-    double budget = wd->lr->budget;
+    double budget = wd->budget;
     double tick = budget / 10;
     if (tick < 0.005) tick = 0.005;
     if (tick > 0.1) tick = 0.1;
@@ -145,7 +145,7 @@ void rdL_watchdog_start(lreactor *lr, lua_State *L)
     if (!wd) return; /* no watchdog is better than no reactor */
     pthread_mutex_init(&wd->mu, NULL);
     pthread_cond_init(&wd->cv, NULL);
-    wd->lr = lr;
+    wd->budget = lr->budget;
     atomic_store(&wd->L, L);
     if (pthread_create(&wd->thread, NULL, watch_thread, wd) != 0) {
         pthread_cond_destroy(&wd->cv);

@@ -25,6 +25,7 @@ lreactor *rdL_reactor(lua_State *L)
 static int loop_gc(lua_State *L)
 {
     lreactor *lr = luaL_checkudata(L, 1, RDL_LOOP);
+    rdL_watchdog_stop(lr); /* joined first: the thread reads lr until then */
     for (int i = 0; i < RDL_NSIGNALS; i++)
         rd_signal_stop(&lr->signals[i]);
     rd_loop_destroy(&lr->loop);

@@ -120,6 +120,38 @@ describe("lifetimes", function()
     assert.has_error(function() lc:stop() end)
   end)
 
+  it("lua_close stops the watchdog thread before the loop is freed", function()
+    -- A probe whose __gc is set before the reactor loads is finalized after
+    -- the loop's (Lua runs finalizers in reverse order of marking): by then
+    -- the watchdog thread must have been joined, or it would read freed memory.
+    local script = os.tmpname()
+    local f = assert(io.open(script, "w"))
+    f:write([[
+local function threads()
+  for line in io.lines("/proc/self/status") do
+    local n = line:match("^Threads:%s*(%d+)")
+    if n then return tonumber(n) end
+  end
+end
+local probe = setmetatable({}, { __gc = function() io.write("after close: ", threads(), "\n") end })
+package.cpath = os.getenv("REACTOR_BUILD") .. "/?.so;" .. package.cpath
+local reactor = require "reactor"
+reactor.core.setLimits { scriptTimeout = 0.5 }
+reactor.callLater(0, reactor.stop)
+reactor.run()
+io.write("after run: ", threads(), "\n")
+os.exit(0, true)
+]])
+    f:close()
+    local build = os.getenv("REACTOR_BUILD") or "build"
+    local p = assert(io.popen(("REACTOR_BUILD=%s lua5.4 %s"):format(build, script)))
+    local out = p:read("a")
+    local ok, how, code = p:close()
+    os.remove(script)
+    assert.are.same({ true, "exit", 0 }, { ok, how, code })
+    assert.are.equal("after run: 2\nafter close: 1\n", out)
+  end)
+
   it("lua_close with open connections, timers and listeners frees everything", function()
     -- a child lua5.4 closes its state with everything open: it must exit
     -- cleanly (under ASan, leaks and use-after-free fail this test)
