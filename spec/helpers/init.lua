@@ -564,10 +564,31 @@ function M.run_reactor(limit)
 end
 
 --- Assert that no connection, timer or listener is left alive.
-function M.assert_clean()
+-- The reactor's live objects, which every in-process spec expects back at
+-- M.ZERO once a test has released what it made.
+M.ZERO = { connections = 0, timers = 0, listeners = 0 }
+function M.live()
   local s = require("reactor").core._stats()
-  require("luassert").are.same({ connections = 0, timers = 0, listeners = 0 },
-    { connections = s.connections, timers = s.timers, listeners = s.listeners })
+  return { connections = s.connections, timers = s.timers, listeners = s.listeners }
+end
+
+function M.assert_clean()
+  require("luassert").are.same(M.ZERO, M.live())
+end
+
+-- reactor.run() under a deadline (default 10 s), so a bug fails the test
+-- instead of hanging it.
+function M.run_loop(deadline)
+  local reactor = require "reactor"
+  deadline = deadline or 10
+  local timed_out = false
+  local guard = reactor.callLater(deadline, function()
+    timed_out = true
+    reactor.stop()
+  end)
+  reactor.run()
+  if guard:active() then guard:cancel() end
+  require("luassert").is_false(timed_out, "the reactor hit its " .. deadline .. " s deadline")
 end
 
 return M

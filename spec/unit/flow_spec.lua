@@ -7,35 +7,22 @@
 -- Same rules as reactor_spec.lua:
 --  * callbacks only record what happened; assertions run after reactor.run()
 --    returns;
---  * every reactor.run() is guarded by a callLater(DEADLINE, reactor.stop);
+--  * every reactor.run() is guarded by a 10 s deadline (H.run_loop);
 --  * every loop in a test is bounded in count;
 --  * no sleeps: order is learnt from the events themselves (a round trip on
 --    a second connection, the peer's own callbacks);
 --  * after every test reactor.core._stats() is back to zero.
 
 local reactor = require "reactor"
+local H = require "spec.helpers"
 
-local DEADLINE = 10
 local KiB, MiB = 1024, 1024 * 1024
 
-local function stats()
-  local s = reactor.core._stats()
-  return { connections = s.connections, timers = s.timers, listeners = s.listeners }
-end
-local ZERO = { connections = 0, timers = 0, listeners = 0 }
+local stats, ZERO = H.live, H.ZERO
 
 local track
 
-local function run_loop(deadline)
-  local timed_out = false
-  local guard = reactor.callLater(deadline or DEADLINE, function()
-    timed_out = true
-    reactor.stop()
-  end)
-  reactor.run()
-  if guard:active() then guard:cancel() end
-  assert.is_false(timed_out, "the reactor hit its " .. (deadline or DEADLINE) .. " s deadline")
-end
+local run_loop = H.run_loop
 
 -- listenTCP on a free port of 127.0.0.1, with listener options
 local function listen(factory, opts)

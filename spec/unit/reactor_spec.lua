@@ -11,28 +11,14 @@
 --    leak is cleaned up so the next tests start from zero.
 
 local reactor = require "reactor"
+local H = require "spec.helpers"
 
-local DEADLINE = 10
-
-local function stats()
-  local s = reactor.core._stats()
-  return { connections = s.connections, timers = s.timers, listeners = s.listeners }
-end
-local ZERO = { connections = 0, timers = 0, listeners = 0 }
+local stats, ZERO = H.live, H.ZERO
 
 -- what the current test created, for the forced cleanup of a leaking test
 local track
 
-local function run_loop(deadline)
-  local timed_out = false
-  local guard = reactor.callLater(deadline or DEADLINE, function()
-    timed_out = true
-    reactor.stop()
-  end)
-  reactor.run()
-  if guard:active() then guard:cancel() end
-  assert.is_false(timed_out, "the reactor hit its " .. (deadline or DEADLINE) .. " s deadline")
-end
+local run_loop = H.run_loop
 
 local function later(delay, fn, ...)
   local d = reactor.callLater(delay, fn, ...)

@@ -11,11 +11,7 @@ local H = require "spec.helpers"
 
 local DEADLINE = 10
 
-local function stats()
-  local s = reactor.core._stats()
-  return { connections = s.connections, timers = s.timers, listeners = s.listeners }
-end
-local ZERO = { connections = 0, timers = 0, listeners = 0 }
+local stats, ZERO = H.live, H.ZERO
 
 -- run `body` as a coroutine inside reactor.run(); rethrow its error
 local function async(body)
