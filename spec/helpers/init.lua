@@ -96,6 +96,22 @@ function M.write_script(source)
   return path
 end
 
+-- Run `source` in a child lua5.4 that requires this build's reactor.so.
+-- opts.stdin: a shell command whose output is piped in; opts.stderr: take
+-- stderr with stdout. Returns the output, then io.popen's close results.
+function M.run_lua(source, opts)
+  opts = opts or {}
+  local build = os.getenv("REACTOR_BUILD") or "build"
+  local path = M.write_script('package.cpath = os.getenv("REACTOR_BUILD") .. "/?.so;" .. package.cpath\n'
+    .. source)
+  local p = assert(io.popen(("%sREACTOR_BUILD=%s lua5.4 %s%s"):format(
+    opts.stdin and opts.stdin .. " | " or "", M.quote(build), M.quote(path), opts.stderr and " 2>&1" or "")))
+  local out = p:read("a")
+  local ok, how, code = p:close()
+  os.remove(path)
+  return out, ok, how, code
+end
+
 -- 1-based line number of the first line of `source` containing `marker`
 function M.line_of(source, marker)
   local n = 0
@@ -572,8 +588,12 @@ function M.live()
   return { connections = s.connections, timers = s.timers, listeners = s.listeners }
 end
 
-function M.assert_clean()
-  require("luassert").are.same(M.ZERO, M.live())
+-- Fail a test that left live objects; `cleanup` (optional) first releases
+-- them, so the next test starts from zero.
+function M.assert_clean(cleanup)
+  local s = M.live()
+  if cleanup and s.connections + s.timers + s.listeners ~= 0 then cleanup() end
+  require("luassert").are.same(M.ZERO, s, "reactor.core._stats() not back to zero after the test")
 end
 
 -- reactor.run() under a deadline (default 10 s), so a bug fails the test

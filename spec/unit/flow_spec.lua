@@ -18,7 +18,7 @@ local H = require "spec.helpers"
 
 local KiB, MiB = 1024, 1024 * 1024
 
-local stats, ZERO = H.live, H.ZERO
+local stats = H.live
 
 local track
 
@@ -92,13 +92,7 @@ describe("flow control and limits", function()
     track = { listeners = {}, transports = {}, loops = {} }
   end)
 
-  after_each(function()
-    local s = stats()
-    if not (s.connections == 0 and s.timers == 0 and s.listeners == 0) then
-      force_cleanup()
-    end
-    assert.are.same(ZERO, s, "reactor.core._stats() not back to zero after the test")
-  end)
+  after_each(function() H.assert_clean(force_cleanup) end)
 
   describe("water marks", function()
     -- The server produces 1 MiB per tick for a client that has paused

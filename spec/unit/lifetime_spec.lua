@@ -124,9 +124,7 @@ describe("lifetimes", function()
     -- A probe whose __gc is set before the reactor loads is finalized after
     -- the loop's (Lua runs finalizers in reverse order of marking): by then
     -- the watchdog thread must have been joined, or it would read freed memory.
-    local script = os.tmpname()
-    local f = assert(io.open(script, "w"))
-    f:write([[
+    local out, ok, how, code = H.run_lua [[
 local function threads()
   for line in io.lines("/proc/self/status") do
     local n = line:match("^Threads:%s*(%d+)")
@@ -134,20 +132,13 @@ local function threads()
   end
 end
 local probe = setmetatable({}, { __gc = function() io.write("after close: ", threads(), "\n") end })
-package.cpath = os.getenv("REACTOR_BUILD") .. "/?.so;" .. package.cpath
 local reactor = require "reactor"
 reactor.core.setLimits { scriptTimeout = 0.5 }
 reactor.callLater(0, reactor.stop)
 reactor.run()
 io.write("after run: ", threads(), "\n")
 os.exit(0, true)
-]])
-    f:close()
-    local build = os.getenv("REACTOR_BUILD") or "build"
-    local p = assert(io.popen(("REACTOR_BUILD=%s lua5.4 %s"):format(build, script)))
-    local out = p:read("a")
-    local ok, how, code = p:close()
-    os.remove(script)
+]]
     assert.are.same({ true, "exit", 0 }, { ok, how, code })
     assert.are.equal("after run: 2\nafter close: 1\n", out)
   end)
@@ -155,10 +146,7 @@ os.exit(0, true)
   it("lua_close with open connections, timers and listeners frees everything", function()
     -- a child lua5.4 closes its state with everything open: it must exit
     -- cleanly (under ASan, leaks and use-after-free fail this test)
-    local script = os.tmpname()
-    local f = assert(io.open(script, "w"))
-    f:write([[
-package.cpath = os.getenv("REACTOR_BUILD") .. "/?.so;" .. package.cpath
+    local _, ok, how, code = H.run_lua [[
 local reactor = require "reactor"
 local l = assert(reactor.listenTCP(0, { protocol = { dataReceived = function() end } }))
 reactor.connectTCP("127.0.0.1", l:getHost().port, reactor.ClientFactory { protocol = {
@@ -170,11 +158,7 @@ reactor.connectTCP("127.0.0.1", assert(reactor.listenTCP(0, { protocol = {} })):
   reactor.ClientFactory { protocol = { connectionMade = function() os.exit(0, true) end } })
 reactor.callLater(3600, function() end)
 reactor.run()
-]])
-    f:close()
-    local build = os.getenv("REACTOR_BUILD") or "build"
-    local ok, how, code = os.execute(("REACTOR_BUILD=%s lua5.4 %s"):format(build, script))
-    os.remove(script)
+]]
     assert.are.same({ true, "exit", 0 }, { ok, how, code })
   end)
 end)

@@ -99,13 +99,7 @@ describe("reactor module", function()
   end)
 
   -- the zero-stats check every test goes through
-  after_each(function()
-    local s = stats()
-    if not (s.connections == 0 and s.timers == 0 and s.listeners == 0) then
-      force_cleanup()
-    end
-    assert.are.same(ZERO, s, "reactor.core._stats() not back to zero after the test")
-  end)
+  after_each(function() H.assert_clean(force_cleanup) end)
 
   it("starts from zero live objects", function()
     assert.are.same(ZERO, stats())

@@ -137,13 +137,10 @@ describe("hot reload (in process)", function()
     if service then service:close() end
     H.remove_tmpdirs()
     H.cleanup()
-    local s = stats()
-    if s.connections + s.timers + s.listeners ~= 0 then
-      -- leave the next test a clean reactor
+    H.assert_clean(function() -- leave the next test a clean reactor
       reactor.callLater(0, reactor.stop)
       reactor.run()
-    end
-    assert.are.same(ZERO, s, "reactor.core._stats() not back to zero after the test")
+    end)
   end)
 
   local function serve(opts)
@@ -335,8 +332,7 @@ end)
 describe("the file watcher behind --watch (core.watch)", function()
   after_each(function()
     H.remove_tmpdirs()
-    local s = stats()
-    assert.are.same(ZERO, s, "reactor.core._stats() not back to zero after the test")
+    H.assert_clean()
   end)
 
   it("calls back once for a burst of saves, and not again until the next save", function()

@@ -4,10 +4,7 @@ local H = require "spec.helpers"
 
 describe("reactor.stdio", function()
   it("talks over stdin/stdout and sees stdin's EOF as connectionLost", function()
-    local script = os.tmpname()
-    local f = assert(io.open(script, "w"))
-    f:write([[
-package.cpath = os.getenv("REACTOR_BUILD") .. "/?.so;" .. package.cpath
+    local out, ok = H.run_lua([[
 local reactor = require "reactor"
 local Up = reactor.LineReceiver:extend { delimiter = "\n" }
 function Up:connectionMade() self:sendLine("hello") end
@@ -15,13 +12,7 @@ function Up:lineReceived(line) self:sendLine(line:upper()) end
 function Up:connectionLost(reason) io.stderr:write("lost:", reason.type) reactor.stop() end
 reactor.stdio(Up)
 reactor.run()
-]])
-    f:close()
-    local build = os.getenv("REACTOR_BUILD") or "build"
-    local p = io.popen(("printf 'one\\ntwo\\n' | REACTOR_BUILD=%s lua5.4 %s 2>&1"):format(build, script))
-    local out = p:read("a")
-    local ok = p:close()
-    os.remove(script)
+]], { stdin = "printf 'one\\ntwo\\n'", stderr = true })
     assert.is_true(ok)
     assert.are.equal("hello\nONE\nTWO\nlost:done", out)
   end)
