@@ -458,6 +458,7 @@ void rd__link_del(rd_link_t *l);
 #define rd__container(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
 /* A conn to flush or report on at the next settle. */
 void rd__queue(rd_conn_t *c);
+void rd__unqueue(rd_conn_t *c); /* off the queue, if on it */
 /* Write what is queued; return non-zero if the conn closed. */
 int rd__conn_flush(rd_conn_t *c);
 void rd__conn_read(rd_conn_t *c);

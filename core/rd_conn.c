@@ -166,12 +166,10 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
         c->listener->nconns--;
         c->listener = NULL;
     }
-    if (c->on_lost) {
+    if (c->on_lost)
         rd__queue(c);
-    } else if (c->queued) { /* a finalizer is freeing c: forget it */
-        rd__link_del(&c->qlink);
-        c->queued = 0;
-    }
+    else
+        rd__unqueue(c); /* a finalizer is freeing c: forget it */
     return 0;
 }
 
@@ -179,10 +177,7 @@ void rd_conn_detach(rd_conn_t *c)
 {
     c->on_lost = NULL;
     rd_conn_close(c, RD_ABORTED, 0);
-    if (c->queued) {
-        rd__link_del(&c->qlink);
-        c->queued = 0;
-    }
+    rd__unqueue(c); /* already closed: its lost report was queued */
 }
 
 void rd_conn_finish(rd_conn_t *c)
@@ -281,8 +276,7 @@ void rd__conn_read(rd_conn_t *c)
             /* answer now, while c is in cache: one send for all the callback
              * wrote, and the pool's one warm chunk serves the next conn too
              * (after the whole batch, a big one would need a chunk each) */
-            rd__link_del(&c->qlink);
-            c->queued = 0;
+            rd__unqueue(c);
             rd__conn_flush(c);
         }
     } else if (n == 0) {

@@ -43,6 +43,13 @@ void rd__queue(rd_conn_t *c)
     rd__link_add(&c->loop->queue, &c->qlink);
 }
 
+void rd__unqueue(rd_conn_t *c)
+{
+    if (!c->queued) return;
+    rd__link_del(&c->qlink);
+    c->queued = 0;
+}
+
 static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
 {
     (void)ev, (void)revents;
@@ -151,10 +158,8 @@ void rd_loop_settle(rd_loop_t *loop)
             continue;
         }
         if (loop->queue.next == &loop->queue) break;
-        rd_link_t *l = loop->queue.next;
-        rd_conn_t *c = rd__container(l, rd_conn_t, qlink);
-        rd__link_del(l);
-        c->queued = 0;
+        rd_conn_t *c = rd__container(loop->queue.next, rd_conn_t, qlink);
+        rd__unqueue(c);
         if (c->state == RD_CLOSED)
             rd__conn_report(c); /* may free c: not touched after */
         else
