@@ -132,6 +132,13 @@ static int l_running(lua_State *L)
     return 1;
 }
 
+/* log(msg): one record through the reactor's logger, as C's own are. */
+static int l_log(lua_State *L)
+{
+    rdL_log("%s", luaL_checkstring(L, 1));
+    return 0;
+}
+
 static int l_now(lua_State *L)
 {
     lreactor *lr = rdL_reactor(L);
@@ -211,6 +218,7 @@ int luaopen_reactor_core(lua_State *L)
         {"stop", l_stop},
         {"running", l_running},
         {"now", l_now},
+        {"log", l_log},
         {"onSignal", l_onsignal},
         {"resolve", rdL_resolve},
         {"listenUDP", rdL_listenudp},

@@ -26,6 +26,7 @@
 #define RD_ETOOBIG (RD_EBASE - 2)   /* a size limit was hit */
 #define RD_EBADADDR (RD_EBASE - 3)  /* host is not a numeric address */
 #define RD_ENOTFOUND (RD_EBASE - 4) /* a name lookup found nothing */
+#define RD_EFRAME (RD_EBASE - 5)    /* bytes that cannot be a frame (a bad netstring) */
 
 /* Why a connection ended; passed to rd_lost_cb. */
 enum rd_reason {

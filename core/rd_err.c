@@ -35,6 +35,8 @@ const char *rd_err_name(int err)
         return "EBADADDR";
     case RD_ENOTFOUND:
         return "ENOTFOUND";
+    case RD_EFRAME:
+        return "EFRAME";
     }
     return "EUNKNOWN";
 }
@@ -50,6 +52,8 @@ const char *rd_strerror(int err)
         return "not a numeric IPv4 or IPv6 address";
     case RD_ENOTFOUND:
         return "name not found";
+    case RD_EFRAME:
+        return "malformed frame";
     }
     return strerror(-err);
 }

@@ -1,0 +1,100 @@
+/*
+ * rd_framer.h: splitting a byte stream into frames. No Lua in here.
+ *
+ * A framer belongs to one connection. Its owner hands it each read with
+ * rd_framer_feed, takes frames with rd_framer_next until it says "more",
+ * then calls rd_framer_keep, which keeps the unfinished frame. A frame that
+ * arrived whole inside one read is a span into that read's buffer: no copy.
+ * Only the bytes of an unfinished frame are copied, into a buffer the framer
+ * owns (freed again when it empties, so an idle connection holds little).
+ *
+ * What a frame is, is a rule (rd_frame_rule_t): one scan function. Lines,
+ * big-endian length prefixes and netstrings are built in; the HTTP request
+ * head will be a rule too. The rule and its settings may change between two
+ * calls of rd_framer_next (a reload, setRawMode): the framer keeps no state
+ * that depends on them except `scanned`, which a change resets.
+ */
+#ifndef RD_FRAMER_H
+#define RD_FRAMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rd.h"
+
+typedef struct rd_framer rd_framer_t;
+
+/* A frame's payload (without its prefix, delimiter or trailer). */
+typedef struct rd_span {
+    const char *p;
+    size_t n;
+} rd_span_t;
+
+/* A rule looks at the unconsumed bytes p[0..n) and says what comes next:
+ *   > 0          a whole frame: *out is its payload inside p; the return
+ *                value is how many bytes it takes up (prefix + payload + trailer)
+ *   0            not yet: more bytes are needed (it may set f->need, the
+ *                total it knows it needs, so the buffer grows once)
+ *   RD_ETOOBIG   the frame is, or will be, longer than f->max; f->declared
+ *                is its declared length where the rule knows it, else 0
+ *   RD_EFRAME    the bytes cannot be a frame of this rule
+ * A rule may keep its progress in f->scanned (how far it has looked without
+ * finding the end) so that a frame arriving a byte at a time costs O(n). */
+typedef long (*rd_frame_scan_fn)(rd_framer_t *f, const char *p, size_t n, rd_span_t *out);
+
+typedef struct rd_frame_rule {
+    const char *name;      /* "line", "u8", "u16", "u32", "netstring" */
+    rd_frame_scan_fn scan; /* see above */
+} rd_frame_rule_t;
+
+extern const rd_frame_rule_t rd_frame_line;      /* payload, then f->delim */
+extern const rd_frame_rule_t rd_frame_u8;        /* 1-byte big-endian length, payload */
+extern const rd_frame_rule_t rd_frame_u16;       /* 2-byte big-endian length, payload */
+extern const rd_frame_rule_t rd_frame_u32;       /* 4-byte big-endian length, payload */
+extern const rd_frame_rule_t rd_frame_netstring; /* "LEN:payload," (D. J. Bernstein) */
+
+struct rd_framer {
+    const rd_frame_rule_t *rule; /* rw: set with rd_framer_set_rule */
+    const char *delim;           /* rw: the line rule's delimiter; not owned, must
+                                    stay valid while frames are taken */
+    size_t dlen;                 /* rw: its length, >= 1 */
+    size_t max;                  /* rw: the longest payload accepted */
+    uint64_t declared;           /* ro: after RD_ETOOBIG, the declared length (or 0) */
+    size_t need;                 /* private: rule's hint, bytes the frame needs in all */
+    size_t scanned;              /* private: rule's progress in the unconsumed bytes */
+    const char *in;              /* private: the bytes being framed (buf or a read) */
+    size_t inlen, pos;           /* private: their length, and how far frames took them */
+    char *buf;                   /* private: the unfinished frame, owned */
+    size_t len, cap;             /* private */
+};
+
+/* An empty framer with the line rule, "\r\n" and a 16 KiB maximum. */
+void rd_framer_init(rd_framer_t *f);
+/* Free the buffer; the framer is empty and may be used again. */
+void rd_framer_destroy(rd_framer_t *f);
+/* Change the rule (and forget the rule's progress); the bytes stay. */
+void rd_framer_set_rule(rd_framer_t *f, const rd_frame_rule_t *rule);
+/* The line rule's settings, cheap enough to call at every read. */
+void rd_framer_set_line(rd_framer_t *f, const char *delim, size_t dlen, size_t max);
+
+/* Start framing one read's bytes, after what is kept from earlier reads.
+ * Without kept bytes, frames point into data; with them, data is appended
+ * to the framer's buffer first. -ENOMEM leaves the framer as it was. */
+int rd_framer_feed(rd_framer_t *f, const char *data, size_t n);
+/* The next frame: 1 and *out set, 0 when more bytes are needed, or the
+ * rule's RD_ETOOBIG / RD_EFRAME. After an error, *out is every unconsumed
+ * byte (the oversized frame and what follows) and the framer is empty:
+ * the owner decides what to do with them (LineReceiver's lineLengthExceeded
+ * gets them all, as Twisted's does). *out stays valid until the next feed,
+ * keep or take. */
+int rd_framer_next(rd_framer_t *f, rd_span_t *out);
+/* Every unconsumed byte, and the framer is empty: for leaving framing
+ * (setRawMode) with the rest of the read. Valid until the next call. */
+rd_span_t rd_framer_take(rd_framer_t *f);
+/* The read is done: keep the unconsumed bytes for the next feed.
+ * -ENOMEM (the bytes are dropped) if they cannot be copied. */
+int rd_framer_keep(rd_framer_t *f);
+/* Bytes kept from earlier reads (an unfinished frame). */
+size_t rd_framer_pending(const rd_framer_t *f);
+
+#endif
