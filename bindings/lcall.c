@@ -30,6 +30,23 @@ static int msghandler(lua_State *L)
     return 1;
 }
 
+/* core.traceback(err): the message handler every callback runs under, for
+ * xpcall in the Lua half, so its errors read like C's. */
+int rdL_traceback(lua_State *L)
+{
+    return msghandler(L);
+}
+
+/* core.errorMessage(err): err as text, without its traceback. */
+int rdL_errormessage(lua_State *L)
+{
+    size_t n;
+    const char *m = luaL_tolstring(L, 1, &n);
+    const char *tb = strstr(m, "\nstack traceback:");
+    lua_pushlstring(L, m, tb ? (size_t)(tb - m) : n);
+    return 1;
+}
+
 void rdL_log(const char *fmt, ...)
 {
     char line[4096];

@@ -219,6 +219,8 @@ int luaopen_reactor_core(lua_State *L)
         {"running", l_running},
         {"now", l_now},
         {"log", l_log},
+        {"traceback", rdL_traceback},
+        {"errorMessage", rdL_errormessage},
         {"onSignal", l_onsignal},
         {"resolve", rdL_resolve},
         {"listenUDP", rdL_listenudp},

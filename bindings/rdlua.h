@@ -111,6 +111,9 @@ void rdL_watchdog_start(lreactor *lr, lua_State *L);
 void rdL_watchdog_stop(lreactor *lr);
 /* core._resume: coroutine.resume that the watchdog can see into. */
 int rdL_resume(lua_State *L);
+/* core.traceback / core.errorMessage: the handler and the stripper, for Lua */
+int rdL_traceback(lua_State *L);
+int rdL_errormessage(lua_State *L);
 /* One log record on stderr: "reactord: " + message. */
 void rdL_log(const char *fmt, ...);
 /* Push "NAME: message" for a -errno or RD_E* code, and return it. */
