@@ -3,284 +3,273 @@
  * loop calls us from libev callbacks, where a Lua error (or a memory error
  * from a mere lua_pushstring) must never longjmp, so the whole of each
  * callback runs inside one lua_pcall of a C trampoline (a batch of reads
- * shares one: ltransport.c, rdL_run_reads). On error: one log
- * record with file:line and a traceback (lua.c's msghandler), and the caller
- * decides what to close. The host never dies of a script's error.
+ * shares one: ldispatch.c, rdL_run_reads). On error: one log record with
+ * the callback's name, its connection, file:line and a traceback of the
+ * user's frames; the connection it ran for fails. The host never dies of a
+ * script's error.
  */
-#include <errno.h>
-#include <sys/socket.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdlib.h>
-#include <time.h>
+#include <sys/socket.h>
 
 #include "rdlua.h"
 
-static int msghandler(lua_State *L)
+#define TRACEBACK "\nstack traceback:"
+#define MAX_FRAMES 20
+
+/*{====================================================================
+ * Error text
+ *=====================================================================*/
+
+/* A table raised as an error, without __tostring: its fields, so that
+ * error({code = 42}) says something. */
+static void pushfields(lua_State *L, int t)
 {
-    const char *msg = lua_tostring(L, 1);
-    if (msg == NULL) {
-        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
-        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    char buf[512];
+    size_t len = (size_t)snprintf(buf, sizeof buf, "error object {");
+    int n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t) && len < sizeof buf - 8) {
+        char key[64], val[160];
+        if (lua_type(L, -2) == LUA_TSTRING)
+            snprintf(key, sizeof key, "%s", lua_tostring(L, -2));
+        else if (lua_type(L, -2) == LUA_TNUMBER) {
+            lua_pushvalue(L, -2); /* a copy: lua_tostring on the key would confuse lua_next */
+            snprintf(key, sizeof key, "[%s]", lua_tostring(L, -1));
+            lua_pop(L, 1);
+        } else
+            snprintf(key, sizeof key, "[%s]", luaL_typename(L, -2));
+        int vt = lua_type(L, -1);
+        if (vt == LUA_TSTRING)
+            snprintf(val, sizeof val, "\"%s\"", lua_tostring(L, -1));
+        else if (vt == LUA_TNUMBER || vt == LUA_TBOOLEAN) {
+            snprintf(val, sizeof val, "%s", luaL_tolstring(L, -1, NULL));
+            lua_pop(L, 1);
+        } else
+            snprintf(val, sizeof val, "%s", luaL_typename(L, -1));
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s = %s", n++ ? ", " : "", key, val);
+        lua_pop(L, 1);
     }
-    luaL_traceback(L, L, msg, 1);
-    return 1;
+    if (len >= sizeof buf - 8) {
+        lua_pop(L, 1); /* the key lua_next left */
+        len = sizeof buf - 8;
+        len += (size_t)snprintf(buf + len, sizeof buf - len, ", ...");
+    }
+    snprintf(buf + len, sizeof buf - len, "}");
+    lua_pushstring(L, buf);
 }
 
-/* core.traceback(err): the message handler every callback runs under, for
- * xpcall in the Lua half, so its errors read like C's. */
-int rdL_traceback(lua_State *L)
+/* The text of any error value: a string as is, else by __tostring, else a
+ * table's fields, else its type. */
+static const char *pushtext(lua_State *L, int idx)
 {
-    return msghandler(L);
+    idx = lua_absindex(L, idx);
+    int t = lua_type(L, idx);
+    if (t == LUA_TSTRING || t == LUA_TNUMBER) {
+        lua_pushvalue(L, idx);
+        return lua_tostring(L, -1);
+    }
+    if (luaL_callmeta(L, idx, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+        return lua_tostring(L, -1);
+    if (t == LUA_TTABLE) {
+        pushfields(L, idx);
+        return lua_tostring(L, -1);
+    }
+    return lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
 }
 
-/* core.errorMessage(err): err as text, without its traceback. */
-int rdL_errormessage(lua_State *L)
+const char *rdL_pushmessage(lua_State *L, int idx)
 {
     size_t n;
-    const char *m = luaL_tolstring(L, 1, &n);
-    const char *tb = strstr(m, "\nstack traceback:");
-    lua_pushlstring(L, m, tb ? (size_t)(tb - m) : n);
-    return 1;
+    const char *m = pushtext(L, idx);
+    const char *tb = strstr(m, TRACEBACK);
+    if (!tb) return m;
+    n = (size_t)(tb - m);
+    m = lua_pushlstring(L, m, n);
+    lua_remove(L, -2);
+    return m;
 }
 
-void rdL_log(const char *fmt, ...)
+int rdL_errormessage(lua_State *L)
 {
-    char line[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "reactord: %s\n", line);
-    fflush(stderr);
+    rdL_pushmessage(L, 1);
+    return 1;
 }
 
 /*{====================================================================
- * The watchdog: a callback that runs too long is stopped
+ * Tracebacks of the user's frames
  *
- * Any Lua hook, even a count hook that fires rarely, sends every VM
- * instruction through luaG_traceexec, so none is installed while things are
- * well. Instead each callback bumps an epoch (one relaxed atomic store); a
- * thread per reactor wakes every budget/10 and, when one epoch has been
- * current for longer than the budget, installs a count hook on the loop's
- * thread asynchronously, as lua.c does from its SIGINT handler (lua_sethook
- * is meant to be callable so). The hook raises, and keeps raising at every
- * instruction until the callback has unwound, so a `pcall` in the script
- * cannot swallow it (Redis's lesson).
- *
- * The hook goes on the loop's thread and, when a callback has resumed a
- * coroutine through core._resume (the daemon makes that coroutine.resume
- * and wrap), on that coroutine too, which is where such a callback spins.
+ * luaL_traceback shows everything down to the C entry: the trampoline, then
+ * reactor.run, the daemon's own Lua and "[C]: in ?". A script's author
+ * needs their own frames only, so the walk stops at the trampoline of the
+ * call in progress, and the runtime's own frames below the user's last one
+ * are dropped (unless there are no user frames at all: a runtime bug).
  *=====================================================================*/
 
-struct rdL_watchdog {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;                    /* under mu */
-    _Atomic unsigned long epoch; /* of the callback running now */
-    _Atomic int busy;            /* a callback is running */
-    _Atomic unsigned long fired; /* the epoch the thread found stuck */
-    lua_State *_Atomic L;        /* where callbacks run */
-    lua_State *_Atomic co;       /* the coroutine resumed from a callback, if any */
-    double budget;               /* lr->budget when started (a new budget restarts the thread) */
-    unsigned long next;          /* main thread only */
-};
-
-static void timeout_hook(lua_State *L, lua_Debug *ar)
+static int is_runtime(const lua_Debug *ar)
 {
-    (void)ar;
+    return *ar->what == 'C' || strncmp(ar->source, "@reactor/", 9) == 0;
+}
+
+static void addframe(luaL_Buffer *b, lua_State *L, lua_Debug *ar)
+{
+    if (*ar->what == 'C')
+        lua_pushliteral(L, "\n\t[C]: in ");
+    else if (ar->currentline > 0)
+        lua_pushfstring(L, "\n\t%s:%d: in ", ar->short_src, ar->currentline);
+    else
+        lua_pushfstring(L, "\n\t%s: in ", ar->short_src);
+    luaL_addvalue(b);
+    if (*ar->namewhat)
+        lua_pushfstring(L, "%s '%s'", strcmp(ar->namewhat, "global") == 0 ? "function" : ar->namewhat,
+                        ar->name);
+    else if (*ar->what == 'm')
+        lua_pushliteral(L, "main chunk");
+    else if (*ar->what != 'C')
+        lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
+    else
+        lua_pushliteral(L, "?");
+    luaL_addvalue(b);
+    if (ar->istailcall) luaL_addstring(b, "\n\t(...tail calls...)");
+}
+
+/* Push msg and the traceback of L's frames from level 1 up to (not
+ * including) the frame running `stop` (or all of them). */
+static void pushtraceback(lua_State *L, const char *msg, lua_CFunction stop)
+{
+    lua_Debug ar;
+    int last_user = 0, cut = 0;
+    for (int level = 1; lua_getstack(L, level, &ar); level++) {
+        lua_getinfo(L, "Sf", &ar);
+        lua_CFunction f = lua_tocfunction(L, -1);
+        lua_pop(L, 1);
+        if (stop && f == stop) break;
+        cut = level;
+        if (!is_runtime(&ar)) last_user = level;
+    }
+    if (last_user) cut = last_user;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, msg);
+    luaL_addstring(&b, TRACEBACK);
+    for (int level = 1; level <= cut; level++) {
+        if (level > MAX_FRAMES && level < cut - 2) { /* the top and bottom say the most */
+            if (level == MAX_FRAMES + 1) luaL_addstring(&b, "\n\t...");
+            continue;
+        }
+        lua_getstack(L, level, &ar);
+        lua_getinfo(L, "Slnt", &ar);
+        addframe(&b, L, &ar);
+    }
+    luaL_pushresult(&b);
+}
+
+static lreactor *reactor_of(lua_State *L)
+{
     lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY);
     lreactor *lr = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    struct rdL_watchdog *wd = lr ? lr->wd : NULL;
-    if (!wd || !atomic_load(&wd->busy) || atomic_load(&wd->fired) != atomic_load(&wd->epoch)) {
-        lua_sethook(L, NULL, 0, 0); /* a late shot at a callback that has finished */
-        return;
-    }
-    lr->tripped = 1;
-    /* no position prefix: the same text wherever it lands (a coroutine or
-     * the callback); the traceback in the log says where */
-    lua_pushfstring(L, "script timeout: a callback ran longer than %f s", lr->budget);
-    lua_error(L);
+    return lr;
 }
 
-static void *watch_thread(void *arg)
+/* The message handler of every call, and core.traceback for xpcall. */
+int rdL_traceback(lua_State *L)
 {
-    struct rdL_watchdog *wd = arg;
-    double budget = wd->budget;
-    double tick = budget / 10;
-    if (tick < 0.005) tick = 0.005;
-    if (tick > 0.1) tick = 0.1;
-    unsigned long seen = 0;
-    double stuck = 0;
-    pthread_mutex_lock(&wd->mu);
-    while (!wd->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long ns = ts.tv_nsec + (long)(tick * 1e9);
-        ts.tv_sec += ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
-        pthread_cond_timedwait(&wd->cv, &wd->mu, &ts);
-        if (wd->stop) break;
-        unsigned long e = atomic_load(&wd->epoch);
-        if (!atomic_load(&wd->busy) || e != seen) {
-            seen = e;
-            stuck = 0;
-            continue;
-        }
-        stuck += tick;
-        if (stuck >= budget && atomic_load(&wd->fired) != e) {
-            atomic_store(&wd->fired, e);
-            lua_State *co = atomic_load(&wd->co);
-            if (co) lua_sethook(co, timeout_hook, LUA_MASKCOUNT, 1); /* where it spins */
-            lua_sethook(atomic_load(&wd->L), timeout_hook, LUA_MASKCOUNT, 1);
-        }
-    }
-    pthread_mutex_unlock(&wd->mu);
-    return NULL;
+    const char *msg = pushtext(L, 1);
+    if (strstr(msg, TRACEBACK)) return 1; /* raised again with its traceback */
+    lreactor *lr = reactor_of(L);
+    pushtraceback(L, msg, lr && lr->call ? lr->call->fn : NULL);
+    return 1;
 }
 
-void rdL_watchdog_tick(lreactor *lr)
-{
-    struct rdL_watchdog *wd = lr->wd;
-    if (wd && lr->depth == 1) /* not from a nested call: that would reset the outer's clock */
-        atomic_store_explicit(&wd->epoch, ++wd->next, memory_order_relaxed);
-}
+/*{====================================================================
+ * The protected call
+ *=====================================================================*/
 
-void rdL_watchdog_start(lreactor *lr, lua_State *L)
+const char *rdL_peername(const rd_conn_t *c, char *buf, size_t size)
 {
-    if (lr->budget <= 0) return;
-    if (lr->wd) {
-        atomic_store(&lr->wd->L, L);
-        return;
-    }
-    struct rdL_watchdog *wd = calloc(1, sizeof *wd);
-    if (!wd) return; /* no watchdog is better than no reactor */
-    pthread_mutex_init(&wd->mu, NULL);
-    pthread_cond_init(&wd->cv, NULL);
-    wd->budget = lr->budget;
-    atomic_store(&wd->L, L);
-    if (pthread_create(&wd->thread, NULL, watch_thread, wd) != 0) {
-        pthread_cond_destroy(&wd->cv);
-        pthread_mutex_destroy(&wd->mu);
-        free(wd);
-        return;
-    }
-    lr->wd = wd;
-}
-
-void rdL_watchdog_stop(lreactor *lr)
-{
-    struct rdL_watchdog *wd = lr->wd;
-    if (!wd) return;
-    pthread_mutex_lock(&wd->mu);
-    wd->stop = 1;
-    pthread_cond_signal(&wd->cv);
-    pthread_mutex_unlock(&wd->mu);
-    pthread_join(wd->thread, NULL);
-    pthread_cond_destroy(&wd->cv);
-    pthread_mutex_destroy(&wd->mu);
-    free(wd);
-    lr->wd = NULL;
-}
-
-/* core._resume(co, ...): coroutine.resume, telling the watchdog which
- * coroutine runs, so a callback stuck inside one can be stopped too. The
- * daemon installs it as coroutine.resume (and a wrap on top of it). */
-int rdL_resume(lua_State *L)
-{
-    lreactor *lr = rdL_reactor(L);
-    lua_State *co = lua_tothread(L, 1);
-    luaL_argexpected(L, co, 1, "coroutine");
-    struct rdL_watchdog *wd = lr->wd;
-    lua_State *prev = wd ? atomic_exchange(&wd->co, co) : NULL;
-    int narg = lua_gettop(L) - 1;
-    int status = lua_status(co);
-    if (status != LUA_OK && status != LUA_YIELD) {
-        lua_pushboolean(L, 0);
-        lua_pushliteral(L, "cannot resume dead coroutine");
-    } else if (status == LUA_OK && lua_gettop(co) == 0) {
-        lua_pushboolean(L, 0);
-        lua_pushliteral(L, "cannot resume dead coroutine");
-    } else if (!lua_checkstack(co, narg)) {
-        lua_pushboolean(L, 0);
-        lua_pushliteral(L, "too many arguments to resume");
+    if (c->stream) {
+        snprintf(buf, size, "stdio");
+    } else if (c->peer.sa.sa_family == AF_UNIX) {
+        snprintf(buf, size, "unix socket");
     } else {
-        lua_xmove(L, co, narg);
-        int nres;
-        status = lua_resume(co, L, narg, &nres);
-        if (status == LUA_OK || status == LUA_YIELD) {
-            if (!lua_checkstack(L, nres + 1)) {
-                lua_pop(co, nres);
-                lua_pushboolean(L, 0);
-                lua_pushliteral(L, "too many results to resume");
-            } else {
-                lua_pushboolean(L, 1);
-                lua_xmove(co, L, nres);
-            }
-        } else {
-            lua_pushboolean(L, 0);
-            lua_xmove(co, L, 1); /* the error */
-        }
+        char host[64];
+        int port = rd_addr_host(&c->peer, host, sizeof host);
+        snprintf(buf, size, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
     }
-    if (wd) atomic_store(&wd->co, prev);
-    return lua_gettop(L) - narg - 1;
+    return buf;
 }
 
-/* Keep the reason a script sees: the message without the traceback. Runs
- * protected, since it allocates (and memory may be what ran out). */
-static int keep_message(lua_State *L)
+/* Where a callback that ran out of memory was defined: LUA_ERRMEM runs no
+ * message handler, so this is the file:line there is. Runs protected. */
+static int tramp_defined(lua_State *L)
 {
-    const char *m = lua_tostring(L, 1);
-    const char *tb = m ? strstr(m, "\nstack traceback:") : NULL;
-    if (!m) m = "(no message)";
-    lua_pushlstring(L, m, tb ? (size_t)(tb - m) : strlen(m));
-    int *ref = lua_touserdata(L, 2);
-    *ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return 0;
+    rdL_call *call = rdL_thiscall(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, call->t->self_ref);
+    if (lua_getfield(L, -1, call->what) != LUA_TFUNCTION) return 0;
+    lua_Debug ar;
+    lua_getinfo(L, ">S", &ar);
+    if (*ar.what == 'C') return 0;
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+    return 1;
 }
 
-int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref)
+/* Log the failed call's record: "error in WHAT: MESSAGE (peer HOST:PORT)",
+ * then the traceback. The message is at the top of the stack. */
+static void report(lreactor *lr, rdL_call *call)
+{
+    lua_State *L = lr->L;
+    const char *m = lua_tostring(L, -1);
+    if (!m) m = "(no message)";
+    char peer[96] = "";
+    if (call->t) {
+        char name[80];
+        snprintf(peer, sizeof peer, " (peer %s)", rdL_peername(&call->t->conn, name, sizeof name));
+    }
+    const char *what = call->what ? call->what : "callback";
+    const char *tb = strstr(m, TRACEBACK);
+    int head = tb ? (int)(tb - m) : (int)strlen(m);
+    if (call->status == LUA_ERRMEM) {
+        const char *at = NULL;
+        if (call->t && call->t->self_ref != LUA_NOREF && what[0]) {
+            rdL_call where = {.fn = tramp_defined, .t = call->t, .what = what};
+            lua_pushcfunction(L, tramp_defined);
+            lua_pushlightuserdata(L, &where);
+            if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_isstring(L, -1)) at = lua_tostring(L, -1);
+        }
+        rdL_log(lr, "error in %s: not enough memory%s%s%s", what,
+                at ? ", in the callback defined at " : "", at ? at : "", peer);
+        return;
+    }
+    rdL_log(lr, "error in %s: %.*s%s%s", what, head, m, peer, tb ? tb : "");
+}
+
+int rdL_pcall(lreactor *lr, rdL_call *call)
 {
     lua_State *L = lr->L;
     int top = lua_gettop(L);
-    struct rdL_watchdog *wd = lr->wd;
-    if (lr->depth++ == 0 && wd) {
-        atomic_store_explicit(&wd->epoch, ++wd->next, memory_order_relaxed);
-        atomic_store_explicit(&wd->busy, 1, memory_order_relaxed);
-    }
-    lua_pushcfunction(L, msghandler);
-    lua_pushcfunction(L, fn);
-    lua_pushlightuserdata(L, a);
-    lua_pushlightuserdata(L, b);
-    int status = lua_pcall(L, 2, 0, top + 1);
-    if (--lr->depth == 0 && wd) {
-        atomic_store_explicit(&wd->busy, 0, memory_order_relaxed);
-        if (lr->tripped) { /* unwound: the hook has done its job */
-            lr->tripped = 0;
-            lua_sethook(L, NULL, 0, 0);
-        }
-    }
-    if (status != LUA_OK) {
-        const char *m = lua_tostring(L, -1);
-        if (!m) m = "(no message)";
-        rdL_log("error in %s: %s", lr->where ? lr->where : "callback", m);
-        if (msg_ref) {
-            *msg_ref = LUA_NOREF;
-            lua_pushcfunction(L, keep_message);
-            lua_insert(L, -2);
-            lua_pushlightuserdata(L, msg_ref);
-            if (lua_pcall(L, 2, 0, 0) != LUA_OK) *msg_ref = LUA_NOREF;
-        }
-        if (status == LUA_ERRMEM) lua_gc(L, LUA_GCCOLLECT); /* give it back now */
+    call->outer = lr->call;
+    lr->call = call;
+    if (!call->outer) rdL_watchdog_enter(lr);
+    lua_pushcfunction(L, rdL_traceback);
+    lua_pushcfunction(L, call->fn);
+    lua_pushlightuserdata(L, call);
+    call->status = lua_pcall(L, 1, 0, top + 1);
+    lr->call = call->outer;
+    if (!call->outer) rdL_watchdog_leave(lr);
+    if (call->status != LUA_OK) {
+        if (call->status == LUA_ERRMEM) lua_gc(L, LUA_GCCOLLECT); /* give it back now */
+        report(lr, call);
+        lua_settop(L, top + 2);
+        if (call->t) rdL_fail(L, call->t); /* pops the message */
     }
     lua_settop(L, top);
-    return status;
+    return call->status;
 }
+
+/*{====================================================================
+ * Small helpers every binding file uses
+ *=====================================================================*/
 
 const char *rdL_pusherror(lua_State *L, int err)
 {

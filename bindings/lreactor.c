@@ -135,7 +135,7 @@ static int l_running(lua_State *L)
 /* log(msg): one record through the reactor's logger, as C's own are. */
 static int l_log(lua_State *L)
 {
-    rdL_log("%s", luaL_checkstring(L, 1));
+    rdL_log(rdL_reactor(L), "%s", luaL_checkstring(L, 1));
     return 0;
 }
 
@@ -151,13 +151,15 @@ static int l_now(lua_State *L)
 static int l_stats(lua_State *L)
 {
     lreactor *lr = rdL_reactor(L);
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 7);
     lua_pushinteger(L, (lua_Integer)lr->ntransports);
     lua_setfield(L, -2, "connections");
     lua_pushinteger(L, (lua_Integer)lr->ntimers);
     lua_setfield(L, -2, "timers");
     lua_pushinteger(L, (lua_Integer)lr->nlisteners);
     lua_setfield(L, -2, "listeners");
+    lua_pushinteger(L, (lua_Integer)lr->nudps);
+    lua_setfield(L, -2, "udp");
     lua_pushinteger(L, (lua_Integer)lr->loop.nconns);
     lua_setfield(L, -2, "open");
     lua_pushinteger(L, (lua_Integer)lr->loop.refused);
@@ -173,8 +175,9 @@ static int l_stats(lua_State *L)
 
 static int tramp_signal(lua_State *L)
 {
-    lreactor *lr = lua_touserdata(L, 1);
-    int i = (int)(intptr_t)lua_touserdata(L, 2);
+    rdL_call *call = rdL_thiscall(L);
+    lreactor *lr = call->a;
+    int i = (int)(intptr_t)call->b;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lr->signal_refs[i]);
     lua_pushstring(L, signals[i].name);
     lua_call(L, 1, 0);
@@ -185,8 +188,9 @@ static void on_signal(rd_signal_t *s)
 {
     lreactor *lr = s->loop->data;
     int i = (int)(s - lr->signals);
-    lr->where = "signal handler";
-    rdL_pcall(lr, tramp_signal, lr, (void *)(intptr_t)i, NULL);
+    rdL_call call = {
+        .fn = tramp_signal, .a = lr, .b = (void *)(intptr_t)i, .what = "signal handler"};
+    rdL_pcall(lr, &call);
 }
 
 /* onSignal(name, fn|nil): fn(name) runs from the loop when the signal arrives. */
@@ -206,6 +210,43 @@ static int l_onsignal(lua_State *L)
         rd_signal_start(&lr->signals[i], &lr->loop, signals[i].signum, on_signal);
     }
     return 0;
+}
+
+/*{====================================================================
+ * What a host sets before opening (reactor.h)
+ *=====================================================================*/
+
+static struct rdl_config *config(lua_State *L)
+{
+    struct rdl_config *cfg;
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_CONFIG_KEY) == LUA_TUSERDATA) {
+        cfg = lua_touserdata(L, -1);
+    } else {
+        cfg = lua_newuserdatauv(L, sizeof *cfg, 0);
+        memset(cfg, 0, sizeof *cfg);
+        lua_setfield(L, LUA_REGISTRYINDEX, RDL_CONFIG_KEY);
+    }
+    lua_pop(L, 1);
+    return cfg;
+}
+
+void reactor_set_loop(lua_State *L, struct ev_loop *loop)
+{
+    config(L)->ev = loop;
+}
+
+void reactor_set_log(lua_State *L, reactor_log_fn fn, void *ud)
+{
+    struct rdl_config *cfg = config(L);
+    cfg->log = fn;
+    cfg->log_ud = ud;
+    lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY); /* already open: takes effect now */
+    lreactor *lr = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (lr) {
+        lr->log = fn;
+        lr->log_ud = ud;
+    }
 }
 
 int luaopen_reactor_core(lua_State *L)
@@ -238,10 +279,13 @@ int luaopen_reactor_core(lua_State *L)
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {
         lua_pop(L, 1);
+        struct rdl_config *cfg = config(L);
         lreactor *lr = lua_newuserdatauv(L, sizeof *lr, 0);
         memset(lr, 0, sizeof *lr);
-        if (rd_loop_init(&lr->loop, NULL) < 0)
+        if (rd_loop_init(&lr->loop, cfg->ev) < 0)
             return luaL_error(L, "reactor: cannot create a loop");
+        lr->log = cfg->log;
+        lr->log_ud = cfg->log_ud;
         lr->loop.data = lr;
         lr->loop.run_reads = rdL_run_reads;
         lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
@@ -267,11 +311,12 @@ int luaopen_reactor_core(lua_State *L)
         lua_setfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY);
     }
     rdL_open_transport(L);
+    rdL_open_listener(L);
     rdL_open_timer(L);
     luaL_newlibtable(L, funcs);
     lua_pushvalue(L, -2);
     luaL_setfuncs(L, funcs, 1);
-    lua_pushliteral(L, RD_VERSION);
+    lua_pushliteral(L, REACTOR_VERSION);
     lua_setfield(L, -2, "version");
     return 1;
 }

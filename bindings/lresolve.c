@@ -20,7 +20,7 @@ typedef struct llookup {
 
 static int tramp_resolved(lua_State *L)
 {
-    llookup *lk = lua_touserdata(L, 1);
+    llookup *lk = rdL_thiscall(L)->a;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lk->ref);
     rdL_unpin(L, &lk->ref);
     lua_getiuservalue(L, -1, 1); /* fn */
@@ -53,8 +53,8 @@ static void resolved(rd_resolve_t *r, int status, const rd_addr_t *addrs, size_t
     lk->status = status;
     lk->addrs = addrs;
     lk->n = n;
-    lr->where = "name lookup callback";
-    rdL_pcall(lr, tramp_resolved, lk, NULL, NULL);
+    rdL_call call = {.fn = tramp_resolved, .a = lk, .what = "name lookup callback"};
+    rdL_pcall(lr, &call);
 }
 
 static int lookup_cancel(lua_State *L)

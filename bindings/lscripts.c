@@ -36,7 +36,7 @@ static int load_script(lua_State *L)
     return 1;
 }
 
-void rdL_preload(lua_State *L)
+void reactor_preload(lua_State *L)
 {
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_reactor_core);
@@ -52,7 +52,7 @@ void rdL_preload(lua_State *L)
 /* require "reactor" from plain lua5.4 finds reactor.so and lands here. */
 int luaopen_reactor(lua_State *L)
 {
-    rdL_preload(L);
+    reactor_preload(L);
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_getfield(L, -1, "reactor");
     lua_pushliteral(L, "reactor");

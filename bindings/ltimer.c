@@ -32,7 +32,7 @@ void rdL_timer_cancel(lua_State *L, rd_timer_t *rt)
 
 static int tramp_fire(lua_State *L)
 {
-    ltimer *t = lua_touserdata(L, 1);
+    ltimer *t = rdL_thiscall(L)->a;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* stays on the stack for the call */
     unpin(L, t);                               /* one-shot: done, and cancel() now returns false */
     lua_getiuservalue(L, -1, 1);
@@ -48,9 +48,17 @@ static int tramp_fire(lua_State *L)
         lua_geti(L, call, 1);
         lua_geti(L, call, 2);
         lua_gettable(L, -2);
-        if (lua_isnil(L, -1)) {
+        if (lua_isnil(L, -1)) { /* say where it was scheduled, and on what */
+            lua_getfield(L, call, "site");
             lua_geti(L, call, 2);
-            return luaL_error(L, "callLater: method '%s' not found", lua_tostring(L, -1));
+            const char *obj = luaL_tolstring(L, call + 1, NULL);
+            if (lua_getfield(L, call + 1, "transport") == LUA_TUSERDATA) {
+                lua_pushfstring(L, "%s of %s", obj, luaL_tolstring(L, -1, NULL));
+                obj = lua_tostring(L, -1);
+            }
+            return luaL_error(L, "%scallLater(delay, obj, '%s'): obj (%s) has no method '%s'",
+                              lua_tostring(L, call + 2), lua_tostring(L, call + 3), obj,
+                              lua_tostring(L, call + 3));
         }
         lua_insert(L, -2); /* method, obj */
         first = 3;
@@ -66,9 +74,8 @@ static int tramp_fire(lua_State *L)
 
 static void fire(rd_timer_t *rt)
 {
-    lreactor *lr = rt->loop->data;
-    lr->where = "callLater";
-    rdL_pcall(lr, tramp_fire, rd__container(rt, ltimer, timer), NULL, NULL);
+    rdL_call call = {.fn = tramp_fire, .a = rd__container(rt, ltimer, timer), .what = "callLater"};
+    rdL_pcall(rt->loop->data, &call);
 }
 
 /* callLater(delay, fn, ...) or callLater(delay, obj, "method", ...) */
@@ -98,6 +105,8 @@ int rdL_calllater(lua_State *L)
     if (late) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "late");
+        luaL_where(L, 1); /* "file:line: " of the caller, for a method that is not there */
+        lua_setfield(L, -2, "site");
     }
     lua_setiuservalue(L, -2, 1);
     rd_timer_start(&t->timer, delay, 0);

@@ -42,8 +42,9 @@ static int pushmethod(lua_State *L, ludp *lu, const char *name)
 
 static int tramp_datagram(lua_State *L)
 {
-    ludp *lu = lua_touserdata(L, 1);
-    const struct datagram *d = lua_touserdata(L, 2);
+    rdL_call *call = rdL_thiscall(L);
+    ludp *lu = call->a;
+    const struct datagram *d = call->b;
     if (!pushmethod(L, lu, "datagramReceived")) return 0;
     lua_pushlstring(L, d->p, d->n);
     char host[64];
@@ -58,13 +59,14 @@ static void on_datagram(rd_udp_t *u, const char *data, size_t len, const rd_addr
 {
     lreactor *lr = u->loop->data;
     struct datagram d = {data, len, from};
-    lr->where = "datagramReceived";
-    rdL_pcall(lr, tramp_datagram, rd__container(u, ludp, u), &d, NULL);
+    rdL_call call = {
+        .fn = tramp_datagram, .a = rd__container(u, ludp, u), .b = &d, .what = "datagramReceived"};
+    rdL_pcall(lr, &call);
 }
 
 static int tramp_refused(lua_State *L)
 {
-    ludp *lu = lua_touserdata(L, 1);
+    ludp *lu = rdL_thiscall(L)->a;
     if (pushmethod(L, lu, "connectionRefused")) lua_call(L, 1, 0);
     return 0;
 }
@@ -73,8 +75,9 @@ static void on_error(rd_udp_t *u, int err)
 {
     lreactor *lr = u->loop->data;
     if (err != -ECONNREFUSED) return; /* others are transient for UDP */
-    lr->where = "connectionRefused";
-    rdL_pcall(lr, tramp_refused, rd__container(u, ludp, u), NULL, NULL);
+    rdL_call call = {
+        .fn = tramp_refused, .a = rd__container(u, ludp, u), .what = "connectionRefused"};
+    rdL_pcall(lr, &call);
 }
 
 static int udp_close(lua_State *L, ludp *lu, int notify)
@@ -84,7 +87,7 @@ static int udp_close(lua_State *L, ludp *lu, int notify)
     if (notify && lu->ref != LUA_NOREF && pushmethod(L, lu, "stopProtocol")) lua_call(L, 1, 0);
     if (lu->ref != LUA_NOREF) {
         rdL_unpin(L, &lu->ref);
-        ((lreactor *)lu->u.loop->data)->nlisteners--;
+        ((lreactor *)lu->u.loop->data)->nudps--;
     }
     return 1;
 }
@@ -202,14 +205,22 @@ int rdL_listenudp(lua_State *L)
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, -2, 1);
     rdL_pin(L, -1, &lu->ref);
-    lr->nlisteners++;
+    lr->nudps++;
     lua_pushvalue(L, -1);
     lua_setfield(L, 2, "transport"); /* Twisted's makeConnection */
+    int port_idx = lua_gettop(L);
     if (lua_getfield(L, 2, "startProtocol") == LUA_TFUNCTION) {
+        /* protected: a failing startProtocol must not leave the port open
+         * and pinned; the caller gets the error, at its own line */
+        lua_pushcfunction(L, rdL_traceback);
+        lua_insert(L, -2);
         lua_pushvalue(L, 2);
-        lua_call(L, 1, 0);
-    } else {
-        lua_pop(L, 1);
+        if (lua_pcall(L, 1, 0, port_idx + 1) != LUA_OK) {
+            const char *msg = rdL_pushmessage(L, -1);
+            udp_close(L, lu, 0);
+            return luaL_error(L, "startProtocol failed: %s", msg); /* at the caller's line */
+        }
     }
+    lua_settop(L, port_idx);
     return 1;
 }

@@ -17,7 +17,7 @@ typedef struct lwatcher {
 
 static int tramp_changed(lua_State *L)
 {
-    lwatcher *lw = lua_touserdata(L, 1);
+    lwatcher *lw = rdL_thiscall(L)->a;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lw->ref);
     lua_getiuservalue(L, -1, 1);
     lua_call(L, 0, 0);
@@ -26,9 +26,9 @@ static int tramp_changed(lua_State *L)
 
 static void changed(rd_watch_t *w)
 {
-    lreactor *lr = w->loop->data;
-    lr->where = "watch callback";
-    rdL_pcall(lr, tramp_changed, rd__container(w, lwatcher, w), NULL, NULL);
+    rdL_call call = {
+        .fn = tramp_changed, .a = rd__container(w, lwatcher, w), .what = "watch callback"};
+    rdL_pcall(w->loop->data, &call);
 }
 
 static int watcher_close(lua_State *L)

@@ -15,12 +15,21 @@
 #include <lua.h>
 
 #include "rd.h"
+#include "reactor.h"
 
 #define RDL_LOOP "reactor.Loop"
 #define RDL_TRANSPORT "reactor.Transport"
 #define RDL_TIMER "reactor.DelayedCall"
 #define RDL_LISTENER "reactor.Listener"
-#define RDL_LOOP_KEY "reactor.loop" /* registry: the state's one loop */
+#define RDL_LOOP_KEY "reactor.loop"     /* registry: the state's one loop */
+#define RDL_CONFIG_KEY "reactor.config" /* registry: what the setters set */
+
+/* What a host sets before opening (reactor.h), kept until then. */
+struct rdl_config {
+    struct ev_loop *ev;
+    reactor_log_fn log;
+    void *log_ud;
+};
 
 enum { RDL_NSIGNALS = 6 };
 
@@ -46,21 +55,39 @@ struct rdl_strcache {
     unsigned char len[RDL_STRCACHE];
 };
 
+/* One call from the loop into Lua (lua.c's docall, as a record): what runs,
+ * for whom, and what came of it. It is passed in to the protected call and
+ * read back after; while it runs it is lr->call, so that code the trampoline
+ * reaches through core (a read in a batch) can say which connection and
+ * callback are running now. */
+typedef struct rdL_call {
+    lua_CFunction fn;       /* in: the trampoline; gets the record as light userdata 1 */
+    void *a, *b;            /* in: the trampoline's arguments */
+    const char *what;       /* in/out: the callback's public name ("lineReceived") */
+    struct ltransport *t;   /* in/out: its connection: named in the log, failed on error */
+    int result;             /* out: what the trampoline reports (rdL_call_optional: 1 = called) */
+    int status;             /* out: lua_pcall's status */
+    struct rdL_call *outer; /* private: the call this one runs inside */
+} rdL_call;
+
+/* The record inside a trampoline. */
+#define rdL_thiscall(L) ((rdL_call *)lua_touserdata((L), 1))
+
 typedef struct lreactor {
     rd_loop_t loop;
     lua_State *L; /* the thread callbacks run on */
     int running, stopping;
-    const char *where;                       /* the callback being run, for error messages */
-    int scratch;                             /* a result passed out of a trampoline */
-    int depth, tripped;                      /* callbacks running; the watchdog fired */
+    rdL_call *call;                          /* the innermost call running, or NULL */
+    int tripped;                             /* the watchdog fired */
     double budget;                           /* seconds a callback may run (0 = no limit) */
     struct rdL_watchdog *wd;                 /* the watchdog thread, once started */
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
+    size_t nudps;
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];
-    int keys[RDL_NKEYS];        /* registry refs of the interned names */
-    int in_batch;               /* inside rdL_run_reads' protected call */
-    struct ltransport *reading; /* the connection being read in it */
+    int keys[RDL_NKEYS]; /* registry refs of the interned names */
+    reactor_log_fn log;  /* where records go (NULL: stderr with "reactor: ") */
+    void *log_ud;
     struct rdl_strcache strcache;
 } lreactor;
 
@@ -96,12 +123,40 @@ typedef struct llistener {
     int ref; /* pinned while listening */
 } llistener;
 
-/* lcall.c */
-/* Call fn(a, b) (two light userdata) on lr->L under a message handler, as
- * every entry from the loop into Lua does. On error: one log record naming
- * lr->where, and the message without its traceback left in *msg_ref as a
- * registry ref (if msg_ref is given). Returns the lua_pcall status. */
-int rdL_pcall(lreactor *lr, lua_CFunction fn, void *a, void *b, int *msg_ref);
+/* lcall.c: every entry from the loop into Lua */
+/* Run call->fn under lua_pcall on lr->L with the message handler, as every
+ * entry from the loop into Lua does. On error: one log record naming
+ * call->what and call->t's peer, and call->t (if set) fails: it is closed as
+ * a handler error, and its connectionLost hears the message. Returns (and
+ * leaves in call->status) the lua_pcall status. */
+int rdL_pcall(lreactor *lr, rdL_call *call);
+/* core.traceback: the message handler (error objects by __tostring or their
+ * fields; the traceback stops at the user's frames), for xpcall in Lua. */
+int rdL_traceback(lua_State *L);
+/* core.errorMessage(err): err as text without its traceback. */
+int rdL_errormessage(lua_State *L);
+/* Push the text of the error value at idx, without its traceback. */
+const char *rdL_pushmessage(lua_State *L, int idx);
+/* Push "NAME: message" for a -errno or RD_E* code, and return it. */
+const char *rdL_pusherror(lua_State *L, int err);
+/* Push nil, "NAME: message (where)", "NAME"; return 3. */
+int rdL_pushfail(lua_State *L, int err, const char *where);
+/* Push {type="TCP", host=, port=} for an address. */
+void rdL_pushaddr(lua_State *L, const rd_addr_t *a);
+/* "127.0.0.1:1060", "[::1]:1060", "unix socket" or "stdio" into buf. */
+const char *rdL_peername(const rd_conn_t *c, char *buf, size_t size);
+/* Pin/unpin the value at idx; idempotent. */
+void rdL_pin(lua_State *L, int idx, int *ref);
+void rdL_unpin(lua_State *L, int *ref);
+
+/* llog.c: one logger for C and Lua */
+/* One record through lr's log function (printf-style). */
+void rdL_log(lreactor *lr, const char *fmt, ...);
+
+/* lwatchdog.c: a callback that runs too long is stopped */
+/* A callback begins or ends (depth 0 <-> 1): the clock starts or stops. */
+void rdL_watchdog_enter(lreactor *lr);
+void rdL_watchdog_leave(lreactor *lr);
 /* A new callback starts inside a protected call that runs several (a batch
  * of reads): the time limit restarts. */
 void rdL_watchdog_tick(lreactor *lr);
@@ -111,20 +166,6 @@ void rdL_watchdog_start(lreactor *lr, lua_State *L);
 void rdL_watchdog_stop(lreactor *lr);
 /* core._resume: coroutine.resume that the watchdog can see into. */
 int rdL_resume(lua_State *L);
-/* core.traceback / core.errorMessage: the handler and the stripper, for Lua */
-int rdL_traceback(lua_State *L);
-int rdL_errormessage(lua_State *L);
-/* One log record on stderr: "reactord: " + message. */
-void rdL_log(const char *fmt, ...);
-/* Push "NAME: message" for a -errno or RD_E* code, and return it. */
-const char *rdL_pusherror(lua_State *L, int err);
-/* Push nil, "NAME: message (where)", "NAME"; return 3. */
-int rdL_pushfail(lua_State *L, int err, const char *where);
-/* Push {type="TCP", host=, port=} for an address. */
-void rdL_pushaddr(lua_State *L, const rd_addr_t *a);
-/* Pin/unpin the value at idx; idempotent. */
-void rdL_pin(lua_State *L, int idx, int *ref);
-void rdL_unpin(lua_State *L, int *ref);
 
 /* lstrcache.c */
 /* Push p[0..n) as a Lua string, from the cache of recent short strings when
@@ -134,17 +175,31 @@ void rdL_pushbytes(lua_State *L, lreactor *lr, const char *p, size_t n);
 /* lreactor.c */
 lreactor *rdL_reactor(lua_State *L); /* the loop of this state */
 
-/* ltransport.c */
+/* ltransport.c: the Transport type */
 void rdL_open_transport(lua_State *L);
 ltransport *rdL_newtransport(lua_State *L, lreactor *lr); /* pushed and pinned */
-void rdL_transport_setup(ltransport *t);                  /* core callbacks */
-void rdL_run_reads(rd_loop_t *loop); /* loop->run_reads: a batch under one lua_pcall */
-int rdL_connect(lua_State *L);
+void rdL_transport_unpin(lua_State *L, ltransport *t);    /* from here it is garbage */
+int rdL_failconnection(lua_State *L);                     /* core.failConnection(transport, msg) */
+
+/* ldispatch.c: calls from core into a connection's protocol */
+void rdL_transport_setup(ltransport *t); /* core callbacks */
+void rdL_run_reads(rd_loop_t *loop);     /* loop->run_reads: a batch under one lua_pcall */
+/* Close t as a handler error whose message is at the top of L's stack
+ * (popped); a no-op on a closed conn. */
+void rdL_fail(lua_State *L, ltransport *t);
+/* buildProtocol and connectionMade for t now (stdio), protected. */
+int rdL_made(ltransport *t);
+
+/* llistener.c: the Listener type, listenTCP, listenUNIX */
+void rdL_open_listener(lua_State *L);
 int rdL_listen(lua_State *L);
 int rdL_listenunix(lua_State *L);
-int rdL_stdio(lua_State *L);
-int rdL_connectunix(lua_State *L);
 void rdL_listener_close(lua_State *L, rd_listener_t *l); /* and unpin */
+
+/* lendpoint.c: connections we make */
+int rdL_connect(lua_State *L);
+int rdL_connectunix(lua_State *L);
+int rdL_stdio(lua_State *L);
 
 /* ltimer.c */
 void rdL_open_timer(lua_State *L);
@@ -158,13 +213,7 @@ void rdL_udp_close(lua_State *L, rd_udp_t *u); /* and unpin, no callbacks */
 int rdL_resolve(lua_State *L);
 /* lwatch.c */
 int rdL_watch(lua_State *L);
-/* ltransport.c: close a connection as a handler error with message msg */
-int rdL_failconnection(lua_State *L);
-
-/* lscripts.c: package.preload for reactor.core and the embedded scripts */
-void rdL_preload(lua_State *L);
-
-int luaopen_reactor_core(lua_State *L);
-int luaopen_reactor(lua_State *L);
+/* ldispatch.c: free a transport's partial input */
+void rdL_input_free(ltransport *t);
 
 #endif

@@ -14,7 +14,7 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include "rdlua.h"
+#include "reactor.h"
 
 static const char usage[] =
     "usage: reactord [options] SCRIPT [HOST]\n"
@@ -53,6 +53,7 @@ struct options {
  * is closed, while the server and every other connection go on. */
 struct memlimit {
     size_t used, limit; /* bytes; limit 0 = none */
+    int hit;            /* an allocation was refused since the last log record */
 };
 
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -64,7 +65,10 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         m->used -= old;
         return NULL;
     }
-    if (m->limit && nsize > old && m->used + (nsize - old) > m->limit) return NULL;
+    if (m->limit && nsize > old && m->used + (nsize - old) > m->limit) {
+        m->hit = 1;
+        return NULL;
+    }
     void *p = realloc(ptr, nsize);
     if (p) m->used = m->used - old + nsize;
     return p;
@@ -75,6 +79,22 @@ static int panic(lua_State *L)
     const char *msg = lua_tostring(L, -1);
     fprintf(stderr, "reactord: unprotected Lua error: %s\n", msg ? msg : "?");
     return 0; /* Lua aborts */
+}
+
+/* The daemon's log records: "reactord: " and, after the memory limit
+ * refused an allocation, what the operator can do about it. */
+static void daemon_log(void *ud, const char *line)
+{
+    struct memlimit *m = ud;
+    if (m->hit && strstr(line, "not enough memory"))
+        fprintf(
+            stderr,
+            "reactord: %s (--max-memory is %zu MiB: raise it, or find what holds on to memory)\n",
+            line, m->limit / (1024 * 1024));
+    else
+        fprintf(stderr, "reactord: %s\n", line);
+    m->hit = 0;
+    fflush(stderr);
 }
 
 /* a non-negative number of seconds, or -1 */
@@ -165,7 +185,7 @@ static int parse(int argc, char **argv, struct options *o)
             fputs(usage, stdout);
             return -1;
         case 'V':
-            printf("reactord %s\n", RD_VERSION);
+            printf("reactord %s\n", REACTOR_VERSION);
             return -1;
         case ':':
             return fail_usage("option '%s' needs a value", argv[optind - 1]);
@@ -186,7 +206,7 @@ static int pmain(lua_State *L)
 {
     const struct options *o = lua_touserdata(L, 1);
     luaL_openlibs(L);
-    rdL_preload(L);
+    reactor_preload(L);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "reactor.daemon");
     lua_call(L, 1, 1);
@@ -224,13 +244,14 @@ int main(int argc, char **argv)
     int r = parse(argc, argv, &o);
     if (r != 0) return r < 0 ? 0 : r;
     signal(SIGPIPE, SIG_IGN); /* core sends with MSG_NOSIGNAL; this covers scripts' C modules */
-    struct memlimit mem = {0, (size_t)o.max_memory_mb * 1024 * 1024};
+    struct memlimit mem = {0, (size_t)o.max_memory_mb * 1024 * 1024, 0};
     lua_State *L = lua_newstate(limited_alloc, &mem);
     if (!L) {
         fprintf(stderr, "reactord: not enough memory\n");
         return 1;
     }
     lua_atpanic(L, panic);
+    reactor_set_log(L, daemon_log, &mem);
     lua_pushcfunction(L, pmain);
     lua_pushlightuserdata(L, &o);
     int status = lua_pcall(L, 1, 1, 0);

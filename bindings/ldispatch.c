@@ -1,0 +1,456 @@
+/*
+ * ldispatch.c: calls from core into a connection's protocol (Twisted's
+ * IProtocol): buildProtocol and connectionMade, the bytes read (raw, or
+ * framed into lines), connectionLost and the optional callbacks of flow
+ * control, half-close and timeouts.
+ *
+ * Each runs whole under rdL_pcall with a record naming the callback and
+ * its connection; an error fails that connection only, in rdL_pcall.
+ * Callback methods are looked up on self at every event, never cached, so
+ * replacing a protocol class reaches live connections (hot reload).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rdlua.h"
+
+#define toltransport(c) rd__container(c, ltransport, conn)
+
+/* Push self (the protocol instance) and its method `name`; return 0 when
+ * there is no such method (stack unchanged). */
+static int pushmethod(lua_State *L, int self, const char *name)
+{
+    if (lua_getfield(L, self, name) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_pushvalue(L, self);
+    return 1;
+}
+
+/* The one path for a handler error: the connection closes with RD_ERROR
+ * and its connectionLost gets the message (without the traceback). */
+void rdL_fail(lua_State *L, ltransport *t)
+{
+    if (t->conn.state == RD_CLOSED) {
+        lua_pop(L, 1);
+        return;
+    }
+    rdL_pushmessage(L, -1);
+    lua_remove(L, -2);
+    rdL_unpin(L, &t->err_ref);
+    t->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    rd_conn_close(&t->conn, RD_ERROR, 0);
+}
+
+/*{====================================================================
+ * A new connection
+ *=====================================================================*/
+
+/* buildProtocol, then connectionMade: a new connection in or out. */
+static int tramp_made(lua_State *L)
+{
+    rdL_call *call = rdL_thiscall(L);
+    ltransport *t = call->t;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    int ud = lua_gettop(L);
+    lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+    lua_getfield(L, -1, "buildProtocol");
+    lua_insert(L, -2);
+    rdL_pushaddr(L, &t->conn.peer);
+    lua_call(L, 2, 1);
+    if (lua_isnil(L, -1)) { /* the factory declines (Twisted) */
+        rd_conn_close(&t->conn, RD_DONE, 0);
+        return 0;
+    }
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "buildProtocol must return a protocol instance (a table) or nil, not %s",
+                          luaL_typename(L, -1));
+    int self = lua_gettop(L);
+    lua_pushvalue(L, ud);
+    lua_setfield(L, self, "transport");
+    lua_pushvalue(L, self);
+    lua_setiuservalue(L, ud, RDL_UV_PROTOCOL);
+    rdL_pin(L, self, &t->self_ref);
+    t->made = 1;
+    call->what = "connectionMade";
+    if (pushmethod(L, self, "connectionMade")) lua_call(L, 1, 0);
+    return 0;
+}
+
+int rdL_made(ltransport *t)
+{
+    rdL_call call = {.fn = tramp_made, .t = t, .what = "buildProtocol"};
+    return rdL_pcall(t->conn.loop->data, &call);
+}
+
+static void on_made(rd_conn_t *c)
+{
+    rdL_made(toltransport(c));
+}
+
+/*{====================================================================
+ * Reading: raw data, or lines framed here in C
+ *
+ * A protocol whose `delimiter` is a string (Twisted's LineReceiver) gets
+ * lineReceived(line) per line, split in C: no Lua string work per message,
+ * and the partial line lives in the transport, so it survives a reload byte
+ * for byte. `delimiter` is looked up at every read, so a reload (or
+ * setRawMode) that changes the framing applies from the next read on.
+ *=====================================================================*/
+
+void rdL_input_free(ltransport *t)
+{
+    free(t->in);
+    t->in = NULL;
+    t->inlen = t->incap = 0;
+}
+
+/* Append n bytes (not from t->in) to the partial line. */
+static void in_append(lua_State *L, ltransport *t, const char *p, size_t n)
+{
+    if (n == 0) return;
+    if (t->inlen + n > t->incap) {
+        size_t cap = t->incap ? t->incap : 64;
+        while (cap < t->inlen + n)
+            cap *= 2;
+        if (cap > UINT32_MAX) luaL_error(L, "line buffer too large");
+        char *in = realloc(t->in, cap);
+        if (!in) luaL_error(L, "not enough memory");
+        t->in = in;
+        t->incap = (uint32_t)cap;
+    }
+    memcpy(t->in + t->inlen, p, n);
+    t->inlen += (uint32_t)n;
+}
+
+/* After lines were taken from p[0..pos), keep p[pos..n) as the partial
+ * line; p is either t->in or the read buffer. */
+static void in_keep(lua_State *L, ltransport *t, const char *p, size_t pos, size_t n)
+{
+    if (p == t->in) {
+        memmove(t->in, t->in + pos, n - pos);
+        t->inlen = (uint32_t)(n - pos);
+    } else {
+        in_append(L, t, p + pos, n - pos);
+    }
+    if (t->inlen == 0 && t->incap > 1024) rdL_input_free(t); /* idle connections hold little */
+}
+
+static int reading(const ltransport *t)
+{
+    return t->conn.state == RD_OPEN; /* not once loseConnection or abort was called */
+}
+
+/* Call self[key](self, s, n), as the call record's callback. */
+static void callwith(lua_State *L, lreactor *lr, int self, int key, const char *what, const char *s,
+                     size_t n)
+{
+    lr->call->what = what;
+    rdL_pushkey(L, lr, key);
+    lua_gettable(L, self);
+    lua_pushvalue(L, self);
+    rdL_pushbytes(L, lr, s, n);
+    lua_call(L, 2, 0);
+}
+
+/* Hand the string at the top to self:dataReceived (popped). */
+static void callraw(lua_State *L, lreactor *lr, int self)
+{
+    lr->call->what = "dataReceived";
+    rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
+    lua_gettable(L, self);
+    lua_pushvalue(L, self);
+    lua_rotate(L, -3, 2); /* method, self, data */
+    lua_call(L, 2, 0);
+}
+
+/* A line longer than MAX_LENGTH: lineLengthExceeded gets it and everything
+ * buffered after it, and the buffer is cleared (Twisted's behaviour), so an
+ * override that keeps the connection does not parse the rest as lines. */
+static void exceeded(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p, size_t n)
+{
+    lua_pushlstring(L, p, n); /* copies: p may be t->in */
+    rdL_input_free(t);
+    lr->call->what = "lineLengthExceeded";
+    rdL_pushkey(L, lr, RDL_K_LINELENGTHEXCEEDED);
+    lua_gettable(L, self);
+    lua_pushvalue(L, self);
+    lua_rotate(L, -3, 2);
+    lua_call(L, 2, 0);
+}
+
+static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int delim,
+                       const char *sp, size_t sn)
+{
+    size_t dlen;
+    const char *d = lua_tolstring(L, delim, &dlen);
+    if (dlen == 0) luaL_error(L, "delimiter must not be empty");
+    rdL_pushkey(L, lr, RDL_K_MAX_LENGTH);
+    lua_gettable(L, self);
+    int isint;
+    lua_Integer max = lua_tointegerx(L, -1, &isint);
+    if (!isint) max = 16384;
+    lua_pop(L, 1);
+    const char *p = sp;
+    size_t n = sn;
+    if (t->inlen) { /* search the partial line and the new bytes as one */
+        in_append(L, t, sp, sn);
+        p = t->in;
+        n = t->inlen;
+    }
+    size_t pos = 0;
+    while (reading(t)) {
+        const char *hit = dlen == 1 ? memchr(p + pos, d[0], n - pos) /* the common case */
+                                    : memmem(p + pos, n - pos, d, dlen);
+        if (!hit) break;
+        size_t len = (size_t)(hit - (p + pos));
+        size_t at = pos;
+        pos += len + dlen;
+        if ((lua_Integer)len > max) {
+            exceeded(L, lr, t, self, p + at, n - at);
+            return;
+        }
+        callwith(L, lr, self, RDL_K_LINERECEIVED, "lineReceived", p + at, len);
+        if (t->raw) { /* setRawMode() from that line: the rest is raw data */
+            if (pos < n && reading(t)) {
+                lua_pushlstring(L, p + pos, n - pos); /* copies: p may be t->in */
+                rdL_input_free(t);
+                callraw(L, lr, self);
+            } else {
+                rdL_input_free(t);
+            }
+            return;
+        }
+    }
+    if (!reading(t)) {
+        rdL_input_free(t);
+        return;
+    }
+    in_keep(L, t, p, pos, n);
+    if ((lua_Integer)t->inlen > max) /* a line that never ends */
+        exceeded(L, lr, t, self, t->in, t->inlen);
+}
+
+/* Hand one read's bytes to t's protocol; runs inside the batch's call. */
+static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, size_t n)
+{
+    /* t itself stays pinned (t->ref) until its lost report, after this call */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
+    int self = lua_gettop(L);
+    rdL_pushkey(L, lr, RDL_K_DELIMITER);
+    int framed = lua_gettable(L, self) == LUA_TSTRING && !t->raw;
+    if (!reading(t)) return; /* that lookup ran a migrate, which failed */
+    if (framed) {
+        read_lines(L, lr, t, self, self + 1, p, n);
+        return;
+    }
+    lua_pop(L, 1);
+    if (t->inlen) { /* left line mode: what was buffered goes first */
+        in_append(L, t, p, n);
+        lua_pushlstring(L, t->in, t->inlen);
+        rdL_input_free(t);
+        callraw(L, lr, self);
+        return;
+    }
+    lr->call->what = "dataReceived";
+    rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
+    if (lua_gettable(L, self) != LUA_TNIL) {
+        lua_pushvalue(L, self);
+        rdL_pushbytes(L, lr, p, n);
+        lua_call(L, 2, 0);
+    }
+}
+
+/* Core reads only inside rd_loop_read_ready, which the binding runs in the
+ * batch's protected call (rdL_run_reads): lr->call is the batch's record.
+ * An error here longjmps out of core's rd__conn_read to that lua_pcall. */
+static void on_read(rd_conn_t *c, const char *data, size_t len)
+{
+    ltransport *t = toltransport(c);
+    lreactor *lr = c->loop->data;
+    lua_State *L = lr->L;
+    int top = lua_gettop(L);
+    rdL_watchdog_tick(lr); /* the time limit is per callback, not per batch */
+    lr->call->t = t;
+    deliver(L, lr, t, data, len);
+    lr->call->t = NULL;
+    lua_settop(L, top);
+}
+
+static int tramp_reads(lua_State *L)
+{
+    rdL_call *call = rdL_thiscall(L);
+    rd_loop_read_ready(call->a);
+    return 0;
+}
+
+/* loop->run_reads: a whole batch of reads under one lua_pcall, which costs
+ * as much as a short callback. An error unwinds to it from the read that
+ * raised it (call.t): rdL_pcall fails that connection, as if its own call
+ * had been protected, and the batch goes on with the rest (each connection
+ * left the ready list before it was read). */
+void rdL_run_reads(rd_loop_t *loop)
+{
+    while (rd_loop_has_ready(loop)) {
+        rdL_call call = {.fn = tramp_reads, .a = loop, .what = "dataReceived"};
+        rdL_pcall(loop->data, &call);
+    }
+}
+
+/*{====================================================================
+ * The end of a connection
+ *=====================================================================*/
+
+static void pushreason(lua_State *L, ltransport *t)
+{
+    const rd_conn_t *c = &t->conn;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, rd_reason_name(c->reason));
+    lua_setfield(L, -2, "type");
+    switch (c->reason) {
+    case RD_DONE:
+        lua_pushliteral(L, "connection was closed cleanly");
+        break;
+    case RD_ABORTED:
+        if (c->err == RD_ETOOBIG)
+            lua_pushfstring(
+                L, "output buffer limit exceeded (%I bytes queued): the peer does not read",
+                (lua_Integer)c->max_out);
+        else
+            lua_pushliteral(L, "connection was aborted");
+        break;
+    case RD_TIMEOUT:
+        lua_pushliteral(L, "connection timed out");
+        break;
+    case RD_ERROR:
+        if (t->err_ref != LUA_NOREF)
+            lua_rawgeti(L, LUA_REGISTRYINDEX, t->err_ref);
+        else
+            lua_pushliteral(L, "handler error");
+        break;
+    default:
+        rdL_pusherror(L, c->err);
+    }
+    lua_setfield(L, -2, "message");
+}
+
+static int tramp_lost(lua_State *L)
+{
+    rdL_call *call = rdL_thiscall(L);
+    ltransport *t = call->t;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    int ud = lua_gettop(L);
+    pushreason(L, t);
+    int reason = lua_gettop(L);
+    if (t->made) {
+        lua_getiuservalue(L, ud, RDL_UV_PROTOCOL);
+        if (pushmethod(L, lua_gettop(L), "connectionLost")) {
+            lua_pushvalue(L, reason);
+            lua_call(L, 2, 0);
+        }
+    }
+    if (t->outgoing) { /* Twisted's ClientFactory hears of it too */
+        const char *name = t->made ? "clientConnectionLost" : "clientConnectionFailed";
+        call->what = name;
+        lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+        if (pushmethod(L, lua_gettop(L), name)) {
+            lua_getiuservalue(L, ud, RDL_UV_CONNECTOR);
+            lua_pushvalue(L, reason);
+            lua_call(L, 3, 0);
+        }
+    }
+    return 0;
+}
+
+static void on_lost(rd_conn_t *c, int reason, int err)
+{
+    (void)reason, (void)err;
+    ltransport *t = toltransport(c);
+    lreactor *lr = c->loop->data;
+    rdL_input_free(t);
+    if (c->err == RD_ETOOBIG) {
+        char peer[80];
+        rdL_log(lr, "aborted %s: more than %zu bytes of output queued for a peer that does not read",
+                rdL_peername(c, peer, sizeof peer), c->max_out);
+    }
+    rdL_call call = {.fn = tramp_lost, .t = t, .what = "connectionLost"};
+    rdL_pcall(lr, &call);
+    rdL_transport_unpin(lr->L, t); /* from here t is ordinary garbage */
+}
+
+/*{====================================================================
+ * Flow control, half-close, timeouts: Twisted's optional callbacks
+ *=====================================================================*/
+
+/* Call self:<what>() if the protocol has it; call->result = 1 if it did. */
+static int tramp_optional(lua_State *L)
+{
+    rdL_call *call = rdL_thiscall(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, call->t->ref);
+    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
+    if (!lua_istable(L, -1)) return 0;
+    if (pushmethod(L, lua_gettop(L), call->what)) {
+        lua_call(L, 1, 0);
+        call->result = 1;
+    }
+    return 0;
+}
+
+/* -1 = failed (conn closed as a handler error), 0 = no such method, 1 = called */
+static int call_optional(ltransport *t, const char *name)
+{
+    rdL_call call = {.fn = tramp_optional, .t = t, .what = name};
+    if (rdL_pcall(t->conn.loop->data, &call) != LUA_OK) return -1;
+    return call.result;
+}
+
+static int tramp_flowmode(lua_State *L)
+{
+    rdL_call *call = rdL_thiscall(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, call->t->ref);
+    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
+    call->result = lua_istable(L, -1) && lua_getfield(L, -1, "flowControl") == LUA_TSTRING &&
+                   strcmp(lua_tostring(L, -1), "manual") == 0;
+    return 0;
+}
+
+/* Above the high water mark: pauseProducing(), and reading stops unless
+ * the protocol says flowControl = "manual" (it pauses what it produces). */
+static void on_flow(rd_conn_t *c, int paused)
+{
+    ltransport *t = toltransport(c);
+    if (paused) {
+        rdL_call call = {.fn = tramp_flowmode, .t = t, .what = "flowControl"};
+        if (rdL_pcall(c->loop->data, &call) == LUA_OK && call.result) {
+            c->pause_reads = 0;
+            rd_conn_pause_reading(c, c->user_paused); /* reapply: reading goes on */
+        }
+    }
+    if (c->state != RD_CLOSED) call_optional(t, paused ? "pauseProducing" : "resumeProducing");
+}
+
+/* The peer's FIN: readConnectionLost() if the protocol has it (it may go on
+ * writing), else the connection finishes (Twisted's IHalfCloseableProtocol). */
+static int on_eof(rd_conn_t *c)
+{
+    return call_optional(toltransport(c), "readConnectionLost") == 1;
+}
+
+static void on_timeout(rd_conn_t *c)
+{
+    ltransport *t = toltransport(c);
+    if (call_optional(t, "timeoutConnection") == 0 && c->state != RD_CLOSED)
+        rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
+}
+
+void rdL_transport_setup(ltransport *t)
+{
+    t->conn.on_read = on_read;
+    t->conn.on_lost = on_lost;
+    t->conn.on_connect = on_made;
+    t->conn.on_flow = on_flow;
+    t->conn.on_eof = on_eof;
+    t->conn.on_timeout = on_timeout;
+}
