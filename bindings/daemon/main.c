@@ -14,6 +14,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "hold.h"
 #include "reactor.h"
 
 static const char usage[] =
@@ -41,6 +42,7 @@ static const char usage[] =
     "and exits 0; a second SIGINT or SIGTERM stops at once.\n";
 
 struct options {
+    struct hold stdout_hold; /* the first line is the listening line */
     const char *script, *host;
     long port; /* -1 = not given */
     int check, watch;
@@ -129,6 +131,7 @@ static int parse(int argc, char **argv, struct options *o)
         {"max-connections", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
+    o->stdout_hold.saved = o->stdout_hold.tmp = -1;
     o->script = o->host = NULL;
     o->port = -1;
     o->check = o->watch = 0;
@@ -204,7 +207,7 @@ static int parse(int argc, char **argv, struct options *o)
 /* Runs protected: require "reactor.daemon" and call its main(options). */
 static int pmain(lua_State *L)
 {
-    const struct options *o = lua_touserdata(L, 1);
+    struct options *o = lua_touserdata(L, 1);
     luaL_openlibs(L);
     reactor_preload(L);
     lua_getglobal(L, "require");
@@ -234,6 +237,8 @@ static int pmain(lua_State *L)
     lua_setfield(L, -2, "idleTimeout");
     lua_pushinteger(L, o->max_conns);
     lua_setfield(L, -2, "maxConnections");
+    hold_push(L, &o->stdout_hold);
+    lua_setfield(L, -2, "stdout");
     lua_call(L, 1, 1);
     return 1;
 }
@@ -264,6 +269,7 @@ int main(int argc, char **argv)
     } else {
         code = (int)lua_tointeger(L, -1);
     }
+    hold_release(&o.stdout_hold, "", 0); /* whatever was held still goes out */
     fflush(stdout);
     lua_close(L);
     return code;
