@@ -2,6 +2,7 @@
 #   make run    build, then serve examples/zen.lua on 127.0.0.1:1060
 #   make test   build with ASan+UBSan and run every test (ctest), then the
 #               valgrind leak check of the daemon on a plain build
+#   (make lint runs only luacheck and cppcheck, label lint)
 # Both install the Debian packages they need first (make deps).
 
 BUILD      ?= build
@@ -10,7 +11,7 @@ CMAKE      ?= cmake
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
 
-DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3
+DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck
 
 .PHONY: all run test deps bench format check-format clean valgrind
 
@@ -35,6 +36,12 @@ test: $(TEST_BUILD)/.ran-cmake all
 
 valgrind: all
 	cd $(BUILD) && ctest --output-on-failure -L valgrind
+
+# luacheck and cppcheck alone (they also run in `make test`); see spec/lint/
+.PHONY: lint
+lint: $(TEST_BUILD)/.ran-cmake
+	$(CMAKE) -S . -B $(TEST_BUILD) >/dev/null
+	cd $(TEST_BUILD) && ctest --output-on-failure -L lint
 
 bench: all
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/run.sh

@@ -36,7 +36,7 @@ describe("lifetimes", function()
       end)
     end
     local port = l:getHost().port
-    l = nil -- the listener too is pinned while it listens
+    l = nil -- luacheck: ignore 311 (drop the ref: the listener too is pinned while it listens)
     gc()
     reactor.connectTCP("127.0.0.1", port, reactor.ClientFactory { protocol = C })
     local guard = reactor.callLater(10, reactor.stop)

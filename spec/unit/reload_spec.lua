@@ -129,11 +129,11 @@ describe("hot reload (in process)", function()
     service = nil
     path = H.tmpdir() .. "/served.lua"
     captured = {}
-    io.stderr = fake_stderr
+    io.stderr = fake_stderr -- luacheck: ignore 122 (the log is read from here)
   end)
 
   after_each(function()
-    io.stderr = real_stderr
+    io.stderr = real_stderr -- luacheck: ignore 122
     if service then service:close() end
     H.remove_tmpdirs()
     H.cleanup()

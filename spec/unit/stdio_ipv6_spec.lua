@@ -21,9 +21,6 @@ end)
 describe("IPv6", function()
   after_each(H.assert_clean)
 
-  local Echo = {}
-  function Echo:dataReceived(d) self.transport:write(d) end
-
   local function roundtrip(host, port)
     local got, peer
     local C = {}

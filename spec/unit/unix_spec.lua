@@ -1,5 +1,4 @@
 -- Unix stream sockets: listenUNIX / connectUNIX, stale and live socket files.
-local socket = require "socket"
 local unix = require "socket.unix"
 local reactor = require "reactor"
 local H = require "spec.helpers"
@@ -78,7 +77,7 @@ describe("Unix sockets", function()
     f:close()
     l, msg, code = reactor.listenUNIX(path, { protocol = Echo })
     assert.is_nil(l)
-    assert.are.equal("EADDRINUSE", code)
+    assert.are.equal("EADDRINUSE", code, msg)
     f = assert(io.open(path))
     assert.are.equal("precious", f:read("a"))
     f:close()
