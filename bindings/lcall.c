@@ -47,7 +47,8 @@ static void pushfields(lua_State *L, int t)
             lua_pop(L, 1);
         } else
             snprintf(val, sizeof val, "%s", luaL_typename(L, -1));
-        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s = %s", n++ ? ", " : "", key, val);
+        len +=
+            (size_t)snprintf(buf + len, sizeof buf - len, "%s%s = %s", n++ ? ", " : "", key, val);
         lua_pop(L, 1);
     }
     if (len >= sizeof buf - 8) {
@@ -121,8 +122,8 @@ static void addframe(luaL_Buffer *b, lua_State *L, lua_Debug *ar)
         lua_pushfstring(L, "\n\t%s: in ", ar->short_src);
     luaL_addvalue(b);
     if (*ar->namewhat)
-        lua_pushfstring(L, "%s '%s'", strcmp(ar->namewhat, "global") == 0 ? "function" : ar->namewhat,
-                        ar->name);
+        lua_pushfstring(L, "%s '%s'",
+                        strcmp(ar->namewhat, "global") == 0 ? "function" : ar->namewhat, ar->name);
     else if (*ar->what == 'm')
         lua_pushliteral(L, "main chunk");
     else if (*ar->what != 'C')

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rd_framer.h"
 #include "rdlua.h"
 
 #define toltransport(c) rd__container(c, ltransport, conn)
@@ -65,7 +66,8 @@ static int tramp_made(lua_State *L)
         return 0;
     }
     if (!lua_istable(L, -1))
-        return luaL_error(L, "buildProtocol must return a protocol instance (a table) or nil, not %s",
+        return luaL_error(L,
+                          "buildProtocol must return a protocol instance (a table) or nil, not %s",
                           luaL_typename(L, -1));
     int self = lua_gettop(L);
     lua_pushvalue(L, ud);
@@ -100,44 +102,6 @@ static void on_made(rd_conn_t *c)
  * setRawMode) that changes the framing applies from the next read on.
  *=====================================================================*/
 
-void rdL_input_free(ltransport *t)
-{
-    free(t->in);
-    t->in = NULL;
-    t->inlen = t->incap = 0;
-}
-
-/* Append n bytes (not from t->in) to the partial line. */
-static void in_append(lua_State *L, ltransport *t, const char *p, size_t n)
-{
-    if (n == 0) return;
-    if (t->inlen + n > t->incap) {
-        size_t cap = t->incap ? t->incap : 64;
-        while (cap < t->inlen + n)
-            cap *= 2;
-        if (cap > UINT32_MAX) luaL_error(L, "line buffer too large");
-        char *in = realloc(t->in, cap);
-        if (!in) luaL_error(L, "not enough memory");
-        t->in = in;
-        t->incap = (uint32_t)cap;
-    }
-    memcpy(t->in + t->inlen, p, n);
-    t->inlen += (uint32_t)n;
-}
-
-/* After lines were taken from p[0..pos), keep p[pos..n) as the partial
- * line; p is either t->in or the read buffer. */
-static void in_keep(lua_State *L, ltransport *t, const char *p, size_t pos, size_t n)
-{
-    if (p == t->in) {
-        memmove(t->in, t->in + pos, n - pos);
-        t->inlen = (uint32_t)(n - pos);
-    } else {
-        in_append(L, t, p + pos, n - pos);
-    }
-    if (t->inlen == 0 && t->incap > 1024) rdL_input_free(t); /* idle connections hold little */
-}
-
 static int reading(const ltransport *t)
 {
     return t->conn.state == RD_OPEN; /* not once loseConnection or abort was called */
@@ -167,12 +131,13 @@ static void callraw(lua_State *L, lreactor *lr, int self)
 }
 
 /* A line longer than MAX_LENGTH: lineLengthExceeded gets it and everything
- * buffered after it, and the buffer is cleared (Twisted's behaviour), so an
- * override that keeps the connection does not parse the rest as lines. */
-static void exceeded(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p, size_t n)
+ * buffered after it (the span s, which the framer has let go of), so an
+ * override that keeps the connection does not parse the rest as lines
+ * (Twisted's behaviour). */
+static void exceeded(lua_State *L, lreactor *lr, ltransport *t, int self, rd_span_t s)
 {
-    lua_pushlstring(L, p, n); /* copies: p may be t->in */
-    rdL_input_free(t);
+    lua_pushlstring(L, s.p, s.n); /* copies: s may be in the framer's buffer */
+    rd_framer_keep(&t->in);       /* ends the read; nothing is left to keep */
     lr->call->what = "lineLengthExceeded";
     rdL_pushkey(L, lr, RDL_K_LINELENGTHEXCEEDED);
     lua_gettable(L, self);
@@ -181,8 +146,21 @@ static void exceeded(lua_State *L, lreactor *lr, ltransport *t, int self, const 
     lua_call(L, 2, 0);
 }
 
+/* The rest of the read after setRawMode() (or after leaving line mode)
+ * goes to dataReceived as one string. */
+static void leave_lines(lua_State *L, lreactor *lr, ltransport *t, int self)
+{
+    rd_span_t rest = rd_framer_take(&t->in);
+    lua_pushlstring(L, rest.p, rest.n); /* copies: rest may be in the framer's buffer */
+    rd_framer_destroy(&t->in);
+    if (rest.n && reading(t))
+        callraw(L, lr, self);
+    else
+        lua_pop(L, 1);
+}
+
 static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int delim,
-                       const char *sp, size_t sn)
+                       const char *p, size_t n)
 {
     size_t dlen;
     const char *d = lua_tolstring(L, delim, &dlen);
@@ -191,46 +169,29 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     lua_gettable(L, self);
     int isint;
     lua_Integer max = lua_tointegerx(L, -1, &isint);
-    if (!isint) max = 16384;
+    if (!isint || max < 0) max = 16384;
     lua_pop(L, 1);
-    const char *p = sp;
-    size_t n = sn;
-    if (t->inlen) { /* search the partial line and the new bytes as one */
-        in_append(L, t, sp, sn);
-        p = t->in;
-        n = t->inlen;
-    }
-    size_t pos = 0;
-    while (reading(t)) {
-        const char *hit = dlen == 1 ? memchr(p + pos, d[0], n - pos) /* the common case */
-                                    : memmem(p + pos, n - pos, d, dlen);
-        if (!hit) break;
-        size_t len = (size_t)(hit - (p + pos));
-        size_t at = pos;
-        pos += len + dlen;
-        if ((lua_Integer)len > max) {
-            exceeded(L, lr, t, self, p + at, n - at);
-            return;
-        }
-        callwith(L, lr, self, RDL_K_LINERECEIVED, "lineReceived", p + at, len);
+    rd_framer_t *f = &t->in;
+    rd_framer_set_line(f, d, dlen, (size_t)max);
+    if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
+    rd_span_t line;
+    int r = 0;
+    while (reading(t) && (r = rd_framer_next(f, &line)) == 1) {
+        callwith(L, lr, self, RDL_K_LINERECEIVED, "lineReceived", line.p, line.n);
         if (t->raw) { /* setRawMode() from that line: the rest is raw data */
-            if (pos < n && reading(t)) {
-                lua_pushlstring(L, p + pos, n - pos); /* copies: p may be t->in */
-                rdL_input_free(t);
-                callraw(L, lr, self);
-            } else {
-                rdL_input_free(t);
-            }
+            leave_lines(L, lr, t, self);
             return;
         }
     }
     if (!reading(t)) {
-        rdL_input_free(t);
+        rd_framer_destroy(f);
         return;
     }
-    in_keep(L, t, p, pos, n);
-    if ((lua_Integer)t->inlen > max) /* a line that never ends */
-        exceeded(L, lr, t, self, t->in, t->inlen);
+    if (r < 0) { /* RD_ETOOBIG: a line too long, or one that never ends */
+        exceeded(L, lr, t, self, line);
+        return;
+    }
+    if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
 }
 
 /* Hand one read's bytes to t's protocol; runs inside the batch's call. */
@@ -247,11 +208,9 @@ static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, si
         return;
     }
     lua_pop(L, 1);
-    if (t->inlen) { /* left line mode: what was buffered goes first */
-        in_append(L, t, p, n);
-        lua_pushlstring(L, t->in, t->inlen);
-        rdL_input_free(t);
-        callraw(L, lr, self);
+    if (rd_framer_pending(&t->in)) { /* left line mode: what was buffered goes first */
+        if (rd_framer_feed(&t->in, p, n) < 0) luaL_error(L, "not enough memory");
+        leave_lines(L, lr, t, self);
         return;
     }
     lr->call->what = "dataReceived";
@@ -369,10 +328,11 @@ static void on_lost(rd_conn_t *c, int reason, int err)
     (void)reason, (void)err;
     ltransport *t = toltransport(c);
     lreactor *lr = c->loop->data;
-    rdL_input_free(t);
+    rd_framer_destroy(&t->in);
     if (c->err == RD_ETOOBIG) {
         char peer[80];
-        rdL_log(lr, "aborted %s: more than %zu bytes of output queued for a peer that does not read",
+        rdL_log(lr,
+                "aborted %s: more than %zu bytes of output queued for a peer that does not read",
                 rdL_peername(c, peer, sizeof peer), c->max_out);
     }
     rdL_call call = {.fn = tramp_lost, .t = t, .what = "connectionLost"};

@@ -198,7 +198,6 @@ int rdL_listen(lua_State *L)
     return 1;
 }
 
-
 void rdL_open_listener(lua_State *L)
 {
     static const luaL_Reg lmethods[] = {

@@ -25,6 +25,7 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
     t->conn.fd = -1;
     t->ref = t->self_ref = t->err_ref = LUA_NOREF;
     t->magic = RDL_TRANSPORT_MAGIC;
+    rd_framer_init(&t->in);
     luaL_setmetatable(L, RDL_TRANSPORT);
     rdL_pin(L, -1, &t->ref);
     lr->ntransports++;
@@ -211,7 +212,7 @@ static int transport_gc(lua_State *L)
 {
     ltransport *t = checktransport(L);
     rd_conn_detach(&t->conn);
-    rdL_input_free(t);
+    rd_framer_destroy(&t->in);
     return 0;
 }
 

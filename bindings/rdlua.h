@@ -15,6 +15,7 @@
 #include <lua.h>
 
 #include "rd.h"
+#include "rd_framer.h"
 #include "reactor.h"
 
 #define RDL_LOOP "reactor.Loop"
@@ -101,16 +102,15 @@ enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR, RDL_TRANSPORT_UVS 
 
 typedef struct ltransport {
     /* the read path's fields first, next to the conn's hot ones */
-    int self_ref;   /* the protocol instance, for the read path (also uservalue 1) */
-    uint32_t magic; /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
-    char *in;       /* a partial line (line mode), or NULL */
-    uint32_t inlen, incap;
+    int self_ref;           /* the protocol instance, for the read path (also uservalue 1) */
+    uint32_t magic;         /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
     unsigned char raw;      /* line mode switched off (setRawMode) */
     unsigned char made;     /* connectionMade has been called */
     unsigned char outgoing; /* made by connectTCP */
     rd_conn_t conn;
-    int ref;     /* pins the userdata while core may call back */
-    int err_ref; /* the error message that closed it, if any */
+    rd_framer_t in; /* the partial frame: survives a reload byte for byte */
+    int ref;        /* pins the userdata while core may call back */
+    int err_ref;    /* the error message that closed it, if any */
 } ltransport;
 
 typedef struct ltimer {
@@ -213,7 +213,5 @@ void rdL_udp_close(lua_State *L, rd_udp_t *u); /* and unpin, no callbacks */
 int rdL_resolve(lua_State *L);
 /* lwatch.c */
 int rdL_watch(lua_State *L);
-/* ldispatch.c: free a transport's partial input */
-void rdL_input_free(ltransport *t);
 
 #endif

@@ -574,17 +574,17 @@ end
 --- Assert that no connection, timer or listener is left alive.
 -- The reactor's live objects, which every in-process spec expects back at
 -- M.ZERO once a test has released what it made.
-M.ZERO = { connections = 0, timers = 0, listeners = 0 }
+M.ZERO = { connections = 0, timers = 0, listeners = 0, udp = 0 }
 function M.live()
   local s = require("reactor").core._stats()
-  return { connections = s.connections, timers = s.timers, listeners = s.listeners }
+  return { connections = s.connections, timers = s.timers, listeners = s.listeners, udp = s.udp }
 end
 
 -- Fail a test that left live objects; `cleanup` (optional) first releases
 -- them, so the next test starts from zero.
 function M.assert_clean(cleanup)
   local s = M.live()
-  if cleanup and s.connections + s.timers + s.listeners ~= 0 then cleanup() end
+  if cleanup and s.connections + s.timers + s.listeners + s.udp ~= 0 then cleanup() end
   require("luassert").are.same(M.ZERO, s, "reactor.core._stats() not back to zero after the test")
 end
 
