@@ -54,7 +54,7 @@ int rd_udp_open(rd_udp_t *u, rd_loop_t *loop, const char *host, int port)
     ev_io_init(&u->io, udp_cb, fd, EV_READ);
     ev_io_start(loop->ev, &u->io);
     rd__link_add(&loop->udps, &u->link);
-    loop->nlisteners++;
+    loop->nudps++;
     return 0;
 }
 
@@ -89,5 +89,5 @@ void rd_udp_close(rd_udp_t *u)
     close(u->fd);
     u->fd = -1;
     rd__link_del(&u->link);
-    u->loop->nlisteners--;
+    u->loop->nudps--;
 }

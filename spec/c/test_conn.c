@@ -179,3 +179,34 @@ TEST(listener_port_zero_and_in_use)
     CHECK_EQ(loop.nlisteners, 0);
     rd_loop_destroy(&loop);
 }
+
+/* settle sends every pending write before it reports any loss, whatever the
+ * order they were queued in: a's on_lost sees b's answer already sent. */
+static int b_peer = -1;
+static ssize_t b_seen = -2;
+static void lost_reads_b(rd_conn_t *c, int reason, int err)
+{
+    (void)c, (void)reason, (void)err;
+    char buf[16];
+    b_seen = read(b_peer, buf, sizeof buf);
+}
+
+TEST(settle_sends_writes_before_lost_reports)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe a, b;
+    int a_peer;
+    probe_open(&loop, &a, &a_peer);
+    probe_open(&loop, &b, &b_peer);
+    a.c.on_lost = lost_reads_b;
+    CHECK_EQ(rd_conn_close(&a.c, RD_ABORTED, 0), 0); /* a's report is due first */
+    CHECK_EQ(rd_conn_write(&b.c, "late", 4), 0);     /* then b has output */
+    rd_loop_settle(&loop);
+    CHECK_EQ(b_seen, 4);
+    rd_conn_close(&b.c, RD_ABORTED, 0);
+    rd_loop_settle(&loop);
+    close(a_peer);
+    close(b_peer);
+    rd_loop_destroy(&loop);
+}

@@ -255,3 +255,17 @@ TEST(udp_roundtrip_and_port_in_use)
     CHECK_EQ(loop.nlisteners, 0);
     rd_loop_destroy(&loop);
 }
+
+TEST(udp_sockets_are_counted_apart_from_listeners)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_udp_t u;
+    CHECK_EQ(rd_udp_open(&u, &loop, "127.0.0.1", 0), 0);
+    CHECK_EQ(loop.nlisteners, 0);
+    CHECK_EQ(loop.nudps, 1);
+    rd_udp_close(&u);
+    rd_udp_close(&u);
+    CHECK_EQ(loop.nudps, 0);
+    rd_loop_destroy(&loop);
+}
