@@ -216,7 +216,8 @@ struct rd_conn {
     ev_io rio;                 /* private */
     rd_loop_t *loop;           /* ro */
     int fd;                    /* ro: -1 once closed */
-    int wfd;                   /* ro: where writes go: fd, or a stream's own write fd */
+    int wfd;                   /* ro: where writes go: fd, or a stream's own write fd
+                                * (-1 once that is shut) */
     int state;                 /* ro: enum rd_conn_state */
     unsigned char write_due;   /* private: on loop->pending_writes */
     unsigned char lost_due;    /* private: on loop->pending_lost */
@@ -225,7 +226,8 @@ struct rd_conn {
     unsigned char user_paused; /* ro: rd_conn_pause_reading */
     unsigned char pause_reads; /* rw: stop reading while flow_paused (default 1) */
     unsigned char eof;         /* ro: the peer has sent FIN */
-    unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored */
+    unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored;
+                                * 2 = its two fds share one file description */
     unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
     rd_link_t rlink;           /* private: in loop->ready */
     rd_link_t qlink;           /* private: in pending_writes or pending_lost */
@@ -262,8 +264,10 @@ struct rd_conn {
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer);
 /* The same, to a Unix stream socket at path. */
 int rd_conn_connect_unix(rd_conn_t *c, rd_loop_t *loop, const char *path, double timeout);
-/* Adopt a pair of stream fds (stdin/stdout, pipes): dup'ed, made
- * non-blocking until close, when their flags are restored. */
+/* Adopt a pair of stream fds (stdin/stdout, pipes): dup'ed, and made
+ * non-blocking (which the original fds share) until the dups are closed,
+ * when their flags are restored: the write side's at rd_conn_shutdown_write
+ * already, unless both fds share one file description. */
 int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd);
 /* Start an outgoing connection; on_connect reports the result. timeout <= 0: none. */
 int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout);

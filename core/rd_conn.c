@@ -148,7 +148,7 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     rd_buf_clear(&c->out);
     if (c->stream) { /* give the descriptions back as we found them */
         fcntl(c->fd, F_SETFL, c->rflags);
-        fcntl(c->wfd, F_SETFL, c->wflags);
+        if (c->wfd >= 0) fcntl(c->wfd, F_SETFL, c->wflags);
     }
     if (c->wfd >= 0 && c->wfd != c->fd) close(c->wfd);
     if (c->fd >= 0) close(c->fd);
@@ -228,8 +228,11 @@ void rd__conn_flush(rd_conn_t *c)
     }
     if (c->shut_wr == 1) {
         if (c->stream) {
-            close(c->wfd); /* a pipe's EOF */
-            c->wfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+            /* a pipe's EOF. The dup shares stdout's description: give its
+             * flags back first, unless the read side shares it too */
+            if (c->stream == 1) fcntl(c->wfd, F_SETFL, c->wflags);
+            close(c->wfd);
+            c->wfd = -1;
         } else {
             shutdown(c->fd, SHUT_WR);
         }
@@ -386,10 +389,12 @@ int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
     common_init(c, loop, r, &none);
     ev_io_set(&c->wio, w, EV_WRITE);
     c->wfd = w;
-    c->stream = 1;
     c->rflags = fcntl(r, F_GETFL);
     c->wflags = fcntl(w, F_GETFL);
     fcntl(r, F_SETFL, c->rflags | O_NONBLOCK);
+    /* one description for both (a terminal on stdin and stdout) shows the
+     * read side's new flag on the write side too */
+    c->stream = !(c->wflags & O_NONBLOCK) && (fcntl(w, F_GETFL) & O_NONBLOCK) ? 2 : 1;
     fcntl(w, F_SETFL, c->wflags | O_NONBLOCK);
     c->state = RD_OPEN;
     memset(&c->host, 0, sizeof c->host);

@@ -269,3 +269,64 @@ TEST(udp_sockets_are_counted_apart_from_listeners)
     CHECK_EQ(loop.nudps, 0);
     rd_loop_destroy(&loop);
 }
+
+static int nonblocking(int fd)
+{
+    return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
+}
+
+/* stdio's half-close: the dup'ed write fd shares stdout's open file
+ * description, so its O_NONBLOCK must go before the dup is closed. */
+TEST(stream_half_close_gives_the_write_fd_back_blocking)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    int in[2], out[2];
+    CHECK_EQ(pipe(in), 0);
+    CHECK_EQ(pipe(out), 0);
+    struct probe p;
+    memset(&p, 0, sizeof p);
+    CHECK_EQ(rd_conn_init_stream(&p.c, &loop, in[0], out[1]), 0);
+    p.c.on_read = p_read;
+    p.c.on_lost = p_lost;
+    rd_conn_start(&p.c);
+    CHECK(nonblocking(out[1])); /* one description: the dup's flag shows here */
+    CHECK_EQ(rd_conn_write(&p.c, "bye", 3), 0);
+    CHECK_EQ(rd_conn_shutdown_write(&p.c), 0);
+    rd_loop_settle(&loop);
+    char buf[8];
+    CHECK_EQ(read(out[0], buf, sizeof buf), 3);
+    CHECK_EQ(p.lost, 0);         /* half-closed: still reading */
+    CHECK(!nonblocking(out[1])); /* stdout is blocking again */
+    CHECK(nonblocking(in[0]));   /* the read side is still ours */
+    rd_conn_close(&p.c, RD_DONE, 0);
+    rd_loop_settle(&loop);
+    CHECK(!nonblocking(in[0]));
+    close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    rd_loop_destroy(&loop);
+}
+
+/* A terminal on stdin and stdout is one description: the half-close must
+ * leave it non-blocking for the reads still to come, and the close restores
+ * it. */
+TEST(stream_half_close_keeps_a_shared_description_for_reading)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct probe p;
+    memset(&p, 0, sizeof p);
+    CHECK_EQ(rd_conn_init_stream(&p.c, &loop, sv[0], sv[0]), 0);
+    p.c.on_read = p_read;
+    p.c.on_lost = p_lost;
+    rd_conn_start(&p.c);
+    CHECK_EQ(rd_conn_shutdown_write(&p.c), 0);
+    rd_loop_settle(&loop);
+    CHECK(nonblocking(sv[0]));
+    rd_conn_close(&p.c, RD_DONE, 0);
+    rd_loop_settle(&loop);
+    CHECK(!nonblocking(sv[0]));
+    close(sv[0]), close(sv[1]);
+    rd_loop_destroy(&loop);
+}
