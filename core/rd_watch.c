@@ -27,8 +27,10 @@ static void quiet_cb(struct ev_loop *ev, ev_timer *t, int revents)
 {
     (void)revents;
     rd_watch_t *w = rd__container(t, rd_watch_t, quiet);
+    rd_loop_t *loop = w->loop;
     ev_timer_stop(ev, t); /* once per burst: the next change arms it again */
     w->cb(w);
+    rd_loop_settle(loop); /* w may be freed from here on */
 }
 
 static void inotify_cb(struct ev_loop *ev, ev_io *io, int revents)

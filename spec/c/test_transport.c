@@ -330,3 +330,47 @@ TEST(stream_half_close_keeps_a_shared_description_for_reading)
     close(sv[0]), close(sv[1]);
     rd_loop_destroy(&loop);
 }
+
+/* The core settles after every callback it makes, the watch's included:
+ * what the callback wrote is sent before libev goes on (one ev_run
+ * iteration, no rd_loop_step to settle afterwards). */
+static rd_conn_t *watch_conn;
+static void on_change_write(rd_watch_t *w)
+{
+    (void)w;
+    changes++;
+    rd_conn_write(watch_conn, "reloaded", 8);
+}
+
+TEST(watch_callback_is_settled)
+{
+    char dir[] = "/tmp/rd_watch_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/script.lua", dir);
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    open_pair(&loop, &p, &peer);
+    watch_conn = &p.c;
+    rd_watch_t w;
+    const char *paths[] = {path};
+    CHECK_EQ(rd_watch_start(&w, &loop, paths, 1, 0.01, on_change_write), 0);
+    FILE *f = fopen(path, "w");
+    fputs("v2", f);
+    fclose(f);
+    changes = 0;
+    for (int i = 0; i < 1000 && !changes; i++)
+        ev_run(loop.ev, EVRUN_ONCE);
+    CHECK_EQ(changes, 1);
+    char buf[16];
+    CHECK_EQ(read(peer, buf, sizeof buf), 8);
+    rd_watch_stop(&w);
+    rd_conn_close(&p.c, RD_ABORTED, 0);
+    rd_loop_settle(&loop);
+    close(peer);
+    rd_loop_destroy(&loop);
+    unlink(path);
+    rmdir(dir);
+}
