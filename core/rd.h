@@ -358,7 +358,15 @@ struct rd_listener {
  * and anything that is not a socket is never removed. The file is removed
  * again by rd_listener_close. */
 int rd_listener_open_unix(rd_listener_t *l, rd_loop_t *loop, const char *path, int backlog);
-/* Bind and listen on host:port (numeric, v4 or v6) and start accepting. */
+/* Bind and listen on host:port and start accepting. host is a numeric
+ * IPv4 or IPv6 address ("::1" or "[::1]"), or a name: a name is looked up
+ * with a blocking getaddrinfo, so it stalls the loop while it resolves
+ * (as Twisted's interface= does): give names at start-up, not from a busy
+ * server. Of a name's addresses the first IPv4 one is used, else the first
+ * IPv6 one (one socket, not one per address: "localhost" binds 127.0.0.1
+ * where it also names ::1, as in Twisted, where a name means IPv4). A name
+ * that does not resolve gives RD_ENOTFOUND; a port outside 0..65535,
+ * -EINVAL. */
 int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog);
 /* Stop accepting and close the socket; idempotent. */
 void rd_listener_close(rd_listener_t *l);
@@ -386,7 +394,9 @@ struct rd_udp {
     void *data;                 /* rw */
 };
 
-/* Bind host:port (numeric; port 0 = any free) and start receiving. */
+/* Bind host:port (port 0 = any free) and start receiving. host as for
+ * rd_listener_open: numeric, or a name looked up there and then, blocking
+ * the loop (the first IPv4 address, else the first IPv6 one). */
 int rd_udp_open(rd_udp_t *u, rd_loop_t *loop, const char *host, int port);
 /* Send one datagram to `to`, or to the connected peer when to is NULL. */
 int rd_udp_send(rd_udp_t *u, const void *data, size_t len, const rd_addr_t *to);
@@ -492,6 +502,9 @@ void rd_watch_stop(rd_watch_t *w);
  * Internal, shared between core files
  *=====================================================================*/
 
+/* Fill *a for binding to host:port: numeric first (rd_addr_parse), else a
+ * blocking getaddrinfo (AI_PASSIVE | AI_NUMERICSERV), see rd_listener_open. */
+int rd__addr_local(rd_addr_t *a, const char *host, int port, int socktype);
 void rd__link_init(rd_link_t *l);
 void rd__link_add(rd_link_t *head, rd_link_t *l);
 void rd__link_del(rd_link_t *l);

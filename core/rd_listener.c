@@ -115,7 +115,7 @@ static void start(rd_listener_t *l, int fd)
 int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog)
 {
     defaults(l, loop);
-    int r = rd_addr_parse(&l->addr, host, port);
+    int r = rd__addr_local(&l->addr, host, port, SOCK_STREAM);
     if (r < 0) return r;
     int fd = socket(l->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;

@@ -374,3 +374,24 @@ TEST(watch_callback_is_settled)
     unlink(path);
     rmdir(dir);
 }
+
+TEST(udp_opens_on_a_host_name)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_udp_t a, b;
+    CHECK_EQ(rd_udp_open(&a, &loop, "localhost", 0), 0);
+    CHECK_EQ(a.addr.sa.sa_family, AF_INET);
+    CHECK_EQ(rd_udp_open(&b, &loop, "127.0.0.1", 0), 0);
+    a.on_datagram = on_dgram;
+    memset(udp_got, 0, sizeof udp_got);
+    CHECK_EQ(rd_udp_send(&b, "pong", 4, &a.addr), 0);
+    for (int i = 0; i < 100 && !udp_got[0]; i++)
+        rd_loop_step(&loop, 1);
+    CHECK(strcmp(udp_got, "pong") == 0);
+    rd_udp_close(&b);
+    CHECK_EQ(rd_udp_open(&b, &loop, "no-such-host.invalid", 0), RD_ENOTFOUND);
+    CHECK_EQ(loop.nudps, 1);
+    rd_udp_close(&a);
+    rd_loop_destroy(&loop);
+}
