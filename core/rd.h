@@ -242,7 +242,7 @@ struct rd_conn {
     int reason, err;           /* ro: why it closed, once CLOSED */
     rd_link_t link;            /* private: in loop->conns */
     rd_addr_t peer, host;      /* ro: cached, valid after close */
-    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL */
+    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
     int rflags, wflags;        /* private: a stream's fd flags before we took it */
     rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
     rd_connect_cb on_connect;  /* rw */
@@ -343,7 +343,7 @@ struct rd_listener {
     rd_link_t link;         /* private */
     unsigned accepts;       /* rw: accepts per wake-up (default 64) */
     unsigned max_conns;     /* rw: refuse beyond this many open conns (0 = no limit) */
-    unsigned nconns;        /* ro: open conns it accepted */
+    unsigned nconns;        /* ro: open conns it accepted (0 once closed) */
     size_t refused;         /* ro: connections refused (limits, EMFILE, alloc) */
     size_t high, low;       /* rw: given to each accepted conn */
     size_t max_out;         /* rw: given to each accepted conn */
@@ -368,7 +368,8 @@ int rd_listener_open_unix(rd_listener_t *l, rd_loop_t *loop, const char *path, i
  * that does not resolve gives RD_ENOTFOUND; a port outside 0..65535,
  * -EINVAL. */
 int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog);
-/* Stop accepting and close the socket; idempotent. */
+/* Stop accepting and close the socket; idempotent. The conns it accepted
+ * stay open and forget it (c->listener = NULL): l's memory may be freed. */
 void rd_listener_close(rd_listener_t *l);
 
 /*{====================================================================

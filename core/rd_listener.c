@@ -187,6 +187,13 @@ void rd_listener_close(rd_listener_t *l)
     l->fd = -1;
     rd__link_del(&l->link);
     l->loop->nlisteners--;
+    /* its owner may free l now, while conns it accepted live on: they forget
+     * it (a walk over every conn, once per close; no link per conn) */
+    for (rd_link_t *k = l->loop->conns.next; k != &l->loop->conns; k = k->next) {
+        rd_conn_t *c = rd__container(k, rd_conn_t, link);
+        if (c->listener == l) c->listener = NULL;
+    }
+    l->nconns = 0;
     if (l->path) {
         unlink(l->path);
         free(l->path);

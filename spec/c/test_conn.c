@@ -267,3 +267,32 @@ TEST(listener_on_a_name_that_does_not_resolve)
     CHECK_EQ(loop.nlisteners, 0);
     rd_loop_destroy(&loop);
 }
+
+/* Once closed, a listener's memory is its owner's again (the binding's
+ * listener is garbage after stopListening) while the conns it accepted live
+ * on: their close must not count them off it. */
+TEST(listener_closed_and_freed_before_its_conns)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_listener_t *l = malloc(sizeof *l);
+    CHECK(l != NULL);
+    CHECK_EQ(rd_listener_open(l, &loop, "127.0.0.1", 0, 16), 0);
+    l->alloc = alloc_probe;
+    l->on_accept = on_accept;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(connect(fd, &l->addr.sa, rd_addr_len(&l->addr)), 0);
+    naccepted = 0;
+    for (int i = 0; i < 100 && !naccepted; i++)
+        rd_loop_step(&loop, 1);
+    CHECK_EQ(naccepted, 1);
+    CHECK(accepted.c.listener == l);
+    rd_listener_close(l);
+    CHECK(accepted.c.listener == NULL);
+    free(l);
+    rd_conn_close(&accepted.c, RD_ABORTED, 0);
+    rd_loop_settle(&loop);
+    CHECK_EQ(accepted.lost, 1);
+    close(fd);
+    rd_loop_destroy(&loop);
+}
