@@ -66,6 +66,7 @@ socklen_t rd_addr_len(const rd_addr_t *a);
 
 /*{====================================================================
  * Output buffer: a queue of chunks drawn from a pool, flushed by send/sendmsg
+ * (writev for a stream)
  *=====================================================================*/
 
 #define RD_CHUNK_SIZE 16384
@@ -140,7 +141,7 @@ struct rd_loop {
     ev_prepare prepare;            /* private: settles before the loop sleeps */
     int own_ev;                    /* private */
     int settling;                  /* private */
-    size_t nconns;                 /* ro: open or closing connections */
+    size_t nconns;                 /* ro: conns not yet CLOSED (connecting, open, closing) */
     size_t ntimers;                /* ro: active timers */
     size_t nlisteners;             /* ro: open TCP and Unix listeners */
     size_t nudps;                  /* ro: open UDP sockets */
@@ -200,7 +201,8 @@ typedef void (*rd_lost_cb)(rd_conn_t *c, int reason, int err);
  * below the low one. */
 typedef void (*rd_flow_cb)(rd_conn_t *c, int paused);
 /* The peer sent FIN. Return 1 to keep writing (half-close; reading stops),
- * 0 to flush and close (RD_DONE). */
+ * 0 to flush and close (RD_DONE). After our own rd_conn_shutdown_write the
+ * conn closes whatever it returns. */
 typedef int (*rd_eof_cb)(rd_conn_t *c);
 /* Nothing was read for the conn's timeout; NULL = close with RD_TIMEOUT. */
 typedef void (*rd_timeout_cb)(rd_conn_t *c);
@@ -283,7 +285,8 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len);
 void rd_conn_pause_reading(rd_conn_t *c, int paused);
 /* Close after `seconds` with nothing read (0 = never); the clock restarts
  * at every read. One timer per conn, re-armed only when it fires (ev.pod,
- * "Be smart about timeouts"). */
+ * "Be smart about timeouts"). Ignored while CONNECTING (the timer is the
+ * connect timeout's then: set it from on_connect) and once CLOSED. */
 void rd_conn_set_timeout(rd_conn_t *c, double seconds);
 
 /* Ending a connection: five verbs, one per thing an owner needs.
@@ -465,7 +468,8 @@ struct rd_resolve {
     void *data;          /* rw */
 };
 
-/* Look host up; cb runs from the loop later (never from here). */
+/* Look host up; cb runs from the loop later (never from here). r must be
+ * idle: its cb has run, or it was cancelled, or it is new. */
 int rd_resolve_start(rd_resolve_t *r, rd_loop_t *loop, const char *host, rd_resolve_cb cb);
 /* Forget the lookup: cb will not run. Safe in any state; the worker's result
  * is dropped when it arrives. */
@@ -480,7 +484,7 @@ typedef void (*rd_watch_cb)(rd_watch_t *w);
 
 /* Watches files by their directories, so an editor that writes a temp file
  * and renames it over the original is seen; a burst of events within
- * `settle` seconds gives one callback. */
+ * `quiet` seconds gives one callback. */
 struct rd_watch {
     ev_io io;        /* private: the inotify fd */
     ev_timer quiet;  /* private: debounce */
@@ -494,8 +498,8 @@ struct rd_watch {
 };
 
 /* Start watching paths[0..n-1]; -errno if inotify or a directory fails. */
-int rd_watch_start(rd_watch_t *w, rd_loop_t *loop, const char *const *paths, size_t n,
-                   double settle, rd_watch_cb cb);
+int rd_watch_start(rd_watch_t *w, rd_loop_t *loop, const char *const *paths, size_t n, double quiet,
+                   rd_watch_cb cb);
 /* Stop and free; idempotent. */
 void rd_watch_stop(rd_watch_t *w);
 

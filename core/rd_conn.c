@@ -1,7 +1,9 @@
 /*
  * rd_conn.c: a TCP connection. States run CONNECTING -> OPEN -> CLOSING
- * (flushing) -> CLOSED, never back. rd_conn_close is the one place that
- * releases the fd, the watchers and the output; it is idempotent, and it
+ * (flushing) -> CLOSED, never back (a failed connect goes straight to
+ * CLOSED). rd_conn_close is the one place that releases the fd, the watchers
+ * and the output (a stream's half-close gives up its write fd early); it is
+ * idempotent, and it
  * defers on_lost to the next settle so that connectionLost never runs nested
  * inside another callback and the owner's memory stays pinned until then.
  */
@@ -396,16 +398,15 @@ int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
      * read side's new flag on the write side too */
     c->stream = !(c->wflags & O_NONBLOCK) && (fcntl(w, F_GETFL) & O_NONBLOCK) ? 2 : 1;
     fcntl(w, F_SETFL, c->wflags | O_NONBLOCK);
-    c->state = RD_OPEN;
-    memset(&c->host, 0, sizeof c->host);
+    c->state = RD_OPEN; /* host stays zeroed: a stream has no address */
     return 0;
 }
 
 static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct sockaddr *sa,
                          socklen_t len, const rd_addr_t *peer, double timeout)
 {
-    if (connect(fd, sa, len) < 0 &&
-        errno != EINPROGRESS) { /* a Unix socket says EAGAIN: its backlog is full */
+    /* EAGAIN is a failure here: a Unix socket's way of saying its backlog is full */
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
         int err = -errno;
         close(fd);
         return err;
