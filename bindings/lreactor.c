@@ -52,7 +52,7 @@ static void shutdown_all(lua_State *L, lreactor *lr)
         rd_loop_settle(loop);
         while (loop->timers.next != &loop->timers)
             rdL_timer_cancel(L, rd__container(loop->timers.next, rd_timer_t, link));
-        if (loop->nconns == 0 && loop->nlisteners == 0) break;
+        if (loop->nconns == 0 && loop->nlisteners == 0 && loop->nudps == 0) break;
     }
 }
 

@@ -66,6 +66,7 @@ socklen_t rd_addr_len(const rd_addr_t *a);
 
 /*{====================================================================
  * Output buffer: a queue of chunks drawn from a pool, flushed by send/sendmsg
+ * (writev for a stream)
  *=====================================================================*/
 
 #define RD_CHUNK_SIZE 16384
@@ -129,8 +130,10 @@ struct rd_loop {
     size_t rbuf_size;              /* ro */
     rd_pool_t pool;                /* private: output chunks */
     rd_link_t conns;               /* private: every conn not yet CLOSED */
-    rd_link_t queue;               /* private: conns to flush or to report lost */
     rd_link_t ready;               /* private: conns whose socket is readable */
+    rd_link_t pending_writes;      /* private: conns (never CLOSED) with output or a
+                                    * shutdown for the next settle to send */
+    rd_link_t pending_lost;        /* private: CLOSED conns whose on_lost is due */
     rd_batch_cb run_reads;         /* rw: optional, see rd_loop_read_ready */
     rd_link_t timers;              /* private: active timers */
     rd_link_t listeners;           /* private: open listeners */
@@ -138,9 +141,10 @@ struct rd_loop {
     ev_prepare prepare;            /* private: settles before the loop sleeps */
     int own_ev;                    /* private */
     int settling;                  /* private */
-    size_t nconns;                 /* ro: open or closing connections */
+    size_t nconns;                 /* ro: conns not yet CLOSED (connecting, open, closing) */
     size_t ntimers;                /* ro: active timers */
-    size_t nlisteners;             /* ro: open listeners */
+    size_t nlisteners;             /* ro: open TCP and Unix listeners */
+    size_t nudps;                  /* ro: open UDP sockets */
     size_t refused;                /* ro: connections refused (limits, EMFILE, alloc failure) */
     size_t max_conns;              /* rw: refuse beyond this many open conns in all (0 = none) */
     struct rd__resolver *resolver; /* private: created at the first lookup */
@@ -157,18 +161,22 @@ void rd_loop_run(rd_loop_t *loop);
 void rd_loop_step(rd_loop_t *loop, int wait);
 /* Make rd_loop_run return after the current iteration. */
 void rd_loop_break(rd_loop_t *loop);
-/* Read every readable connection, flush queued writes and report lost
- * connections, until nothing is left. Runs before the loop sleeps and after
- * every callback the core makes; an owner calls it after callbacks of its
- * own that may have written. */
+/* Until nothing is left: read every readable connection, then send what
+ * each conn on pending_writes has queued, then report the conns on
+ * pending_lost (on_lost), going back to the first step whenever one adds
+ * work. Runs before the loop sleeps and after every callback the core
+ * makes; an owner calls it after callbacks of its own that may have
+ * written. A nested call (from a callback it makes) returns at once. */
 void rd_loop_settle(rd_loop_t *loop);
 /* Reads are batched: an I/O event only marks its connection ready, and the
  * next settle reads each ready connection once, calling its on_read. With
  * loop->run_reads set, settle calls that instead, so the owner can enter one
  * context for the whole batch (the Lua binding: one lua_pcall); it calls
- * this, which returns once no connection is ready. on_read may longjmp out:
- * a connection leaves the ready list before it is read, so the owner can
- * call this again for the rest. */
+ * this, which returns once no connection is ready. on_read (and no other
+ * callback) may longjmp out, to a catch inside run_reads, never across
+ * rd_loop_settle: a connection leaves the ready list before it is read,
+ * and nothing rd__conn_read does after on_read is needed for consistency,
+ * so the owner calls this again for the rest. */
 void rd_loop_read_ready(rd_loop_t *loop);
 /* Whether any connection waits to be read. */
 int rd_loop_has_ready(const rd_loop_t *loop);
@@ -182,7 +190,8 @@ double rd_now(const rd_loop_t *loop);
 enum rd_conn_state { RD_CONNECTING = 1, RD_OPEN, RD_CLOSING, RD_CLOSED };
 
 /* Bytes arrived; data points into the loop's shared buffer (valid only
- * during the call). */
+ * during the call). The one callback that may longjmp: see
+ * rd_loop_read_ready. */
 typedef void (*rd_read_cb)(rd_conn_t *c, const char *data, size_t len);
 /* The connection is closed (its fd is gone); called exactly once, never from
  * inside another callback of the core. err is 0 or a -errno. */
@@ -192,7 +201,8 @@ typedef void (*rd_lost_cb)(rd_conn_t *c, int reason, int err);
  * below the low one. */
 typedef void (*rd_flow_cb)(rd_conn_t *c, int paused);
 /* The peer sent FIN. Return 1 to keep writing (half-close; reading stops),
- * 0 to flush and close (RD_DONE). */
+ * 0 to flush and close (RD_DONE). After our own rd_conn_shutdown_write the
+ * conn closes whatever it returns. */
 typedef int (*rd_eof_cb)(rd_conn_t *c);
 /* Nothing was read for the conn's timeout; NULL = close with RD_TIMEOUT. */
 typedef void (*rd_timeout_cb)(rd_conn_t *c);
@@ -201,24 +211,28 @@ typedef void (*rd_timeout_cb)(rd_conn_t *c);
 typedef void (*rd_connect_cb)(rd_conn_t *c);
 
 /* Fields in the order the read path touches them: one request reads and
- * writes the first three cache lines only (at 1000 connections every line
- * is a likely miss, shared with the kernel's socket buffers). */
+ * writes bytes 0 to ~200 only (rio to wio's active flag: four cache lines
+ * at most; at 1000 connections every line is a likely miss, shared with
+ * the kernel's socket buffers). */
 struct rd_conn {
     ev_io rio;                 /* private */
     rd_loop_t *loop;           /* ro */
     int fd;                    /* ro: -1 once closed */
-    int wfd;                   /* ro: where writes go: fd, or stdout for stdio */
+    int wfd;                   /* ro: where writes go: fd, or a stream's own write fd
+                                * (-1 once that is shut) */
     int state;                 /* ro: enum rd_conn_state */
-    unsigned char queued;      /* private: on loop->queue */
+    unsigned char write_due;   /* private: on loop->pending_writes */
+    unsigned char lost_due;    /* private: on loop->pending_lost */
     unsigned char ready;       /* private: on loop->ready */
     unsigned char flow_paused; /* ro: above the high water mark */
     unsigned char user_paused; /* ro: rd_conn_pause_reading */
     unsigned char pause_reads; /* rw: stop reading while flow_paused (default 1) */
     unsigned char eof;         /* ro: the peer has sent FIN */
-    unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored */
+    unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored;
+                                * 2 = its two fds share one file description */
     unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
     rd_link_t rlink;           /* private: in loop->ready */
-    rd_link_t qlink;           /* private: in loop->queue */
+    rd_link_t qlink;           /* private: in pending_writes or pending_lost */
     rd_buf_t out;              /* private: queued output */
     size_t high, low;          /* rw: output water marks */
     size_t max_out;            /* rw: a write past this while above high aborts (RD_ETOOBIG) */
@@ -230,7 +244,7 @@ struct rd_conn {
     int reason, err;           /* ro: why it closed, once CLOSED */
     rd_link_t link;            /* private: in loop->conns */
     rd_addr_t peer, host;      /* ro: cached, valid after close */
-    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL */
+    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
     int rflags, wflags;        /* private: a stream's fd flags before we took it */
     rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
     rd_connect_cb on_connect;  /* rw */
@@ -252,36 +266,64 @@ struct rd_conn {
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer);
 /* The same, to a Unix stream socket at path. */
 int rd_conn_connect_unix(rd_conn_t *c, rd_loop_t *loop, const char *path, double timeout);
-/* Adopt a pair of stream fds (stdin/stdout, pipes): dup'ed, made
- * non-blocking until close, when their flags are restored. */
+/* Adopt a pair of stream fds (stdin/stdout, pipes): dup'ed, and made
+ * non-blocking (which the original fds share) until the dups are closed,
+ * when their flags are restored: the write side's at rd_conn_shutdown_write
+ * already, unless both fds share one file description. */
 int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd);
 /* Start an outgoing connection; on_connect reports the result. timeout <= 0: none. */
 int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout);
 /* Start reading (after init, or to resume). */
 void rd_conn_start(rd_conn_t *c);
-/* Queue data; it goes out when the current callback returns. No-op unless OPEN. */
+/* Queue data; it goes out when the current callback returns (or, while
+ * CONNECTING, once connected). RD_ECLOSED unless OPEN or CONNECTING, or
+ * after rd_conn_shutdown_write; RD_ETOOBIG (and the conn is aborted) past
+ * max_out, see struct rd_conn. */
 int rd_conn_write(rd_conn_t *c, const void *data, size_t len);
-/* Stop reading, flush what is queued, then close with RD_DONE. 0, or RD_ECLOSED. */
-int rd_conn_lose(rd_conn_t *c);
-/* Close now, dropping queued output. Idempotent: RD_ECLOSED the second time.
- * on_lost runs later, once, from rd_loop_settle. */
-int rd_conn_close(rd_conn_t *c, int reason, int err);
-/* Close without any notification and leave no trace in the loop: for a
- * finalizer freeing c's memory. Safe in any state. */
-void rd_conn_detach(rd_conn_t *c);
 /* Stop or resume reading on the owner's behalf (Twisted's pauseProducing
  * on a transport); independent of flow control. */
 void rd_conn_pause_reading(rd_conn_t *c, int paused);
-/* Flush, then shutdown(SHUT_WR): the peer sees EOF, we can still read.
- * 0, or RD_ECLOSED. */
-int rd_conn_shutdown_write(rd_conn_t *c);
 /* Close after `seconds` with nothing read (0 = never); the clock restarts
  * at every read. One timer per conn, re-armed only when it fires (ev.pod,
- * "Be smart about timeouts"). */
+ * "Be smart about timeouts"). Ignored while CONNECTING (the timer is the
+ * connect timeout's then: set it from on_connect) and once CLOSED. */
 void rd_conn_set_timeout(rd_conn_t *c, double seconds);
-/* Write what the socket takes now without waiting, then close (RD_DONE):
- * for shutting down. */
+
+/* Ending a connection: five verbs, one per thing an owner needs.
+ *
+ * verb            from state     queued output            reason     on_lost
+ * --------------  -------------  -----------------------  ---------  -------------
+ * lose            OPEN           sent first (CLOSING,     RD_DONE *  yes, once sent
+ *                                reading stops)
+ *                 CONNECTING     dropped                  RD_DONE    yes
+ * shutdown_write  OPEN           sent, then SHUT_WR;      -          no, still OPEN;
+ *                                reading goes on                     RD_DONE at the
+ *                                                                    peer's FIN
+ * finish          OPEN, CLOSING  one send now, the rest   RD_DONE *  yes
+ *                                dropped
+ *                 CONNECTING     dropped                  RD_DONE    yes
+ * close(r, err)   all but        dropped                  r, err     yes
+ *                 CLOSED
+ * detach          any            dropped                  -          never (a due
+ *                                                                    one is cancelled)
+ * (* RD_LOST if the send fails.)
+ *
+ * Abort is close(c, RD_ABORTED, 0). on_lost, where it runs, runs once and
+ * later, from rd_loop_settle (never nested in the caller; the owner keeps
+ * c's memory until then). lose, shutdown_write and close return 0, or RD_ECLOSED from
+ * any other state (nothing happens); finish and detach are no-ops on a
+ * CLOSED conn. Why five: lose waits for a slow peer, finish (shutting the
+ * server down) cannot; shutdown_write keeps the conn open; close is for
+ * errors, with the reason to report; detach alone may run from a finalizer,
+ * since c's memory may be freed as soon as it returns. The core itself
+ * closes with RD_LOST (a read or send failed), RD_TIMEOUT (idle, or connect
+ * timeout), RD_REFUSED (connect refused), RD_ABORTED + RD_ETOOBIG (max_out),
+ * and loses on the peer's FIN unless on_eof keeps it. */
+int rd_conn_lose(rd_conn_t *c);
+int rd_conn_shutdown_write(rd_conn_t *c);
 void rd_conn_finish(rd_conn_t *c);
+int rd_conn_close(rd_conn_t *c, int reason, int err);
+void rd_conn_detach(rd_conn_t *c);
 /* Bytes waiting to be written. */
 size_t rd_conn_pending(const rd_conn_t *c);
 
@@ -304,7 +346,7 @@ struct rd_listener {
     rd_link_t link;         /* private */
     unsigned accepts;       /* rw: accepts per wake-up (default 64) */
     unsigned max_conns;     /* rw: refuse beyond this many open conns (0 = no limit) */
-    unsigned nconns;        /* ro: open conns it accepted */
+    unsigned nconns;        /* ro: open conns it accepted (0 once closed) */
     size_t refused;         /* ro: connections refused (limits, EMFILE, alloc) */
     size_t high, low;       /* rw: given to each accepted conn */
     size_t max_out;         /* rw: given to each accepted conn */
@@ -319,9 +361,18 @@ struct rd_listener {
  * and anything that is not a socket is never removed. The file is removed
  * again by rd_listener_close. */
 int rd_listener_open_unix(rd_listener_t *l, rd_loop_t *loop, const char *path, int backlog);
-/* Bind and listen on host:port (numeric, v4 or v6) and start accepting. */
+/* Bind and listen on host:port and start accepting. host is a numeric
+ * IPv4 or IPv6 address ("::1" or "[::1]"), or a name: a name is looked up
+ * with a blocking getaddrinfo, so it stalls the loop while it resolves
+ * (as Twisted's interface= does): give names at start-up, not from a busy
+ * server. Of a name's addresses the first IPv4 one is used, else the first
+ * IPv6 one (one socket, not one per address: "localhost" binds 127.0.0.1
+ * where it also names ::1, as in Twisted, where a name means IPv4). A name
+ * that does not resolve gives RD_ENOTFOUND; a port outside 0..65535,
+ * -EINVAL. */
 int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog);
-/* Stop accepting and close the socket; idempotent. */
+/* Stop accepting and close the socket; idempotent. The conns it accepted
+ * stay open and forget it (c->listener = NULL): l's memory may be freed. */
 void rd_listener_close(rd_listener_t *l);
 
 /*{====================================================================
@@ -347,7 +398,9 @@ struct rd_udp {
     void *data;                 /* rw */
 };
 
-/* Bind host:port (numeric; port 0 = any free) and start receiving. */
+/* Bind host:port (port 0 = any free) and start receiving. host as for
+ * rd_listener_open: numeric, or a name looked up there and then, blocking
+ * the loop (the first IPv4 address, else the first IPv6 one). */
 int rd_udp_open(rd_udp_t *u, rd_loop_t *loop, const char *host, int port);
 /* Send one datagram to `to`, or to the connected peer when to is NULL. */
 int rd_udp_send(rd_udp_t *u, const void *data, size_t len, const rd_addr_t *to);
@@ -415,7 +468,8 @@ struct rd_resolve {
     void *data;          /* rw */
 };
 
-/* Look host up; cb runs from the loop later (never from here). */
+/* Look host up; cb runs from the loop later (never from here). r must be
+ * idle: its cb has run, or it was cancelled, or it is new. */
 int rd_resolve_start(rd_resolve_t *r, rd_loop_t *loop, const char *host, rd_resolve_cb cb);
 /* Forget the lookup: cb will not run. Safe in any state; the worker's result
  * is dropped when it arrives. */
@@ -430,7 +484,7 @@ typedef void (*rd_watch_cb)(rd_watch_t *w);
 
 /* Watches files by their directories, so an editor that writes a temp file
  * and renames it over the original is seen; a burst of events within
- * `settle` seconds gives one callback. */
+ * `quiet` seconds gives one callback. */
 struct rd_watch {
     ev_io io;        /* private: the inotify fd */
     ev_timer quiet;  /* private: debounce */
@@ -444,8 +498,8 @@ struct rd_watch {
 };
 
 /* Start watching paths[0..n-1]; -errno if inotify or a directory fails. */
-int rd_watch_start(rd_watch_t *w, rd_loop_t *loop, const char *const *paths, size_t n,
-                   double settle, rd_watch_cb cb);
+int rd_watch_start(rd_watch_t *w, rd_loop_t *loop, const char *const *paths, size_t n, double quiet,
+                   rd_watch_cb cb);
 /* Stop and free; idempotent. */
 void rd_watch_stop(rd_watch_t *w);
 
@@ -453,19 +507,26 @@ void rd_watch_stop(rd_watch_t *w);
  * Internal, shared between core files
  *=====================================================================*/
 
+/* Fill *a for binding to host:port: numeric first (rd_addr_parse), else a
+ * blocking getaddrinfo (AI_PASSIVE | AI_NUMERICSERV), see rd_listener_open. */
+int rd__addr_local(rd_addr_t *a, const char *host, int port, int socktype);
 void rd__link_init(rd_link_t *l);
 void rd__link_add(rd_link_t *head, rd_link_t *l);
 void rd__link_del(rd_link_t *l);
 #define rd__container(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
-/* A conn to flush or report on at the next settle. */
-void rd__queue(rd_conn_t *c);
-void rd__unqueue(rd_conn_t *c); /* off the queue, if on it */
-/* Write what is queued; return non-zero if the conn closed. */
-int rd__conn_flush(rd_conn_t *c);
+/* The settle's two queues, one link for both (qlink): a conn is on
+ * pending_writes only while not CLOSED, on pending_lost only once CLOSED,
+ * and rd_conn_close moves it from the first to the second. Each add is a
+ * no-op if already there, each remove if not. */
+void rd__write_later(rd_conn_t *c);  /* onto loop->pending_writes */
+void rd__write_cancel(rd_conn_t *c); /* off it */
+void rd__lost_later(rd_conn_t *c);   /* onto loop->pending_lost */
+void rd__lost_cancel(rd_conn_t *c);  /* off it */
+/* Write what is queued: one send in the common case. Never called on a
+ * CLOSED conn (close takes it off pending_writes). */
+void rd__conn_flush(rd_conn_t *c);
 void rd__conn_read(rd_conn_t *c);
 /* The loop is going: late lookups free their own results. */
 void rd__resolver_destroy(rd_loop_t *loop);
-/* Deliver on_lost for a closed, queued conn. */
-void rd__conn_report(rd_conn_t *c);
 
 #endif

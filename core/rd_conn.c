@@ -1,7 +1,9 @@
 /*
  * rd_conn.c: a TCP connection. States run CONNECTING -> OPEN -> CLOSING
- * (flushing) -> CLOSED, never back. rd_conn_close is the one place that
- * releases the fd, the watchers and the output; it is idempotent, and it
+ * (flushing) -> CLOSED, never back (a failed connect goes straight to
+ * CLOSED). rd_conn_close is the one place that releases the fd, the watchers
+ * and the output (a stream's half-close gives up its write fd early); it is
+ * idempotent, and it
  * defers on_lost to the next settle so that connectionLost never runs nested
  * inside another callback and the owner's memory stays pinned until then.
  */
@@ -25,7 +27,7 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->fd = c->wfd = fd;
     c->stream = 0;
     c->reason = c->err = 0;
-    c->queued = c->ready = 0;
+    c->write_due = c->lost_due = c->ready = 0;
     rd__link_init(&c->qlink);
     rd__link_init(&c->rlink);
     rd_buf_init(&c->out, &loop->pool);
@@ -97,7 +99,7 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
         return RD_ETOOBIG;
     }
     int r = rd_buf_append(&c->out, data, len);
-    if (r == 0 && len) rd__queue(c);
+    if (r == 0 && len) rd__write_later(c);
     return r;
 }
 
@@ -105,7 +107,7 @@ int rd_conn_shutdown_write(rd_conn_t *c)
 {
     if (c->state != RD_OPEN || c->shut_wr) return RD_ECLOSED;
     c->shut_wr = 1; /* the flush shuts the socket once the output is gone */
-    rd__queue(c);
+    rd__write_later(c);
     return 0;
 }
 
@@ -134,7 +136,7 @@ int rd_conn_lose(rd_conn_t *c)
     if (c->state != RD_OPEN) return RD_ECLOSED;
     c->state = RD_CLOSING;
     ev_io_stop(c->loop->ev, &c->rio);
-    rd__queue(c); /* the flush closes it once the output is gone */
+    rd__write_later(c); /* the flush closes it once the output is gone */
     return 0;
 }
 
@@ -148,7 +150,7 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     rd_buf_clear(&c->out);
     if (c->stream) { /* give the descriptions back as we found them */
         fcntl(c->fd, F_SETFL, c->rflags);
-        fcntl(c->wfd, F_SETFL, c->wflags);
+        if (c->wfd >= 0) fcntl(c->wfd, F_SETFL, c->wflags);
     }
     if (c->wfd >= 0 && c->wfd != c->fd) close(c->wfd);
     if (c->fd >= 0) close(c->fd);
@@ -166,10 +168,8 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
         c->listener->nconns--;
         c->listener = NULL;
     }
-    if (c->on_lost)
-        rd__queue(c);
-    else
-        rd__unqueue(c); /* a finalizer is freeing c: forget it */
+    rd__write_cancel(c); /* a CLOSED conn is never flushed */
+    if (c->on_lost) rd__lost_later(c);
     return 0;
 }
 
@@ -177,7 +177,7 @@ void rd_conn_detach(rd_conn_t *c)
 {
     c->on_lost = NULL;
     rd_conn_close(c, RD_ABORTED, 0);
-    rd__unqueue(c); /* already closed: its lost report was queued */
+    rd__lost_cancel(c); /* closed before: its report may still be due */
 }
 
 void rd_conn_finish(rd_conn_t *c)
@@ -186,16 +186,11 @@ void rd_conn_finish(rd_conn_t *c)
     rd_conn_close(c, RD_DONE, 0);
 }
 
-void rd__conn_report(rd_conn_t *c)
-{
-    if (c->on_lost) c->on_lost(c, c->reason, c->err);
-}
-
 /* One send per call in the common case; only an unwritten rest arms the
  * write watcher (libuv's try-write first). */
-int rd__conn_flush(rd_conn_t *c)
+void rd__conn_flush(rd_conn_t *c)
 {
-    if (c->state == RD_CONNECTING || c->state == RD_CLOSED) return 0;
+    if (c->state == RD_CONNECTING) return; /* connected_cb queues it again */
     while (c->out.size) {
         struct iovec iov[RD_IOV_MAX];
         int niov = rd_buf_iov(&c->out, iov, RD_IOV_MAX);
@@ -218,7 +213,7 @@ int rd__conn_flush(rd_conn_t *c)
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
             rd_conn_close(c, RD_LOST, -errno);
-            return 1;
+            return;
         }
         rd_buf_consume(&c->out, (size_t)n);
         if ((size_t)n < want) break; /* the socket buffer is full */
@@ -226,24 +221,26 @@ int rd__conn_flush(rd_conn_t *c)
     if (c->out.size) {
         if (!ev_is_active(&c->wio)) ev_io_start(c->loop->ev, &c->wio);
         check_water(c);
-        return c->state == RD_CLOSED;
+        return;
     }
     if (ev_is_active(&c->wio)) ev_io_stop(c->loop->ev, &c->wio);
     if (c->state == RD_CLOSING || (c->eof && c->shut_wr)) {
         rd_conn_close(c, RD_DONE, 0);
-        return 1;
+        return;
     }
     if (c->shut_wr == 1) {
         if (c->stream) {
-            close(c->wfd); /* a pipe's EOF */
-            c->wfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+            /* a pipe's EOF. The dup shares stdout's description: give its
+             * flags back first, unless the read side shares it too */
+            if (c->stream == 1) fcntl(c->wfd, F_SETFL, c->wflags);
+            close(c->wfd);
+            c->wfd = -1;
         } else {
             shutdown(c->fd, SHUT_WR);
         }
         c->shut_wr = 2;
     }
     check_water(c);
-    return c->state == RD_CLOSED;
 }
 
 /* Readable: only mark it. The loop reads every ready connection in one
@@ -272,11 +269,16 @@ void rd__conn_read(rd_conn_t *c)
     if (n > 0) {
         if (c->timeout > 0) c->last_read = ev_now(loop->ev);
         c->on_read(c, loop->rbuf, (size_t)n);
-        if (c->queued && c->state != RD_CLOSED) {
+        /* on_read may longjmp to the owner's run_reads (rd_loop_read_ready):
+         * then the lines below are skipped, which is safe: c has left the
+         * ready list, last_read is set, and what it wrote stays on
+         * pending_writes for the settle. Nothing after the call may be
+         * needed for consistency. */
+        if (c->write_due) { /* never set once CLOSED: close cancels it */
             /* answer now, while c is in cache: one send for all the callback
              * wrote, and the pool's one warm chunk serves the next conn too
              * (after the whole batch, a big one would need a chunk each) */
-            rd__unqueue(c);
+            rd__write_cancel(c);
             rd__conn_flush(c);
         }
     } else if (n == 0) {
@@ -361,7 +363,7 @@ static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
         cache_host(c);
         update_reading(c);
         if (c->on_connect) c->on_connect(c);
-        if (c->state == RD_OPEN && c->out.size) rd__queue(c);
+        if (c->state == RD_OPEN && c->out.size) rd__write_later(c);
     }
     rd_loop_settle(loop);
 }
@@ -389,21 +391,22 @@ int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
     common_init(c, loop, r, &none);
     ev_io_set(&c->wio, w, EV_WRITE);
     c->wfd = w;
-    c->stream = 1;
     c->rflags = fcntl(r, F_GETFL);
     c->wflags = fcntl(w, F_GETFL);
     fcntl(r, F_SETFL, c->rflags | O_NONBLOCK);
+    /* one description for both (a terminal on stdin and stdout) shows the
+     * read side's new flag on the write side too */
+    c->stream = !(c->wflags & O_NONBLOCK) && (fcntl(w, F_GETFL) & O_NONBLOCK) ? 2 : 1;
     fcntl(w, F_SETFL, c->wflags | O_NONBLOCK);
-    c->state = RD_OPEN;
-    memset(&c->host, 0, sizeof c->host);
+    c->state = RD_OPEN; /* host stays zeroed: a stream has no address */
     return 0;
 }
 
 static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct sockaddr *sa,
                          socklen_t len, const rd_addr_t *peer, double timeout)
 {
-    if (connect(fd, sa, len) < 0 &&
-        errno != EINPROGRESS) { /* a Unix socket says EAGAIN: its backlog is full */
+    /* EAGAIN is a failure here: a Unix socket's way of saying its backlog is full */
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
         int err = -errno;
         close(fd);
         return err;

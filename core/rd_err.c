@@ -6,26 +6,25 @@
 
 const char *rd_err_name(int err)
 {
-    switch (-err) {
-    case 0:
-        return "OK";
 #define E(x)                                                                                       \
-    case x:                                                                                        \
-        return #x;
-        E(EADDRINUSE)
-        E(EADDRNOTAVAIL)
-        E(EACCES)
-        E(ECONNREFUSED)
-        E(ECONNRESET)
-        E(ETIMEDOUT)
-        E(EPIPE)
-        E(EMFILE)
-        E(ENFILE)
-        E(ENOMEM)
-        E(EINVAL)
-        E(EHOSTUNREACH) E(ENETUNREACH) E(EAFNOSUPPORT) E(ENOBUFS) E(EPERM) E(ENOENT) E(EAGAIN)
-#undef E
+    {                                                                                              \
+        x, #x                                                                                      \
     }
+    static const struct {
+        int err;
+        const char *name;
+    } names[] = {
+        E(EADDRINUSE), E(EADDRNOTAVAIL), E(EACCES),      E(ECONNREFUSED), E(ECONNRESET),
+        E(ETIMEDOUT),  E(EPIPE),         E(EMFILE),      E(ENFILE),       E(ENOMEM),
+        E(EINVAL),     E(EHOSTUNREACH),  E(ENETUNREACH), E(EAFNOSUPPORT), E(ENOBUFS),
+        E(EPERM),      E(ENOENT),        E(EAGAIN),      E(ENAMETOOLONG), E(ENOSPC),
+        E(ENOTDIR),    E(EBADF),         E(ENOTCONN),    E(ECONNABORTED), E(ENETDOWN),
+        E(EISCONN),
+    };
+#undef E
+    if (err == 0) return "OK";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].err == -err) return names[i].name;
     switch (err) {
     case RD_ECLOSED:
         return "ECLOSED";

@@ -115,7 +115,7 @@ static void start(rd_listener_t *l, int fd)
 int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog)
 {
     defaults(l, loop);
-    int r = rd_addr_parse(&l->addr, host, port);
+    int r = rd__addr_local(&l->addr, host, port, SOCK_STREAM);
     if (r < 0) return r;
     int fd = socket(l->addr.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
@@ -187,6 +187,13 @@ void rd_listener_close(rd_listener_t *l)
     l->fd = -1;
     rd__link_del(&l->link);
     l->loop->nlisteners--;
+    /* its owner may free l now, while conns it accepted live on: they forget
+     * it (a walk over every conn, once per close; no link per conn) */
+    for (rd_link_t *k = l->loop->conns.next; k != &l->loop->conns; k = k->next) {
+        rd_conn_t *c = rd__container(k, rd_conn_t, link);
+        if (c->listener == l) c->listener = NULL;
+    }
+    l->nconns = 0;
     if (l->path) {
         unlink(l->path);
         free(l->path);

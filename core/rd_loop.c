@@ -1,9 +1,10 @@
 /*
  * rd_loop.c: the loop object. It owns what every connection shares (the read
- * buffer, the chunk pool) and two lists that make work batch up: readable
- * connections (an I/O event only marks them) and connections written to or
- * closed (queued). Settling drains both: every ready connection is read in
- * one batch, then each queued one gets one send, then the lost reports.
+ * buffer, the chunk pool) and three lists that make work batch up: readable
+ * connections (an I/O event only marks them), connections with output to
+ * send, and closed connections whose loss is not yet reported. Settling
+ * drains them in that order: every ready connection is read in one batch,
+ * then each one written to gets one send, then the lost reports.
  * It runs before the loop sleeps (an ev_prepare watcher: Redis's
  * beforeSleep) and after each callback the core makes.
  */
@@ -36,18 +37,32 @@ void rd__link_del(rd_link_t *l)
     l->next = l->prev = l;
 }
 
-void rd__queue(rd_conn_t *c)
+void rd__write_later(rd_conn_t *c)
 {
-    if (c->queued) return;
-    c->queued = 1;
-    rd__link_add(&c->loop->queue, &c->qlink);
+    if (c->write_due) return;
+    c->write_due = 1;
+    rd__link_add(&c->loop->pending_writes, &c->qlink);
 }
 
-void rd__unqueue(rd_conn_t *c)
+void rd__write_cancel(rd_conn_t *c)
 {
-    if (!c->queued) return;
+    if (!c->write_due) return;
     rd__link_del(&c->qlink);
-    c->queued = 0;
+    c->write_due = 0;
+}
+
+void rd__lost_later(rd_conn_t *c)
+{
+    if (c->lost_due) return;
+    c->lost_due = 1;
+    rd__link_add(&c->loop->pending_lost, &c->qlink);
+}
+
+void rd__lost_cancel(rd_conn_t *c)
+{
+    if (!c->lost_due) return;
+    rd__link_del(&c->qlink);
+    c->lost_due = 0;
 }
 
 static void prepare_cb(struct ev_loop *ev, ev_prepare *w, int revents)
@@ -74,8 +89,9 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     loop->rbuf_size = RD_READ_BUFFER;
     rd_pool_init(&loop->pool, RD_POOL_CHUNKS);
     rd__link_init(&loop->conns);
-    rd__link_init(&loop->queue);
     rd__link_init(&loop->ready);
+    rd__link_init(&loop->pending_writes);
+    rd__link_init(&loop->pending_lost);
     loop->run_reads = NULL;
     rd__link_init(&loop->timers);
     rd__link_init(&loop->listeners);
@@ -83,7 +99,7 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     loop->settling = 0;
     loop->spare_fd = -1;
     loop->resolver = NULL;
-    loop->nconns = loop->ntimers = loop->nlisteners = loop->refused = 0;
+    loop->nconns = loop->ntimers = loop->nlisteners = loop->nudps = loop->refused = 0;
     loop->max_conns = 0;
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_prepare_start(ev, &loop->prepare);
@@ -134,6 +150,9 @@ int rd_loop_has_ready(const rd_loop_t *loop)
     return loop->ready.next != &loop->ready;
 }
 
+/* on_read may longjmp out of rd__conn_read (the binding's protected batch
+ * catches it in run_reads): so c leaves the ready list before it is read,
+ * and a longjmp leaves the list whole, for the owner to call this again. */
 void rd_loop_read_ready(rd_loop_t *loop)
 {
     while (loop->ready.next != &loop->ready) {
@@ -145,9 +164,13 @@ void rd_loop_read_ready(rd_loop_t *loop)
     }
 }
 
+/* Reads, then writes, then lost reports: a report that writes (a chat's
+ * "X left") is sent in the same settle, and on_lost runs here only, never
+ * nested in another callback. A longjmp out of on_read must land in
+ * run_reads, never cross this function (settling would stay set). */
 void rd_loop_settle(rd_loop_t *loop)
 {
-    if (loop->settling) return; /* a report that writes is drained by the outer call */
+    if (loop->settling) return; /* a callback's settle: the outer call drains it */
     loop->settling = 1;
     for (;;) {
         if (loop->ready.next != &loop->ready) {
@@ -157,13 +180,16 @@ void rd_loop_settle(rd_loop_t *loop)
                 rd_loop_read_ready(loop);
             continue;
         }
-        if (loop->queue.next == &loop->queue) break;
-        rd_conn_t *c = rd__container(loop->queue.next, rd_conn_t, qlink);
-        rd__unqueue(c);
-        if (c->state == RD_CLOSED)
-            rd__conn_report(c); /* may free c: not touched after */
-        else
+        if (loop->pending_writes.next != &loop->pending_writes) {
+            rd_conn_t *c = rd__container(loop->pending_writes.next, rd_conn_t, qlink);
+            rd__write_cancel(c);
             rd__conn_flush(c);
+            continue;
+        }
+        if (loop->pending_lost.next == &loop->pending_lost) break;
+        rd_conn_t *c = rd__container(loop->pending_lost.next, rd_conn_t, qlink);
+        rd__lost_cancel(c);
+        if (c->on_lost) c->on_lost(c, c->reason, c->err); /* may free c */
     }
     loop->settling = 0;
 }

@@ -1,6 +1,9 @@
-/* rd_net.c: numeric addresses and socket options. */
+/* rd_net.c: addresses: numeric ones, Unix paths, and the blocking lookup of
+ * a local name to bind to. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -29,6 +32,38 @@ int rd_addr_parse(rd_addr_t *a, const char *host, int port)
         return 0;
     }
     return RD_EBADADDR;
+}
+
+int rd__addr_local(rd_addr_t *a, const char *host, int port, int socktype)
+{
+    int r = rd_addr_parse(a, host, port);
+    if (r != RD_EBADADDR) return r; /* numeric, or a bad port */
+    size_t len = strlen(host);
+    if (len == 0 || len > 253) return RD_ENOTFOUND;
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = socktype;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char serv[8];
+    snprintf(serv, sizeof serv, "%d", port);
+    int e = getaddrinfo(host, serv, &hints, &ai);
+    if (e != 0) {
+        if (e == EAI_MEMORY) return -ENOMEM;
+        if (e == EAI_SYSTEM && errno) return -errno;
+        return RD_ENOTFOUND;
+    }
+    const struct addrinfo *pick = NULL; /* the first IPv4 address, else the first IPv6 one */
+    for (const struct addrinfo *p = ai; p; p = p->ai_next) {
+        if (p->ai_addrlen > sizeof *a) continue;
+        if (p->ai_family == AF_INET) {
+            pick = p;
+            break;
+        }
+        if (p->ai_family == AF_INET6 && !pick) pick = p;
+    }
+    if (pick) memcpy(a, pick->ai_addr, pick->ai_addrlen);
+    freeaddrinfo(ai);
+    return pick ? 0 : RD_ENOTFOUND;
 }
 
 int rd_addr_host(const rd_addr_t *a, char *buf, size_t size)

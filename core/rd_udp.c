@@ -37,7 +37,7 @@ int rd_udp_open(rd_udp_t *u, rd_loop_t *loop, const char *host, int port)
     u->loop = loop;
     u->fd = -1;
     rd__link_init(&u->link);
-    int r = rd_addr_parse(&u->addr, host, port);
+    int r = rd__addr_local(&u->addr, host, port, SOCK_DGRAM);
     if (r < 0) return r;
     int fd = socket(u->addr.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
@@ -54,7 +54,7 @@ int rd_udp_open(rd_udp_t *u, rd_loop_t *loop, const char *host, int port)
     ev_io_init(&u->io, udp_cb, fd, EV_READ);
     ev_io_start(loop->ev, &u->io);
     rd__link_add(&loop->udps, &u->link);
-    loop->nlisteners++;
+    loop->nudps++;
     return 0;
 }
 
@@ -89,5 +89,5 @@ void rd_udp_close(rd_udp_t *u)
     close(u->fd);
     u->fd = -1;
     rd__link_del(&u->link);
-    u->loop->nlisteners--;
+    u->loop->nudps--;
 }

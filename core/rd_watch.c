@@ -27,8 +27,10 @@ static void quiet_cb(struct ev_loop *ev, ev_timer *t, int revents)
 {
     (void)revents;
     rd_watch_t *w = rd__container(t, rd_watch_t, quiet);
+    rd_loop_t *loop = w->loop;
     ev_timer_stop(ev, t); /* once per burst: the next change arms it again */
     w->cb(w);
+    rd_loop_settle(loop); /* w may be freed from here on */
 }
 
 static void inotify_cb(struct ev_loop *ev, ev_io *io, int revents)
@@ -51,8 +53,8 @@ static void inotify_cb(struct ev_loop *ev, ev_io *io, int revents)
     if (hit) ev_timer_again(ev, &w->quiet); /* restarts the quiet period */
 }
 
-int rd_watch_start(rd_watch_t *w, rd_loop_t *loop, const char *const *paths, size_t n,
-                   double settle, rd_watch_cb cb)
+int rd_watch_start(rd_watch_t *w, rd_loop_t *loop, const char *const *paths, size_t n, double quiet,
+                   rd_watch_cb cb)
 {
     memset(w, 0, sizeof *w);
     w->loop = loop;
@@ -90,7 +92,7 @@ int rd_watch_start(rd_watch_t *w, rd_loop_t *loop, const char *const *paths, siz
         w->wds[i] = wd;
     }
     ev_init(&w->quiet, quiet_cb);
-    w->quiet.repeat = settle > 0 ? settle : 0.05;
+    w->quiet.repeat = quiet > 0 ? quiet : 0.05;
     ev_io_init(&w->io, inotify_cb, w->fd, EV_READ);
     ev_io_start(loop->ev, &w->io);
     ev_unref(loop->ev); /* watching alone does not keep the loop running */

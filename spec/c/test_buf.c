@@ -148,3 +148,21 @@ TEST(err_names)
     CHECK(strcmp(rd_reason_name(RD_TIMEOUT), "timeout") == 0);
     CHECK(strlen(rd_strerror(-ECONNREFUSED)) > 0);
 }
+
+/* Every errno the core itself returns has its name (the binding shows it:
+ * "ENAMETOOLONG: File name too long", not "EUNKNOWN"). */
+TEST(err_names_cover_what_the_core_returns)
+{
+    static const struct {
+        int err;
+        const char *name;
+    } known[] = {{-ENAMETOOLONG, "ENAMETOOLONG"}, {-ENOSPC, "ENOSPC"},
+                 {-ENOTDIR, "ENOTDIR"},           {-EBADF, "EBADF"},
+                 {-ENOTCONN, "ENOTCONN"},         {-ECONNABORTED, "ECONNABORTED"},
+                 {-ENETDOWN, "ENETDOWN"},         {-EISCONN, "EISCONN"}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(rd_err_name(known[i].err), known[i].name) != 0) {
+            fprintf(stderr, "%s is named %s\n", known[i].name, rd_err_name(known[i].err));
+            exit(1);
+        }
+}

@@ -255,3 +255,143 @@ TEST(udp_roundtrip_and_port_in_use)
     CHECK_EQ(loop.nlisteners, 0);
     rd_loop_destroy(&loop);
 }
+
+TEST(udp_sockets_are_counted_apart_from_listeners)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_udp_t u;
+    CHECK_EQ(rd_udp_open(&u, &loop, "127.0.0.1", 0), 0);
+    CHECK_EQ(loop.nlisteners, 0);
+    CHECK_EQ(loop.nudps, 1);
+    rd_udp_close(&u);
+    rd_udp_close(&u);
+    CHECK_EQ(loop.nudps, 0);
+    rd_loop_destroy(&loop);
+}
+
+static int nonblocking(int fd)
+{
+    return (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
+}
+
+/* stdio's half-close: the dup'ed write fd shares stdout's open file
+ * description, so its O_NONBLOCK must go before the dup is closed. */
+TEST(stream_half_close_gives_the_write_fd_back_blocking)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    int in[2], out[2];
+    CHECK_EQ(pipe(in), 0);
+    CHECK_EQ(pipe(out), 0);
+    struct probe p;
+    memset(&p, 0, sizeof p);
+    CHECK_EQ(rd_conn_init_stream(&p.c, &loop, in[0], out[1]), 0);
+    p.c.on_read = p_read;
+    p.c.on_lost = p_lost;
+    rd_conn_start(&p.c);
+    CHECK(nonblocking(out[1])); /* one description: the dup's flag shows here */
+    CHECK_EQ(rd_conn_write(&p.c, "bye", 3), 0);
+    CHECK_EQ(rd_conn_shutdown_write(&p.c), 0);
+    rd_loop_settle(&loop);
+    char buf[8];
+    CHECK_EQ(read(out[0], buf, sizeof buf), 3);
+    CHECK_EQ(p.lost, 0);         /* half-closed: still reading */
+    CHECK(!nonblocking(out[1])); /* stdout is blocking again */
+    CHECK(nonblocking(in[0]));   /* the read side is still ours */
+    rd_conn_close(&p.c, RD_DONE, 0);
+    rd_loop_settle(&loop);
+    CHECK(!nonblocking(in[0]));
+    close(in[0]), close(in[1]), close(out[0]), close(out[1]);
+    rd_loop_destroy(&loop);
+}
+
+/* A terminal on stdin and stdout is one description: the half-close must
+ * leave it non-blocking for the reads still to come, and the close restores
+ * it. */
+TEST(stream_half_close_keeps_a_shared_description_for_reading)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct probe p;
+    memset(&p, 0, sizeof p);
+    CHECK_EQ(rd_conn_init_stream(&p.c, &loop, sv[0], sv[0]), 0);
+    p.c.on_read = p_read;
+    p.c.on_lost = p_lost;
+    rd_conn_start(&p.c);
+    CHECK_EQ(rd_conn_shutdown_write(&p.c), 0);
+    rd_loop_settle(&loop);
+    CHECK(nonblocking(sv[0]));
+    rd_conn_close(&p.c, RD_DONE, 0);
+    rd_loop_settle(&loop);
+    CHECK(!nonblocking(sv[0]));
+    close(sv[0]), close(sv[1]);
+    rd_loop_destroy(&loop);
+}
+
+/* The core settles after every callback it makes, the watch's included:
+ * what the callback wrote is sent before libev goes on (one ev_run
+ * iteration, no rd_loop_step to settle afterwards). */
+static rd_conn_t *watch_conn;
+static void on_change_write(rd_watch_t *w)
+{
+    (void)w;
+    changes++;
+    rd_conn_write(watch_conn, "reloaded", 8);
+}
+
+TEST(watch_callback_is_settled)
+{
+    char dir[] = "/tmp/rd_watch_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[128];
+    snprintf(path, sizeof path, "%s/script.lua", dir);
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    open_pair(&loop, &p, &peer);
+    watch_conn = &p.c;
+    rd_watch_t w;
+    const char *paths[] = {path};
+    CHECK_EQ(rd_watch_start(&w, &loop, paths, 1, 0.01, on_change_write), 0);
+    FILE *f = fopen(path, "w");
+    fputs("v2", f);
+    fclose(f);
+    changes = 0;
+    for (int i = 0; i < 1000 && !changes; i++)
+        ev_run(loop.ev, EVRUN_ONCE);
+    CHECK_EQ(changes, 1);
+    char buf[16];
+    CHECK_EQ(read(peer, buf, sizeof buf), 8);
+    rd_watch_stop(&w);
+    rd_conn_close(&p.c, RD_ABORTED, 0);
+    rd_loop_settle(&loop);
+    close(peer);
+    rd_loop_destroy(&loop);
+    unlink(path);
+    rmdir(dir);
+}
+
+TEST(udp_opens_on_a_host_name)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_udp_t a, b;
+    CHECK_EQ(rd_udp_open(&a, &loop, "localhost", 0), 0);
+    CHECK_EQ(a.addr.sa.sa_family, AF_INET);
+    CHECK_EQ(rd_udp_open(&b, &loop, "127.0.0.1", 0), 0);
+    a.on_datagram = on_dgram;
+    memset(udp_got, 0, sizeof udp_got);
+    CHECK_EQ(rd_udp_send(&b, "pong", 4, &a.addr), 0);
+    for (int i = 0; i < 100 && !udp_got[0]; i++)
+        rd_loop_step(&loop, 1);
+    CHECK(strcmp(udp_got, "pong") == 0);
+    rd_udp_close(&b);
+    CHECK_EQ(rd_udp_open(&b, &loop, "no-such-host.invalid", 0), RD_ENOTFOUND);
+    CHECK_EQ(loop.nudps, 1);
+    rd_udp_close(&a);
+    rd_loop_destroy(&loop);
+}
