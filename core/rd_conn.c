@@ -9,6 +9,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
 #include <string.h>
@@ -186,6 +189,31 @@ void rd_conn_finish(rd_conn_t *c)
     rd_conn_close(c, RD_DONE, 0);
 }
 
+/* writev to a pipe or terminal without SIGPIPE, and without touching the
+ * process's signal disposition (a library must not): SIGPIPE is blocked in
+ * this thread for the call, and one it raised is taken off the pending set
+ * before it is unblocked, so EPIPE comes back as an error like a socket's. */
+static ssize_t stream_writev(int fd, const struct iovec *iov, int niov)
+{
+    sigset_t pipe, old;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    int was_pending = sigismember(&pending, SIGPIPE); /* not ours to swallow */
+    pthread_sigmask(SIG_BLOCK, &pipe, &old);
+    ssize_t n = writev(fd, iov, niov);
+    int err = errno;
+    if (n < 0 && err == EPIPE && !was_pending) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = err;
+    return n;
+}
+
 /* One send per call in the common case; only an unwritten rest arms the
  * write watcher (libuv's try-write first). */
 void rd__conn_flush(rd_conn_t *c)
@@ -199,7 +227,7 @@ void rd__conn_flush(rd_conn_t *c)
             want += iov[i].iov_len;
         ssize_t n;
         if (c->stream) {
-            n = writev(c->wfd, iov, niov);
+            n = stream_writev(c->wfd, iov, niov);
         } else if (niov == 1) { /* the common case: send skips sendmsg's iovec import */
             n = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
         } else {
