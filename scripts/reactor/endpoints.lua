@@ -25,8 +25,9 @@ local function show(v)
 end
 
 -- raise "bad argument #n to 'fname' (msg)" at the line that called fname
-local function argerror(n, fname, msg)
-  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 3)
+-- (from a checker that fname calls: depth 2)
+local function argerror(n, fname, msg, depth)
+  error(("bad argument #%d to '%s' (%s)"):format(n, fname, msg), 2 + (depth or 1))
 end
 
 --- The port number v names (an integer, or a string of one) if it is in min..65535.
@@ -39,12 +40,12 @@ end
 local toport = M.toport
 
 local function checkfactory(v, n, fname)
-  if type(v) ~= "table" then argerror(n, fname, "expected a protocol or a factory table, got " .. show(v)) end
+  if type(v) ~= "table" then argerror(n, fname, "expected a protocol or a factory table, got " .. show(v), 2) end
 end
 
 local function checktimeout(v, n, fname)
   if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
-    argerror(n, fname, "timeout must be a number of seconds, got " .. show(v))
+    argerror(n, fname, "timeout must be a number of seconds, got " .. show(v), 2)
   end
 end
 

@@ -28,7 +28,9 @@ local function inherit(class, base)
   return class
 end
 
--- Factory.new's work; level is where a bad table is blamed (the caller's line).
+-- Factory.new's work; level is where a bad table is blamed, counted from
+-- init's caller (1), so the callers below return (init(...)): a tail call
+-- would take their frame off the stack.
 local function init(self, level)
   if type(self) ~= "table" then error("Factory: expected a table, got " .. type(self), level + 1) end
   if getmetatable(self) == nil then setmetatable(self, Factory) end
@@ -46,13 +48,13 @@ end
 
 --- Factory{protocol = Class, ...shared state}: one per listener.
 function Factory.new(fields)
-  return init(fields, 2)
+  return (init(fields, 2))
 end
 
 function Factory.forProtocol(class, fields)
   fields = fields or {}
   fields.protocol = class
-  return init(fields, 2)
+  return (init(fields, 2))
 end
 
 --- Called for every new connection; returning nil refuses it.
@@ -63,14 +65,14 @@ end
 function Factory:startFactory() end -- luacheck: ignore self
 function Factory:stopFactory() end -- luacheck: ignore self
 
-setmetatable(Factory, { __call = function(_, fields) return init(fields, 2) end })
+setmetatable(Factory, { __call = function(_, fields) return (init(fields, 2)) end })
 
 local ClientFactory = setmetatable({}, { __index = Factory })
 ClientFactory.__index = ClientFactory
 
 function ClientFactory.new(fields)
   if type(fields) == "table" then setmetatable(fields, ClientFactory) end
-  return init(fields, 2)
+  return (init(fields, 2))
 end
 
 function ClientFactory:startedConnecting(connector) end -- luacheck: ignore
@@ -79,7 +81,7 @@ function ClientFactory:clientConnectionLost(connector, reason) end -- luacheck: 
 
 getmetatable(ClientFactory).__call = function(_, fields)
   if type(fields) == "table" then setmetatable(fields, ClientFactory) end
-  return init(fields, 2)
+  return (init(fields, 2))
 end
 
 -- ReconnectingClientFactory (Twisted's): after a failed or lost connection,
@@ -102,7 +104,7 @@ local function newReconnecting(fields, level)
 end
 
 function ReconnectingClientFactory.new(fields)
-  return newReconnecting(fields, 2)
+  return (newReconnecting(fields, 2))
 end
 
 function ReconnectingClientFactory:resetDelay()
@@ -148,7 +150,7 @@ function ReconnectingClientFactory:stopTrying()
 end
 
 getmetatable(ReconnectingClientFactory).__call = function(_, fields)
-  return newReconnecting(fields, 2)
+  return (newReconnecting(fields, 2))
 end
 
 --[[ The one way a table becomes what listenTCP, connectTCP and serve need.
@@ -164,7 +166,7 @@ end
 local function asFactory(t, client, level)
   level = (level or 1) + 1
   if not isfactory(t) then
-    return init(setmetatable({ protocol = t }, client and ClientFactory or Factory), level)
+    return (init(setmetatable({ protocol = t }, client and ClientFactory or Factory), level))
   end
   local mt = getmetatable(t)
   if client and (mt == nil or mt == Factory) then

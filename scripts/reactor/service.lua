@@ -194,9 +194,8 @@ local function spelling(path, t, what, ...)
         for _, names in ipairs(known) do
           for name, kinds in pairs(names) do
             if type(kinds) == "string" and kinds:find(type(v), 1, true) and near(k, name, v) then
-              log.warn(defined_at(path, v),
-                ("'%s' is not a %s reactord knows; did you mean '%s'? (as spelled, it is never used)")
-                  :format(k, what, name))
+              log.warn(defined_at(path, v), ("'%s' is not a %s reactord knows; did you mean '%s'?")
+                :format(k, what, name))
               goto next
             end
           end
@@ -228,10 +227,13 @@ end
 
 -- require for the script's environment: its own folder first, loaded fresh
 -- for each generation; other modules as usual. A module found nowhere is
--- blamed on the require call's line, with the folder among the places tried.
+-- blamed on the require call's line, with the folder among the places tried
+-- (`return require "x"` is a tail call, which leaves no line: then on the
+-- file that was running it).
 local function requirer(dir, env, files)
   local ownpath = dir .. "/?.lua;" .. dir .. "/?/init.lua"
   local loaded = {}
+  local running = files[1] -- the file whose top level runs
   return function(name)
     if type(name) ~= "string" then
       error(("bad argument #1 to 'require' (string expected, got %s)"):format(type(name)), 2)
@@ -244,9 +246,14 @@ local function requirer(dir, env, files)
       if ok then return r end
       local nf = ("module '%s' not found:"):format(name)
       if type(r) == "string" and r:sub(1, #nf) == nf then
-        local own = ("\n\tno file '%s'\n\tno file '%s'"):format(dir .. "/" .. name:gsub("%.", "/") .. ".lua",
-          dir .. "/" .. name:gsub("%.", "/") .. "/init.lua")
-        error(nf .. own .. r:sub(#nf + 1), 2)
+        local own, base = {}, dir .. "/" .. name:gsub("%.", "/")
+        for _, f in ipairs { base .. ".lua", base .. "/init.lua" } do
+          local line = ("\n\tno file '%s'"):format(f)
+          if not r:find(line, 1, true) then own[#own + 1] = line end
+        end
+        local msg = nf .. table.concat(own) .. r:sub(#nf + 1)
+        if debug.getinfo(1, "t").istailcall and running then error(running .. ": " .. msg, 0) end
+        error(msg, 2)
       end
       error(r, 0) -- the module was found, and failed: its own message says where
     end
@@ -254,7 +261,10 @@ local function requirer(dir, env, files)
     if not chunk then error(err, 0) end
     files[#files + 1] = file
     loaded[name] = true -- a require cycle sees true, as with require
+    local outer = running
+    running = file
     local r = chunk(name, file)
+    running = outer
     if r == nil then r = true end
     loaded[name] = r
     return r
