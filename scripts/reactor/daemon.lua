@@ -1,16 +1,11 @@
 -- reactor.daemon: what `reactord SCRIPT` does once its options are parsed.
 -- User errors are raised as plain strings; main.c prints "reactord: " .. msg.
 local reactor = require "reactor"
-local core = reactor.core
-
-local M = {}
-
+local core = require "reactor.core"
+local log = require "reactor.log"
 local hostport = require("reactor.service").hostport
 
-local function log(msg)
-  io.stderr:write("reactord: ", msg, "\n")
-  io.stderr:flush()
-end
+local M = {}
 
 -- SIGTERM/SIGINT: stop accepting, ask every connection to finish
 -- (shutdownRequested(deadline)), wait up to `grace` seconds for them to end,
@@ -29,10 +24,10 @@ local function graceful(service, grace)
     for _, p in ipairs(core.connections()) do
       local ask = p.shutdownRequested
       if ask then
-        local ok, err = xpcall(ask, debug.traceback, p, deadline)
+        local ok, err = xpcall(ask, core.traceback, p, deadline)
         if not ok then
-          log("error in shutdownRequested: " .. err)
-          core.failConnection(p.transport, (tostring(err):match("^[^\n]*")))
+          log.callbackError("shutdownRequested", err)
+          core.failConnection(p.transport, core.errorMessage(err))
         end
       end
     end
@@ -42,7 +37,9 @@ local function graceful(service, grace)
     waiting:start(0.02, false)
     reactor.callLater(grace, function()
       local left = core._stats().open
-      if left > 0 then log(("grace period over: aborting %d connection%s"):format(left, left == 1 and "" or "s")) end
+      if left > 0 then
+        log.log(("grace period over: aborting %d connection%s"):format(left, left == 1 and "" or "s"))
+      end
       core.abortAll()
       reactor.stop()
     end)
@@ -54,13 +51,13 @@ end
 -- spinning in and can stop it there too. wrap is rebuilt on top of it.
 local function watch_coroutines()
   local resume = core._resume
-  coroutine.resume = resume
+  coroutine.resume = resume -- luacheck: ignore 122
   local create = coroutine.create
   local function check(ok, ...)
     if ok then return ... end
     error((...), 0)
   end
-  coroutine.wrap = function(f)
+  coroutine.wrap = function(f) -- luacheck: ignore 122
     local co = create(f)
     return function(...) return check(resume(co, ...)) end
   end
@@ -100,7 +97,7 @@ function M.main(opt)
     if watcher then watcher:close() end
     local msg
     watcher, msg = core.watch(service:files(), function() service:reload() end)
-    if not watcher then log("--watch: " .. msg) end
+    if not watcher then log.log("--watch: " .. msg) end
   end
   if opt.watch then
     service.onReload = watch -- a new version may require other files
@@ -111,7 +108,7 @@ function M.main(opt)
   for _, name in ipairs { "SIGINT", "SIGTERM", "SIGHUP" } do reactor.onSignal(name, nil) end
   if watcher then watcher:close() end
   service:close()
-  log("stopped")
+  log.log("stopped")
   return 0
 end
 

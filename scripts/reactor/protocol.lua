@@ -5,6 +5,8 @@
 -- side looks each callback up on the instance at every event, so swapping
 -- that one __index (hot reload) reaches every live connection.
 
+local core = require "reactor.core"
+
 local Protocol = {}
 Protocol.__index = Protocol
 
@@ -14,7 +16,7 @@ function Protocol:extend(class)
   return setmetatable(class, { __index = self })
 end
 
-function Protocol:connectionMade() end
+function Protocol:connectionMade() end -- luacheck: ignore self
 function Protocol:dataReceived(data) end -- luacheck: ignore
 function Protocol:connectionLost(reason) end -- luacheck: ignore
 
@@ -26,21 +28,33 @@ local function inherit(class, base)
   return class
 end
 
+-- Factory.new's work; level is where a bad table is blamed, counted from
+-- init's caller (1), so the callers below return (init(...)): a tail call
+-- would take their frame off the stack.
+local function init(self, level)
+  if type(self) ~= "table" then error("Factory: expected a table, got " .. type(self), level + 1) end
+  if getmetatable(self) == nil then setmetatable(self, Factory) end
+  local class = self.protocol
+  if class == nil and self.buildProtocol ~= Factory.buildProtocol then
+    return self -- builds its protocols itself (Twisted allows that too)
+  end
+  if type(class) ~= "table" then
+    error(("Factory: field 'protocol' must be a protocol table (it is %s)"):format(type(class)), level + 1)
+  end
+  inherit(class, Protocol)
+  self._instance_mt = { __index = class }
+  return self
+end
+
 --- Factory{protocol = Class, ...shared state}: one per listener.
 function Factory.new(fields)
-  assert(type(fields) == "table", "Factory: expected a table")
-  local self = fields
-  if getmetatable(self) == nil then setmetatable(self, Factory) end
-  assert(type(self.protocol) == "table", "Factory: field 'protocol' must be a protocol table")
-  inherit(self.protocol, Protocol)
-  self._instance_mt = { __index = self.protocol }
-  return self
+  return (init(fields, 2))
 end
 
 function Factory.forProtocol(class, fields)
   fields = fields or {}
   fields.protocol = class
-  return Factory.new(fields)
+  return (init(fields, 2))
 end
 
 --- Called for every new connection; returning nil refuses it.
@@ -48,24 +62,27 @@ function Factory:buildProtocol(addr) -- luacheck: ignore addr
   return setmetatable({ factory = self }, self._instance_mt)
 end
 
-function Factory:startFactory() end
-function Factory:stopFactory() end
+function Factory:startFactory() end -- luacheck: ignore self
+function Factory:stopFactory() end -- luacheck: ignore self
 
-setmetatable(Factory, { __call = function(_, fields) return Factory.new(fields) end })
+setmetatable(Factory, { __call = function(_, fields) return (init(fields, 2)) end })
 
 local ClientFactory = setmetatable({}, { __index = Factory })
 ClientFactory.__index = ClientFactory
 
 function ClientFactory.new(fields)
-  setmetatable(fields, ClientFactory)
-  return Factory.new(fields)
+  if type(fields) == "table" then setmetatable(fields, ClientFactory) end
+  return (init(fields, 2))
 end
 
 function ClientFactory:startedConnecting(connector) end -- luacheck: ignore
 function ClientFactory:clientConnectionFailed(connector, reason) end -- luacheck: ignore
 function ClientFactory:clientConnectionLost(connector, reason) end -- luacheck: ignore
 
-getmetatable(ClientFactory).__call = function(_, fields) return ClientFactory.new(fields) end
+getmetatable(ClientFactory).__call = function(_, fields)
+  if type(fields) == "table" then setmetatable(fields, ClientFactory) end
+  return (init(fields, 2))
+end
 
 -- ReconnectingClientFactory (Twisted's): after a failed or lost connection,
 -- try again with exponential backoff and jitter, until stopTrying(). Call
@@ -79,11 +96,15 @@ local ReconnectingClientFactory = setmetatable({
 }, { __index = ClientFactory })
 ReconnectingClientFactory.__index = ReconnectingClientFactory
 
-function ReconnectingClientFactory.new(fields)
-  setmetatable(fields, ReconnectingClientFactory)
-  Factory.new(fields)
+local function newReconnecting(fields, level)
+  if type(fields) == "table" then setmetatable(fields, ReconnectingClientFactory) end
+  init(fields, level + 1)
   fields:resetDelay()
   return fields
+end
+
+function ReconnectingClientFactory.new(fields)
+  return (newReconnecting(fields, 2))
 end
 
 function ReconnectingClientFactory:resetDelay()
@@ -102,7 +123,6 @@ function ReconnectingClientFactory:retry(connector)
   if self.jitter and self.jitter > 0 then
     self.delay = self.delay * (1 + (math.random() * 2 - 1) * self.jitter)
   end
-  local core = require "reactor.core"
   self._retry = core.callLater(self.delay, function()
     self._retry = nil
     if self.continueTrying then connector:connect() end
@@ -130,10 +150,35 @@ function ReconnectingClientFactory:stopTrying()
 end
 
 getmetatable(ReconnectingClientFactory).__call = function(_, fields)
-  return ReconnectingClientFactory.new(fields)
+  return (newReconnecting(fields, 2))
+end
+
+--[[ The one way a table becomes what listenTCP, connectTCP and serve need.
+A factory is a table with `protocol` or `buildProtocol` (its own or
+inherited); anything else is a protocol class (a bare table of callbacks,
+or one made with :extend), served by a new factory. For a client, a plain
+factory (no metatable, or reactor.Factory's) becomes a ClientFactory, so
+that the Connector's startedConnecting / clientConnection* calls reach it. ]]
+local function isfactory(t)
+  return t.protocol ~= nil or t.buildProtocol ~= nil
+end
+
+local function asFactory(t, client, level)
+  level = (level or 1) + 1
+  if not isfactory(t) then
+    return (init(setmetatable({ protocol = t }, client and ClientFactory or Factory), level))
+  end
+  local mt = getmetatable(t)
+  if client and (mt == nil or mt == Factory) then
+    setmetatable(t, ClientFactory)
+  end
+  if rawget(t, "_instance_mt") == nil then init(t, level) end
+  return t
 end
 
 return {
+  asFactory = asFactory,
+  isFactory = isfactory,
   Protocol = Protocol,
   Factory = Factory,
   ClientFactory = ClientFactory,

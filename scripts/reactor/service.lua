@@ -1,23 +1,20 @@
--- reactor.service: serve a protocol script, and reload it under live
--- connections.
+-- reactor.service: serve a protocol script (what `reactord SCRIPT` does).
 --
 -- A script runs in an environment of its own and returns a protocol class,
 -- or a factory-like table {protocol = Class, port = N, listen = {...}, ...}.
 -- Each load is a *generation*: the script and every module it requires from
 -- its own folder are loaded fresh, into that generation's environment, and
--- checked before anything changes; so a reload is all new or all old.
---
--- Committing a generation swaps one thing per factory: its instance
--- metatable. Connections of older generations keep their old metatable,
--- whose __index becomes a migrator: at the connection's next lookup (its
--- next event, at the latest) it moves the instance to the new metatable and
--- runs the new class's migrate(self, old_version) once. A reload therefore
--- costs the same at 10 or 100,000 connections.
+-- checked before anything changes; so a reload is all new or all old
+-- (reactor.reload moves the live connections).
 local core = require "reactor.core"
 local protocol = require "reactor.protocol"
 local basic = require "reactor.basic"
+local endpoints = require "reactor.endpoints"
+local reload = require "reactor.reload"
+local log = require "reactor.log"
 
-local Protocol, Factory = protocol.Protocol, protocol.Factory
+local Protocol = protocol.Protocol
+local toport = endpoints.toport
 local M = {}
 
 local services = {} -- served in this state, in order
@@ -26,7 +23,9 @@ local states = {} -- reactor.state(name)
 --- A table that persists across reloads, by name: module-level state that
 --- must survive a new version lives here (upvalues of old closures do not).
 function M.state(name)
-  assert(type(name) == "string", "state: name must be a string")
+  if type(name) ~= "string" then
+    error(("bad argument #1 to 'state' (name must be a string, got %s)"):format(type(name)), 2)
+  end
   local s = states[name]
   if not s then
     s = {}
@@ -35,30 +34,89 @@ function M.state(name)
   return s
 end
 
-local function first_line(msg)
-  msg = tostring(msg)
-  return (msg:match("^(.-)\nstack traceback:") or msg)
+--- "127.0.0.1:1060", or "[::1]:1060" for IPv6: how reactord prints an address.
+function M.hostport(host, port)
+  if host:find(":", 1, true) then return ("[%s]:%d"):format(host, port) end
+  return ("%s:%d"):format(host, port)
+end
+local hostport = M.hostport
+
+--{=====================================================================
+-- Checking what a script returned
+--======================================================================
+
+-- `the string "http"`, `the number 99999`, `nil`, `a table`
+local function itis(v)
+  if v == nil then return "it is nil" end
+  if type(v) == "string" then return ("it is the string %q"):format(#v > 40 and v:sub(1, 40) .. "..." or v) end
+  if type(v) == "number" or type(v) == "boolean" then return ("it is the %s %s"):format(type(v), tostring(v)) end
+  return "it is a " .. type(v)
 end
 
-local function log(msg)
-  io.stderr:write("reactord: ", msg, "\n")
-  io.stderr:flush()
+-- The main listener's limits and every `listen` entry's: name -> kind.
+local LIMITS = { "idleTimeout", "maxConnections", "highWater", "lowWater", "maxOutput", "backlog" }
+
+local function checklimits(path, t, prefix)
+  for _, k in ipairs(LIMITS) do
+    local v = rawget(t, k)
+    if v ~= nil then
+      local ok
+      if k == "idleTimeout" then ok = type(v) == "number" and v >= 0
+      else ok = math.type(v) == "integer" and v >= 0 end
+      if not ok then
+        return nil, ("%s: '%s%s' must be %s (%s)"):format(path, prefix, k,
+          k == "idleTimeout" and "a number of seconds >= 0" or "an integer >= 0", itis(v))
+      end
+    end
+  end
+  return true
 end
 
-local function inherit(class)
-  if getmetatable(class) == nil then setmetatable(class, { __index = Protocol }) end
-  return class
+-- port, host, listen and the limits, as declared by the script.
+local function checkspec(path, spec)
+  local port, host = rawget(spec, "port"), rawget(spec, "host")
+  if port ~= nil and not toport(port, 0) then
+    return nil, ("%s: 'port' must be an integer 0..65535 (%s)"):format(path, itis(port))
+  end
+  if host ~= nil and (type(host) ~= "string" or host == "") then
+    return nil, ("%s: 'host' must be an address string such as \"127.0.0.1\" or \"::1\" (%s)"):format(path, itis(host))
+  end
+  local ok, why = checklimits(path, spec, "")
+  if not ok then return nil, why end
+  local listen = rawget(spec, "listen")
+  if listen == nil then return true end
+  if type(listen) ~= "table" then
+    return nil, ("%s: 'listen' must be a list of ports or {port = N, host = ...} tables (%s)")
+      :format(path, itis(listen))
+  end
+  for i, l in ipairs(listen) do
+    local name = ("listen[%d]"):format(i)
+    if type(l) == "table" then
+      if not toport(l.port, 0) then
+        return nil, ("%s: '%s.port' must be an integer 0..65535 (%s)"):format(path, name, itis(l.port))
+      end
+      if l.host ~= nil and (type(l.host) ~= "string" or l.host == "") then
+        return nil, ("%s: '%s.host' must be an address string (%s)"):format(path, name, itis(l.host))
+      end
+      ok, why = checklimits(path, l, name .. ".")
+      if not ok then return nil, why end
+    elseif not toport(l, 0) then
+      return nil, ("%s: '%s' must be a port (an integer 0..65535) or {port = N, host = ...} (%s)")
+        :format(path, name, itis(l))
+    end
+  end
+  return true
 end
 
 -- Does the class do anything? Inherited no-ops do not count.
-local function check_class(path, class)
+local function checkclass(path, class)
   for _, name in ipairs { "connectionMade", "dataReceived", "connectionLost", "lineReceived", "migrate" } do
     local f = rawget(class, name)
     if f ~= nil and type(f) ~= "function" then
       return nil, ("%s: '%s' must be a function (it is %s)"):format(path, name, type(f))
     end
   end
-  inherit(class)
+  if getmetatable(class) == nil then setmetatable(class, { __index = Protocol }) end
   local LR = basic.LineReceiver
   local lines = type(class.delimiter) == "string" and class.lineReceived ~= LR.lineReceived
   local data = class.dataReceived ~= Protocol.dataReceived and class.dataReceived ~= LR.dataReceived
@@ -70,32 +128,161 @@ local function check_class(path, class)
   return true
 end
 
---- Load one generation of the script at path, changing nothing.
---- -> {spec=, class=, files={path, module files...}} | nil, "file:line: message"
-function M.load(path)
-  local dir = path:match("^(.*)/[^/]*$") or "."
+--{=====================================================================
+-- "did you mean": keys that are near a name the runtime uses
+--======================================================================
+
+-- name -> the types a value of that name may have
+local CALLBACKS = {} -- the protocol methods reactord calls
+for _, k in ipairs { "connectionMade", "dataReceived", "connectionLost", "lineReceived", "rawDataReceived",
+  "lineLengthExceeded", "migrate", "pauseProducing", "resumeProducing", "readConnectionLost",
+  "timeoutConnection", "shutdownRequested" } do CALLBACKS[k] = "function" end
+local CLASS_FIELDS = { delimiter = "string", MAX_LENGTH = "number", flowControl = "string" }
+local OTHER_CLASS = { sendLine = true, setRawMode = true, setLineMode = true, extend = true, version = true }
+local FACTORY = {
+  protocol = "table", port = "number string", host = "string", listen = "table number",
+  idleTimeout = "number", maxConnections = "number", highWater = "number", lowWater = "number",
+  maxOutput = "number", backlog = "number",
+  startFactory = "function", stopFactory = "function", buildProtocol = "function",
+}
+
+local function distance(a, b) -- Levenshtein, with an early way out
+  if math.abs(#a - #b) > 2 then return 3 end
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    local ca = a:byte(i)
+    for j = 1, #b do
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca == b:byte(j) and 0 or 1))
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- is k the known name, misspelled? The same letters in another case, a typo
+-- or two (one for short names), or, for a value that is not a function, a
+-- start of it ("prot"; a method named so is more likely a helper of its own)
+local function near(k, name, v)
+  local a, b = k:lower(), name:lower()
+  if a == b then return true end
+  if distance(a, b) <= (#b <= 5 and 1 or 2) then return true end
+  return type(v) ~= "function" and #a >= 4 and #a < #b and b:sub(1, #a) == a
+end
+
+local function defined_at(path, v)
+  if type(v) == "function" then
+    local info = debug.getinfo(v, "S")
+    if info.what == "Lua" and info.linedefined > 0 then
+      local src = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+      return src .. ":" .. info.linedefined
+    end
+  end
+  return path
+end
+
+-- Warn about each key of t that is none of the names in the `known` tables
+-- but near one of them whose kind fits its value.
+local function spelling(path, t, what, ...)
+  local known = { ... }
+  for k, v in pairs(t) do
+    if type(k) == "string" and k:sub(1, 1) ~= "_" then
+      local exact = false
+      for _, names in ipairs(known) do if names[k] then exact = true end end
+      if not exact then
+        for _, names in ipairs(known) do
+          for name, kinds in pairs(names) do
+            if type(kinds) == "string" and kinds:find(type(v), 1, true) and near(k, name, v) then
+              log.warn(defined_at(path, v), ("'%s' is not a %s reactord knows; did you mean '%s'?")
+                :format(k, what, name))
+              goto next
+            end
+          end
+        end
+      end
+    end
+    ::next::
+  end
+end
+
+local function spellcheck(path, spec, class)
+  if spec ~= class then
+    spelling(path, spec, "factory field", FACTORY)
+    spelling(path, class, "protocol callback", CALLBACKS, CLASS_FIELDS, OTHER_CLASS)
+  else
+    spelling(path, class, "protocol callback or script field", CALLBACKS, CLASS_FIELDS, OTHER_CLASS, FACTORY)
+  end
+  for i, l in ipairs(type(rawget(spec, "listen")) == "table" and spec.listen or {}) do
+    if type(l) == "table" then
+      spelling(path .. (": listen[%d]"):format(i), l, "listener field",
+        { port = "number string", host = "string" }, FACTORY)
+    end
+  end
+end
+
+--{=====================================================================
+-- Loading a generation
+--======================================================================
+
+-- require for the script's environment: its own folder first, loaded fresh
+-- for each generation; other modules as usual. A module found nowhere is
+-- blamed on the require call's line, with the folder among the places tried
+-- (`return require "x"` is a tail call, which leaves no line: then on the
+-- file that was running it).
+local function requirer(dir, env, files)
   local ownpath = dir .. "/?.lua;" .. dir .. "/?/init.lua"
-  local env = setmetatable({}, { __index = _G })
-  local files, loaded = { path }, {}
-  -- the script's own modules load fresh for each generation; others as usual
-  function env.require(name)
+  local loaded = {}
+  local running = files[1] -- the file whose top level runs
+  return function(name)
+    if type(name) ~= "string" then
+      error(("bad argument #1 to 'require' (string expected, got %s)"):format(type(name)), 2)
+    end
     local v = loaded[name]
     if v ~= nil then return v end
-    local file = type(name) == "string" and package.searchpath(name, ownpath)
-    if not file then return require(name) end
+    local file = package.searchpath(name, ownpath)
+    if not file then
+      local ok, r = pcall(require, name)
+      if ok then return r end
+      local nf = ("module '%s' not found:"):format(name)
+      if type(r) == "string" and r:sub(1, #nf) == nf then
+        local own, base = {}, dir .. "/" .. name:gsub("%.", "/")
+        for _, f in ipairs { base .. ".lua", base .. "/init.lua" } do
+          local line = ("\n\tno file '%s'"):format(f)
+          if not r:find(line, 1, true) then own[#own + 1] = line end
+        end
+        local msg = nf .. table.concat(own) .. r:sub(#nf + 1)
+        if debug.getinfo(1, "t").istailcall and running then error(running .. ": " .. msg, 0) end
+        error(msg, 2)
+      end
+      error(r, 0) -- the module was found, and failed: its own message says where
+    end
     local chunk, err = loadfile(file, "t", env)
     if not chunk then error(err, 0) end
     files[#files + 1] = file
     loaded[name] = true -- a require cycle sees true, as with require
+    local outer = running
+    running = file
     local r = chunk(name, file)
+    running = outer
     if r == nil then r = true end
     loaded[name] = r
     return r
   end
+end
+
+--- Load one generation of the script at path, changing nothing: the script
+--- runs, and what it returns is checked (warnings are logged).
+--- -> {spec=, class=, files={path, module files...}} | nil, "file:line: message"
+function M.load(path)
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local env = setmetatable({}, { __index = _G })
+  local files = { path }
+  env.require = requirer(dir, env, files)
   local chunk, err = loadfile(path, "t", env)
   if not chunk then return nil, err end
-  local ok, ret = xpcall(chunk, debug.traceback)
-  if not ok then return nil, first_line(ret) end
+  local ok, ret = xpcall(chunk, core.traceback)
+  if not ok then return nil, core.errorMessage(ret) end
   if type(ret) ~= "table" then
     return nil, ("%s: the script must return a protocol table or {protocol = ...} (it returned %s)")
       :format(path, type(ret))
@@ -105,18 +292,33 @@ function M.load(path)
   if type(class) ~= "table" then
     return nil, ("%s: 'protocol' must be a table (it is %s)"):format(path, type(class))
   end
-  local valid, why = check_class(path, class)
+  spellcheck(path, ret, class)
+  local valid, why = checkspec(path, ret)
+  if valid then valid, why = checkclass(path, class) end
   if not valid then return nil, why end
   return { spec = ret, class = class, files = files }
 end
 
+-- The factory that serves gen: the spec itself, or one made for its class.
+local function factory(gen)
+  if gen.spec == gen.class then return protocol.asFactory({ protocol = gen.class }) end
+  return protocol.asFactory(gen.spec)
+end
+
+--- Check a script without serving it: what the daemon does before it
+--- listens (load, check, build the factory). -> the spec, or nil, "file:line: message"
+function M.check(path)
+  local gen, err = M.load(path)
+  if not gen then return nil, err end
+  factory(gen)
+  return gen.spec
+end
+
 -- The listeners a generation declares: the main one (the command line's
 -- host/port win over the script's) and any in `listen`.
-local LIMITS = { "idleTimeout", "maxConnections", "highWater", "lowWater", "maxOutput", "backlog" }
-
 local function declared(spec, opts)
   local host = opts.host or rawget(spec, "host") or "127.0.0.1"
-  local list = { { host = host, port = opts.port or rawget(spec, "port") or 1060 } }
+  local list = { { host = host, port = toport(opts.port or rawget(spec, "port") or 1060, 0) } }
   -- the main listener's limits: the command line's, else the script's
   for _, k in ipairs(LIMITS) do
     local v = opts[k]
@@ -124,8 +326,8 @@ local function declared(spec, opts)
     list[1][k] = v
   end
   for _, l in ipairs(rawget(spec, "listen") or {}) do
-    if type(l) == "number" then l = { port = l } end
-    local d = { host = l.host or host, port = l.port }
+    if type(l) ~= "table" then l = { port = l } end
+    local d = { host = l.host or host, port = toport(l.port, 0) }
     for _, k in ipairs(LIMITS) do d[k] = l[k] end
     list[#list + 1] = d
   end
@@ -135,31 +337,56 @@ local function declared(spec, opts)
   return list
 end
 
---- "127.0.0.1:1060", or "[::1]:1060" for IPv6: how reactord prints an address.
-function M.hostport(host, port)
-  if host:find(":", 1, true) then return ("[%s]:%d"):format(host, port) end
-  return ("%s:%d"):format(host, port)
-end
-local hostport = M.hostport
+--{=====================================================================
+-- Service: one served script
+--======================================================================
 
 local Service = {}
 Service.__index = Service
 
--- Open what gen declares and is not open yet. On failure nothing stays open.
+function Service:_load()
+  return M.load(self.path)
+end
+
+local function closeall(opened)
+  for _, l in pairs(opened) do l:stopListening() end
+end
+
+-- "in startFactory: app.lua:4: no database"
+local function startfailed(f, err)
+  local msg = core.errorMessage(err)
+  if not msg:find("^[^\n]-:%d+:") then
+    local at = defined_at(nil, f.startFactory)
+    if at then msg = ("(%s) %s"):format(at, msg) end
+  end
+  return "in startFactory: " .. msg
+end
+
+-- Open what gen declares and is not open yet, then count each in the
+-- factory (startFactory runs with the first port of all). On failure
+-- nothing stays open.
 function Service:_open(gen)
   local opened = {}
   for _, l in ipairs(declared(gen.spec, self.opts)) do
     if not self.listeners[l.key] and not opened[l.key] then
       local o = { interface = l.host }
       for _, k in ipairs(LIMITS) do o[k] = l[k] end
-      local listener, msg = core.listenTCP(l.port, self.factory, o)
+      local listener, msg = endpoints.bind(core.listenTCP, l.port, self.factory, o)
       if not listener then
-        for _, o in pairs(opened) do o:stopListening() end
+        closeall(opened)
         return nil, ("cannot listen on %s: %s"):format(hostport(l.host, l.port), (msg:gsub(" %(.*%)$", "")))
       end
       opened[l.key] = listener
     end
   end
+  for _, listener in pairs(opened) do
+    local ok, err = endpoints.start(listener, self.factory)
+    if not ok then
+      closeall(opened)
+      return nil, startfailed(self.factory, err)
+    end
+  end
+  for _, listener in pairs(opened) do self._ports[listener] = true end
   return opened
 end
 
@@ -178,97 +405,22 @@ function Service:_adopt(gen, opened)
   end
 end
 
-local function migrator(old_version, newmt, newclass)
-  return function(self, key)
-    setmetatable(self, newmt)
-    local migrate = newclass.migrate
-    if migrate then
-      local ok, err = xpcall(migrate, debug.traceback, self, old_version)
-      if not ok then -- like any callback error: this connection only
-        log("error in migrate: " .. err)
-        local t = rawget(self, "transport")
-        if t then core.failConnection(t, first_line(err)) end
-      end
-    end
-    return newclass[key]
+--- The open connections of this service (its listeners', closed ones' included).
+function Service:liveConnections()
+  local open = {}
+  for _, l in pairs(self.listeners) do open[l] = true end
+  local n = 0
+  for l in pairs(self._ports) do
+    local c = l:stats().connections
+    if c == 0 and not open[l] then self._ports[l] = nil end -- closed, and nothing left
+    n = n + c
   end
-end
-
--- Make gen's class the one every connection of the factory runs.
-function Service:_commit(gen)
-  local f, class = self.factory, gen.class
-  local spec = gen.spec
-  if spec ~= class then -- new shared state and new methods; live state is kept
-    for k, v in pairs(spec) do
-      if type(k) == "string" and k:sub(1, 1) ~= "_" and k ~= "protocol" then
-        if type(v) == "function" or rawget(f, k) == nil then f[k] = v end
-      end
-    end
-  end
-  local oldmt, oldclass = f._instance_mt, f.protocol
-  local version = rawget(oldclass, "version") or self.generation
-  self._old[oldmt] = version
-  local newmt = { __index = class }
-  for mt, v in pairs(self._old) do mt.__index = migrator(v, newmt, class) end
-  f._instance_mt = newmt
-  f.protocol = class
-  self.gen = gen
-  self.generation = self.generation + 1
-end
-
---- serve(path [, {host=, port=, onListen=fn(addr)}]) -> Service | nil, message
-function M.serve(path, opts)
-  opts = opts or {}
-  local gen, err = M.load(path)
-  if not gen then return nil, err end
-  local spec = gen.spec
-  local factory
-  if spec == gen.class then
-    factory = Factory.forProtocol(gen.class)
-  else
-    factory = spec
-    if getmetatable(factory) == nil then setmetatable(factory, Factory) end
-    Factory.new(factory)
-  end
-  local self = setmetatable({
-    path = path, opts = opts, gen = gen, generation = 1, factory = factory, listeners = {},
-    _old = setmetatable({}, { __mode = "k" }), -- older generations' metatables still in use
-  }, Service)
-  local opened, lerr = self:_open(gen)
-  if not opened then return nil, lerr end
-  -- the main listener first, so its line is the first one printed
-  local main = declared(spec, opts)[1].key
-  if opened[main] then
-    self.listeners[main] = opened[main]
-    if opts.onListen then opts.onListen(opened[main]:getHost()) end
-    opened[main] = nil
-  end
-  self:_adopt(gen, opened)
-  factory:startFactory()
-  services[#services + 1] = self
-  return self
+  return n
 end
 
 --- Reload the script: true, or nil and "file:line: message" (nothing changed).
 function Service:reload()
-  local t0 = core.now()
-  local gen, err = M.load(self.path)
-  if not gen then
-    log(("reload failed, still serving generation %d: %s"):format(self.generation, err))
-    return nil, err
-  end
-  local opened, lerr = self:_open(gen)
-  if not opened then
-    log(("reload failed, still serving generation %d: %s"):format(self.generation, lerr))
-    return nil, lerr
-  end
-  self:_commit(gen)
-  self:_adopt(gen, opened)
-  local live = core._stats().connections
-  log(("reloaded %s (generation %d): %d live connection%s move to it, %.2f ms")
-    :format(self.path, self.generation, live, live == 1 and "" or "s", (core.now() - t0) * 1000))
-  if self.onReload then self.onReload(self) end
-  return true
+  return reload.run(self)
 end
 
 --- The files this generation was loaded from (the script and its own modules).
@@ -276,7 +428,7 @@ function Service:files()
   return self.gen.files
 end
 
---- Stop listening; live connections stay until they end.
+--- Stop listening (stopFactory runs with the last port); live connections stay until they end.
 function Service:close()
   if self.closed then return end
   self.closed = true
@@ -287,7 +439,30 @@ function Service:close()
   for i, s in ipairs(services) do
     if s == self then table.remove(services, i) break end
   end
-  self.factory:stopFactory()
+end
+
+--- serve(path [, {host=, port=, onListen=fn(addr)}]) -> Service | nil, message
+function M.serve(path, opts)
+  opts = opts or {}
+  local gen, err = M.load(path)
+  if not gen then return nil, err end
+  local self = setmetatable({
+    path = path, opts = opts, factory = factory(gen), listeners = {},
+    _ports = {}, -- every listener opened, until it is closed and its connections are gone
+  }, Service)
+  reload.init(self, gen)
+  local opened, lerr = self:_open(gen)
+  if not opened then return nil, lerr end
+  -- the main listener first, so its line is the first one printed
+  local main = declared(gen.spec, opts)[1].key
+  if opened[main] then
+    self.listeners[main] = opened[main]
+    if opts.onListen then opts.onListen(opened[main]:getHost()) end
+    opened[main] = nil
+  end
+  self:_adopt(gen, opened)
+  services[#services + 1] = self
+  return self
 end
 
 --- Reload every served script. true, or nil and the first failure.
