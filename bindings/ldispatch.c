@@ -335,6 +335,7 @@ static void on_lost(rd_conn_t *c, int reason, int err)
                 "aborted %s: more than %zu bytes of output queued for a peer that does not read",
                 rdL_peername(c, peer, sizeof peer), c->max_out);
     }
+    if (t->from) t->from->open--;
     rdL_call call = {.fn = tramp_lost, .t = t, .what = "connectionLost"};
     rdL_pcall(lr, &call);
     rdL_transport_unpin(lr->L, t); /* from here t is ordinary garbage */

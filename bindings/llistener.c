@@ -22,6 +22,9 @@ static int tramp_alloc(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, ls->ref);
     lua_getiuservalue(L, -1, 1);
     lua_setiuservalue(L, -3, RDL_UV_FACTORY);
+    lua_setiuservalue(L, -2, RDL_UV_LISTENER);
+    t->from = ls;
+    ls->open++;
     call->b = t;
     return 0;
 }
@@ -85,12 +88,13 @@ static int listener_gethost(lua_State *L)
     return 1;
 }
 
-/* stats() -> {connections = open ones it accepted, refused = turned away} */
+/* stats() -> {connections = open ones it accepted (also once it stopped
+ * listening), refused = turned away} */
 static int listener_stats(lua_State *L)
 {
     llistener *ls = checklistener(L);
     lua_createtable(L, 0, 2);
-    lua_pushinteger(L, ls->listener.nconns);
+    lua_pushinteger(L, (lua_Integer)ls->open);
     lua_setfield(L, -2, "connections");
     lua_pushinteger(L, (lua_Integer)ls->listener.refused);
     lua_setfield(L, -2, "refused");

@@ -56,9 +56,10 @@ static int tramp_fire(lua_State *L)
                 lua_pushfstring(L, "%s of %s", obj, luaL_tolstring(L, -1, NULL));
                 obj = lua_tostring(L, -1);
             }
+            /* call + 1: obj, + 2: the nil it gave, + 3: site, + 4: name */
             return luaL_error(L, "%scallLater(delay, obj, '%s'): obj (%s) has no method '%s'",
-                              lua_tostring(L, call + 2), lua_tostring(L, call + 3), obj,
-                              lua_tostring(L, call + 3));
+                              lua_tostring(L, call + 3), lua_tostring(L, call + 4), obj,
+                              lua_tostring(L, call + 4));
         }
         lua_insert(L, -2); /* method, obj */
         first = 3;

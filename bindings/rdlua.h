@@ -98,7 +98,12 @@ typedef struct lreactor {
 #define RDL_TRANSPORT_MAGIC 0x7264746eu
 
 /* uservalues of a transport */
-enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR, RDL_TRANSPORT_UVS = 3 };
+/* uservalues of a transport; the third is where it came from: a client's
+ * connector, or the listener that accepted it (which it keeps alive, so
+ * that the listener's count of its connections outlives stopListening) */
+enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_ORIGIN, RDL_TRANSPORT_UVS = 3 };
+#define RDL_UV_CONNECTOR RDL_UV_ORIGIN
+#define RDL_UV_LISTENER RDL_UV_ORIGIN
 
 typedef struct ltransport {
     /* the read path's fields first, next to the conn's hot ones */
@@ -108,9 +113,10 @@ typedef struct ltransport {
     unsigned char made;     /* connectionMade has been called */
     unsigned char outgoing; /* made by connectTCP */
     rd_conn_t conn;
-    rd_framer_t in; /* the partial frame: survives a reload byte for byte */
-    int ref;        /* pins the userdata while core may call back */
-    int err_ref;    /* the error message that closed it, if any */
+    rd_framer_t in;         /* the partial frame: survives a reload byte for byte */
+    int ref;                /* pins the userdata while core may call back */
+    int err_ref;            /* the error message that closed it, if any */
+    struct llistener *from; /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
 } ltransport;
 
 typedef struct ltimer {
@@ -120,7 +126,8 @@ typedef struct ltimer {
 
 typedef struct llistener {
     rd_listener_t listener;
-    int ref; /* pinned while listening */
+    int ref;     /* pinned while listening */
+    size_t open; /* its connections not yet reported lost, even once it is closed */
 } llistener;
 
 /* lcall.c: every entry from the loop into Lua */

@@ -79,16 +79,30 @@ function M.main(opt)
   reactor.onSignal("SIGINT", function(...) return stop(...) end)
   reactor.onSignal("SIGTERM", function(...) return stop(...) end)
   reactor.onSignal("SIGHUP", function() if service then service:reload() end end)
+  -- The first line on stdout is the listening line (documented; scripts and
+  -- tests wait for it), yet the script's top level, which may print, runs
+  -- first: main.c holds fd 1 back until the listening lines are out.
+  local held = opt.stdout and {}
+  if held then opt.stdout.hold() end
   local err
   service, err = reactor.serve(opt.script, {
     host = opt.host,
     port = opt.port,
     idleTimeout = opt.idleTimeout,
     onListen = function(addr)
-      io.stdout:write("reactord: listening on ", hostport(addr.host, addr.port), "\n")
-      io.stdout:flush()
+      local line = ("reactord: listening on %s\n"):format(hostport(addr.host, addr.port))
+      if held then
+        held[#held + 1] = line
+      else -- a port a reload opened
+        io.stdout:write(line)
+        io.stdout:flush()
+      end
     end,
   })
+  if held then
+    opt.stdout.release(table.concat(held))
+    held = nil
+  end
   if not service then error(err, 0) end
   stop = graceful(service, opt.grace or 5)
 
