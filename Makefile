@@ -7,13 +7,15 @@
 
 BUILD      ?= build
 TEST_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 600
 CMAKE      ?= cmake
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
 
 DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck
 
-.PHONY: all run test deps bench format check-format clean valgrind
+.PHONY: all run test deps bench format check-format clean valgrind fuzz
 
 all: $(BUILD)/.ran-cmake
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
@@ -43,6 +45,21 @@ lint: $(TEST_BUILD)/.ran-cmake
 	$(CMAKE) -S . -B $(TEST_BUILD) >/dev/null
 	cd $(TEST_BUILD) && ctest --output-on-failure -L lint
 
+# libFuzzer on the framers (clang; not part of test). New inputs it finds go
+# to $(FUZZ_BUILD)/corpus-framer, the seeds in spec/fuzz/corpus stay as they are.
+FUZZ_DEPS := clang libclang-rt-14-dev
+
+$(FUZZ_BUILD)/.ran-cmake: | deps
+	$(MAKE) --no-print-directory deps DEPS="$(FUZZ_DEPS)"
+	CC=clang $(CMAKE) -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREACTORD_FUZZ=ON
+	touch $@
+
+fuzz: $(FUZZ_BUILD)/.ran-cmake
+	$(CMAKE) --build $(FUZZ_BUILD) --target fuzz_framer -j$(JOBS)
+	mkdir -p $(FUZZ_BUILD)/corpus-framer $(FUZZ_BUILD)/artifacts
+	$(FUZZ_BUILD)/fuzz_framer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus-framer spec/fuzz/corpus/framer
+
 bench: all
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/run.sh
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/reload.sh
@@ -63,4 +80,4 @@ check-format:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(FUZZ_BUILD)
