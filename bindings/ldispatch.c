@@ -172,6 +172,10 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     if (!isint || max < 0) max = 16384;
     lua_pop(L, 1);
     rd_framer_t *f = &t->in;
+    if (d != f->delim) { /* a new delimiter (the first read, a reload): keep it alive */
+        rdL_unpin(L, &t->delim_ref);
+        rdL_pin(L, delim, &t->delim_ref);
+    }
     rd_framer_set_line(f, d, dlen, (size_t)max);
     if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
     rd_span_t line;

@@ -116,6 +116,7 @@ typedef struct ltransport {
     rd_framer_t in;         /* the partial frame: survives a reload byte for byte */
     int ref;                /* pins the userdata while core may call back */
     int err_ref;            /* the error message that closed it, if any */
+    int delim_ref;          /* the framer's delimiter string, alive while it is set */
     struct llistener *from; /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
 } ltransport;
 

@@ -27,6 +27,8 @@
  * straddle reads would otherwise malloc and free at every read. A larger
  * one goes, so that an idle connection holds little. */
 #define KEEP_CAP 1024
+
+static long scan_line(rd_framer_t *f, const char *p, size_t n, rd_span_t *out);
 #define MIN_CAP 64
 
 void rd_framer_init(rd_framer_t *f)
@@ -53,19 +55,6 @@ void rd_framer_set_rule(rd_framer_t *f, const rd_frame_rule_t *rule)
     f->rule = rule;
     f->scanned = 0;
     f->need = 0;
-}
-
-/* Called at every read, so the line rule's progress survives unless the
- * delimiter really is another one. A delimiter is compared by address:
- * the previous one may be gone (a collected Lua string), so its bytes
- * cannot be read. */
-void rd_framer_set_line(rd_framer_t *f, const char *delim, size_t dlen, size_t max)
-{
-    assert(delim && dlen >= 1 && "rd_framer_set_line: the delimiter must not be empty");
-    if (delim != f->delim || dlen != f->dlen) f->scanned = 0;
-    f->delim = delim;
-    f->dlen = dlen;
-    f->max = max;
 }
 
 /* Room for want bytes in buf. Doubling keeps appends a byte at a time
@@ -115,7 +104,7 @@ static void end_read(rd_framer_t *f)
     f->inlen = f->pos = 0;
 }
 
-int rd_framer_feed(rd_framer_t *f, const char *data, size_t n)
+int rd__framer_feed(rd_framer_t *f, const char *data, size_t n)
 {
     assert((!f->buf || n == 0 || (uintptr_t)data < (uintptr_t)f->buf ||
             (uintptr_t)data >= (uintptr_t)f->buf + f->cap) &&
@@ -155,12 +144,14 @@ static rd_span_t give_rest(rd_framer_t *f)
     return s;
 }
 
-int rd_framer_next(rd_framer_t *f, rd_span_t *out)
+int rd__framer_next(rd_framer_t *f, rd_span_t *out)
 {
     if (!f->in || f->pos == f->inlen) return 0;
     size_t avail = f->inlen - f->pos;
     f->declared = 0;
-    long r = f->rule->scan(f, f->in + f->pos, avail, out);
+    /* the line rule called directly, so that it can be inlined here */
+    long r = f->rule == &rd_frame_line ? scan_line(f, f->in + f->pos, avail, out)
+                                       : f->rule->scan(f, f->in + f->pos, avail, out);
     if (r > 0) {
         assert((size_t)r <= avail && "rd_framer_next: a rule took more bytes than it was given");
         f->pos += (size_t)r;
@@ -182,7 +173,7 @@ rd_span_t rd_framer_take(rd_framer_t *f)
     return give_rest(f);
 }
 
-int rd_framer_keep(rd_framer_t *f)
+int rd__framer_keep(rd_framer_t *f)
 {
     if (!f->in) return 0;
     size_t rest = f->inlen - f->pos;
