@@ -136,19 +136,25 @@ static void addframe(luaL_Buffer *b, lua_State *L, lua_Debug *ar)
 
 /* Push msg and the traceback of L's frames from level 1 up to (not
  * including) the frame running `stop` (or all of them). */
-static void pushtraceback(lua_State *L, const char *msg, lua_CFunction stop)
+static void pushtraceback(lua_State *L, const char *msg, lua_CFunction stop, const char *what)
 {
     lua_Debug ar;
-    int last_user = 0, cut = 0;
+    int last_user = 0, cut = 0, stopped = 0;
     for (int level = 1; lua_getstack(L, level, &ar); level++) {
         lua_getinfo(L, "Sf", &ar);
         lua_CFunction f = lua_tocfunction(L, -1);
         lua_pop(L, 1);
-        if (stop && f == stop) break;
+        if (stop && f == stop) {
+            stopped = level;
+            break;
+        }
         cut = level;
         if (!is_runtime(&ar)) last_user = level;
     }
     if (last_user) cut = last_user;
+    /* the frame the trampoline called has no name Lua knows (C called it):
+     * it is the callback the record names */
+    int named = stopped && cut == stopped - 1 ? cut : 0;
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     luaL_addstring(&b, msg);
@@ -161,6 +167,10 @@ static void pushtraceback(lua_State *L, const char *msg, lua_CFunction stop)
         lua_getstack(L, level, &ar);
         lua_getinfo(L, "Slnt", &ar);
         addframe(&b, L, &ar);
+        if (level == named && what && !*ar.namewhat && *ar.what == 'L') {
+            lua_pushfstring(L, " (%s)", what);
+            luaL_addvalue(&b);
+        }
     }
     luaL_pushresult(&b);
 }
@@ -179,7 +189,8 @@ int rdL_traceback(lua_State *L)
     const char *msg = pushtext(L, 1);
     if (strstr(msg, TRACEBACK)) return 1; /* raised again with its traceback */
     lreactor *lr = reactor_of(L);
-    pushtraceback(L, msg, lr && lr->call ? lr->call->fn : NULL);
+    rdL_call *call = lr ? lr->call : NULL;
+    pushtraceback(L, msg, call ? call->fn : NULL, call ? call->what : NULL);
     return 1;
 }
 

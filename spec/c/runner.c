@@ -5,8 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* one runner, several test programs: each names its list */
+#ifndef RD_TEST_LIST
+#define RD_TEST_LIST "test_list.h"
+#endif
+
 #define T(name) void test_##name(void);
-#include "test_list.h"
+#include RD_TEST_LIST
 #undef T
 
 static const struct {
@@ -14,7 +19,7 @@ static const struct {
     void (*fn)(void);
 } tests[] = {
 #define T(name) {#name, test_##name},
-#include "test_list.h"
+#include RD_TEST_LIST
 #undef T
 };
 
