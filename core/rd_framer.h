@@ -58,7 +58,9 @@ struct rd_framer {
     const char *delim;           /* rw: the line rule's delimiter; not owned, must
                                     stay valid while frames are taken */
     size_t dlen;                 /* rw: its length, >= 1 */
-    size_t max;                  /* rw: the longest payload accepted */
+    size_t max;                  /* rw: the longest payload accepted (a whole frame
+                                    longer than LONG_MAX bytes is too big whatever
+                                    max says: the rules return sizes as long) */
     uint64_t declared;           /* ro: after RD_ETOOBIG, the declared length (or 0) */
     size_t need;                 /* private: rule's hint, bytes the frame needs in all */
     size_t scanned;              /* private: rule's progress in the unconsumed bytes */

@@ -59,14 +59,16 @@ TEST(embed_two_reactors_in_one_process)
     lua_State *a = host_state(), *b = host_state();
     reactor_set_loop(a, ev);
     reactor_set_loop(b, ev);
-    run(b, "reactor = require 'reactor'\n"
-           "local P = { dataReceived = function(self, d) self.transport:write(d .. 'from b') end }\n"
-           "port = assert(reactor.listenTCP(0, P)):getHost().port\n");
+    run(b,
+        "reactor = require 'reactor'\n"
+        "local P = { dataReceived = function(self, d) self.transport:write(d .. 'from b') end }\n"
+        "port = assert(reactor.listenTCP(0, P)):getHost().port\n");
     lua_pushinteger(a, global_int(b, "port"));
     lua_setglobal(a, "port");
     run(a, "reactor = require 'reactor'\n"
            "local C = { connectionMade = function(self) self.transport:write('hi ') end,\n"
-           "            dataReceived = function(self, d) got = d; self.transport:loseConnection() end }\n"
+           "            dataReceived = function(self, d) got = d; self.transport:loseConnection() "
+           "end }\n"
            "reactor.connectTCP('127.0.0.1', port, C)\n");
     int done = 0;
     for (int i = 0; i < 10000 && !done; i++) { /* bounded: each turn waits for an event */

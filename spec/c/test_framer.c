@@ -557,6 +557,12 @@ TEST(framer_hostile_netstrings)
     run_once(&wide, S("18446744073709551617:"), &g); /* 2^64 + 1 */
     CHECK_EQ(g.err, RD_ETOOBIG);
     got_free(&g);
+    /* under max and under 2^64, but a frame longer than LONG_MAX: too big
+     * (found by the fuzzer, where the reference waited for the payload) */
+    run_once(&wide, S("11111133333333333333:"), &g);
+    CHECK_EQ(g.err, RD_ETOOBIG);
+    CHECK(g.declared == 11111133333333333333u);
+    got_free(&g);
     /* an error after good frames hands over only the bad one's bytes */
     run_once(&c, S("5:hello,x5:world,"), &g);
     CHECK_EQ(g.frames, 1);

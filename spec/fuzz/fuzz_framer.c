@@ -16,6 +16,7 @@
  *   in[3]  how many read lengths follow (mod 32); each is a byte b: b % 8 if
  *          b < 128 (short reads, 0 included), else (b - 128) * 8
  */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,7 +155,7 @@ static long ref_scan(const conf_t *c, const rd_frame_rule_t *rule, const uint8_t
         if (nd == n) return 0;
         if (p[nd] != ':') return RD_EFRAME;
         size_t h = nd + 1;
-        if (v > SIZE_MAX - h - 1) {
+        if (v > SIZE_MAX - h - 1 || h + v + 1 > (uint64_t)LONG_MAX) { /* a frame's size is a long */
             *decl = v;
             return RD_ETOOBIG;
         }
@@ -169,7 +170,7 @@ static long ref_scan(const conf_t *c, const rd_frame_rule_t *rule, const uint8_t
     uint64_t v = 0;
     for (size_t i = 0; i < h; i++)
         v = v * 256 + p[i];
-    if (v > c->max) {
+    if (v > c->max || h + v > (uint64_t)LONG_MAX) {
         *decl = v;
         return RD_ETOOBIG;
     }
