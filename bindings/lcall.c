@@ -198,6 +198,20 @@ int rdL_traceback(lua_State *L)
  * The protected call
  *=====================================================================*/
 
+/* "Listener (127.0.0.1:1060)", or "Listener (closed)": __tostring of the
+ * userdata that own a socket (listeners, UDP ports). */
+int rdL_pushsocketname(lua_State *L, const char *kind, int fd, const rd_addr_t *addr)
+{
+    if (fd < 0) {
+        lua_pushfstring(L, "%s (closed)", kind);
+        return 1;
+    }
+    char host[64];
+    int port = rd_addr_host(addr, host, sizeof host);
+    lua_pushfstring(L, strchr(host, ':') ? "%s ([%s]:%d)" : "%s (%s:%d)", kind, host, port);
+    return 1;
+}
+
 const char *rdL_peername(const rd_conn_t *c, char *buf, size_t size)
 {
     if (c->stream) {

@@ -111,13 +111,7 @@ static int listener_gc(lua_State *L)
 static int listener_tostring(lua_State *L)
 {
     llistener *ls = checklistener(L);
-    char host[64];
-    int port = rd_addr_host(&ls->listener.addr, host, sizeof host);
-    if (ls->listener.fd < 0)
-        lua_pushliteral(L, "Listener (closed)");
-    else
-        lua_pushfstring(L, "Listener (%s:%d)", host, port);
-    return 1;
+    return rdL_pushsocketname(L, "Listener", ls->listener.fd, &ls->listener.addr);
 }
 
 static void listener_options(lua_State *L, int idx, rd_listener_t *l)

@@ -161,13 +161,7 @@ static int udp_gc(lua_State *L)
 static int udp_tostring(lua_State *L)
 {
     ludp *lu = checkudp(L);
-    char host[64];
-    int port = rd_addr_host(&lu->u.addr, host, sizeof host);
-    if (lu->u.fd < 0)
-        lua_pushliteral(L, "UDPPort (closed)");
-    else
-        lua_pushfstring(L, "UDPPort (%s:%d)", host, port);
-    return 1;
+    return rdL_pushsocketname(L, "UDPPort", lu->u.fd, &lu->u.addr);
 }
 
 /* listenUDP(port, protocol [, interface]) -> port, or nil, msg, code */

@@ -151,6 +151,8 @@ const char *rdL_pusherror(lua_State *L, int err);
 int rdL_pushfail(lua_State *L, int err, const char *where);
 /* Push {type="TCP", host=, port=} for an address. */
 void rdL_pushaddr(lua_State *L, const rd_addr_t *a);
+/* __tostring of a socket's userdata: "KIND (HOST:PORT)" or "KIND (closed)" */
+int rdL_pushsocketname(lua_State *L, const char *kind, int fd, const rd_addr_t *addr);
 /* "127.0.0.1:1060", "[::1]:1060", "unix socket" or "stdio" into buf. */
 const char *rdL_peername(const rd_conn_t *c, char *buf, size_t size);
 /* Pin/unpin the value at idx; idempotent. */

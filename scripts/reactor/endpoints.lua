@@ -43,6 +43,12 @@ local function checkfactory(v, n, fname)
   if type(v) ~= "table" then argerror(n, fname, "expected a protocol or a factory table, got " .. show(v), 2) end
 end
 
+local function checkpath(v, fname) -- a Unix socket's path, argument #1
+  if type(v) ~= "string" or v == "" then
+    argerror(1, fname, "path must be a non-empty string, got " .. show(v), 2)
+  end
+end
+
 local function checktimeout(v, n, fname)
   if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
     argerror(n, fname, "timeout must be a number of seconds, got " .. show(v), 2)
@@ -136,9 +142,7 @@ end
 
 --- listenUNIX(path, factory [, opts]) -> Listener | nil, msg, code
 function M.listenUNIX(path, factory, opts)
-  if type(path) ~= "string" or path == "" then
-    argerror(1, "listenUNIX", "path must be a non-empty string, got " .. show(path))
-  end
+  checkpath(path, "listenUNIX")
   checkfactory(factory, 2, "listenUNIX")
   if opts ~= nil and type(opts) ~= "table" then
     argerror(3, "listenUNIX", "expected an options table, got " .. show(opts))
@@ -250,9 +254,7 @@ end
 
 --- connectUNIX(path, factory [, timeout = 30]) -> Connector
 function M.connectUNIX(path, factory, timeout)
-  if type(path) ~= "string" or path == "" then
-    argerror(1, "connectUNIX", "path must be a non-empty string, got " .. show(path))
-  end
+  checkpath(path, "connectUNIX")
   checkfactory(factory, 2, "connectUNIX")
   checktimeout(timeout, 3, "connectUNIX")
   local c = setmetatable({ path = path, factory = asFactory(factory, true, 2), timeout = timeout }, Connector)
