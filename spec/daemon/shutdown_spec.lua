@@ -153,7 +153,10 @@ end
       assert_eof(socks[i], "client " .. i)
       socks[i]:close()
     end
-    local code, how = d:stop("TERM") -- it has exited on its own; this reaps it
+    -- every connection has closed: the daemon stops by itself. Wait for that
+    -- exit; a second TERM here could come after it removed its handlers
+    -- and kill it (`signal 15`)
+    local code, how = d:wait()
     local err = d:stderr()
     assert.are.equal("exit 0", how .. " " .. tostring(code), err)
     assert.is_nil(err:find("grace period over", 1, true), err)

@@ -169,6 +169,15 @@ function Daemon:stop(sig)
   return code, how
 end
 
+-- wait for the process to end by itself, sending no signal, and reap it;
+-- returns what :stop returns. For a daemon that is already leaving (every
+-- connection closed after a first SIGTERM): a signal sent to "reap" it may
+-- land after it removed its handlers, and the default action kills it
+-- (`signal 15`). Cannot hang: the deadline kills a daemon that never ends.
+function Daemon:wait()
+  return self:stop("0")
+end
+
 -- has the process ended? (only meaningful before :stop)
 function Daemon:alive()
   if self.status then return false end

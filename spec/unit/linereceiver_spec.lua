@@ -39,9 +39,7 @@ local function exchange(class, pieces, opts)
   end
   function client:connectionLost() reactor.callLater(0, reactor.stop) end
   reactor.connectTCP("127.0.0.1", l:getHost().port, reactor.ClientFactory { protocol = client })
-  local guard = reactor.callLater(10, reactor.stop)
-  reactor.run()
-  assert.is_false(guard:active())
+  H.run_loop(10)
   H.assert_clean()
   return rec
 end
@@ -108,9 +106,7 @@ describe("LineReceiver", function()
     end
     function C:connectionLost() reactor.stop() end
     reactor.connectTCP("127.0.0.1", l:getHost().port, reactor.ClientFactory { protocol = C })
-    local guard = reactor.callLater(10, reactor.stop)
-    reactor.run()
-    assert.is_false(guard:active())
+    H.run_loop(10)
     assert.are.same({ "one", "two", "three" }, got)
     H.assert_clean()
   end)
@@ -166,9 +162,7 @@ describe("LineReceiver", function()
     end
     function C:connectionLost() reactor.stop() end
     reactor.connectTCP("127.0.0.1", l:getHost().port, reactor.ClientFactory { protocol = C })
-    local guard = reactor.callLater(10, reactor.stop)
-    reactor.run()
-    assert.is_false(guard:active())
+    H.run_loop(10)
     assert.are.same({ "HELLO", "WORLD" }, got)
     H.assert_clean()
   end)

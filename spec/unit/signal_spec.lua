@@ -1,5 +1,6 @@
 -- reactor.onSignal: the handler runs from the loop, not in signal context.
 local reactor = require "reactor"
+local H = require "spec.helpers"
 
 local function mypid()
   local f = assert(io.open("/proc/self/stat"))
@@ -16,9 +17,7 @@ describe("onSignal", function()
       reactor.stop()
     end)
     reactor.callLater(0, function() os.execute("kill -USR1 " .. mypid()) end)
-    local guard = reactor.callLater(10, reactor.stop)
-    reactor.run()
-    assert.is_false(guard:active())
+    H.run_loop(10)
     assert.are.same({ "SIGUSR1" }, got)
     reactor.onSignal("USR1", nil) -- the short name works too
     assert.has_error(function() reactor.onSignal("SIGBOGUS", function() end) end)
@@ -33,10 +32,8 @@ describe("onSignal", function()
       error("handler broke")
     end)
     reactor.callLater(0, function() os.execute("kill -USR2 " .. mypid()) end)
-    local guard = reactor.callLater(10, reactor.stop)
-    reactor.run()
-    reactor.onSignal("SIGUSR2", nil)
-    assert.is_false(guard:active())
+    finally(function() reactor.onSignal("SIGUSR2", nil) end) -- also when the run fails
+    H.run_loop(10)
     assert.are.equal(1, ran)
     assert.is_true(after) -- the loop went on after the error
   end)

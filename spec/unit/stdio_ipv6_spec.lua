@@ -31,9 +31,7 @@ describe("IPv6", function()
     end
     function C:connectionLost() reactor.stop() end
     reactor.connectTCP(host, port, reactor.ClientFactory { protocol = C })
-    local guard = reactor.callLater(10, reactor.stop)
-    reactor.run()
-    assert.is_false(guard:active())
+    H.run_loop(10)
     return got, peer
   end
 

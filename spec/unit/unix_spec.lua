@@ -28,9 +28,7 @@ local function exchange(path)
   end
   function C:connectionLost() reactor.stop() end
   reactor.connectUNIX(path, reactor.ClientFactory { protocol = C })
-  local guard = reactor.callLater(10, reactor.stop)
-  reactor.run()
-  assert.is_false(guard:active())
+  H.run_loop(10)
   return got
 end
 
@@ -93,9 +91,7 @@ describe("Unix sockets", function()
       reactor.stop()
     end
     reactor.connectUNIX(tmppath(), f)
-    local guard = reactor.callLater(10, reactor.stop)
-    reactor.run()
-    assert.is_false(guard:active())
+    H.run_loop(10)
     assert.are.equal("UNIX", kind)
     assert.truthy(reason)
     assert.matches("ENOENT", reason.message)
