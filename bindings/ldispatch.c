@@ -93,12 +93,12 @@ static void on_made(rd_conn_t *c)
 }
 
 /*{====================================================================
- * Reading: raw data, or lines framed here in C
+ * Reading: raw data, or lines framed by core's rd_framer
  *
  * A protocol whose `delimiter` is a string (Twisted's LineReceiver) gets
  * lineReceived(line) per line, split in C: no Lua string work per message,
- * and the partial line lives in the transport, so it survives a reload byte
- * for byte. `delimiter` is looked up at every read, so a reload (or
+ * and the partial line lives in the transport's framer, so it survives a
+ * reload byte for byte. `delimiter` is looked up at every read, so a reload (or
  * setRawMode) that changes the framing applies from the next read on.
  *=====================================================================*/
 
