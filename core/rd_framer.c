@@ -9,10 +9,11 @@
  * is contiguous). The line rule remembers in f->scanned how far it found
  * no delimiter, so a line fed a byte per read costs O(n), not O(n^2).
  *
- * Every length is size_t and every sum is checked before it is made: a
- * length prefix is a stranger's number, and 0xFFFFFFFF + 4 wraps a 32-bit
- * size_t. Declared lengths are compared with f->max before any buffer is
- * sized from them, so a 4 GiB prefix costs nothing.
+ * Lengths are size_t at the interface and 32 bits inside (no frame is
+ * longer than RD_FRAME_MAX), and every sum is checked before it is made: a
+ * length prefix is a stranger's number, and 0xFFFFFFFF + 4 wraps 32 bits.
+ * Declared lengths are compared with f->max before any buffer is sized
+ * from them, so a 4 GiB prefix costs nothing.
  */
 #include <assert.h>
 #include <errno.h>
@@ -67,19 +68,20 @@ void rd_framer_set_rule(rd_framer_t *f, const rd_frame_rule_t *rule)
 static int reserve(rd_framer_t *f, size_t want)
 {
     if (want <= f->cap) return 0;
+    if (want > UINT32_MAX) return -ENOMEM;
     size_t need = f->need, cap;
     if (need > want && need <= HINT_MAX) {
         cap = need;
     } else {
         cap = f->cap > MIN_CAP ? f->cap : MIN_CAP;
         while (cap < want)
-            cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+            cap = cap > UINT32_MAX / 2 ? want : cap * 2;
         if (need >= want && cap > need) cap = need;
     }
     char *b = realloc(f->buf, cap);
     if (!b) return -ENOMEM;
     f->buf = b;
-    f->cap = cap;
+    f->cap = (uint32_t)cap;
     return 0;
 }
 
@@ -116,15 +118,16 @@ int rd__framer_feed(rd_framer_t *f, const char *data, size_t n)
         end_read(f);
     }
     if (f->len == 0) {
+        if (n > RD_FRAME_MAX) return -ENOMEM; /* lengths are 32 bits */
         f->in = data;
-        f->inlen = n;
+        f->inlen = (uint32_t)n;
         f->pos = 0;
         return 0;
     }
-    if (n > SIZE_MAX - f->len) return -ENOMEM;
-    if (reserve(f, f->len + n) < 0) return -ENOMEM;
+    if (n > UINT32_MAX - f->len) return -ENOMEM;
+    if (reserve(f, (size_t)f->len + n) < 0) return -ENOMEM;
     if (n) memcpy(f->buf + f->len, data, n);
-    f->len += n;
+    f->len += (uint32_t)n;
     f->in = f->buf;
     f->inlen = f->len;
     f->pos = 0;
@@ -154,7 +157,7 @@ int rd__framer_next(rd_framer_t *f, rd_span_t *out)
                                        : f->rule->scan(f, f->in + f->pos, avail, out);
     if (r > 0) {
         assert((size_t)r <= avail && "rd_framer_next: a rule took more bytes than it was given");
-        f->pos += (size_t)r;
+        f->pos += (uint32_t)r;
         f->scanned = f->need = 0;
         return 1;
     }
@@ -176,7 +179,7 @@ rd_span_t rd_framer_take(rd_framer_t *f)
 int rd__framer_keep(rd_framer_t *f)
 {
     if (!f->in) return 0;
-    size_t rest = f->inlen - f->pos;
+    uint32_t rest = f->inlen - f->pos;
     int rc = 0;
     if (f->in == f->buf) {
         if (f->pos && rest) memmove(f->buf, f->buf + f->pos, rest);
@@ -205,11 +208,11 @@ size_t rd_framer_pending(const rd_framer_t *f)
  * Rules
  *=====================================================================*/
 
-/* A frame's size is returned as a long: one that does not fit is too big
- * whatever f->max says (it only matters where long is 32 bits). */
-static int fits_long(size_t total)
+/* A whole frame longer than RD_FRAME_MAX is too big whatever f->max says
+ * (and its size fits the long a rule returns, even where long is 32 bits). */
+static int fits(size_t total)
 {
-    return total <= (size_t)LONG_MAX;
+    return total <= RD_FRAME_MAX;
 }
 
 /* Twisted's LineReceiver: a line may be max bytes, so an unfinished tail
@@ -226,14 +229,14 @@ static long scan_line(rd_framer_t *f, const char *p, size_t n, rd_span_t *out)
                                 : memmem(p + from, n - from, d, dlen);
     if (hit) {
         size_t len = (size_t)(hit - p);
-        if (len > f->max || !fits_long(len + dlen)) return RD_ETOOBIG;
+        if (len > f->max || !fits(len + dlen)) return RD_ETOOBIG;
         out->p = p;
         out->n = len;
         return (long)(len + dlen);
     }
-    if (n >= dlen && n - dlen >= f->max) return RD_ETOOBIG;
+    if ((n >= dlen && n - dlen >= f->max) || n >= RD_FRAME_MAX) return RD_ETOOBIG;
     /* a delimiter starting before here would have ended inside p */
-    f->scanned = n >= dlen - 1 ? n - (dlen - 1) : 0;
+    f->scanned = n >= dlen - 1 ? (uint32_t)(n - (dlen - 1)) : 0;
     return 0;
 }
 
@@ -246,13 +249,13 @@ static long scan_prefixed(rd_framer_t *f, const char *p, size_t n, rd_span_t *ou
         len = len << 8 | (unsigned char)p[i];
     /* max is a size_t, so a length within it needs no check against SIZE_MAX
      * before the sum below, only the header's few bytes do */
-    if (len > f->max || len > SIZE_MAX - hlen || !fits_long(hlen + (size_t)len)) {
+    if (len > f->max || len > SIZE_MAX - hlen || !fits(hlen + (size_t)len)) {
         f->declared = len;
         return RD_ETOOBIG;
     }
     size_t total = hlen + (size_t)len;
     if (n < total) {
-        f->need = total;
+        f->need = (uint32_t)total;
         return 0;
     }
     out->p = p + hlen;
@@ -309,13 +312,13 @@ static long scan_netstring(rd_framer_t *f, const char *p, size_t n, rd_span_t *o
         if (i == n) return 0;
     }
     size_t hlen = i + 1; /* digits and ':' */
-    if (len > SIZE_MAX - hlen - 1 || !fits_long(hlen + (size_t)len + 1)) {
+    if (len > SIZE_MAX - hlen - 1 || !fits(hlen + (size_t)len + 1)) {
         f->declared = len;
         return RD_ETOOBIG;
     }
     size_t total = hlen + (size_t)len + 1;
     if (n < total) {
-        f->need = total;
+        f->need = (uint32_t)total;
         return 0;
     }
     if (p[total - 1] != ',') return RD_EFRAME;

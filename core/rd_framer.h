@@ -53,21 +53,29 @@ extern const rd_frame_rule_t rd_frame_u16;       /* 2-byte big-endian length, pa
 extern const rd_frame_rule_t rd_frame_u32;       /* 4-byte big-endian length, payload */
 extern const rd_frame_rule_t rd_frame_netstring; /* "LEN:payload," (D. J. Bernstein) */
 
+/* The longest whole frame (prefix, payload and trailer), in bytes: a frame
+ * that would be longer is RD_ETOOBIG whatever max says, and no read longer
+ * than this is taken. So lengths fit in 32 bits and the fields a read
+ * touches fit in one cache line (a line per connection per request, at
+ * 1,000 connections, is the read path's main cost after the instructions). */
+#define RD_FRAME_MAX 0x7fffffffu
+
 struct rd_framer {
-    const rd_frame_rule_t *rule; /* rw: set with rd_framer_set_rule */
+    /* what every read touches, first and in 64 bytes */
+    const char *in;              /* private: the bytes being framed (buf or a read) */
     const char *delim;           /* rw: the line rule's delimiter; not owned, must
                                     stay valid while frames are taken */
-    size_t dlen;                 /* rw: its length, >= 1 */
-    size_t max;                  /* rw: the longest payload accepted (a whole frame
-                                    longer than LONG_MAX bytes is too big whatever
-                                    max says: the rules return sizes as long) */
-    uint64_t declared;           /* ro: after RD_ETOOBIG, the declared length (or 0) */
-    size_t need;                 /* private: rule's hint, bytes the frame needs in all */
-    size_t scanned;              /* private: rule's progress in the unconsumed bytes */
-    const char *in;              /* private: the bytes being framed (buf or a read) */
-    size_t inlen, pos;           /* private: their length, and how far frames took them */
+    const rd_frame_rule_t *rule; /* rw: set with rd_framer_set_rule */
     char *buf;                   /* private: the unfinished frame, owned */
-    size_t len, cap;             /* private */
+    size_t max;                  /* rw: the longest payload accepted (see RD_FRAME_MAX) */
+    uint32_t inlen, pos;         /* private: the bytes' length, how far frames took them */
+    uint32_t len;                /* private: bytes kept in buf */
+    uint32_t dlen;               /* rw: the delimiter's length, >= 1 */
+    uint32_t scanned;            /* private: rule's progress in the unconsumed bytes */
+    uint32_t need;               /* private: rule's hint, bytes the frame needs in all */
+    /* the rest */
+    uint32_t cap;      /* private: buf's size */
+    uint64_t declared; /* ro: after RD_ETOOBIG, the declared length (or 0) */
 };
 
 /* An empty framer with the line rule, "\r\n" and a 16 KiB maximum. */
@@ -84,7 +92,8 @@ static inline void rd_framer_set_line(rd_framer_t *f, const char *delim, size_t 
 
 /* Start framing one read's bytes, after what is kept from earlier reads.
  * Without kept bytes, frames point into data; with them, data is appended
- * to the framer's buffer first. -ENOMEM leaves the framer as it was. */
+ * to the framer's buffer first. -ENOMEM (no memory, or a read longer than
+ * RD_FRAME_MAX) leaves the framer as it was. */
 static inline int rd_framer_feed(rd_framer_t *f, const char *data, size_t n);
 /* The next frame: 1 and *out set, 0 when more bytes are needed, or the
  * rule's RD_ETOOBIG / RD_EFRAME. After an error, *out is every unconsumed
@@ -115,17 +124,19 @@ int rd__framer_keep(rd_framer_t *f);
 
 static inline void rd_framer_set_line(rd_framer_t *f, const char *delim, size_t dlen, size_t max)
 {
-    if (delim != f->delim || dlen != f->dlen) f->scanned = 0;
-    f->delim = delim;
-    f->dlen = dlen;
-    f->max = max;
+    if (delim != f->delim || dlen != f->dlen) { /* written only when it changes */
+        f->scanned = 0;
+        f->delim = delim;
+        f->dlen = dlen <= RD_FRAME_MAX ? (uint32_t)dlen : RD_FRAME_MAX;
+    }
+    if (max != f->max) f->max = max;
 }
 
 static inline int rd_framer_feed(rd_framer_t *f, const char *data, size_t n)
 {
-    if (f->in || f->len) return rd__framer_feed(f, data, n);
+    if (f->in || f->len || n > RD_FRAME_MAX) return rd__framer_feed(f, data, n);
     f->in = data;
-    f->inlen = n;
+    f->inlen = (uint32_t)n;
     f->pos = 0;
     return 0;
 }
@@ -140,9 +151,8 @@ static inline int rd_framer_keep(rd_framer_t *f)
 {
     /* a read framed where it lay and taken whole: the buffer was not used */
     if (f->in && f->in != f->buf && f->pos == f->inlen) {
-        f->in = NULL;
+        f->in = NULL; /* scanned and need are 0: the last frame taken reset them */
         f->inlen = f->pos = 0;
-        f->scanned = f->need = 0;
         return 0;
     }
     return rd__framer_keep(f);

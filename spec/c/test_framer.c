@@ -354,14 +354,25 @@ TEST(framer_u32_4gib_prefix_too_big_without_allocating)
     CHECK(memcmp(g.rest, hdr, 7) == 0);
     got_free(&g);
 
-    /* With no limit at all, a 4 GiB frame is a promise: memory follows the
-     * bytes that arrive, not the header. */
+    /* With no limit at all, a 4 GiB frame is still too big: no frame is
+     * longer than RD_FRAME_MAX */
     rd_framer_t f;
     rd_framer_init(&f);
     rd_framer_set_rule(&f, &rd_frame_u32);
     rd_framer_set_line(&f, "\r\n", 2, SIZE_MAX);
     rd_span_t s;
     CHECK_EQ(rd_framer_feed(&f, hdr, 7), 0);
+    CHECK_EQ(rd_framer_next(&f, &s), RD_ETOOBIG);
+    CHECK(f.declared == 0xFFFFFFFFu);
+    CHECK_EQ(rd_framer_keep(&f), 0);
+    rd_framer_destroy(&f);
+    /* and a frame just under it is a promise: memory follows the bytes that
+     * arrive, not the header */
+    static const char big[7] = {0x7f, (char)0xff, (char)0xff, (char)0xf0, 'a', 'b', 'c'};
+    rd_framer_init(&f);
+    rd_framer_set_rule(&f, &rd_frame_u32);
+    rd_framer_set_line(&f, "\r\n", 2, SIZE_MAX);
+    CHECK_EQ(rd_framer_feed(&f, big, 7), 0);
     CHECK_EQ(rd_framer_next(&f, &s), 0);
     CHECK_EQ(rd_framer_keep(&f), 0);
     CHECK_EQ(rd_framer_pending(&f), 7);
@@ -557,7 +568,7 @@ TEST(framer_hostile_netstrings)
     run_once(&wide, S("18446744073709551617:"), &g); /* 2^64 + 1 */
     CHECK_EQ(g.err, RD_ETOOBIG);
     got_free(&g);
-    /* under max and under 2^64, but a frame longer than LONG_MAX: too big
+    /* under max and under 2^64, but a frame longer than RD_FRAME_MAX: too big
      * (found by the fuzzer, where the reference waited for the payload) */
     run_once(&wide, S("11111133333333333333:"), &g);
     CHECK_EQ(g.err, RD_ETOOBIG);

@@ -124,13 +124,14 @@ static long ref_scan(const conf_t *c, const rd_frame_rule_t *rule, const uint8_t
     if (rule == &rd_frame_line) {
         for (size_t i = 0; i + c->dlen <= n; i++)
             if (memcmp(p + i, c->delim, c->dlen) == 0) {
-                if (i > c->max) return RD_ETOOBIG;
+                if (i > c->max || i + c->dlen > RD_FRAME_MAX) return RD_ETOOBIG;
                 *off = 0;
                 *len = i;
                 return (long)(i + c->dlen);
             }
         /* no line of max bytes can end here any more */
-        if (c->max <= SIZE_MAX - c->dlen && n >= c->max + c->dlen) return RD_ETOOBIG;
+        if ((c->max <= SIZE_MAX - c->dlen && n >= c->max + c->dlen) || n >= RD_FRAME_MAX)
+            return RD_ETOOBIG;
         return 0;
     }
     if (rule == &rd_frame_netstring) {
@@ -155,7 +156,7 @@ static long ref_scan(const conf_t *c, const rd_frame_rule_t *rule, const uint8_t
         if (nd == n) return 0;
         if (p[nd] != ':') return RD_EFRAME;
         size_t h = nd + 1;
-        if (v > SIZE_MAX - h - 1 || h + v + 1 > (uint64_t)LONG_MAX) { /* a frame's size is a long */
+        if (v > SIZE_MAX - h - 1 || h + v + 1 > RD_FRAME_MAX) { /* no frame is longer */
             *decl = v;
             return RD_ETOOBIG;
         }
@@ -170,7 +171,7 @@ static long ref_scan(const conf_t *c, const rd_frame_rule_t *rule, const uint8_t
     uint64_t v = 0;
     for (size_t i = 0; i < h; i++)
         v = v * 256 + p[i];
-    if (v > c->max || h + v > (uint64_t)LONG_MAX) {
+    if (v > c->max || h + v > RD_FRAME_MAX) {
         *decl = v;
         return RD_ETOOBIG;
     }
