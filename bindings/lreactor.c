@@ -6,6 +6,7 @@
  */
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rdlua.h"
 
@@ -129,6 +130,13 @@ static int l_stop(lua_State *L)
 static int l_running(lua_State *L)
 {
     lua_pushboolean(L, rdL_reactor(L)->running);
+    return 1;
+}
+
+/* getpid(): this process's id (the seed's pid echo server prints it). */
+static int l_getpid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)getpid());
     return 1;
 }
 
@@ -260,6 +268,7 @@ int luaopen_reactor_core(lua_State *L)
         {"running", l_running},
         {"now", l_now},
         {"log", l_log},
+        {"getpid", l_getpid},
         {"traceback", rdL_traceback},
         {"errorMessage", rdL_errormessage},
         {"onSignal", l_onsignal},

@@ -27,6 +27,7 @@ return {
   stop = endpoints.stop,
   running = core.running,
   now = core.now,
+  getpid = core.getpid,
   onSignal = core.onSignal,
   listenUDP = core.listenUDP,
   listenTCP = endpoints.listenTCP,
