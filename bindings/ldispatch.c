@@ -108,8 +108,8 @@ static int reading(const ltransport *t)
 }
 
 /* Call self[key](self, s, n), as the call record's callback. */
-static void callwith(lua_State *L, lreactor *lr, int self, int key, const char *what, const char *s,
-                     size_t n)
+static inline void callwith(lua_State *L, lreactor *lr, int self, int key, const char *what,
+                            const char *s, size_t n)
 {
     lr->call->what = what;
     rdL_pushkey(L, lr, key);
@@ -172,6 +172,7 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     if (!isint || max < 0) max = 16384;
     lua_pop(L, 1);
     rd_framer_t *f = &t->in;
+    if (f->rule != &rd_frame_line) rd_framer_set_rule(f, &rd_frame_line); /* a reload changed it */
     if (d != f->delim) { /* a new delimiter (the first read, a reload): keep it alive */
         rdL_unpin(L, &t->delim_ref);
         rdL_pin(L, delim, &t->delim_ref);
@@ -180,7 +181,9 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
     rd_span_t line;
     int r = 0;
-    while (reading(t) && (r = rd_framer_next(f, &line)) == 1) {
+    /* pauseReading() in lineReceived stops the lines still buffered too
+     * (Twisted's); resumeReading() has them delivered (rd_conn_redeliver) */
+    while (reading(t) && !t->conn.user_paused && (r = rd_framer_next(f, &line)) == 1) {
         callwith(L, lr, self, RDL_K_LINERECEIVED, "lineReceived", line.p, line.n);
         if (t->raw) { /* setRawMode() from that line: the rest is raw data */
             leave_lines(L, lr, t, self);
@@ -198,6 +201,66 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
 }
 
+/* The rules a protocol may name in `delimiter` instead of a string (the
+ * light userdata in reactor.core.framing): Int8/16/32StringReceiver and
+ * NetstringReceiver. */
+static const rd_frame_rule_t *const string_rules[] = {&rd_frame_u8, &rd_frame_u16, &rd_frame_u32,
+                                                      &rd_frame_netstring};
+
+static const rd_frame_rule_t *string_rule(const void *p)
+{
+    for (size_t i = 0; i < sizeof string_rules / sizeof string_rules[0]; i++)
+        if (p == string_rules[i]) return string_rules[i];
+    return NULL;
+}
+
+/* Length-prefixed strings and netstrings: stringReceived(s) per frame. A
+ * length past MAX_LENGTH is lengthLimitExceeded(length), before any of it
+ * is buffered; a netstring that is not one closes the connection. */
+static void read_strings(lua_State *L, lreactor *lr, ltransport *t, int self,
+                         const rd_frame_rule_t *rule, const char *p, size_t n)
+{
+    rdL_pushkey(L, lr, RDL_K_MAX_LENGTH);
+    lua_gettable(L, self);
+    int isint;
+    lua_Integer max = lua_tointegerx(L, -1, &isint);
+    if (!isint || max < 0) max = 99999; /* Twisted's default */
+    lua_pop(L, 1);
+    rd_framer_t *f = &t->in;
+    if (f->rule != rule) rd_framer_set_rule(f, rule);
+    f->max = (size_t)max;
+    if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
+    rd_span_t s;
+    int r = 0;
+    while (reading(t) && !t->conn.user_paused && (r = rd_framer_next(f, &s)) == 1)
+        callwith(L, lr, self, RDL_K_STRINGRECEIVED, "stringReceived", s.p, s.n);
+    if (!reading(t)) {
+        rd_framer_destroy(f);
+        return;
+    }
+    if (r == RD_ETOOBIG) {
+        lua_Integer declared =
+            f->declared > (uint64_t)LUA_MAXINTEGER ? LUA_MAXINTEGER : (lua_Integer)f->declared;
+        rd_framer_destroy(f); /* what follows a bad length cannot be framed */
+        lr->call->what = "lengthLimitExceeded";
+        rdL_pushkey(L, lr, RDL_K_LENGTHLIMITEXCEEDED);
+        lua_gettable(L, self);
+        lua_pushvalue(L, self);
+        lua_pushinteger(L, declared);
+        lua_call(L, 2, 0);
+        return;
+    }
+    if (r < 0) { /* RD_EFRAME: not a netstring (Twisted closes, too) */
+        rd_framer_destroy(f);
+        char peer[80];
+        rdL_log(lr, "%s: malformed %s; closing the connection",
+                rdL_peername(&t->conn, peer, sizeof peer), rule->name);
+        rd_conn_lose(&t->conn);
+        return;
+    }
+    if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
+}
+
 /* Hand one read's bytes to t's protocol; runs inside the batch's call. */
 static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, size_t n)
 {
@@ -205,13 +268,20 @@ static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, si
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
     int self = lua_gettop(L);
     rdL_pushkey(L, lr, RDL_K_DELIMITER);
-    int framed = lua_gettable(L, self) == LUA_TSTRING && !t->raw;
+    int kind = lua_gettable(L, self);
     if (!reading(t)) return; /* that lookup ran a migrate, which failed */
-    if (framed) {
+    if (kind == LUA_TSTRING && !t->raw) {
         read_lines(L, lr, t, self, self + 1, p, n);
         return;
     }
+    if (kind == LUA_TLIGHTUSERDATA && !t->raw) {
+        const rd_frame_rule_t *rule = string_rule(lua_touserdata(L, -1));
+        if (!rule) luaL_error(L, "delimiter must be a string or one of reactor.core.framing");
+        read_strings(L, lr, t, self, rule, p, n);
+        return;
+    }
     lua_pop(L, 1);
+    if (n == 0 && !rd_framer_pending(&t->in)) return; /* a redelivery with nothing left */
     if (rd_framer_pending(&t->in)) { /* left line mode: what was buffered goes first */
         if (rd_framer_feed(&t->in, p, n) < 0) luaL_error(L, "not enough memory");
         leave_lines(L, lr, t, self);

@@ -305,8 +305,8 @@ int luaopen_reactor_core(lua_State *L)
             ev_init(&lr->signals[i].w, NULL);
         }
         static const char *const keys[RDL_NKEYS] = {
-            "dataReceived", "delimiter",          "lineReceived",
-            "MAX_LENGTH",   "lineLengthExceeded", "rawDataReceived",
+            "dataReceived",       "delimiter",       "lineReceived",   "MAX_LENGTH",
+            "lineLengthExceeded", "rawDataReceived", "stringReceived", "lengthLimitExceeded",
         };
         for (int i = 0; i < RDL_NKEYS; i++) {
             lua_pushstring(L, keys[i]);
@@ -325,6 +325,17 @@ int luaopen_reactor_core(lua_State *L)
     luaL_newlibtable(L, funcs);
     lua_pushvalue(L, -2);
     luaL_setfuncs(L, funcs, 1);
+    /* the framings a protocol may name in `delimiter` (reactor.basic's string receivers) */
+    lua_createtable(L, 0, 4);
+    lua_pushlightuserdata(L, (void *)&rd_frame_u8);
+    lua_setfield(L, -2, "u8");
+    lua_pushlightuserdata(L, (void *)&rd_frame_u16);
+    lua_setfield(L, -2, "u16");
+    lua_pushlightuserdata(L, (void *)&rd_frame_u32);
+    lua_setfield(L, -2, "u32");
+    lua_pushlightuserdata(L, (void *)&rd_frame_netstring);
+    lua_setfield(L, -2, "netstring");
+    lua_setfield(L, -2, "framing");
     lua_pushliteral(L, REACTOR_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

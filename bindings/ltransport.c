@@ -118,11 +118,38 @@ static int transport_abort(lua_State *L)
 
 /* setRawMode(raw): LineReceiver's switch, kept here so the per-line check
  * costs nothing; lines resume with setRawMode(false). */
+/* setRawMode(raw [, extra]): LineReceiver's switch, kept here so the
+ * per-line check costs nothing. Back to lines (raw false), `extra` is
+ * framed first: bytes a raw-mode protocol read past its own end (HTTP's
+ * body, SMTP's DATA) go back to line framing, from the next batch. */
 static int transport_setrawmode(lua_State *L)
 {
     ltransport *t = checktransport(L);
-    t->raw = lua_isnone(L, 2) || lua_toboolean(L, 2);
+    int raw = lua_isnone(L, 2) || lua_toboolean(L, 2);
+    size_t n = 0;
+    const char *extra = raw ? NULL : luaL_optlstring(L, 3, NULL, &n);
+    t->raw = (unsigned char)raw;
+    if (extra && n && t->conn.state == RD_OPEN) {
+        if (t->in.in) /* lines are being framed from a read right now */
+            return luaL_error(L, "setLineMode(extra): not while lines are being delivered");
+        if (rd_framer_feed(&t->in, extra, n) < 0 || rd_framer_keep(&t->in) < 0)
+            return luaL_error(L, "not enough memory");
+        rd_conn_redeliver(&t->conn);
+    }
     return 0;
+}
+
+/* clearBuffer() -> the bytes the framer holds (of an unfinished frame, and
+ * the rest of the read being framed), which it then forgets: Twisted's
+ * clearLineBuffer. */
+static int transport_clearbuffer(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    int between = t->in.in == NULL; /* mid-read, the read's own keep ends it */
+    rd_span_t rest = rd_framer_take(&t->in);
+    lua_pushlstring(L, rest.p, rest.n);
+    if (between) rd_framer_keep(&t->in); /* nothing is left to keep */
+    return 1;
 }
 
 static int transport_pausereading(lua_State *L)
@@ -131,9 +158,13 @@ static int transport_pausereading(lua_State *L)
     return 0;
 }
 
+/* Frames left in the framer when reading paused are delivered again from
+ * the next batch, before anything new is read (Twisted's resumeProducing). */
 static int transport_resumereading(lua_State *L)
 {
-    rd_conn_pause_reading(&checktransport(L)->conn, 0);
+    ltransport *t = checktransport(L);
+    rd_conn_pause_reading(&t->conn, 0);
+    if (rd_framer_pending(&t->in) && !t->in.in) rd_conn_redeliver(&t->conn);
     return 0;
 }
 
@@ -226,6 +257,7 @@ void rdL_open_transport(lua_State *L)
         {"abortConnection", transport_abort},
         {"pauseReading", transport_pausereading},
         {"setRawMode", transport_setrawmode},
+        {"clearBuffer", transport_clearbuffer},
         {"resumeReading", transport_resumereading},
         {"loseWriteConnection", transport_losewrite},
         {"setTimeout", transport_settimeout},

@@ -226,6 +226,7 @@ struct rd_conn {
     unsigned char ready;       /* private: on loop->ready */
     unsigned char flow_paused; /* ro: above the high water mark */
     unsigned char user_paused; /* ro: rd_conn_pause_reading */
+    unsigned char redeliver;   /* private: rd_conn_redeliver asked for an empty on_read */
     unsigned char pause_reads; /* rw: stop reading while flow_paused (default 1) */
     unsigned char eof;         /* ro: the peer has sent FIN */
     unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored;
@@ -283,6 +284,10 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len);
 /* Stop or resume reading on the owner's behalf (Twisted's pauseProducing
  * on a transport); independent of flow control. */
 void rd_conn_pause_reading(rd_conn_t *c, int paused);
+/* Call on_read(c, buf, 0) once, from the next batch of reads while c is
+ * reading: for an owner that holds bytes of its own to deliver (frames kept
+ * while reading was paused, bytes handed back to a framer). No-op unless OPEN. */
+void rd_conn_redeliver(rd_conn_t *c);
 /* Close after `seconds` with nothing read (0 = never); the clock restarts
  * at every read. One timer per conn, re-armed only when it fires (ev.pod,
  * "Be smart about timeouts"). Ignored while CONNECTING (the timer is the

@@ -44,7 +44,7 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->low = RD_LOW_WATER;
     c->max_out = RD_MAX_OUTPUT;
     c->timeout = c->last_read = 0;
-    c->flow_paused = c->user_paused = c->eof = c->shut_wr = 0;
+    c->flow_paused = c->user_paused = c->redeliver = c->eof = c->shut_wr = 0;
     c->pause_reads = 1;
     /* the callback fields are the owner's: set before or after init */
     rd__link_add(&loop->conns, &c->link);
@@ -83,6 +83,16 @@ static void update_reading(rd_conn_t *c)
 void rd_conn_start(rd_conn_t *c)
 {
     update_reading(c);
+}
+
+void rd_conn_redeliver(rd_conn_t *c)
+{
+    if (c->state != RD_OPEN) return;
+    c->redeliver = 1;
+    if (!c->ready) {
+        c->ready = 1;
+        rd__link_add(&c->loop->ready, &c->rlink);
+    }
 }
 
 void rd_conn_pause_reading(rd_conn_t *c, int paused)
@@ -289,6 +299,15 @@ void rd__conn_read(rd_conn_t *c)
 {
     if (!ev_is_active(&c->rio)) return; /* paused or closing since it was marked */
     rd_loop_t *loop = c->loop;
+    if (c->redeliver) { /* the owner's own bytes first (rd_conn_redeliver) */
+        c->redeliver = 0;
+        c->on_read(c, loop->rbuf, 0); /* may longjmp, as below */
+        if (c->write_due) {
+            rd__write_cancel(c);
+            rd__conn_flush(c);
+        }
+        return; /* the socket's next bytes come in the next batch (level-triggered) */
+    }
     ssize_t n;
     do
         n = c->stream ? read(c->fd, loop->rbuf, loop->rbuf_size)

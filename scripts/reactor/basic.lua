@@ -1,13 +1,25 @@
--- reactor.basic: Twisted's LineReceiver. The framing itself is done in C:
--- any protocol whose `delimiter` is a string receives lineReceived(line),
--- one call per line, without the delimiter; the partial line is kept by the
--- transport. These methods are the Lua side of that contract.
+-- reactor.basic: Twisted's receivers. The framing itself is done in C, by
+-- core's framers: a protocol whose `delimiter` is a string receives
+-- lineReceived(line), one call per line, without the delimiter; one whose
+-- `delimiter` is one of reactor.core.framing (a length prefix, a netstring)
+-- receives stringReceived(s). The unfinished frame is kept by the transport,
+-- so it survives a reload byte for byte. These methods are the Lua side of
+-- that contract.
+local core = require "reactor.core"
+local log = require "reactor.log"
 local Protocol = require("reactor.protocol").Protocol
+
+local M = {}
+
+--{=====================================================================
+-- LineReceiver
+--======================================================================
 
 local LineReceiver = Protocol:extend {
   delimiter = "\r\n",
   MAX_LENGTH = 16384, -- longest line (and longest unfinished line) accepted
 }
+M.LineReceiver = LineReceiver
 
 function LineReceiver:lineReceived(line) end -- luacheck: ignore
 
@@ -17,8 +29,9 @@ function LineReceiver:sendLine(line)
   self.transport:write(self.delimiter or LineReceiver.delimiter)
 end
 
---- A line longer than MAX_LENGTH arrived, or MAX_LENGTH bytes came without a delimiter.
-function LineReceiver:lineLengthExceeded(line) -- luacheck: ignore
+--- A line longer than MAX_LENGTH arrived, or MAX_LENGTH bytes came without a
+--- delimiter. `data` is that line and everything buffered after it.
+function LineReceiver:lineLengthExceeded(data) -- luacheck: ignore
   self.transport:loseConnection()
 end
 
@@ -28,9 +41,16 @@ function LineReceiver:setRawMode()
   self.transport:setRawMode(true)
 end
 
---- Back to lines (after setRawMode), from the next read.
-function LineReceiver:setLineMode()
-  self.transport:setRawMode(false)
+--- Back to lines (after setRawMode). `extra`, bytes read past the raw part,
+--- is framed as lines first (from the next batch of reads).
+function LineReceiver:setLineMode(extra)
+  self.transport:setRawMode(false, extra)
+end
+
+--- Forget the bytes buffered for lines (an unfinished line, and the rest of
+--- the read being delivered) and return them.
+function LineReceiver:clearLineBuffer()
+  return self.transport:clearBuffer()
 end
 
 function LineReceiver:dataReceived(data) -- raw mode lands here
@@ -39,4 +59,55 @@ end
 
 function LineReceiver:rawDataReceived(data) end -- luacheck: ignore
 
-return { LineReceiver = LineReceiver }
+--{=====================================================================
+-- Int8/16/32StringReceiver, NetstringReceiver
+--======================================================================
+
+-- A string receiver: stringReceived(s) for each frame, sendString(s) to send
+-- one. A declared length past MAX_LENGTH calls lengthLimitExceeded(length)
+-- before any of it is buffered (the default logs and closes).
+local function receiver(framing, name, send)
+  local R = Protocol:extend {
+    delimiter = framing, -- the framer, in C
+    MAX_LENGTH = 99999, -- Twisted's
+  }
+  function R:stringReceived(s) end -- luacheck: ignore
+  R.sendString = send
+  function R:lengthLimitExceeded(length)
+    local peer = self.transport:getPeer()
+    log.log(("%s: %s: a string of %d bytes, past MAX_LENGTH (%d); closing the connection")
+      :format(peer.host and (peer.host .. ":" .. peer.port) or peer.type, name, length, self.MAX_LENGTH))
+    self.transport:loseConnection()
+  end
+  return R
+end
+
+local function prefixed(bytes, fmt, name)
+  local limit = (1 << (8 * bytes)) - 1
+  return receiver(core.framing["u" .. 8 * bytes], name, function(self, s)
+    if type(s) ~= "string" then
+      error(("bad argument #1 to 'sendString' (string expected, got %s)"):format(type(s)), 2)
+    end
+    if #s > limit then
+      error(("sendString: %d bytes do not fit %s's %d-byte length prefix (at most %d)")
+        :format(#s, name, bytes, limit), 2)
+    end
+    self.transport:write(fmt:pack(#s))
+    self.transport:write(s)
+  end)
+end
+
+M.Int8StringReceiver = prefixed(1, ">I1", "Int8StringReceiver")
+M.Int16StringReceiver = prefixed(2, ">I2", "Int16StringReceiver")
+M.Int32StringReceiver = prefixed(4, ">I4", "Int32StringReceiver")
+
+M.NetstringReceiver = receiver(core.framing.netstring, "NetstringReceiver", function(self, s)
+  if type(s) ~= "string" then
+    error(("bad argument #1 to 'sendString' (string expected, got %s)"):format(type(s)), 2)
+  end
+  self.transport:write(#s .. ":")
+  self.transport:write(s)
+  self.transport:write(",")
+end)
+
+return M

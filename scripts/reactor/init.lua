@@ -1,7 +1,7 @@
 -- reactor: the module scripts and the daemon use. It only gathers: the C
 -- half is reactor.core; each concept of the Lua half has a module of its own.
 --   reactor.protocol     Protocol, Factory, ClientFactory, ReconnectingClientFactory, asFactory
---   reactor.basic        LineReceiver
+--   reactor.basic        LineReceiver, Int8/16/32StringReceiver, NetstringReceiver
 --   reactor.loopingcall  LoopingCall
 --   reactor.endpoints    listenTCP/UNIX, connectTCP/UNIX (Connector), stdio, stop
 --   reactor.service      serve, check, state: a script served, its listeners
@@ -21,6 +21,10 @@ return {
   ClientFactory = protocol.ClientFactory,
   ReconnectingClientFactory = protocol.ReconnectingClientFactory,
   LineReceiver = require("reactor.basic").LineReceiver,
+  Int8StringReceiver = require("reactor.basic").Int8StringReceiver,
+  Int16StringReceiver = require("reactor.basic").Int16StringReceiver,
+  Int32StringReceiver = require("reactor.basic").Int32StringReceiver,
+  NetstringReceiver = require("reactor.basic").NetstringReceiver,
   LoopingCall = require("reactor.loopingcall").LoopingCall,
   callLater = core.callLater,
   run = core.run,
@@ -28,6 +32,7 @@ return {
   running = core.running,
   now = core.now,
   getpid = core.getpid,
+  framing = core.framing,
   onSignal = core.onSignal,
   listenUDP = core.listenUDP,
   listenTCP = endpoints.listenTCP,

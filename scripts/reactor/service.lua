@@ -110,7 +110,8 @@ end
 
 -- Does the class do anything? Inherited no-ops do not count.
 local function checkclass(path, class)
-  for _, name in ipairs { "connectionMade", "dataReceived", "connectionLost", "lineReceived", "migrate" } do
+  for _, name in ipairs { "connectionMade", "dataReceived", "connectionLost", "lineReceived", "stringReceived",
+    "migrate" } do
     local f = rawget(class, name)
     if f ~= nil and type(f) ~= "function" then
       return nil, ("%s: '%s' must be a function (it is %s)"):format(path, name, type(f))
@@ -119,9 +120,10 @@ local function checkclass(path, class)
   if getmetatable(class) == nil then setmetatable(class, { __index = Protocol }) end
   local LR = basic.LineReceiver
   local lines = type(class.delimiter) == "string" and class.lineReceived ~= LR.lineReceived
+  local strings = type(class.delimiter) == "userdata" and type(rawget(class, "stringReceived")) == "function"
   local data = class.dataReceived ~= Protocol.dataReceived and class.dataReceived ~= LR.dataReceived
   local made = class.connectionMade ~= Protocol.connectionMade
-  if not (lines or data or made) then
+  if not (lines or strings or data or made) then
     return nil, ("%s: the protocol defines none of connectionMade, dataReceived, lineReceived")
       :format(path)
   end
@@ -135,10 +137,11 @@ end
 -- name -> the types a value of that name may have
 local CALLBACKS = {} -- the protocol methods reactord calls
 for _, k in ipairs { "connectionMade", "dataReceived", "connectionLost", "lineReceived", "rawDataReceived",
-  "lineLengthExceeded", "migrate", "pauseProducing", "resumeProducing", "readConnectionLost",
-  "timeoutConnection", "shutdownRequested" } do CALLBACKS[k] = "function" end
-local CLASS_FIELDS = { delimiter = "string", MAX_LENGTH = "number", flowControl = "string" }
-local OTHER_CLASS = { sendLine = true, setRawMode = true, setLineMode = true, extend = true, version = true }
+  "lineLengthExceeded", "stringReceived", "lengthLimitExceeded", "migrate", "pauseProducing",
+  "resumeProducing", "readConnectionLost", "timeoutConnection", "shutdownRequested" } do CALLBACKS[k] = "function" end
+local CLASS_FIELDS = { delimiter = "string userdata", MAX_LENGTH = "number", flowControl = "string" }
+local OTHER_CLASS = { sendLine = true, setRawMode = true, setLineMode = true, extend = true, version = true,
+  sendString = true, clearLineBuffer = true }
 local FACTORY = {
   protocol = "table", port = "number string", host = "string", listen = "table number",
   idleTimeout = "number", maxConnections = "number", highWater = "number", lowWater = "number",
