@@ -92,9 +92,27 @@ static int udp_close(lua_State *L, ludp *lu, int notify)
     return 1;
 }
 
+static int tramp_stop(lua_State *L)
+{
+    ludp *lu = rdL_thiscall(L)->a;
+    if (pushmethod(L, lu, "stopProtocol")) lua_call(L, 1, 0);
+    return 0;
+}
+
+/* reactor.stop()'s shutdown (lreactor.c): close, then stopProtocol() as a
+ * callback of its own, protected and logged like any other, before the
+ * port is unpinned. L is the thread run() was called on. */
 void rdL_udp_close(lua_State *L, rd_udp_t *u)
 {
-    udp_close(L, rd__container(u, ludp, u), 0);
+    ludp *lu = rd__container(u, ludp, u);
+    if (lu->u.fd < 0) return;
+    rd_udp_close(&lu->u);
+    if (lu->ref == LUA_NOREF) return;
+    lreactor *lr = u->loop->data;
+    rdL_call call = {.fn = tramp_stop, .a = lu, .what = "stopProtocol"};
+    rdL_pcall(lr, &call);
+    rdL_unpin(L, &lu->ref);
+    lr->nudps--;
 }
 
 static int udp_stop(lua_State *L)

@@ -220,7 +220,7 @@ void rdL_timer_cancel(lua_State *L, rd_timer_t *t); /* stop and unpin */
 
 /* ludp.c */
 int rdL_listenudp(lua_State *L);
-void rdL_udp_close(lua_State *L, rd_udp_t *u); /* and unpin, no callbacks */
+void rdL_udp_close(lua_State *L, rd_udp_t *u); /* stopProtocol (protected), close, unpin */
 /* lresolve.c */
 int rdL_resolve(lua_State *L);
 /* lwatch.c */

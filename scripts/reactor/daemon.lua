@@ -3,7 +3,7 @@
 local reactor = require "reactor"
 local core = require "reactor.core"
 local log = require "reactor.log"
-local hostport = require("reactor.service").hostport
+local portname = require("reactor.service").portname
 
 local M = {}
 
@@ -90,7 +90,7 @@ function M.main(opt)
     port = opt.port,
     idleTimeout = opt.idleTimeout,
     onListen = function(addr)
-      local line = ("reactord: listening on %s\n"):format(hostport(addr.host, addr.port))
+      local line = ("reactord: listening on %s\n"):format(portname(addr))
       if held then
         held[#held + 1] = line
       else -- a port a reload opened

@@ -80,24 +80,49 @@ local function doStop(f)
   end
 end
 
--- Listener:stopListening and __close are C's; the pairing wraps them once.
-local patched = false
+-- stopListening and __close are C's (a Listener's, a UDP port's); the
+-- pairing wraps them once per kind of port. A UDP port's stopListening runs
+-- its protocol's stopProtocol, which may raise: the port is counted out all
+-- the same, then the error goes on to the caller.
+local closes = {} -- metatable -> C's own stopListening
+
+local function counted_out(l)
+  local f = started[l]
+  if f then
+    started[l] = nil
+    doStop(f)
+  end
+end
+
 local function patch(listener)
-  if patched then return end
-  patched = true
   local mt = getmetatable(listener)
+  if closes[mt] then return end
   local close = mt.__index.stopListening
+  closes[mt] = close
   local function stopListening(l)
-    local closed = close(l)
-    local f = started[l]
-    if f then
-      started[l] = nil
-      doStop(f)
-    end
+    local ok, closed = pcall(close, l)
+    counted_out(l)
+    if not ok then error(closed, 0) end
     return closed
   end
   mt.__index.stopListening = stopListening
   mt.__close = stopListening
+end
+
+--- Is l a UDP port (reactor.listenUDP's), rather than a Listener?
+function M.isUDP(l)
+  local mt = getmetatable(l)
+  return type(mt) == "table" and mt.__name == "reactor.UDPPort"
+end
+
+--- Close a port from the runtime's own code (reactor.stop, the daemon's
+--- shutdown, a reload that drops it): an error in stopProtocol is logged
+--- with the user's frames, never raised into the code that is stopping.
+function M.close(l)
+  local close = closes[getmetatable(l)] or l.stopListening
+  local ok, err = xpcall(close, core.traceback, l)
+  counted_out(l)
+  if not ok then log.callbackError("stopProtocol", err) end
 end
 
 --- Open a port for factory without starting it (serve binds all, then starts).
@@ -153,7 +178,7 @@ end
 --- Close every port the pairing counts (then stopFactory runs), and stop.
 function M.stop()
   if core.running() then
-    for l in pairs(started) do l:stopListening() end
+    for l in pairs(started) do M.close(l) end
   end
   return core.stop()
 end

@@ -1,5 +1,6 @@
 -- reactor.reload: a served script's generations, and moving live
--- connections from one to the next.
+-- connections from one to the next (a UDP port's protocol object moves the
+-- same way, at its next datagram).
 --
 -- Committing a generation swaps one thing per factory: its instance
 -- metatable. Connections of older generations keep their old metatable,
@@ -9,6 +10,7 @@
 -- costs the same at 10 or 100,000 connections.
 local core = require "reactor.core"
 local log = require "reactor.log"
+local endpoints = require "reactor.endpoints"
 
 local M = {}
 
@@ -28,7 +30,8 @@ local function migrator(old_version, newmt, newclass)
       if not ok then -- like any callback error: this connection only
         log.callbackError("migrate", err)
         local t = rawget(self, "transport")
-        if t then core.failConnection(t, core.errorMessage(err)) end
+        -- a UDP port's object has no connection to fail: it goes on, under the new class
+        if t and not endpoints.isUDP(t) then core.failConnection(t, core.errorMessage(err)) end
       end
     end
     return newclass[key]

@@ -59,6 +59,10 @@ local LIMITS = { "idleTimeout", "maxConnections", "highWater", "lowWater", "maxO
 local function checklimits(path, t, prefix)
   for _, k in ipairs(LIMITS) do
     local v = rawget(t, k)
+    if v ~= nil and rawget(t, "udp") == true then
+      return nil, ("%s: '%s%s' is for TCP listeners; a udp port has no connections to limit (remove it, or drop 'udp')")
+        :format(path, prefix, k)
+    end
     if v ~= nil then
       local ok
       if k == "idleTimeout" then ok = type(v) == "number" and v >= 0
@@ -72,21 +76,31 @@ local function checklimits(path, t, prefix)
   return true
 end
 
--- port, host, listen and the limits, as declared by the script.
+local function checkudp(path, t, prefix)
+  local v = rawget(t, "udp")
+  if v ~= nil and type(v) ~= "boolean" then
+    return nil, ("%s: '%sudp' must be true (a UDP port) or false (TCP) (%s)"):format(path, prefix, itis(v))
+  end
+  return true
+end
+
+-- port, host, udp, listen and the limits, as declared by the script.
 local function checkspec(path, spec)
   local port, host = rawget(spec, "port"), rawget(spec, "host")
+  local ok, why = checkudp(path, spec, "")
+  if not ok then return nil, why end
   if port ~= nil and not toport(port, 0) then
     return nil, ("%s: 'port' must be an integer 0..65535 (%s)"):format(path, itis(port))
   end
   if host ~= nil and (type(host) ~= "string" or host == "") then
     return nil, ("%s: 'host' must be an address string such as \"127.0.0.1\" or \"::1\" (%s)"):format(path, itis(host))
   end
-  local ok, why = checklimits(path, spec, "")
+  ok, why = checklimits(path, spec, "")
   if not ok then return nil, why end
   local listen = rawget(spec, "listen")
   if listen == nil then return true end
   if type(listen) ~= "table" then
-    return nil, ("%s: 'listen' must be a list of ports or {port = N, host = ...} tables (%s)")
+    return nil, ("%s: 'listen' must be a list of ports or {port = N, host = ..., udp = true} tables (%s)")
       :format(path, itis(listen))
   end
   for i, l in ipairs(listen) do
@@ -98,6 +112,8 @@ local function checkspec(path, spec)
       if l.host ~= nil and (type(l.host) ~= "string" or l.host == "") then
         return nil, ("%s: '%s.host' must be an address string (%s)"):format(path, name, itis(l.host))
       end
+      ok, why = checkudp(path, l, name .. ".")
+      if not ok then return nil, why end
       ok, why = checklimits(path, l, name .. ".")
       if not ok then return nil, why end
     elseif not toport(l, 0) then
@@ -108,10 +124,21 @@ local function checkspec(path, spec)
   return true
 end
 
--- Does the class do anything? Inherited no-ops do not count.
-local function checkclass(path, class)
+-- Which kinds of port a script declares: tcp, udp (either may be true).
+local function portkinds(spec)
+  local k = { tcp = rawget(spec, "udp") ~= true, udp = rawget(spec, "udp") == true }
+  local listen = rawget(spec, "listen")
+  for _, l in ipairs(type(listen) == "table" and listen or {}) do
+    if type(l) == "table" and l.udp == true then k.udp = true else k.tcp = true end
+  end
+  return k
+end
+
+-- Does the class do anything? Inherited no-ops do not count. A TCP port
+-- needs one of the stream callbacks, a udp port datagramReceived.
+local function checkclass(path, class, need)
   for _, name in ipairs { "connectionMade", "dataReceived", "connectionLost", "lineReceived", "stringReceived",
-    "migrate" } do
+    "migrate", "datagramReceived", "startProtocol", "stopProtocol", "connectionRefused" } do
     local f = rawget(class, name)
     if f ~= nil and type(f) ~= "function" then
       return nil, ("%s: '%s' must be a function (it is %s)"):format(path, name, type(f))
@@ -123,8 +150,17 @@ local function checkclass(path, class)
   local strings = type(class.delimiter) == "userdata" and type(rawget(class, "stringReceived")) == "function"
   local data = class.dataReceived ~= Protocol.dataReceived and class.dataReceived ~= LR.dataReceived
   local made = class.connectionMade ~= Protocol.connectionMade
-  if not (lines or strings or data or made) then
-    return nil, ("%s: the protocol defines none of connectionMade, dataReceived, lineReceived")
+  if need.tcp and not (lines or strings or data or made) then
+    local hint = ""
+    if type(class.datagramReceived) == "function" then
+      hint = need.udp and " (a TCP port is declared too: mark each UDP one with udp = true)"
+        or " (it has datagramReceived: add udp = true to serve it over UDP)"
+    end
+    return nil, ("%s: the protocol defines none of connectionMade, dataReceived, lineReceived%s")
+      :format(path, hint)
+  end
+  if need.udp and type(class.datagramReceived) ~= "function" then
+    return nil, ("%s: the protocol has no datagramReceived(data, host, port), which a udp port calls")
       :format(path)
   end
   return true
@@ -138,14 +174,15 @@ end
 local CALLBACKS = {} -- the protocol methods reactord calls
 for _, k in ipairs { "connectionMade", "dataReceived", "connectionLost", "lineReceived", "rawDataReceived",
   "lineLengthExceeded", "stringReceived", "lengthLimitExceeded", "migrate", "pauseProducing",
-  "resumeProducing", "readConnectionLost", "timeoutConnection", "shutdownRequested" } do CALLBACKS[k] = "function" end
+  "resumeProducing", "readConnectionLost", "timeoutConnection", "shutdownRequested", "datagramReceived",
+  "startProtocol", "stopProtocol", "connectionRefused" } do CALLBACKS[k] = "function" end
 local CLASS_FIELDS = { delimiter = "string userdata", MAX_LENGTH = "number", flowControl = "string" }
 local OTHER_CLASS = { sendLine = true, setRawMode = true, setLineMode = true, extend = true, version = true,
   sendString = true, clearLineBuffer = true }
 local FACTORY = {
   protocol = "table", port = "number string", host = "string", listen = "table number",
   idleTimeout = "number", maxConnections = "number", highWater = "number", lowWater = "number",
-  maxOutput = "number", backlog = "number",
+  maxOutput = "number", backlog = "number", udp = "boolean",
   startFactory = "function", stopFactory = "function", buildProtocol = "function",
 }
 
@@ -219,7 +256,7 @@ local function spellcheck(path, spec, class)
   for i, l in ipairs(type(rawget(spec, "listen")) == "table" and spec.listen or {}) do
     if type(l) == "table" then
       spelling(path .. (": listen[%d]"):format(i), l, "listener field",
-        { port = "number string", host = "string" }, FACTORY)
+        { port = "number string", host = "string", udp = "boolean" }, FACTORY)
     end
   end
 end
@@ -297,7 +334,7 @@ function M.load(path)
   end
   spellcheck(path, ret, class)
   local valid, why = checkspec(path, ret)
-  if valid then valid, why = checkclass(path, class) end
+  if valid then valid, why = checkclass(path, class, portkinds(ret)) end
   if not valid then return nil, why end
   return { spec = ret, class = class, files = files }
 end
@@ -317,27 +354,38 @@ function M.check(path)
   return gen.spec
 end
 
--- The listeners a generation declares: the main one (the command line's
--- host/port win over the script's) and any in `listen`.
+-- The ports a generation declares: the main one (the command line's
+-- host/port win over the script's; the script's `udp = true` makes it a UDP
+-- port) and any in `listen`.
 local function declared(spec, opts)
   local host = opts.host or rawget(spec, "host") or "127.0.0.1"
-  local list = { { host = host, port = toport(opts.port or rawget(spec, "port") or 1060, 0) } }
-  -- the main listener's limits: the command line's, else the script's
-  for _, k in ipairs(LIMITS) do
-    local v = opts[k]
-    if v == nil or v == 0 then v = rawget(spec, k) end
-    list[1][k] = v
+  local main = { host = host, port = toport(opts.port or rawget(spec, "port") or 1060, 0),
+    udp = rawget(spec, "udp") == true }
+  local list = { main }
+  if not main.udp then -- the main listener's limits: the command line's, else the script's
+    for _, k in ipairs(LIMITS) do
+      local v = opts[k]
+      if v == nil or v == 0 then v = rawget(spec, k) end
+      main[k] = v
+    end
   end
   for _, l in ipairs(rawget(spec, "listen") or {}) do
     if type(l) ~= "table" then l = { port = l } end
-    local d = { host = l.host or host, port = toport(l.port, 0) }
+    local d = { host = l.host or host, port = toport(l.port, 0), udp = l.udp == true }
     for _, k in ipairs(LIMITS) do d[k] = l[k] end
     list[#list + 1] = d
   end
-  -- keyed by role and declared address: the main listener on port 0 and an
-  -- extra one declared as 0 are two listeners
-  for i, l in ipairs(list) do l.key = (i == 1 and "main|" or "") .. l.host .. "|" .. tostring(l.port) end
+  -- keyed by role, kind and declared address: the main listener on port 0
+  -- and an extra one declared as 0 are two listeners
+  for i, l in ipairs(list) do
+    l.key = (i == 1 and "main|" or "") .. (l.udp and "udp|" or "") .. l.host .. "|" .. tostring(l.port)
+  end
   return list
+end
+
+--- How reactord names a port in its lines: "127.0.0.1:1060", "udp 127.0.0.1:1060".
+function M.portname(addr)
+  return (addr.type == "UDP" and "udp " or "") .. hostport(addr.host, addr.port)
 end
 
 --{=====================================================================
@@ -352,60 +400,137 @@ function Service:_load()
 end
 
 local function closeall(opened)
-  for _, l in pairs(opened) do l:stopListening() end
+  for _, l in pairs(opened) do endpoints.close(l) end
 end
 
 -- "in startFactory: app.lua:4: no database"
-local function startfailed(f, err)
+local function startfailed(f, err, name)
   local msg = core.errorMessage(err)
   if not msg:find("^[^\n]-:%d+:") then
-    local at = defined_at(nil, f.startFactory)
+    local at = defined_at(nil, f[name])
     if at then msg = ("(%s) %s"):format(at, msg) end
   end
-  return "in startFactory: " .. msg
+  return ("in %s: %s"):format(name, msg)
+end
+
+-- factory.ports (and service.ports): the address of every port the service
+-- listens on, main first, then `listen` in order, as getHost() gives them;
+-- the same table, refilled whenever a port opens or closes.
+function Service:_publish(spec, opened)
+  local ports = rawget(self.factory, "ports")
+  if type(ports) ~= "table" then
+    ports = {}
+    rawset(self.factory, "ports", ports)
+  end
+  for i = #ports, 1, -1 do ports[i] = nil end
+  local seen = {}
+  for _, l in ipairs(declared(spec, self.opts)) do
+    local port = self.listeners[l.key] or (opened and opened[l.key])
+    if port and not seen[port] then
+      seen[port] = true
+      ports[#ports + 1] = port:getHost()
+    end
+  end
+  self.ports = ports
+end
+
+-- Bind one declared port. A UDP port's protocol object (one per port, with
+-- self.factory, as a connection's) gets its class only in _startUDP: no
+-- code of the script runs before startFactory, and a port a reload opens
+-- runs the new class from its first datagram.
+function Service:_bind(l)
+  if l.udp then
+    local proto = { factory = self.factory }
+    local port, msg, code = endpoints.bind(core.listenUDP, l.port, proto, l.host)
+    if port then self._udp[port] = proto end
+    return port, msg, code
+  end
+  local o = { interface = l.host }
+  for _, k in ipairs(LIMITS) do o[k] = l[k] end
+  return endpoints.bind(core.listenTCP, l.port, self.factory, o)
 end
 
 -- Open what gen declares and is not open yet, then count each in the
--- factory (startFactory runs with the first port of all). On failure
--- nothing stays open.
+-- factory (startFactory runs with the first port of all, factory.ports
+-- already set). On failure nothing stays open.
 function Service:_open(gen)
   local opened = {}
   for _, l in ipairs(declared(gen.spec, self.opts)) do
     if not self.listeners[l.key] and not opened[l.key] then
-      local o = { interface = l.host }
-      for _, k in ipairs(LIMITS) do o[k] = l[k] end
-      local listener, msg = endpoints.bind(core.listenTCP, l.port, self.factory, o)
+      local listener, msg = self:_bind(l)
       if not listener then
         closeall(opened)
-        return nil, ("cannot listen on %s: %s"):format(hostport(l.host, l.port), (msg:gsub(" %(.*%)$", "")))
+        return nil, ("cannot listen on %s%s: %s"):format(l.udp and "udp " or "", hostport(l.host, l.port),
+          (msg:gsub(" %(.*%)$", "")))
       end
       opened[l.key] = listener
     end
   end
+  self:_publish(gen.spec, opened)
   for _, listener in pairs(opened) do
     local ok, err = endpoints.start(listener, self.factory)
     if not ok then
       closeall(opened)
-      return nil, startfailed(self.factory, err)
+      self:_publish(gen.spec)
+      return nil, startfailed(self.factory, err, "startFactory")
     end
   end
-  for _, listener in pairs(opened) do self._ports[listener] = true end
+  for _, listener in pairs(opened) do
+    if not endpoints.isUDP(listener) then self._ports[listener] = true end
+  end
   return opened
 end
 
-function Service:_adopt(gen, opened)
-  local keep = {}
-  for _, l in ipairs(declared(gen.spec, self.opts)) do keep[l.key] = true end
-  for key, listener in pairs(opened) do
-    self.listeners[key] = listener
-    if self.opts.onListen then self.opts.onListen(listener:getHost()) end
-  end
-  for key, listener in pairs(self.listeners) do
-    if not keep[key] then -- dropped by the new version: its connections stay
-      listener:stopListening()
-      self.listeners[key] = nil
+-- The UDP ports just opened get the current class, then startProtocol().
+-- -> true | nil, "in startProtocol: file:line: message"
+function Service:_startUDP(opened)
+  for _, port in pairs(opened) do
+    local proto = self._udp[port]
+    if proto and getmetatable(proto) == nil then
+      setmetatable(proto, self.factory._instance_mt)
+      if proto.startProtocol then
+        local ok, err = xpcall(proto.startProtocol, core.traceback, proto)
+        if not ok then -- not started, so not stopped: no stopProtocol when it closes
+          local msg = startfailed(proto, err, "startProtocol")
+          setmetatable(proto, nil)
+          return nil, msg
+        end
+      end
     end
   end
+  return true
+end
+
+-- The ports just opened join the service, in declared order (their
+-- `listening on` lines too).
+function Service:_join(spec, opened)
+  for _, l in ipairs(declared(spec, self.opts)) do
+    local port = opened[l.key]
+    if port then
+      opened[l.key] = nil
+      self.listeners[l.key] = port
+      if self.opts.onListen then self.opts.onListen(port:getHost()) end
+    end
+  end
+end
+
+function Service:_drop(key)
+  local port = self.listeners[key]
+  self.listeners[key] = nil
+  self._udp[port] = nil
+  endpoints.close(port)
+end
+
+function Service:_adopt(gen, opened)
+  local ok, err = self:_startUDP(opened) -- after commit: the new class's
+  if not ok then log.log("error " .. err) end -- committed already: logged, and the port stays
+  local keep = {}
+  for _, l in ipairs(declared(gen.spec, self.opts)) do keep[l.key] = true end
+  self:_join(gen.spec, opened)
+  for key in pairs(self.listeners) do
+    if not keep[key] then self:_drop(key) end -- dropped by the new version: its connections stay
+  end
+  self:_publish(gen.spec)
 end
 
 --- The open connections of this service (its listeners', closed ones' included).
@@ -431,14 +556,13 @@ function Service:files()
   return self.gen.files
 end
 
---- Stop listening (stopFactory runs with the last port); live connections stay until they end.
+--- Stop listening (stopFactory runs with the last port, stopProtocol with
+--- each UDP port); live connections stay until they end.
 function Service:close()
   if self.closed then return end
   self.closed = true
-  for key, l in pairs(self.listeners) do
-    l:stopListening()
-    self.listeners[key] = nil
-  end
+  for key in pairs(self.listeners) do self:_drop(key) end
+  self:_publish(self.gen.spec)
   for i, s in ipairs(services) do
     if s == self then table.remove(services, i) break end
   end
@@ -451,19 +575,19 @@ function M.serve(path, opts)
   if not gen then return nil, err end
   local self = setmetatable({
     path = path, opts = opts, factory = factory(gen), listeners = {},
-    _ports = {}, -- every listener opened, until it is closed and its connections are gone
+    _ports = {}, -- every TCP listener opened, until it is closed and its connections are gone
+    _udp = {}, -- UDP port -> its protocol object
   }, Service)
   reload.init(self, gen)
   local opened, lerr = self:_open(gen)
   if not opened then return nil, lerr end
-  -- the main listener first, so its line is the first one printed
-  local main = declared(gen.spec, opts)[1].key
-  if opened[main] then
-    self.listeners[main] = opened[main]
-    if opts.onListen then opts.onListen(opened[main]:getHost()) end
-    opened[main] = nil
+  local ok, serr = self:_startUDP(opened)
+  if not ok then
+    closeall(opened)
+    self:_publish(gen.spec)
+    return nil, serr
   end
-  self:_adopt(gen, opened)
+  self:_join(gen.spec, opened) -- the main listener first, so its line is the first one printed
   services[#services + 1] = self
   return self
 end
