@@ -256,6 +256,7 @@ describe("examples/chat_client.lua", function()
     local cl = start_client("-p", d.port, "carol")
     cl.expect("Now connected to chat server@ port " .. d.port .. "\n" .. PROMPT)
     assert.are.equal(0, (d:stop())) -- SIGTERM: the room closes every member
+    assert.is_nil(d:stderr():find("grace period over", 1, true), d:stderr()) -- at once, not aborted
     local code, rest, err = cl.finish()
     assert.are.equal(1, code)
     assert.are.equal("\n", rest)
