@@ -119,15 +119,22 @@ static inline void callwith(lua_State *L, lreactor *lr, int self, int key, const
     lua_call(L, 2, 0);
 }
 
+/* Call self[key](self, v) for the value v at the top (popped), as the call
+ * record's callback. */
+static void calltop(lua_State *L, lreactor *lr, int self, int key, const char *what)
+{
+    lr->call->what = what;
+    rdL_pushkey(L, lr, key);
+    lua_gettable(L, self);
+    lua_pushvalue(L, self);
+    lua_rotate(L, -3, 2); /* method, self, v */
+    lua_call(L, 2, 0);
+}
+
 /* Hand the string at the top to self:dataReceived (popped). */
 static void callraw(lua_State *L, lreactor *lr, int self)
 {
-    lr->call->what = "dataReceived";
-    rdL_pushkey(L, lr, RDL_K_DATARECEIVED);
-    lua_gettable(L, self);
-    lua_pushvalue(L, self);
-    lua_rotate(L, -3, 2); /* method, self, data */
-    lua_call(L, 2, 0);
+    calltop(L, lr, self, RDL_K_DATARECEIVED, "dataReceived");
 }
 
 /* A line longer than MAX_LENGTH: lineLengthExceeded gets it and everything
@@ -138,12 +145,7 @@ static void exceeded(lua_State *L, lreactor *lr, ltransport *t, int self, rd_spa
 {
     lua_pushlstring(L, s.p, s.n); /* copies: s may be in the framer's buffer */
     rd_framer_keep(&t->in);       /* ends the read; nothing is left to keep */
-    lr->call->what = "lineLengthExceeded";
-    rdL_pushkey(L, lr, RDL_K_LINELENGTHEXCEEDED);
-    lua_gettable(L, self);
-    lua_pushvalue(L, self);
-    lua_rotate(L, -3, 2);
-    lua_call(L, 2, 0);
+    calltop(L, lr, self, RDL_K_LINELENGTHEXCEEDED, "lineLengthExceeded");
 }
 
 /* The rest of the read after setRawMode() (or after leaving line mode)
@@ -242,12 +244,8 @@ static void read_strings(lua_State *L, lreactor *lr, ltransport *t, int self,
         lua_Integer declared =
             f->declared > (uint64_t)LUA_MAXINTEGER ? LUA_MAXINTEGER : (lua_Integer)f->declared;
         rd_framer_destroy(f); /* what follows a bad length cannot be framed */
-        lr->call->what = "lengthLimitExceeded";
-        rdL_pushkey(L, lr, RDL_K_LENGTHLIMITEXCEEDED);
-        lua_gettable(L, self);
-        lua_pushvalue(L, self);
         lua_pushinteger(L, declared);
-        lua_call(L, 2, 0);
+        calltop(L, lr, self, RDL_K_LENGTHLIMITEXCEEDED, "lengthLimitExceeded");
         return;
     }
     if (r < 0) { /* RD_EFRAME: not a netstring (Twisted closes, too) */
