@@ -43,7 +43,11 @@ return {
   listenUNIX = endpoints.listenUNIX,
   connectTCP = endpoints.connectTCP,
   connectUNIX = endpoints.connectUNIX,
-  stdio = endpoints.stdio,
+  -- stdio(protocol) -> transport; stdio() -> a stream, for a task
+  stdio = function(proto)
+    if proto == nil then return stream.stdio() end
+    return endpoints.stdio(proto)
+  end,
   serve = stream.serve, -- serve(port | opts, fn), or serve(script path [, opts])
   spawn = task.spawn,
   sleep = task.sleep,

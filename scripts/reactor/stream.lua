@@ -485,6 +485,15 @@ function M.connect(host, port, opts)
   return s
 end
 
+--- stdio() -> a stream over stdin and stdout (reads from stdin, writes to
+--- stdout; stdin's end is the stream's end, stdout stays writable).
+function M.stdio()
+  local s = setmetatable({}, Stream)
+  init(s)
+  endpoints.stdio(s)
+  return s
+end
+
 -- is a daemon script being loaded (reactor.service.load)? Then serve
 -- describes what to serve instead of listening.
 local function loading()
