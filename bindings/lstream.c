@@ -24,40 +24,26 @@
  * Taking bytes from the framer
  *=====================================================================*/
 
-static void pull_until(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit,
-                       rd_span_t s)
+static void pull_until(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit)
 {
     rd_framer_t *f = &t->in;
     size_t dlen;
     const char *d = luaL_checklstring(L, argidx, &dlen);
     if (dlen == 0) luaL_argerror(L, argidx, "empty separator");
-    if (d != f->delim || dlen != f->dlen) { /* another separator: search from the start */
+    if (d != f->delim) { /* the framer will point at it: keep it alive */
         rdL_unpin(L, &t->delim_ref);
-        rdL_pin(L, argidx, &t->delim_ref); /* alive while f->delim points at it */
-        f->delim = d;
-        f->dlen = (uint32_t)dlen;
-        f->scanned = 0;
+        rdL_pin(L, argidx, &t->delim_ref);
     }
-    size_t from = f->scanned < s.n ? f->scanned : s.n;
-    const char *hit = memmem(s.p + from, s.n - from, d, dlen);
-    if (hit) {
-        size_t len = (size_t)(hit - s.p);
-        if ((lua_Integer)len > limit) {
-            lua_pushboolean(L, 0);
-            return;
-        }
-        size_t out = op == RDL_PULL_LINE && len && s.p[len - 1] == '\r' ? len - 1 : len;
-        rdL_pushbytes(L, t->conn.loop->data, s.p, out);
-        rd_framer_skip(f, len + dlen);
-        return;
-    }
-    size_t next = s.n >= dlen ? s.n - dlen + 1 : 0; /* a separator may start in the last dlen-1 */
-    if ((lua_Integer)next > limit) {
+    rd_span_t s;
+    int r = rd_framer_until(f, d, dlen, limit < 0 ? 0 : (size_t)limit, &s);
+    if (r == 1) {
+        if (op == RDL_PULL_LINE && s.n && s.p[s.n - 1] == '\r') s.n--;
+        rdL_pushbytes(L, t->conn.loop->data, s.p, s.n);
+    } else if (r == 0) {
+        lua_pushnil(L);
+    } else {
         lua_pushboolean(L, 0);
-        return;
     }
-    f->scanned = (uint32_t)next;
-    lua_pushnil(L);
 }
 
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit)
@@ -73,7 +59,7 @@ void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Intege
     }
     rd_span_t s = rd_framer_peek(f);
     if (op == RDL_PULL_UNTIL || op == RDL_PULL_LINE) {
-        pull_until(L, t, op, argidx, limit, s);
+        pull_until(L, t, op, argidx, limit);
     } else if (op == RDL_PULL_EXACT || op == RDL_PULL_SOME) {
         lua_Integer n = luaL_checkinteger(L, argidx);
         if (n < 0) luaL_argerror(L, argidx, "negative count");

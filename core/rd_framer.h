@@ -116,6 +116,13 @@ size_t rd_framer_pending(const rd_framer_t *f);
 static inline rd_span_t rd_framer_peek(const rd_framer_t *f);
 /* ...and consuming n of them (n <= peek's length); the rule's progress is reset. */
 static inline void rd_framer_skip(rd_framer_t *f, size_t n);
+/* A stream's "read until": among the unconsumed bytes, the ones before the
+ * delimiter d (f->delim is set to d; the owner keeps d alive while it is
+ * set): 1 with *out the payload, consumed with its delimiter; 0 not yet
+ * (the search resumes there next time, so a payload that comes a byte at a
+ * time costs O(n)); RD_ETOOBIG no delimiter within limit bytes (nothing
+ * consumed). Between feed and keep. */
+int rd_framer_until(rd_framer_t *f, const char *d, size_t dlen, size_t limit, rd_span_t *out);
 
 /*{====================================================================
  * The calls a connection makes at every read, with their common case
