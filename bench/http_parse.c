@@ -2,15 +2,15 @@
  * http_parse.c: the cost of parsing one request head, rd_http against
  * Debian's http-parser 2.9.4, on the same bytes in the same run (not a test).
  *
- *   build/bench/http_parse [iterations]
+ *   make all && build/http_parse [iterations]
  *
  * For each head it prints ns per parse (the median of 7 rounds) for:
  *   rd_http      rd_http_parse_request (spans for method, target, every field)
  *   http-parser  http_parser_execute with the callbacks a server needs to get
  *                the same spans (url, field, value) and the end of the head
- * Heads: a curl-like GET (83 bytes), a browser GET (705 bytes, the one in
- * picohttpparser's bench), and a
- * pipeline of 16 short GETs (the TechEmpower plaintext shape), per request.
+ * Heads: a curl-like GET (83 bytes), a browser GET (705 bytes, like the one
+ * in picohttpparser's bench), and a pipeline of 16 short GETs (the
+ * TechEmpower plaintext shape), per request.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <http_parser.h>

@@ -13,6 +13,9 @@
 #include "rd_http.h"
 
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 const rd_http_limits_t rd_http_default_limits = {
     .max_request_line = 8192,
@@ -50,6 +53,33 @@ enum {
 static const unsigned char cls[256] = {C64(0), C64(64), C64(128), C64(192)};
 
 #define IS(c, k) (cls[(unsigned char)(c)] & (k))
+
+/* Skip, 16 bytes at a time, the bytes of p[i..end) that are surely
+ * allowed: in a value (`value`) those from SP to '~' and obs-text; in a
+ * target those from '!' to '~'. It stops at the first block holding any
+ * other byte (HTAB included), and the table-driven loop after it decides
+ * that byte: this only makes the common case faster, never changes what is
+ * accepted. Reads stay inside [i, end). */
+static size_t skip_plain(const unsigned char *p, size_t i, size_t end, int value)
+{
+#ifdef __SSE2__
+    const __m128i lo = _mm_set1_epi8(value ? 0x20 : 0x21), del = _mm_set1_epi8(0x7f);
+    while (end - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        /* compared as signed bytes, so 0x80-0xff (obs-text) are below lo */
+        __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, lo), _mm_cmpeq_epi8(v, del));
+        if (value) bad = _mm_andnot_si128(_mm_cmplt_epi8(v, _mm_setzero_si128()), bad);
+        int m = _mm_movemask_epi8(bad);
+        if (m) return i + (size_t)__builtin_ctz((unsigned)m);
+        i += 16;
+    }
+#else
+    (void)p;
+    (void)end;
+    (void)value;
+#endif
+    return i;
+}
 
 const char *rd_http_reason(int status)
 {
@@ -165,6 +195,7 @@ long rd_http_parse_request(const char *buf, size_t len, rd_http_req_t *req,
     i++;
 
     size_t ts = i;
+    i = skip_plain(p, i, b, 0);
     while (i < b && IS(p[i], TARGET))
         i++;
     if (i >= b) RL_OUT(i);
@@ -243,6 +274,7 @@ long rd_http_parse_request(const char *buf, size_t len, rd_http_req_t *req,
         while (i < hb && (p[i] == ' ' || p[i] == '\t'))
             i++;
         size_t vs = i;
+        i = skip_plain(p, i, hb, 1);
         while (i < hb && IS(p[i], VCHAR))
             i++;
         if (i >= hb) H_OUT(i);

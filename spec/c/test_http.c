@@ -574,3 +574,40 @@ TEST(http_head_every_split_then_same)
         free(c);
     }
 }
+
+/* Each byte value at each position of a long value and a long target: the
+ * 16-bytes-at-a-time skip must stop exactly where the byte-table would. */
+TEST(http_every_byte_at_every_position)
+{
+    static const char pre[] = "GET /";
+    static const char mid[] = " HTTP/1.1\r\nHost: a\r\nX: ";
+    for (int where = 0; where < 2; where++)
+        for (int c = 0; c < 256; c++)
+            for (size_t at = 0; at < 40; at++) {
+                char buf[256];
+                size_t n = 0;
+                memcpy(buf, pre, sizeof pre - 1);
+                n += sizeof pre - 1;
+                for (size_t k = 0; k < 40; k++)
+                    buf[n++] = where == 0 && k == at ? (char)c : 'a';
+                memcpy(buf + n, mid, sizeof mid - 1);
+                n += sizeof mid - 1;
+                for (size_t k = 0; k < 40; k++)
+                    buf[n++] = where == 1 && k == at ? (char)c : 'v';
+                memcpy(buf + n, "\r\n\r\n", 4);
+                n += 4;
+                rd_http_req_t req;
+                rd_http_header_t hs[NH];
+                long r = parse(buf, n, &req, hs, NULL);
+                int ok = where == 0 ? c > 0x20 && c < 0x7f : (c >= 0x20 && c != 0x7f) || c == '\t';
+                /* a CR or LF ends the line early: an error, never a success */
+                if (ok) {
+                    CHECK_EQ(r, n);
+                    /* optional whitespace at either end of the value is not part of it */
+                    int ows = where == 1 && (c == ' ' || c == '\t') && (at == 0 || at == 39);
+                    CHECK_EQ(where == 0 ? req.target.n : hs[1].value.n, where == 0 ? 41 : 40 - ows);
+                } else {
+                    CHECK_EQ(r, -400);
+                }
+            }
+}
