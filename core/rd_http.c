@@ -356,6 +356,17 @@ long rd_http_parse_request(const char *buf, size_t len, rd_http_req_t *req,
 }
 #undef FAIL
 
+int rd_http_need_parse(const char *buf, size_t seen, size_t len, const rd_http_limits_t *lim)
+{
+    if (!lim) lim = &rd_http_default_limits;
+    if (seen >= len) return 0;
+    /* past every limit: the parse gives an error now (414 or 431 at the latest) */
+    size_t most = lim->max_request_line + 2;
+    most = lim->max_header_bytes > SIZE_MAX - most ? SIZE_MAX : most + lim->max_header_bytes;
+    if (len > most) return 1;
+    return memchr(buf + seen, '\n', len - seen) != NULL;
+}
+
 /*{====================================================================
  * Chunked bodies: a byte-at-a-time state machine for the framing, spans for
  * the data.

@@ -92,6 +92,13 @@ typedef struct rd_http_req {
 long rd_http_parse_request(const char *buf, size_t len, rd_http_req_t *req,
                            const rd_http_limits_t *lim);
 
+/* After a parse of buf[0..seen) gave 0, whether buf[0..len) is worth parsing:
+ * 1 if the new bytes hold an LF (a head only ends on one) or the buffer
+ * passed the limits, else 0. Skipping a parse when it says 0 only delays an
+ * error to the next line end, never changes an answer; it makes a head sent
+ * a byte at a time cost a parse per line, not per byte (slowloris). */
+int rd_http_need_parse(const char *buf, size_t seen, size_t len, const rd_http_limits_t *lim);
+
 /* The reason phrase of a status this file returns ("Bad Request"), or NULL. */
 const char *rd_http_reason(int status);
 
@@ -117,10 +124,10 @@ typedef struct rd_http_chunked {
 void rd_http_chunked_init(rd_http_chunked_t *c, const rd_http_limits_t *lim);
 /* Decode from p[0..n): returns the bytes used (0..n) and sets *data to the
  * body data found among them (possibly empty; at most one span per call),
- * or -status (400, 413, 431) with c->why set. Call again on the rest while
- * it uses bytes and is not done. Framing bytes are taken into the state, so
- * nothing needs to be kept for the next read. Trailer fields are checked
- * like header fields, then dropped. */
+ * or -status (400, 413, 431) with c->why set (and every later call gives
+ * it again). Call again on the rest while it uses bytes and is not done. Framing bytes are taken
+ * into the state, so nothing needs to be kept for the next read. Trailer fields are checked like
+ * header fields, then dropped. */
 long rd_http_chunked_decode(rd_http_chunked_t *c, const char *p, size_t n, rd_http_span_t *data);
 /* 1 once the last chunk and the trailers' empty line are decoded: the bytes
  * after those used belong to the next request. */

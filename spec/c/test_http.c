@@ -611,3 +611,41 @@ TEST(http_every_byte_at_every_position)
                 }
             }
 }
+
+/* A head sent a byte at a time, parsed only when rd_http_need_parse says:
+ * a parse per line, the same answers as parsing at every byte. */
+TEST(http_need_parse_a_byte_at_a_time)
+{
+    const char ok[] = "GET /a HTTP/1.1\r\nHost: a\r\nUser-Agent: slow\r\nAccept: */*\r\n\r\n";
+    const char bad[] = "GET /a HTTP/1.1\r\nHost: a\r\nX: a\001b\r\nAccept: */*\r\n\r\n";
+    const char *ins[2] = {ok, bad};
+    size_t lens[2] = {sizeof ok - 1, sizeof bad - 1};
+    for (int k = 0; k < 2; k++) {
+        size_t seen = 0;
+        int parses = 0;
+        long r = 0;
+        for (size_t n = 1; n <= lens[k] && r == 0; n++) {
+            rd_http_req_t req;
+            rd_http_header_t hs[NH];
+            long every = parse(ins[k], n, &req, hs, NULL); /* what a parse now would say */
+            if (!rd_http_need_parse(ins[k], seen, n, NULL)) {
+                /* skipped: the answer now is 0, or an error the next line end gives too */
+                CHECK(every == 0 || (k == 1 && every == -400));
+                continue;
+            }
+            parses++;
+            seen = n;
+            r = parse(ins[k], n, &req, hs, NULL);
+            CHECK_EQ(r, every);
+        }
+        CHECK_EQ(r, k == 0 ? (long)lens[k] : -400);
+        CHECK_EQ(parses, k == 0 ? 5 : 3); /* one per LF, up to the answer */
+    }
+    /* past the limits' sum it is always worth a parse (the parse gives 414 or 431) */
+    char big[200];
+    memset(big, 'a', sizeof big);
+    CHECK_EQ(rd_http_need_parse(big, 100, 111, &small), 1);
+    CHECK_EQ(rd_http_need_parse(big, 90, 98, &small), 0);
+    CHECK_EQ(rd_http_need_parse(big, 98, 98, &small), 0);
+    CHECK_EQ(parse_copy(big, 111, &small), -414);
+}
