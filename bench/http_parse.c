@@ -10,7 +10,9 @@
  *                the same spans (url, field, value) and the end of the head
  * Heads: a curl-like GET (83 bytes), a browser GET (705 bytes, like the one
  * in picohttpparser's bench), and a pipeline of 16 short GETs (the
- * TechEmpower plaintext shape), per request.
+ * TechEmpower plaintext shape), per request. Then the browser head fed a
+ * byte per read (a slow client): rd_http re-parsed at every byte, rd_http
+ * re-parsed when rd_http_need_parse says, and http-parser (incremental).
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <http_parser.h>
@@ -76,7 +78,7 @@ static size_t run_rd(const char *buf, size_t len)
 typedef struct {
     const char *url, *field[32], *value[32];
     size_t url_n, field_n[32], value_n[32];
-    int nf, done;
+    int nf, done, in_field; /* in_field: the last callback was a name's */
 } spans_t;
 
 static int hp_url(http_parser *p, const char *at, size_t n)
@@ -89,19 +91,27 @@ static int hp_url(http_parser *p, const char *at, size_t n)
 static int hp_field(http_parser *p, const char *at, size_t n)
 {
     spans_t *s = p->data;
-    if (s->nf < 32) {
+    if (s->in_field) { /* a name in pieces (a read ended inside it): a server copies them */
+        s->field_n[s->nf - 1] += n;
+    } else if (s->nf < 32) {
         s->field[s->nf] = at;
         s->field_n[s->nf] = n;
         s->value_n[s->nf] = 0;
         s->nf++;
     }
+    s->in_field = 1;
     return 0;
 }
 static int hp_value(http_parser *p, const char *at, size_t n)
 {
     spans_t *s = p->data;
-    s->value[s->nf - 1] = at;
-    s->value_n[s->nf - 1] = n;
+    if (!s->in_field) {
+        s->value_n[s->nf - 1] += n;
+    } else {
+        s->value[s->nf - 1] = at;
+        s->value_n[s->nf - 1] = n;
+    }
+    s->in_field = 0;
     return 0;
 }
 static int hp_complete(http_parser *p)
@@ -119,7 +129,7 @@ static size_t run_hp(const char *buf, size_t len)
     http_parser p;
     size_t pos = 0, n = 0;
     while (pos < len) {
-        s.nf = s.done = 0;
+        s.nf = s.done = s.in_field = 0;
         http_parser_init(&p, HTTP_REQUEST);
         p.data = &s;
         size_t took = http_parser_execute(&p, &hp_settings, buf + pos, len - pos);
@@ -132,6 +142,44 @@ static size_t run_hp(const char *buf, size_t len)
         n += (size_t)s.nf;
     }
     return n;
+}
+
+/*{===== a head that arrives a byte per read (a slow client) ===== */
+
+static size_t slow_rd_every(const char *buf, size_t len) /* re-parse at every byte */
+{
+    rd_http_header_t hs[32];
+    rd_http_req_t req = {.headers = hs, .cap = 32};
+    long r = 0;
+    for (size_t n = 1; n <= len && r == 0; n++)
+        r = rd_http_parse_request(buf, n, &req, NULL);
+    return r > 0 ? req.nheaders : 0;
+}
+
+static size_t slow_rd_lines(const char *buf, size_t len) /* only when rd_http_need_parse says */
+{
+    rd_http_header_t hs[32];
+    rd_http_req_t req = {.headers = hs, .cap = 32};
+    long r = 0;
+    size_t seen = 0;
+    for (size_t n = 1; n <= len && r == 0; n++) {
+        if (!rd_http_need_parse(buf, seen, n, NULL)) continue;
+        seen = n;
+        r = rd_http_parse_request(buf, n, &req, NULL);
+    }
+    return r > 0 ? req.nheaders : 0;
+}
+
+static size_t slow_hp(const char *buf, size_t len) /* http-parser is incremental */
+{
+    spans_t s;
+    http_parser p;
+    s.nf = s.done = s.in_field = 0;
+    http_parser_init(&p, HTTP_REQUEST);
+    p.data = &s;
+    for (size_t n = 0; n < len && !s.done; n++)
+        http_parser_execute(&p, &hp_settings, buf + n, 1);
+    return (size_t)s.nf;
 }
 
 static int cmp(const void *a, const void *b)
@@ -191,5 +239,21 @@ int main(int argc, char **argv)
         printf("%-20s %6zu %12.1f %14.1f %6.2fx\n", heads[k].name, heads[k].len / heads[k].per, rd,
                hp, hp / rd);
     }
+
+    /* the browser head a byte per read: ns per whole head */
+    const char *slow = browser_get;
+    size_t slow_len = sizeof browser_get - 1;
+    if (slow_rd_every(slow, slow_len) != slow_hp(slow, slow_len) ||
+        slow_rd_lines(slow, slow_len) != slow_hp(slow, slow_len)) {
+        fprintf(stderr, "the parsers disagree a byte at a time\n");
+        return 1;
+    }
+    printf("\nbrowser GET, a byte per read (ns per head):\n");
+    long it = iters / 200 > 10 ? iters / 200 : 10;
+    printf("  rd_http re-parsed at every byte  %10.0f\n",
+           measure(slow_rd_every, slow, slow_len, 1, it));
+    printf("  rd_http with rd_http_need_parse  %10.0f\n",
+           measure(slow_rd_lines, slow, slow_len, 1, it));
+    printf("  http-parser (incremental)        %10.0f\n", measure(slow_hp, slow, slow_len, 1, it));
     return 0;
 }
