@@ -444,8 +444,8 @@ TEST(http_chunked_table_at_every_split)
             char out2[256];
             size_t outn2 = 0;
             long used = 0, r2 = 0;
-            const char *parts[2] = {c->in, c->in + cut};
-            size_t lens[2] = {cut, len - cut};
+            const char *const parts[2] = {c->in, c->in + cut};
+            const size_t lens[2] = {cut, len - cut};
             for (int part = 0; part < 2 && r2 >= 0 && !rd_http_chunked_done(&st); part++) {
                 size_t off = 0;
                 while (off < lens[part] && !rd_http_chunked_done(&st)) {
