@@ -376,7 +376,8 @@ enum {
     CH_SIZE0,   /* the first hex digit of a size */
     CH_SIZE,    /* more hex digits, ';', BWS or CR */
     CH_BWS,     /* whitespace after the size: only ';' may follow */
-    CH_EXT,     /* a chunk extension, up to CR */
+    CH_EXT,     /* chunk extensions, up to CR: only their bytes are checked (no
+                   one uses them; their bytes are capped) */
     CH_SIZE_LF, /* the LF of the size line */
     CH_DATA,    /* left data bytes */
     CH_DATA_CR, /* the CRLF after the data */

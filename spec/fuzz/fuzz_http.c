@@ -4,17 +4,20 @@
  * An input is two bytes of settings, then the bytes:
  *   in[0]  bits 0-1 the limits (default, small, tiny, huge); bit 2 the bytes
  *          are a chunked body, not a request
- *   in[1]  seed of the read lengths the chunked body is fed in
+ *   in[1]  seed of the read lengths (of the request, and of the chunked body)
  *
  * A request is parsed whole, then at every prefix (a sample of them when it
  * is long), each prefix in an allocation of exactly its size: a prefix must
  * give 0 or the whole input's error, and once it holds the head, the same
- * head. An accepted head is checked against a plain reference written here
- * from RFC 9112's grammar (lines split on CRLF, then each part checked), and
- * its fields against what the reference reads. A chunked body (after an
- * accepted head, or the whole input in chunked mode) is decoded in one
- * piece and in the pieces in[1] chooses, each a fresh allocation freed
- * after its call: both must agree on the data, the bytes used and the error.
+ * head. Fed in reads and parsed only when rd_http_need_parse says, it gives
+ * the same success, or the same error or none yet. An accepted head is
+ * checked against a plain reference written here from RFC 9112's grammar
+ * (lines split on CRLF, then each part checked), and its fields against
+ * what the reference reads. A chunked body (after an accepted head, or the
+ * whole input in chunked mode) is decoded in one piece and in the pieces
+ * in[1] chooses, each a fresh allocation freed after its call: both must
+ * agree on the data, the bytes used and the error, and with a reference
+ * decoder written here (which has no limits: it is not asked about 413/431).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -234,6 +237,82 @@ static long decode(const char *p, size_t n, const rd_http_limits_t *lim, int spl
     return rd_http_chunked_done(&c) ? (long)pos : 0;
 }
 
+/* The reference chunked decoder (RFC 9112 7.1, no limits): the bytes a whole
+ * body takes, 0 if p[0..n) is a prefix of one, -1 if it cannot be; the
+ * data goes to out. */
+static long ref_chunked(const char *p, size_t n, char *out, size_t *outn)
+{
+    size_t i = 0;
+    *outn = 0;
+#define NEED(k)                                                                                    \
+    do {                                                                                           \
+        if ((k) > n) return 0;                                                                     \
+    } while (0)
+    for (;;) {
+        uint64_t size = 0;
+        size_t d = 0;
+        for (;; i++) {
+            NEED(i + 1);
+            char c = p[i];
+            int h = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
+            if (h < 0) break;
+            if (++d > 16) return -1;
+            size = size << 4 | (uint64_t)h;
+        }
+        if (d < 1) return -1;
+        size_t ws = i;
+        for (;; i++) {
+            NEED(i + 1);
+            if (p[i] != ' ' && p[i] != '\t') break;
+        }
+        if (p[i] != ';' && (i > ws || p[i] != '\r')) return -1;
+        if (p[i] == ';')
+            for (;; i++) {
+                NEED(i + 1);
+                if (p[i] == '\r') break;
+                if (!is_vchar((unsigned char)p[i])) return -1;
+            }
+        NEED(i + 2);
+        if (p[i] != '\r' || p[i + 1] != '\n') return -1;
+        i += 2;
+        if (size == 0) break;
+        if (size > n - i) return 0;
+        memcpy(out + *outn, p + i, size);
+        *outn += size;
+        i += size;
+        NEED(i + 1); /* byte by byte: a wrong first byte is wrong at once */
+        if (p[i] != '\r') return -1;
+        NEED(i + 2);
+        if (p[i + 1] != '\n') return -1;
+        i += 2;
+    }
+    for (;;) { /* trailer lines, then an empty one */
+        NEED(i + 1);
+        if (p[i] == '\r') {
+            NEED(i + 2);
+            return p[i + 1] == '\n' ? (long)(i + 2) : -1;
+        }
+        size_t s0 = i;
+        for (;; i++) {
+            NEED(i + 1);
+            if (!is_tchar((unsigned char)p[i])) break;
+        }
+        if (i == s0 || p[i] != ':') return -1;
+        for (i++;; i++) {
+            NEED(i + 1);
+            if (p[i] == '\r') break;
+            if (!is_vchar((unsigned char)p[i])) return -1;
+        }
+        NEED(i + 2);
+        if (p[i + 1] != '\n') return -1;
+        i += 2;
+    }
+#undef NEED
+}
+
 static void check_chunked(const char *p, size_t n, const rd_http_limits_t *lim, uint32_t seed)
 {
     char *a = malloc(n + 1), *b = malloc(n + 1);
@@ -244,6 +323,12 @@ static void check_chunked(const char *p, size_t n, const rd_http_limits_t *lim, 
     REQUIRE(ra == rb);
     if (ra >= 0) REQUIRE(an == bn && memcmp(a, b, an) == 0);
     if (ra > 0) REQUIRE(an <= (size_t)ra);
+    /* and the reference agrees, limits aside */
+    size_t cn;
+    long rc = ref_chunked(p, n, b, &cn);
+    if (ra > 0) REQUIRE(rc == ra && cn == an && memcmp(a, b, an) == 0);
+    if (ra == 0) REQUIRE(rc == 0);
+    if (ra == -400) REQUIRE(rc == -1);
     free(a);
     free(b);
 }
@@ -291,6 +376,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
         }
     }
     free(whole);
+
+    /* fed in reads, parsed only when rd_http_need_parse says: a success is
+     * found at the same length, an error is that error or not found yet */
+    size_t seen = 0;
+    long q = 0;
+    uint32_t rs = seed;
+    for (size_t end = 0; end < n && q == 0;) {
+        end += 1 + next_rand(&rs) % (next_rand(&rs) % 4 == 0 ? 64 : 4);
+        if (end > n) end = n;
+        if (!rd_http_need_parse(data, seen, end, lim)) continue;
+        seen = end;
+        rd_http_req_t pr;
+        rd_http_header_t phs[NH];
+        q = parse_copy(data, end, lim, &pr, phs, NULL);
+    }
+    if (r > 0)
+        REQUIRE(q == r);
+    else
+        REQUIRE(q == 0 || q == r);
 
     if (r > 0 && req.body == RD_HTTP_BODY_CHUNKED)
         check_chunked(data + r, n - (size_t)r, lim, seed);
