@@ -26,13 +26,18 @@
  * Errors are decided in the order the bytes come, so a prefix of any input
  * gives 0 or the error the whole input gives, never another answer.
  *
- * Replacing it: the interface is only the two calls below and the plain
+ * Left to the caller: the request-target's form (origin, absolute,
+ * authority, asterisk) and its decoding; Host's syntax beyond the value
+ * bytes; what a method means. There is no lenient mode (bare LF, obs-fold
+ * are always 400).
+ *
+ * Replacing it: the interface is only the calls below and the plain
  * structs they fill (spans, a status, the framing). A packaged parser such
  * as llhttp 9 fits behind it by running over the whole buffer at each call
  * (llhttp_init, then llhttp_execute paused in on_headers_complete) and
  * filling rd_http_req_t from its callbacks; the chunked decoder maps onto
- * its on_body callback. Nothing else in reactord may depend on how this
- * file scans.
+ * its on_body callback; rd_http_need_parse holds for any parser. Nothing
+ * else in reactord may depend on how this file scans.
  */
 #ifndef RD_HTTP_H
 #define RD_HTTP_H
