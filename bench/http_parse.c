@@ -2,7 +2,10 @@
  * http_parse.c: the cost of parsing one request head, rd_http against
  * Debian's http-parser 2.9.4, on the same bytes in the same run (not a test).
  *
- *   make all && build/http_parse [iterations]
+ *   make all && build/http_parse [iterations [head]]
+ *
+ * (head 0-2 runs that head alone, for instruction counts:
+ *  valgrind --tool=callgrind build/http_parse 1000 1)
  *
  * For each head it prints ns per parse (the median of 7 rounds) for:
  *   rd_http      rd_http_parse_request (spans for method, target, every field)
@@ -206,6 +209,7 @@ static double measure(size_t (*run)(const char *, size_t), const char *buf, size
 int main(int argc, char **argv)
 {
     long iters = argc > 1 ? atol(argv[1]) : 200000;
+    int only = argc > 2 ? atoi(argv[2]) : -1; /* one head (0-2) alone, for callgrind */
     hp_settings.on_url = hp_url;
     hp_settings.on_header_field = hp_field;
     hp_settings.on_header_value = hp_value;
@@ -228,6 +232,7 @@ int main(int argc, char **argv)
     };
     printf("%-20s %6s %12s %14s %7s\n", "head", "bytes", "rd_http ns", "http-parser ns", "ratio");
     for (size_t k = 0; k < sizeof heads / sizeof heads[0]; k++) {
+        if (only >= 0 && (size_t)only != k) continue;
         /* both read the same fields, checked once */
         if (run_rd(heads[k].buf, heads[k].len) != run_hp(heads[k].buf, heads[k].len)) {
             fprintf(stderr, "the parsers disagree on %s\n", heads[k].name);
@@ -240,6 +245,7 @@ int main(int argc, char **argv)
                hp, hp / rd);
     }
 
+    if (only >= 0) return 0;
     /* the browser head a byte per read: ns per whole head */
     const char *slow = browser_get;
     size_t slow_len = sizeof browser_get - 1;
