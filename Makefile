@@ -15,7 +15,7 @@ ARGS       ?=
 
 DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck libhttp-parser-dev
 
-.PHONY: all run test deps bench format check-format clean valgrind fuzz fuzz-http
+.PHONY: all run test deps bench format check-format clean valgrind fuzz fuzz-http fuzz-stream
 
 all: $(BUILD)/.ran-cmake
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
@@ -67,6 +67,13 @@ fuzz-http: $(FUZZ_BUILD)/.ran-cmake
 	$(FUZZ_BUILD)/fuzz_http -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -dict=spec/fuzz/http.dict -artifact_prefix=$(FUZZ_BUILD)/artifacts/ \
 	  $(FUZZ_BUILD)/corpus-http spec/fuzz/corpus/http
+
+# A coroutine stream's reads on the framer (core/rd_framer.c's rd_framer_until, peek, skip).
+fuzz-stream: $(FUZZ_BUILD)/.ran-cmake
+	$(CMAKE) --build $(FUZZ_BUILD) --target fuzz_stream -j$(JOBS)
+	mkdir -p $(FUZZ_BUILD)/corpus-stream $(FUZZ_BUILD)/artifacts
+	$(FUZZ_BUILD)/fuzz_stream -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus-stream spec/fuzz/corpus/stream
 
 bench: all
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/run.sh

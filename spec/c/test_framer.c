@@ -968,11 +968,11 @@ TEST(framer_until_table_every_chunking)
         {"x\r\r\ny", "\r\n", 16, "x\r|", "more"},
         {"aaab", "aab", 16, "a|", "more"}, /* a self-overlapping delimiter */
         {"abababx", "abab", 16, "|", "more"},
-        {"12345678", "?", 8, "", "more"},      /* exactly the limit, no delimiter yet */
-        {"123456789", "?", 8, "", "toobig"},   /* one past it */
+        {"12345678", "?", 8, "", "more"},    /* exactly the limit, no delimiter yet */
+        {"123456789", "?", 8, "", "toobig"}, /* one past it */
         {"12345678?", "?", 8, "12345678|", "more"},
         {"123456789?", "?", 8, "", "toobig"},
-        {"1234567\r", "\r\n", 8, "", "more"},  /* a delimiter may still begin at the end */
+        {"1234567\r", "\r\n", 8, "", "more"}, /* a delimiter may still begin at the end */
         {"12345678\r", "\r\n", 8, "", "more"},
         {"123456789\r", "\r\n", 8, "", "toobig"},
         {"", "?", 0, "", "more"},
