@@ -285,6 +285,7 @@ int luaopen_reactor_core(lua_State *L)
         {"_stats", l_stats},
         {"_resume", rdL_resume},
         {"_streamfast", rdL_streamfast},
+        {"_pull", rdL_transport_pull},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {

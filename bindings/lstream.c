@@ -96,7 +96,8 @@ static int slow_done(lua_State *L, int status, lua_KContext ctx)
 }
 
 /* Hand every argument to the Lua version and return what it returns; it
- * may wait (yield), hence the continuation. */
+ * may wait (yield), hence the continuation. A read's closure passes what
+ * its pull gave (nil: not there yet; false: too long) as one more argument. */
 static int slow(lua_State *L)
 {
     int n = lua_gettop(L);
@@ -145,7 +146,14 @@ static int s_readuntil(lua_State *L)
         lua_rawget(L, 1);
         int same = lua_rawequal(L, -1, 2);
         lua_pop(L, 1);
-        if (same && pulled(L, RDL_PULL_UNTIL, 2, field_integer(L, UV_LIMIT, 65536))) return 1;
+        if (same) {
+            if (pulled(L, RDL_PULL_UNTIL, 2, field_integer(L, UV_LIMIT, 65536))) return 1;
+            int got = lua_gettop(L); /* nil or false, after the transport */
+            lua_settop(L, got);
+            lua_replace(L, 3); /* self, sep, what the pull gave */
+            lua_settop(L, 3);
+            return slow(L);
+        }
         lua_settop(L, 2);
     }
     return slow(L);
@@ -156,6 +164,11 @@ static int s_readline(lua_State *L)
     if (lua_isyieldable(L) && lua_gettop(L) == 1) {
         lua_pushliteral(L, "\n");
         if (pulled(L, RDL_PULL_LINE, 2, field_integer(L, UV_LIMIT, 65536))) return 1;
+        if (lua_gettop(L) == 4) { /* self, "\n", transport, what the pull gave */
+            lua_replace(L, 2);
+            lua_settop(L, 2);
+            return slow(L);
+        }
         lua_settop(L, 1);
     }
     return slow(L);

@@ -166,8 +166,9 @@ static int transport_clearbuffer(lua_State *L)
     return 1;
 }
 
-/* _pull(op, arg [, limit]): a coroutine stream's read (lstream.c) */
-static int transport_pull(lua_State *L)
+/* _pull(op, arg [, limit]): a coroutine stream's read (lstream.c); also
+ * reactor.core._pull(transport, ...) */
+int rdL_transport_pull(lua_State *L)
 {
     ltransport *t = fastcheck(L);
     rdL_stream_pull(L, t, (int)luaL_checkinteger(L, 2), 3, luaL_optinteger(L, 4, RD_FRAME_MAX));
@@ -296,7 +297,7 @@ void rdL_open_transport(lua_State *L)
         {"bufferSize", transport_buffersize},
         {"getPeer", transport_getpeer},
         {"getHost", transport_gethost},
-        {"_pull", transport_pull},
+        {"_pull", rdL_transport_pull},
         {"_pending", transport_pending},
         {NULL, NULL},
     };

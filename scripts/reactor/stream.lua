@@ -18,6 +18,9 @@ local endpoints = require "reactor.endpoints"
 
 local sub, byte = string.sub, string.byte
 local need, prepare, await, wake = task.need, task.prepare, task.await, task.wake
+local R, WAIT = task.R, task.WAIT -- R.current: the running task
+local running, yield = coroutine.running, coroutine.yield
+local pull = core._pull -- transport:_pull, without the method lookup
 
 local PULL_UNTIL, PULL_LINE, PULL_EXACT, PULL_SOME, PULL_ALL = 1, 2, 3, 4, 5
 
@@ -163,7 +166,7 @@ local function waitread(self, t, op, arg)
     self.paused = false
     self.transport:resumeReading()
   end
-  arm(self, "r")
+  if self.timeout then arm(self, "r") end
   return await(t, releasereader, self)
 end
 
@@ -211,14 +214,34 @@ local function readexactly(self, n)
   return waitread(self, t, "exact", n)
 end
 
+-- The wait at the end of a batch, without the checks: the closure found
+-- nothing (pulled nil) for a separator checked before, inside the task.
+local function waitnow(self, t, op, sep)
+  local n = (t.seq or 0) + 1 -- task.prepare and task.await, inline
+  t.seq, t.waiting = n, n
+  self.rtask, self.rn, self.rop, self.rarg = t, n, op, sep
+  if self.paused then
+    self.paused = false
+    self.transport:resumeReading()
+  end
+  if self.timeout then arm(self, "r") end
+  t.cleanup, t.cleanobj = releasereader, self
+  return yield(WAIT)
+end
+
 --- readuntil(sep) -> the bytes before sep (sep is consumed) | nil, why, partial
-local function readuntil(self, sep)
+local function readuntil(self, sep, pulled)
+  local t = R.current
+  if pulled == nil and sep == self.sep and t and not self.rtask and not (self.eof or self.lost or self.closed)
+    and running() == t.co and rawget(self, "transport") then
+    return waitnow(self, t, "until", sep)
+  end
   checkstream(self, "readuntil", 1)
   if type(sep) ~= "string" or sep == "" then
     error(("bad argument #1 to 'readuntil' (expected a non-empty separator string, got %s)")
       :format(type(sep) == "string" and "an empty string" or type(sep)), 3)
   end
-  local t = need("stream:readuntil()", 3)
+  t = need("stream:readuntil()", 3)
   self.sep = sep
   local ok, a, b, c = try(self, "until", sep)
   if ok then return a, b, c end
@@ -227,9 +250,14 @@ end
 
 --- readline() -> a line without its "\n" (or "\r\n"); the last line may
 --- lack its newline at the end of the stream | nil, why
-local function readline(self)
+local function readline(self, pulled)
+  local t = R.current
+  if pulled == nil and t and not self.rtask and not (self.eof or self.lost or self.closed)
+    and running() == t.co and rawget(self, "transport") and self.inited then
+    return waitnow(self, t, "line", "\n")
+  end
   checkstream(self, "readline", 1)
-  local t = need("stream:readline()", 3)
+  t = need("stream:readline()", 3)
   local ok, a, b, c = try(self, "line", "\n")
   if ok then return a, b, c end
   return waitread(self, t, "line", "\n")
@@ -327,7 +355,15 @@ end
 -- waits for is there; with nobody reading, stop reading at the limit
 function Stream:readReady()
   local op = self.rop
-  if op then
+  if op == "until" or op == "line" then -- the common case, without try's dispatch
+    local s = pull(self.transport, op == "line" and PULL_LINE or PULL_UNTIL, self.rarg, self.limit)
+    if s then -- wakereader(self, s), inline
+      local t, n = self.rtask, self.rn
+      self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+      return wake(t, n, s)
+    end
+    if s == false then return wakereader(self, nil, "too long") end
+  elseif op then
     local ok, a, b, c = try(self, op, self.rarg)
     if ok then return wakereader(self, a, b, c) end
     if op == "exact" then return end -- it may need more than the limit

@@ -28,6 +28,7 @@ local pack, unpack = table.pack, table.unpack
 local M = {}
 
 local WAIT = setmetatable({}, { __name = "reactor.task wait" })
+M.WAIT = WAIT -- what a wait yields (reactor.stream's fast wait yields it itself)
 local CANCELLED = "cancelled"
 
 local Task = {}
@@ -77,7 +78,7 @@ end
 
 local function finish(t, state, results, err)
   t.state, t.results, t.err = state, results, err
-  t.co, t.waiting, t.cleanup, t.cleanobj = nil, nil, nil, nil
+  t.co, t.waiting, t.cleanup, t.cleanobj = nil, false, false, false
   local streams = t.streams
   if streams then
     t.streams = nil
@@ -111,7 +112,7 @@ end
 local function kill(t)
   local co = t.co
   local cleanup, obj = t.cleanup, t.cleanobj
-  t.waiting, t.cleanup, t.cleanobj = nil, nil, nil
+  t.waiting, t.cleanup, t.cleanobj = false, false, false
   if cleanup then cleanup(obj, t) end
   local prev = R.current
   R.current = t
@@ -179,8 +180,10 @@ end
 --- The task that may wait now, for the public call `what` (at the caller's
 --- caller's line: level counts from the function that calls this).
 function M.need(what, level)
-  if #inflight > 0 then reap() end
   local t = R.current
+  if t and running() == t.co then return t end -- in the task's own coroutine: the common case
+  if #inflight > 0 then reap() end
+  t = R.current
   if t == nil then
     error(("%s waits, so it must run in a task: call it inside reactor.spawn(fn) or a " ..
       "reactor.serve handler"):format(what), (level or 2) + 1)
@@ -205,7 +208,7 @@ end
 function M.await(t, cleanup, obj)
   local early = t.early
   if early then -- woken before it could yield
-    t.early = nil
+    t.early = false
     return unpack(early, 1, early.n)
   end
   t.cleanup, t.cleanobj = cleanup, obj -- (a cancel while it ran is carried out by settle)
@@ -215,7 +218,7 @@ end
 --- Resume t with ... if it still waits for wait number n. -> true if it did.
 function M.wake(t, n, ...)
   if t.waiting ~= n then return false end
-  t.waiting, t.cleanup, t.cleanobj = nil, nil, nil
+  t.waiting, t.cleanup, t.cleanobj = false, false, false -- (false, not nil: the fields stay in the table)
   if t.active then
     t.early = pack(...) -- the waker ran before the task could yield (it is running)
     return true
@@ -243,7 +246,8 @@ end
 
 local function newtask(fn, level)
   local co = coroutine.create(fn)
-  local t = setmetatable({ co = co, state = "running", where = where(level + 1) }, Task)
+  local t = setmetatable({ co = co, state = "running", where = where(level + 1), seq = 0, waiting = false,
+    cleanup = false, cleanobj = false, active = false, early = false, cancelpending = false }, Task)
   bycoroutine[co] = t
   return t
 end
