@@ -284,6 +284,7 @@ int luaopen_reactor_core(lua_State *L)
         {"abortAll", l_abortall},
         {"_stats", l_stats},
         {"_resume", rdL_resume},
+        {"_testing", rdL_testing},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {
