@@ -467,25 +467,25 @@ static int clock_gc(lua_State *L)
  * reactor.core._testing()
  *=====================================================================*/
 
-static int t_open(lua_State *L)
+int rdL_testing(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"socketpair", t_socketpair}, {"adopt", t_adopt},         {"state", t_state},
-        {"flush", t_flush},           {"wait", t_wait},           {"realtime", t_realtime},
-        {"clock", t_clock},           {"installed", t_installed}, {NULL, NULL},
+        {"_socketpair", t_socketpair}, {"_adopt", t_adopt},         {"_state", t_state},
+        {"flush", t_flush},           {"_wait", t_wait},           {"_realtime", t_realtime},
+        {"clock", t_clock},           {"_installed", t_installed}, {NULL, NULL},
     };
     static const luaL_Reg smethods[] = {
-        {"send", sock_send},   {"recv", sock_recv},     {"shutdown", sock_shutdown},
-        {"close", sock_close}, {"closed", sock_closed}, {NULL, NULL},
+        {"_send", sock_send},   {"_recv", sock_recv},     {"_shutdown", sock_shutdown},
+        {"_close", sock_close}, {"_closed", sock_closed}, {NULL, NULL},
     };
     static const luaL_Reg cmethods[] = {
-        {"install", clock_install},
+        {"_install", clock_install},
         {"uninstall", clock_uninstall},
-        {"advance_to", clock_advance_to},
+        {"_advance_to", clock_advance_to},
         {"now", clock_now},
         {"next", clock_next},
         {"pending", clock_pending},
-        {"fired", clock_fired},
+        {"_fired", clock_fired},
         {"autojump", clock_autojump},
         {NULL, NULL},
     };
@@ -509,9 +509,4 @@ static int t_open(lua_State *L)
     lua_pushvalue(L, lua_upvalueindex(1));
     luaL_setfuncs(L, funcs, 1);
     return 1;
-}
-
-int rdL_testing(lua_State *L)
-{
-    return t_open(L);
 }

@@ -86,7 +86,7 @@ local function stuck(kind, nxt, t)
 end
 
 local function clocknow()
-  local k = T.installed()
+  local k = T._installed()
   return k and k:now()
 end
 
@@ -132,7 +132,7 @@ function Tr:_pump(level, name)
     flush(level + 1, name)
     local moved = false
     while self._pending do
-      local n, err = self._sock:send(self._pending, self._from)
+      local n, err = self._sock:_send(self._pending, self._from)
       if not n then self._pending = nil; break end -- the transport is gone: the rest is lost, as on a network
       if n == 0 then break end
       moved = true
@@ -141,7 +141,7 @@ function Tr:_pump(level, name)
       if err then break end
     end
     if moved then flush(level + 1, name) end
-    local data, gone = self._sock:recv()
+    local data, gone = self._sock:_recv()
     if data ~= "" then
       self._out[#self._out + 1] = data
       moved = true
@@ -169,7 +169,7 @@ end
 --- closed() -> whether the connection is closed (connectionLost has run).
 function Tr:closed()
   self:_pump(2, "tr:closed")
-  return (T.state(self.transport)) == "closed" and self._reason ~= nil
+  return (T._state(self.transport)) == "closed" and self._reason ~= nil
 end
 
 --- reason() -> the reason connectionLost got ({type=, message=}), or nil while open.
@@ -183,7 +183,7 @@ end
 --- then which, "reading" or "flow".
 function Tr:paused()
   self:_pump(2, "tr:paused")
-  local _, user, flow = T.state(self.transport)
+  local _, user, flow = T._state(self.transport)
   if user then return true, "reading" end
   if flow then return true, "flow" end
   return false
@@ -245,7 +245,7 @@ function Tr:feed(bytes, split)
   end
   local pieces = chunks(bytes, split, 2)
   if pieces.seed then self.seed = pieces.seed end
-  if self._gone or self._sock:closed() then
+  if self._gone or self._sock:_closed() then
     error("reactor.testing: tr:feed: the connection is closed (the protocol closed it, or tr:hangup())", 2)
   end
   for _, piece in ipairs(pieces) do
@@ -262,19 +262,19 @@ end
 
 --- eof(): the peer half-closes (its FIN): readConnectionLost, or the end.
 function Tr:eof()
-  self._sock:shutdown()
+  self._sock:_shutdown()
   self:_pump(2, "tr:eof")
 end
 
 --- hangup(): the peer goes away; the protocol's connectionLost follows.
 function Tr:hangup()
   self:_pump(2, "tr:hangup")
-  self._sock:close()
+  self._sock:_close()
   flush(2, "tr:hangup")
 end
 
 function Tr:__tostring()
-  return ("reactor.testing transport (%s)"):format((T.state(self.transport)))
+  return ("reactor.testing transport (%s)"):format((T._state(self.transport)))
 end
 
 -- Record the reason connectionLost gets, calling the protocol's own (looked
@@ -293,8 +293,8 @@ end
 function M.connect(f)
   checkfactory(f, "connect")
   local factory = protocol.asFactory(f, false, 2)
-  local mine, theirs = T.socketpair()
-  local transport, proto = T.adopt(mine, factory, "127.0.0.1", nextport(), SERVER.host, SERVER.port, nil,
+  local mine, theirs = T._socketpair()
+  local transport, proto = T._adopt(mine, factory, "127.0.0.1", nextport(), SERVER.host, SERVER.port, nil,
     limits(factory))
   local tr = setmetatable({ _sock = theirs, transport = transport, protocol = proto, _out = {} }, Tr)
   if proto then watch(proto, function(reason) tr._reason = reason end) end
@@ -329,7 +329,7 @@ function M.pair(serverFactory, clientFactory)
   checkfactory(clientFactory, "pair", 2)
   local sf = protocol.asFactory(serverFactory, false, 2)
   local cf = protocol.asFactory(clientFactory, true, 2)
-  local s, c = T.socketpair()
+  local s, c = T._socketpair()
   local port = nextport()
   local pump = setmetatable({}, Pump)
   local connector = {
@@ -339,8 +339,8 @@ function M.pair(serverFactory, clientFactory)
     connect = function() core.log("reactor.testing: a pair's connector does not connect again") end,
   }
   if cf.startedConnecting then cf:startedConnecting(connector) end
-  pump.serverTransport, pump.server = T.adopt(s, sf, "127.0.0.1", port, SERVER.host, SERVER.port, nil, limits(sf))
-  pump.clientTransport, pump.client = T.adopt(c, cf, SERVER.host, SERVER.port, "127.0.0.1", port, connector,
+  pump.serverTransport, pump.server = T._adopt(s, sf, "127.0.0.1", port, SERVER.host, SERVER.port, nil, limits(sf))
+  pump.clientTransport, pump.client = T._adopt(c, cf, SERVER.host, SERVER.port, "127.0.0.1", port, connector,
     limits(cf))
   connector.transport = pump.clientTransport
   return pump.client, pump.server, pump
@@ -355,10 +355,10 @@ function M._run_until(cond, opts, level, name, who)
     error(("reactor.testing: %s: expected a function, got %s"):format(name, show(cond)), level + 1)
   end
   opts = opts or {}
-  local k = T.installed()
+  local k = T._installed()
   local vlimit = opts.virtual_timeout or 60
   local rlimit = opts.timeout or 10
-  local start = k and k:now() or T.realtime()
+  local start = k and k:now() or T._realtime()
   while true do
     if cond() then return true end
     flush(level + 1, name, who)
@@ -373,15 +373,15 @@ function M._run_until(cond, opts, level, name, who)
         error(("reactor.testing: %s: the condition is still false after %g virtual seconds (virtual_timeout)")
           :format(name, vlimit), level + 1)
       end
-      local ok, kind, what = guarded(level + 1, name, k.advance_to, k, nxt)
+      local ok, kind, what = guarded(level + 1, name, k._advance_to, k, nxt)
       if not ok then error(("reactor.testing: %s: %s"):format(name, stuck(kind, what, k:now())), level + 1) end
     else
-      local left = start + rlimit - T.realtime()
+      local left = start + rlimit - T._realtime()
       if left <= 0 then
         error(("reactor.testing: %s: the condition is still false after %g s (timeout; with testing.clock(),"
           .. " time would be virtual)"):format(name, rlimit), level + 1)
       end
-      guarded(level + 1, name, T.wait, left)
+      guarded(level + 1, name, T._wait, left)
     end
   end
 end
@@ -406,8 +406,8 @@ function Clock:advance(dt)
     error(("reactor.testing: clock:advance: dt must be a number of seconds >= 0, got %s"):format(show(dt)), 2)
   end
   local k = self._k
-  if T.installed() ~= k then error("reactor.testing: clock:advance: this clock was uninstalled", 2) end
-  local ok, kind, nxt = guarded(2, "clock:advance", k.advance_to, k, k:now() + dt)
+  if T._installed() ~= k then error("reactor.testing: clock:advance: this clock was uninstalled", 2) end
+  local ok, kind, nxt = guarded(2, "clock:advance", k._advance_to, k, k:now() + dt)
   if not ok then error(("reactor.testing: clock:advance: %s"):format(stuck(kind, nxt, k:now())), 2) end
   return self
 end
@@ -436,7 +436,7 @@ end
 Clock.__close = Clock.uninstall
 
 function Clock:__tostring()
-  return ("reactor.testing clock (t=%g%s)"):format(self._k:now(), T.installed() == self._k and "" or ", uninstalled")
+  return ("reactor.testing clock (t=%g%s)"):format(self._k:now(), T._installed() == self._k and "" or ", uninstalled")
 end
 
 --- clock([start = 0]) -> the clock, installed: reactor.now() is start.
@@ -444,12 +444,12 @@ function M.clock(start)
   if start ~= nil and type(start) ~= "number" then
     error(("reactor.testing.clock: start must be a number of seconds, got %s"):format(show(start)), 2)
   end
-  if T.installed() then
+  if T._installed() then
     error("reactor.testing.clock: a virtual clock is already installed; uninstall it first"
       .. " (clock:uninstall(), or make it a <close> variable)", 2)
   end
   local k = T.clock(start or 0)
-  assert(k:install())
+  assert(k:_install())
   return setmetatable({ _k = k }, Clock)
 end
 
