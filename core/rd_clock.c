@@ -270,13 +270,14 @@ int rd_loop_set_clock(rd_loop_t *loop, rd_clock_t *k)
 
 int rd_clock_advance_to(rd_clock_t *k, double at)
 {
-    if (!k->loop) return -EINVAL;
+    rd_loop_t *loop = k->loop;
+    if (!loop) return -EINVAL;
     if (!(at > k->now)) at = k->now; /* never back (and not NaN) */
     k->stuck = 0;
     for (;;) {
-        int r = rd_loop_flush(k->loop, RD_CLOCK_POLLS); /* what is due now, and its I/O */
+        int r = rd_loop_flush(loop, RD_CLOCK_POLLS); /* what is due now, and its I/O */
         if (r < 0) return r;
-        if (!k->loop) return 0; /* a callback uninstalled it */
+        if (loop->clock != k) return 0; /* a callback uninstalled it */
         if (!k->n || k->heap[0]->at > at) break;
         k->now = k->heap[0]->at; /* the next deadline */
     }

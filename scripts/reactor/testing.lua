@@ -94,8 +94,8 @@ end
 local function flush(level, name, who)
   local ok, kind, nxt = guarded(level + 1, name, T.flush)
   if not ok then
-    error(("reactor.testing: %s: %s%s"):format(name, who and who .. " never settled: " or "", stuck(kind, nxt, clocknow())),
-      level + 1)
+    local prefix = who and who .. " never settled: " or ""
+    error(("reactor.testing: %s: %s%s"):format(name, prefix, stuck(kind, nxt, clocknow())), level + 1)
   end
 end
 
