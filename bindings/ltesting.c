@@ -464,15 +464,73 @@ static int clock_gc(lua_State *L)
 }
 
 /*{====================================================================
+ * Log records into a table (a test reads them in order with its own output)
+ *=====================================================================*/
+
+#define RDL_TLOG_KEY "reactor.testing.log" /* registry: the capture, while on */
+
+typedef struct {
+    lreactor *lr;
+    reactor_log_fn log; /* what it replaced */
+    void *log_ud;
+    int ref; /* the table records go to */
+} tcapture;
+
+static void capture_log(void *ud, const char *line)
+{
+    tcapture *c = ud;
+    lua_State *L = c->lr->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+    lua_pushstring(L, line);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+}
+
+/* _log(t | nil): the reactor's log records (C's and core.log's) go to the
+ * end of table t as strings, without a prefix, instead of where they went;
+ * nil puts the previous logger back. */
+static int t_log(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_TLOG_KEY) == LUA_TUSERDATA) {
+        tcapture *old = lua_touserdata(L, -1);
+        lr->log = old->log;
+        lr->log_ud = old->log_ud;
+        luaL_unref(L, LUA_REGISTRYINDEX, old->ref);
+        lua_pushnil(L);
+        lua_setfield(L, LUA_REGISTRYINDEX, RDL_TLOG_KEY);
+    }
+    if (lua_isnoneornil(L, 1)) return 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    tcapture *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->lr = lr;
+    c->log = lr->log;
+    c->log_ud = lr->log_ud;
+    lua_pushvalue(L, 1);
+    c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setfield(L, LUA_REGISTRYINDEX, RDL_TLOG_KEY);
+    lr->log = capture_log;
+    lr->log_ud = c;
+    return 0;
+}
+
+/*{====================================================================
  * reactor.core._testing()
  *=====================================================================*/
 
 int rdL_testing(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"_socketpair", t_socketpair}, {"_adopt", t_adopt},         {"_state", t_state},
-        {"flush", t_flush},           {"_wait", t_wait},           {"_realtime", t_realtime},
-        {"clock", t_clock},           {"_installed", t_installed}, {NULL, NULL},
+        {"_socketpair", t_socketpair},
+        {"_adopt", t_adopt},
+        {"_state", t_state},
+        {"flush", t_flush},
+        {"_wait", t_wait},
+        {"_realtime", t_realtime},
+        {"clock", t_clock},
+        {"_installed", t_installed},
+        {"_log", t_log},
+        {NULL, NULL},
     };
     static const luaL_Reg smethods[] = {
         {"_send", sock_send},   {"_recv", sock_recv},     {"_shutdown", sock_shutdown},
