@@ -321,7 +321,7 @@ end
 
 --- run_until(cond [, opts]): see testing.run_until.
 function Pump:run_until(cond, opts)
-  return M._run_until(cond, opts, 2, "pump:run_until", self:_who())
+  return (M._run_until(cond, opts, 2, "pump:run_until", self:_who()))
 end
 
 function M.pair(serverFactory, clientFactory)
@@ -392,7 +392,7 @@ end
 --- the next deadline (at most virtual_timeout virtual seconds in all);
 --- otherwise it waits for events, at most timeout real seconds.
 function M.run_until(cond, opts)
-  return M._run_until(cond, opts, 2, "testing.run_until")
+  return (M._run_until(cond, opts, 2, "testing.run_until"))
 end
 
 local Clock = {}

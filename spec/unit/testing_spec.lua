@@ -271,8 +271,8 @@ describe("testing.clock", function()
     assert.are.equal(45, clock:now())
     local t = reactor.callLater(100, function() end)
     local err = raised(function() testing.run_until(function() return false end, { virtual_timeout = 30 }) end)
-    assert.matches("reactor.testing: testing.run_until: the condition is still false after 30 virtual seconds", err, 1,
-      true)
+    assert.matches(THIS .. ":" .. line("{ virtual_timeout = 30 }) end)") .. ": reactor.testing: testing.run_until:"
+      .. " the condition is still false after 30 virtual seconds", err, 1, true)
     t:cancel()
     err = raised(function() testing.run_until(function() return false end) end)
     assert.matches("nothing is left to happen", err, 1, true)
@@ -357,6 +357,75 @@ describe("testing.pair", function()
       assert.are.same(want, p.server.reports)
     end
     for _, p in ipairs(pairs_) do p.client.transport:loseConnection() end
+    testing.flush()
+  end)
+end)
+
+describe("tasks and streams under reactor.testing", function()
+  after_each(function() H.assert_clean(release) end)
+
+  -- a stream protocol as reactor.serve makes one: handler(stream) runs in a task
+  local function served(handler)
+    return setmetatable({ handler = handler }, require("reactor.stream").Stream)
+  end
+
+  it("runs reactor.sleep and reactor.timeout on virtual time", function()
+    local clock <close> = testing.clock()
+    local woke = {}
+    reactor.spawn(function()
+      for _ = 1, 60 do
+        reactor.sleep(60)
+        woke[#woke + 1] = reactor.now()
+      end
+    end)
+    local result
+    reactor.spawn(function()
+      result = table.pack(reactor.timeout(5, function() reactor.sleep(10) end))
+    end)
+    clock:advance(3600)
+    assert.are.equal(60, #woke)
+    assert.are.equal(60, woke[1])
+    assert.are.equal(3600, woke[60])
+    assert.are.same({ n = 2, nil, "timeout" }, result)
+  end)
+
+  it("runs a stream's handler over testing.connect, its timeouts on virtual time", function()
+    local clock <close> = testing.clock()
+    local timedout
+    local _, tr = testing.connect(served(function(s)
+      s:settimeout(30)
+      while true do
+        local line, err = s:readline()
+        if not line then timedout = err; break end
+        s:write(line:upper() .. "\n")
+      end
+    end))
+    tr:feed("hello\nthere\n", "every")
+    assert.are.equal("HELLO\nTHERE\n", tr:value())
+    clock:advance(29)
+    assert.is_nil(timedout)
+    clock:advance(1)
+    assert.are.equal("timeout", timedout)
+    assert.is_true(tr:closed()) -- the handler returned: its stream closed
+  end)
+
+  it("runs a client task and a served one on loopback, synchronously, with run_until", function()
+    local _clock <close> = testing.clock()
+    local l = assert(reactor.serve({ port = 0 }, function(s)
+      reactor.sleep(120) -- virtual: run_until jumps over it
+      s:write("late hello\n")
+    end))
+    local port = l:getHost().port
+    local got
+    reactor.spawn(function()
+      local s = assert(reactor.connect("127.0.0.1", port))
+      got = s:readline()
+      s:close()
+    end)
+    assert.is_true(testing.run_until(function() return got ~= nil end, { virtual_timeout = 300 }))
+    assert.are.equal("late hello", got)
+    assert.are.equal(120, reactor.now())
+    l:stopListening()
     testing.flush()
   end)
 end)
