@@ -395,9 +395,9 @@ describe("tasks and streams under reactor.testing", function()
     local _, tr = testing.connect(served(function(s)
       s:settimeout(30)
       while true do
-        local line, err = s:readline()
-        if not line then timedout = err; break end
-        s:write(line:upper() .. "\n")
+        local l, err = s:readline()
+        if not l then timedout = err; break end
+        s:write(l:upper() .. "\n")
       end
     end))
     tr:feed("hello\nthere\n", "every")
@@ -410,7 +410,7 @@ describe("tasks and streams under reactor.testing", function()
   end)
 
   it("runs a client task and a served one on loopback, synchronously, with run_until", function()
-    local _clock <close> = testing.clock()
+    local clock <close> = testing.clock()
     local l = assert(reactor.serve({ port = 0 }, function(s)
       reactor.sleep(120) -- virtual: run_until jumps over it
       s:write("late hello\n")
@@ -424,7 +424,7 @@ describe("tasks and streams under reactor.testing", function()
     end)
     assert.is_true(testing.run_until(function() return got ~= nil end, { virtual_timeout = 300 }))
     assert.are.equal("late hello", got)
-    assert.are.equal(120, reactor.now())
+    assert.are.equal(120, clock:now())
     l:stopListening()
     testing.flush()
   end)
