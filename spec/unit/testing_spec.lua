@@ -72,6 +72,26 @@ describe("testing.connect", function()
     assert.are.equal("done", lost) -- the protocol's own connectionLost ran, once
   end)
 
+  it("half-closes the peer's end (tr:eof): readConnectionLost may still write; later bytes are lost", function()
+    local P = reactor.Protocol:extend()
+    function P:dataReceived(d) self.got = (self.got or "") .. d end
+    function P:readConnectionLost()
+      self.transport:write("you said " .. self.got)
+      self.transport:loseConnection()
+    end
+    local proto, tr = testing.connect(P)
+    tr:feed("abc", 2)
+    tr:eof()
+    assert.are.equal("you said abc", tr:value())
+    assert.is_true(tr:closed())
+    assert.are.equal("done", tr:reason().type)
+    tr:feed("more") -- after the protocol closed: lost, as on a network
+    assert.are.equal("abc", proto.got)
+    tr:hangup()
+    local err = raised(function() tr:feed("x") end)
+    assert.matches("tr:feed: the test's end is closed", err, 1, true)
+  end)
+
   it("blames the caller's line for a bad argument, in the public names", function()
     local err = raised(testing.connect, 42)
     assert.are.equal("reactor.testing.connect: expected a protocol or factory, got number 42", err:gsub("^[^:]*:%d+: ", ""))
