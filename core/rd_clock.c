@@ -189,7 +189,8 @@ int rd_loop_flush(rd_loop_t *loop, unsigned max)
     rd_clock_t *k = loop->clock;
     int jumping = k && ev_is_active(&k->idle);
     if (jumping) ev_idle_stop(loop->ev, &k->idle); /* quiet here means no time moves */
-    if (!ev_is_active(&loop->count)) {
+    int counting = !ev_is_active(&loop->count);    /* else an outer flush counts */
+    if (counting) {
         ev_set_cb(&loop->count, count_cb);
         ev_set_priority(&loop->count, EV_MAXPRI);
         ev_check_start(loop->ev, &loop->count);
@@ -216,8 +217,10 @@ int rd_loop_flush(rd_loop_t *loop, unsigned max)
         fire_round(k);
         rd_loop_settle(loop);
     }
-    ev_ref(loop->ev);
-    ev_check_stop(loop->ev, &loop->count);
+    if (counting) {
+        ev_ref(loop->ev);
+        ev_check_stop(loop->ev, &loop->count);
+    }
     k = loop->clock;
     if (jumping && k && k->autojump && k->n) ev_idle_start(loop->ev, &k->idle);
     return r;
