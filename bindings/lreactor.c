@@ -286,6 +286,7 @@ int luaopen_reactor_core(lua_State *L)
         {"_resume", rdL_resume},
         {"_streamfast", rdL_streamfast},
         {"_pull", rdL_transport_pull},
+        {"_testing", rdL_testing},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {

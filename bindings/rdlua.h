@@ -244,5 +244,7 @@ void rdL_udp_close(lua_State *L, rd_udp_t *u); /* stopProtocol (protected), clos
 int rdL_resolve(lua_State *L);
 /* lwatch.c */
 int rdL_watch(lua_State *L);
+/* ltesting.c: core._testing(), reactor.testing's C half */
+int rdL_testing(lua_State *L);
 
 #endif

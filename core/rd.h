@@ -105,6 +105,18 @@ void rd_buf_consume(rd_buf_t *b, size_t n);
 /* Drop everything. */
 void rd_buf_clear(rd_buf_t *b);
 
+/* A timer on a virtual clock (rd_clock_t): what rd_timer_t and rd_conn_t
+ * hold in place of their ev_timer while one is installed. It shares the
+ * ev_timer's memory (a union), so the real-time path costs what it did;
+ * `slot` lies where ev_timer's `active` does, so ev_is_active() tells
+ * "started" on either clock. */
+typedef struct rd__tw {
+    int slot;                      /* private: heap index + 1; 0 = not started */
+    uint64_t seq;                  /* private: start order, which breaks deadline ties */
+    void (*fire)(struct rd__tw *); /* private */
+    double at, repeat;             /* private: deadline; period, 0 = one-shot */
+} rd__tw_t;
+
 /*{====================================================================
  * Loop
  *=====================================================================*/
@@ -113,6 +125,7 @@ typedef struct rd_loop rd_loop_t;
 typedef struct rd_conn rd_conn_t;
 typedef struct rd_listener rd_listener_t;
 typedef struct rd_timer rd_timer_t;
+typedef struct rd_clock rd_clock_t;
 
 /* The owner's wrapper around a batch of reads: it must call
  * rd_loop_read_ready(loop). */
@@ -149,6 +162,9 @@ struct rd_loop {
     size_t max_conns;              /* rw: refuse beyond this many open conns in all (0 = none) */
     struct rd__resolver *resolver; /* private: created at the first lookup */
     int spare_fd;                  /* private: given up to accept-and-close under EMFILE */
+    rd_clock_t *clock; /* ro: the virtual clock timers run on, or NULL (rd_loop_set_clock) */
+    size_t events;     /* ro: events handled while counted (rd_loop_flush) */
+    ev_check count;    /* private: counts each iteration's events while flushing */
 };
 
 /* Set up a loop on ev, or on a new libev loop of its own when ev is NULL. */
@@ -180,7 +196,8 @@ void rd_loop_settle(rd_loop_t *loop);
 void rd_loop_read_ready(rd_loop_t *loop);
 /* Whether any connection waits to be read. */
 int rd_loop_has_ready(const rd_loop_t *loop);
-/* The loop's notion of now, monotonic seconds. */
+/* The loop's notion of now, monotonic seconds: the virtual clock's time
+ * while one is installed (rd_loop_set_clock). */
 double rd_now(const rd_loop_t *loop);
 
 /*{====================================================================
@@ -241,18 +258,21 @@ struct rd_conn {
     double last_read;          /* private */
     rd_read_cb on_read;        /* rw */
     ev_io wio;                 /* private */
-    ev_timer timer;            /* private: connect, then idle timeout */
-    int reason, err;           /* ro: why it closed, once CLOSED */
-    rd_link_t link;            /* private: in loop->conns */
-    rd_addr_t peer, host;      /* ro: cached, valid after close */
-    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
-    int rflags, wflags;        /* private: a stream's fd flags before we took it */
-    rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
-    rd_connect_cb on_connect;  /* rw */
-    rd_flow_cb on_flow;        /* rw: optional */
-    rd_eof_cb on_eof;          /* rw: optional */
-    rd_timeout_cb on_timeout;  /* rw: optional */
-    void *data;                /* rw */
+    union {
+        ev_timer timer;  /* private: connect, then idle timeout */
+        rd__tw_t vtimer; /* private: the same on a virtual clock */
+    };
+    int reason, err;          /* ro: why it closed, once CLOSED */
+    rd_link_t link;           /* private: in loop->conns */
+    rd_addr_t peer, host;     /* ro: cached, valid after close */
+    rd_listener_t *listener;  /* ro: accepted by (counts it), or NULL once that closed */
+    int rflags, wflags;       /* private: a stream's fd flags before we took it */
+    rd_lost_cb on_lost;       /* rw: NULL = no notification (finalizers) */
+    rd_connect_cb on_connect; /* rw */
+    rd_flow_cb on_flow;       /* rw: optional */
+    rd_eof_cb on_eof;         /* rw: optional */
+    rd_timeout_cb on_timeout; /* rw: optional */
+    void *data;               /* rw */
 };
 
 /* Defaults for new connections: flow control and limits. */
@@ -421,7 +441,10 @@ void rd_udp_close(rd_udp_t *u);
 typedef void (*rd_timer_cb)(rd_timer_t *t);
 
 struct rd_timer {
-    ev_timer w;      /* private */
+    union {
+        ev_timer w;  /* private */
+        rd__tw_t tw; /* private: on a virtual clock */
+    };
     rd_loop_t *loop; /* ro */
     rd_link_t link;  /* private */
     rd_timer_cb cb;  /* rw */
@@ -429,13 +452,64 @@ struct rd_timer {
 };
 
 void rd_timer_init(rd_timer_t *t, rd_loop_t *loop, rd_timer_cb cb);
-/* Fire after `after` seconds, then every `repeat` seconds if repeat > 0. */
-void rd_timer_start(rd_timer_t *t, double after, double repeat);
+/* Fire after `after` seconds, then every `repeat` seconds if repeat > 0.
+ * 0, or -ENOMEM (only on a virtual clock, whose heap may have to grow). */
+int rd_timer_start(rd_timer_t *t, double after, double repeat);
 /* Stop; idempotent. */
 void rd_timer_stop(rd_timer_t *t);
 int rd_timer_active(const rd_timer_t *t);
 /* Seconds until it fires (0 when inactive). */
 double rd_timer_remaining(const rd_timer_t *t);
+
+/*{====================================================================
+ * Virtual time, for tests (reactor.testing): a clock that stands in for
+ * libev's under every rd_timer and every conn's connect and idle timer.
+ * Time moves only when told (rd_clock_advance), or, with autojump, to the
+ * next deadline whenever the loop has nothing else to do (Trio's
+ * MockClock). Each due timer fires at its own deadline, in deadline order
+ * (ties in the order they were started), with rd_now() at that deadline.
+ * A timer started for now while timers fire (a callLater(0)) fires in the
+ * next round, after the I/O the last round caused: never in the same one.
+ *=====================================================================*/
+
+struct rd_clock {
+    double now;          /* ro: virtual seconds */
+    rd_loop_t *loop;     /* ro: the loop it is installed on, or NULL */
+    rd__tw_t **heap;     /* private: started timers, earliest first */
+    size_t n, cap;       /* private */
+    uint64_t seq;        /* private: timers started so far */
+    unsigned max_rounds; /* rw: rounds of timers at one instant before RD_ETOOBIG (1000) */
+    int autojump;        /* ro: rd_clock_autojump */
+    int stuck;           /* ro: why the last call gave RD_ETOOBIG: 1 timers, 2 I/O */
+    size_t fired;        /* ro: timers fired */
+    ev_idle idle;        /* private: autojump's */
+};
+
+/* A clock at `start` seconds, not installed. */
+void rd_clock_init(rd_clock_t *k, double start);
+/* Free what it holds; uninstall it first. */
+void rd_clock_destroy(rd_clock_t *k);
+/* Run loop's timers on k from now on, or on libev's clock again (k NULL).
+ * Started timers move over with the time they have left. -EBUSY if
+ * another clock is installed, -ENOMEM. */
+int rd_loop_set_clock(rd_loop_t *loop, rd_clock_t *k);
+/* Move time forward by dt seconds (to `at`), firing each timer due on the
+ * way at its deadline, and letting the I/O each round causes settle in
+ * between. RD_ETOOBIG when one instant needs more than max_rounds rounds
+ * (timers that keep starting timers for now) or the loop never goes quiet
+ * (see stuck); -EINVAL if not installed. */
+int rd_clock_advance(rd_clock_t *k, double dt);
+int rd_clock_advance_to(rd_clock_t *k, double at);
+/* The next deadline, or INFINITY when no timer is started. */
+double rd_clock_next(const rd_clock_t *k);
+/* Autojump on or off: whenever the loop is quiet (no event ready),
+ * rd_loop_run moves the time to the next deadline. */
+void rd_clock_autojump(rd_clock_t *k, int on);
+/* Run the loop without waiting until it is quiet: an iteration that
+ * handles no event, with no timer due now (on a virtual clock, the due ones
+ * fire in rounds; on libev's, expired ones fire as usual). Counts events
+ * into loop->events. 0, or RD_ETOOBIG after max iterations. */
+int rd_loop_flush(rd_loop_t *loop, unsigned max);
 
 /*{====================================================================
  * Signals
@@ -533,5 +607,13 @@ void rd__conn_flush(rd_conn_t *c);
 void rd__conn_read(rd_conn_t *c);
 /* The loop is going: late lookups free their own results. */
 void rd__resolver_destroy(rd_loop_t *loop);
+/* Virtual timers (rd_clock.c): start (restart) e to fire after `after`
+ * seconds, then every `repeat` if > 0; stop (idempotent); time left. */
+int rd__tw_start(rd_clock_t *k, rd__tw_t *e, double after, double repeat, void (*fire)(rd__tw_t *));
+void rd__tw_stop(rd_clock_t *k, rd__tw_t *e);
+double rd__tw_remaining(const rd_clock_t *k, const rd__tw_t *e);
+/* Move a started timer from one clock to the other (NULL = libev's). */
+void rd__timer_switch(rd_timer_t *t, rd_clock_t *from, rd_clock_t *to);
+void rd__conn_switch(rd_conn_t *c, rd_clock_t *from, rd_clock_t *to);
 
 #endif

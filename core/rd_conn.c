@@ -23,6 +23,7 @@
 
 static void read_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void write_cb(struct ev_loop *ev, ev_io *w, int revents);
+static void timer_stop(rd_conn_t *c);
 
 static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
 {
@@ -159,7 +160,7 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     rd_loop_t *loop = c->loop;
     ev_io_stop(loop->ev, &c->rio);
     ev_io_stop(loop->ev, &c->wio);
-    ev_timer_stop(loop->ev, &c->timer);
+    timer_stop(c);
     rd_buf_clear(&c->out);
     if (c->stream) { /* give the descriptions back as we found them */
         fcntl(c->fd, F_SETFL, c->rflags);
@@ -314,7 +315,7 @@ void rd__conn_read(rd_conn_t *c)
                       : recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
-        if (c->timeout > 0) c->last_read = ev_now(loop->ev);
+        if (c->timeout > 0) c->last_read = rd_now(loop);
         c->on_read(c, loop->rbuf, (size_t)n);
         /* on_read may longjmp to the owner's run_reads (rd_loop_read_ready):
          * then the lines below are skipped, which is safe: c has left the
@@ -351,40 +352,106 @@ static void write_cb(struct ev_loop *ev, ev_io *w, int revents)
  * Idle timeout
  *=====================================================================*/
 
-static void idle_cb(struct ev_loop *ev, ev_timer *w, int revents)
+/* The conn's one timer runs on libev's clock or on the loop's virtual one
+ * (rd_clock.c): these four are the only places that tell them apart. */
+static void idle_cb(struct ev_loop *ev, ev_timer *w, int revents);
+static void vidle_cb(rd__tw_t *e);
+static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents);
+static void vconnect_cb(rd__tw_t *e);
+
+static void timer_stop(rd_conn_t *c)
 {
-    (void)revents;
-    rd_conn_t *c = rd__container(w, rd_conn_t, timer);
+    if (c->loop->clock)
+        rd__tw_stop(c->loop->clock, &c->vtimer);
+    else
+        ev_timer_stop(c->loop->ev, &c->timer);
+}
+
+/* The idle timer, to fire in `after` seconds (it may be running: idle_cb). */
+static void idle_arm(rd_conn_t *c, double after)
+{
+    if (c->loop->clock) {
+        rd__tw_start(c->loop->clock, &c->vtimer, after, 0, vidle_cb);
+        return;
+    }
+    c->timer.repeat = after; /* ev_init'ed with idle_cb by whoever first armed it */
+    ev_timer_again(c->loop->ev, &c->timer);
+}
+
+static void connect_arm(rd_conn_t *c, double after)
+{
+    if (c->loop->clock) {
+        rd__tw_start(c->loop->clock, &c->vtimer, after, 0, vconnect_cb);
+        return;
+    }
+    ev_timer_init(&c->timer, connect_timeout_cb, after, 0.);
+    ev_timer_start(c->loop->ev, &c->timer);
+}
+
+/* A started timer moves to the other clock with the time it has left. */
+void rd__conn_switch(rd_conn_t *c, rd_clock_t *from, rd_clock_t *to)
+{
+    if (!ev_is_active(&c->timer)) return; /* vtimer.slot lies where timer.active does */
+    int idle = c->state != RD_CONNECTING;
+    double left;
+    if (from) {
+        left = rd__tw_remaining(from, &c->vtimer);
+        rd__tw_stop(from, &c->vtimer);
+    } else {
+        left = ev_timer_remaining(c->loop->ev, &c->timer);
+        ev_timer_stop(c->loop->ev, &c->timer);
+    }
+    if (left < 0) left = 0;
+    rd_clock_t *was = c->loop->clock; /* the arms read the loop's clock */
+    c->loop->clock = to;
+    if (!to) ev_init(&c->timer, idle ? idle_cb : connect_timeout_cb);
+    if (idle)
+        idle_arm(c, left);
+    else
+        connect_arm(c, left);
+    c->loop->clock = was;
+}
+
+static void idle_fired(rd_conn_t *c)
+{
     rd_loop_t *loop = c->loop;
-    double left = c->last_read + c->timeout - ev_now(ev);
+    double left = c->last_read + c->timeout - rd_now(loop);
     if (left > 1e-3) { /* read since it was armed: sleep the rest */
-        w->repeat = left;
-        ev_timer_again(ev, w);
+        idle_arm(c, left);
         return;
     }
     if (c->on_timeout)
         c->on_timeout(c);
     else
         rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
-    if (c->state != RD_CLOSED && c->timeout > 0 && !ev_is_active(w)) {
+    if (c->state != RD_CLOSED && c->timeout > 0 && !ev_is_active(&c->timer)) {
         /* the owner kept it: the clock starts again */
-        c->last_read = ev_now(ev);
-        w->repeat = c->timeout;
-        ev_timer_again(ev, w);
+        c->last_read = rd_now(loop);
+        idle_arm(c, c->timeout);
     }
     rd_loop_settle(loop);
+}
+
+static void idle_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev, (void)revents;
+    idle_fired(rd__container(w, rd_conn_t, timer));
+}
+
+static void vidle_cb(rd__tw_t *e)
+{
+    idle_fired(rd__container(e, rd_conn_t, vtimer));
 }
 
 void rd_conn_set_timeout(rd_conn_t *c, double seconds)
 {
     if (c->state == RD_CLOSED || c->state == RD_CONNECTING) return;
-    ev_timer_stop(c->loop->ev, &c->timer);
+    timer_stop(c);
     c->timeout = seconds > 0 ? seconds : 0;
     if (c->timeout > 0) {
-        c->last_read = ev_now(c->loop->ev);
-        ev_init(&c->timer, idle_cb);
-        c->timer.repeat = c->timeout;
-        ev_timer_again(c->loop->ev, &c->timer);
+        c->last_read = rd_now(c->loop);
+        if (!c->loop->clock) ev_init(&c->timer, idle_cb);
+        idle_arm(c, c->timeout);
     }
 }
 
@@ -404,7 +471,7 @@ static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
         rd_conn_close(c, err == ECONNREFUSED ? RD_REFUSED : RD_LOST, -err);
     } else {
         ev_io_stop(ev, &c->wio);
-        ev_timer_stop(ev, &c->timer);
+        timer_stop(c);
         ev_set_cb(&c->wio, write_cb);
         c->state = RD_OPEN;
         cache_host(c);
@@ -415,13 +482,22 @@ static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
     rd_loop_settle(loop);
 }
 
-static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents)
+static void connect_timed_out(rd_conn_t *c)
 {
-    (void)ev, (void)revents;
-    rd_conn_t *c = rd__container(w, rd_conn_t, timer);
     rd_loop_t *loop = c->loop;
     rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
     rd_loop_settle(loop);
+}
+
+static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev, (void)revents;
+    connect_timed_out(rd__container(w, rd_conn_t, timer));
+}
+
+static void vconnect_cb(rd__tw_t *e)
+{
+    connect_timed_out(rd__container(e, rd_conn_t, vtimer));
 }
 
 int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
@@ -463,10 +539,7 @@ static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct soc
     /* even an immediate success is reported from the loop, never from here */
     ev_set_cb(&c->wio, connected_cb);
     ev_io_start(loop->ev, &c->wio);
-    if (timeout > 0) {
-        ev_timer_init(&c->timer, connect_timeout_cb, timeout, 0.);
-        ev_timer_start(loop->ev, &c->timer);
-    }
+    if (timeout > 0) connect_arm(c, timeout);
     return 0;
 }
 

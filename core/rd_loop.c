@@ -101,6 +101,9 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     loop->resolver = NULL;
     loop->nconns = loop->ntimers = loop->nlisteners = loop->nudps = loop->refused = 0;
     loop->max_conns = 0;
+    loop->clock = NULL;
+    loop->events = 0;
+    ev_init(&loop->count, NULL); /* rd_loop_flush's (rd_clock.c) */
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_prepare_start(ev, &loop->prepare);
     ev_unref(ev); /* the flush hook alone must not keep the loop running */
@@ -110,6 +113,7 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
 void rd_loop_destroy(rd_loop_t *loop)
 {
     if (!loop->ev) return;
+    rd_loop_set_clock(loop, NULL);
     rd__resolver_destroy(loop);
     ev_ref(loop->ev);
     ev_prepare_stop(loop->ev, &loop->prepare);
@@ -142,7 +146,7 @@ void rd_loop_break(rd_loop_t *loop)
 
 double rd_now(const rd_loop_t *loop)
 {
-    return ev_now(loop->ev);
+    return loop->clock ? loop->clock->now : ev_now(loop->ev);
 }
 
 int rd_loop_has_ready(const rd_loop_t *loop)
