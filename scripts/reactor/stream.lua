@@ -363,10 +363,11 @@ function Stream:readReady()
       return wake(t, n, s)
     end
     if s == false then return wakereader(self, nil, "too long") end
+    return -- a reader waits: keep reading (past the limit, its pull says "too long")
   elseif op then
     local ok, a, b, c = try(self, op, self.rarg)
     if ok then return wakereader(self, a, b, c) end
-    if op == "exact" then return end -- it may need more than the limit
+    return -- (an exact read may need more than the limit)
   end
   if not self.paused and self.transport:_pending() >= self.limit then
     self.paused = true
@@ -475,6 +476,18 @@ function M.stdio()
   return s
 end
 
+--- protocol(fn [, limit]) -> the protocol class of a stream server whose
+--- connections each run fn(stream) in a task (what serve listens with;
+--- reactor.testing.connect(fn) uses it too).
+function M.protocol(fn, limit)
+  -- the class holds the stream's methods itself: a method call then looks
+  -- in the instance and the class only, never further up a chain
+  local class = setmetatable({}, getmetatable(Stream))
+  for k, v in pairs(Stream) do class[k] = v end
+  class.__index, class.handler, class.limit = nil, fn, limit
+  return class
+end
+
 -- is a daemon script being loaded (reactor.service.load)? Then serve
 -- describes what to serve instead of listening.
 local function loading()
@@ -505,11 +518,7 @@ function M.serve(where, fn)
     error(("bad argument #1 to 'serve' (host must be an address string, got %s)"):format(show(opts.host)), 2)
   end
   checklimit(opts, "serve")
-  -- the class holds the stream's methods itself: a method call then looks
-  -- in the instance and the class only, never further up a chain
-  local class = setmetatable({}, getmetatable(Stream))
-  for k, v in pairs(Stream) do class[k] = v end
-  class.__index, class.handler, class.limit = nil, fn, opts.limit
+  local class = M.protocol(fn, opts.limit)
   local spec = { protocol = class, port = port, host = opts.host }
   for _, k in ipairs(LISTEN_OPTS) do spec[k] = opts[k] end
   if loading() then return spec end

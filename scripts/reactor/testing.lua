@@ -110,11 +110,15 @@ local function limits(f)
   return { highWater = f.highWater, lowWater = f.lowWater, maxOutput = f.maxOutput, idleTimeout = f.idleTimeout }
 end
 
+-- A protocol, a factory, or a function: a stream handler, served as
+-- reactor.serve(port, fn) would serve it (fn(stream) in a task).
 local function checkfactory(v, fname, n)
+  if type(v) == "function" then return require("reactor.stream").protocol(v) end
   if type(v) ~= "table" then
-    error(("reactor.testing.%s: expected a protocol or factory%s, got %s")
+    error(("reactor.testing.%s: expected a protocol, a factory or a stream handler function%s, got %s")
       :format(fname, n and (" (argument #%d)"):format(n) or "", show(v)), 3)
   end
+  return v
 end
 
 --{=====================================================================
@@ -290,7 +294,7 @@ end
 --- connect(factory_or_protocol) -> proto, tr: the protocol on one end of a
 --- real connection (its transport is the C one), the test on the other.
 function M.connect(f)
-  checkfactory(f, "connect")
+  f = checkfactory(f, "connect")
   local factory = protocol.asFactory(f, false, 2)
   local mine, theirs = T._socketpair()
   local transport, proto = T._adopt(mine, factory, "127.0.0.1", nextport(), SERVER.host, SERVER.port, nil,
@@ -324,8 +328,8 @@ function Pump:run_until(cond, opts)
 end
 
 function M.pair(serverFactory, clientFactory)
-  checkfactory(serverFactory, "pair", 1)
-  checkfactory(clientFactory, "pair", 2)
+  serverFactory = checkfactory(serverFactory, "pair", 1)
+  clientFactory = checkfactory(clientFactory, "pair", 2)
   local sf = protocol.asFactory(serverFactory, false, 2)
   local cf = protocol.asFactory(clientFactory, true, 2)
   local s, c = T._socketpair()

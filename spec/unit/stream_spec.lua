@@ -281,3 +281,68 @@ describe("stream calls outside a task", function()
     assert.matches("bad argument #1 to 'connect' %(host must be a string, got number 1060%)", e2[2])
   end)
 end)
+
+describe("a stream's reads, however the bytes arrive (reactor.testing)", function()
+  local testing = require "reactor.testing"
+
+  local INPUT = "ab\r\ncd--ef::gh\nxyz"
+  local function reads(s, out)
+    out[#out + 1] = s:readline()
+    out[#out + 1] = s:readuntil("--")
+    out[#out + 1] = s:readuntil("::")
+    out[#out + 1] = s:readexactly(2)
+    out[#out + 1] = s:readline()
+    local rest = {} -- read(n) gives what is there: the rest may come in pieces
+    for _ = 1, 20 do
+      local piece = s:read(10)
+      if not piece then break end
+      rest[#rest + 1] = piece
+    end
+    out[#out + 1] = table.concat(rest)
+  end
+
+  for _, split in ipairs { "whole", "every", 2, 3, { random = 7 }, { random = 11 } } do
+    it(("frame the same with the bytes fed %s"):format(type(split) == "table" and "at random"
+      or split == "whole" and "in one read" or tostring(split)), function()
+      local out = {}
+      local _, tr = testing.connect(function(s) reads(s, out) end)
+      tr:feed(INPUT, split ~= "whole" and split or nil)
+      tr:eof()
+      testing.run_until(function() return tr:closed() end)
+      assert.are.same({ "ab", "cd", "ef", "gh", "", "xyz" }, out)
+    end)
+  end
+
+  it("a line that comes a byte at a time past the limit is 'too long', and its bytes stay", function()
+    local got
+    local _, tr = testing.connect(function(s)
+      local a, why = s:readline()
+      got = { a, why, s:readexactly(20) }
+    end)
+    tr.protocol.limit = 16 -- (the default is 64 KiB)
+    tr:feed(string.rep("z", 20), "every")
+    testing.run_until(function() return got ~= nil end)
+    assert.are.same({ nil, "too long", string.rep("z", 20) }, { got[1], got[2], got[3] })
+  end)
+
+  it("a stream nobody reads stops reading at its limit, and goes on when a task reads", function()
+    local clock <close> = testing.clock()
+    local total = 0
+    local _, tr = testing.connect(function(s)
+      reactor.sleep(10) -- not reading yet
+      while true do
+        local piece = s:read(65536)
+        if not piece then return end
+        total = total + #piece
+      end
+    end)
+    tr.protocol.limit = 1000
+    tr:feed(string.rep("w", 5000), 100)
+    assert.are.same({ true, "reading" }, { tr:paused() }) -- bounded: it stopped at the limit
+    clock:advance(10)
+    testing.run_until(function() return total == 5000 end)
+    assert.is_false((tr:paused()))
+    tr:hangup()
+    testing.run_until(function() return tr:closed() end)
+  end)
+end)

@@ -94,7 +94,8 @@ describe("testing.connect", function()
 
   it("blames the caller's line for a bad argument, in the public names", function()
     local err = raised(testing.connect, 42)
-    assert.are.equal("reactor.testing.connect: expected a protocol or factory, got number 42", err:gsub("^[^:]*:%d+: ", ""))
+    assert.are.equal("reactor.testing.connect: expected a protocol, a factory or a stream handler function, got number 42",
+      (err:gsub("^[^:]*:%d+: ", "")))
     err = raised(function() testing.connect(42) end)
     assert.matches(THIS .. ":" .. line("testing.connect(42) end") .. ":", err, 1, true)
     local _, tr = testing.connect(reactor.Protocol:extend())
@@ -384,10 +385,8 @@ end)
 describe("tasks and streams under reactor.testing", function()
   after_each(function() H.assert_clean(release) end)
 
-  -- a stream protocol as reactor.serve makes one: handler(stream) runs in a task
-  local function served(handler)
-    return setmetatable({ handler = handler }, require("reactor.stream").Stream)
-  end
+  -- testing.connect and testing.pair take a stream handler as reactor.serve does
+  local function served(handler) return handler end
 
   it("runs reactor.sleep and reactor.timeout on virtual time", function()
     local clock <close> = testing.clock()
