@@ -286,6 +286,8 @@ int luaopen_reactor_core(lua_State *L)
         {"_resume", rdL_resume},
         {"_streamfast", rdL_streamfast},
         {"_pull", rdL_transport_pull},
+        {"_sendstring", rdL_sendstring},
+        {"broadcast", rdL_broadcast},
         {"_testing", rdL_testing},
         {NULL, NULL},
     };

@@ -8,6 +8,7 @@
  * return false, getPeer/getHost give the cached addresses.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rdlua.h"
@@ -173,6 +174,160 @@ int rdL_transport_pull(lua_State *L)
     ltransport *t = fastcheck(L);
     rdL_stream_pull(L, t, (int)luaL_checkinteger(L, 2), 3, luaL_optinteger(L, 4, RD_FRAME_MAX));
     return 1;
+}
+
+/* The string receivers' sendString(self, s) (scripts/reactor/basic.lua), in
+ * C: the prefix (1, 2 or 4 bytes big-endian, or a netstring's "len:" and
+ * ",") goes into the connection's buffer beside s, with no Lua string made
+ * for it. Upvalues: the prefix's size (0: a netstring), the class's name.
+ * Errors are the caller's (level 1: the line that called sendString). */
+static int sendstring(lua_State *L)
+{
+    int bytes = (int)lua_tointeger(L, lua_upvalueindex(1));
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "bad argument #1 to 'sendString' (string expected, got %s)",
+                          luaL_typename(L, 2));
+    size_t n;
+    const char *p = lua_tolstring(L, 2, &n);
+    char head[24];
+    size_t hlen;
+    if (bytes) {
+        uint64_t limit = (1ull << (8 * bytes)) - 1;
+        if ((uint64_t)n > limit)
+            return luaL_error(L,
+                              "sendString: %I bytes do not fit %s's %d-byte length prefix (at "
+                              "most %I)",
+                              (lua_Integer)n, lua_tostring(L, lua_upvalueindex(2)), bytes,
+                              (lua_Integer)limit);
+        for (int i = 0; i < bytes; i++)
+            head[i] = (char)(n >> (8 * (bytes - 1 - i)));
+        hlen = (size_t)bytes;
+    } else {
+        hlen = (size_t)snprintf(head, sizeof head, "%zu:", n);
+    }
+    lua_getfield(L, 1, "transport");
+    ltransport *t = lua_touserdata(L, -1);
+    if (!t || lua_type(L, -1) != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof *t ||
+        t->magic != RDL_TRANSPORT_MAGIC) { /* a stand-in (a test's): its own write, per piece */
+        int tr = lua_gettop(L);
+        const char *piece[3] = {head, p, ","};
+        size_t len[3] = {hlen, n, 1};
+        for (int i = 0; i < (bytes ? 2 : 3); i++) {
+            lua_getfield(L, tr, "write");
+            lua_pushvalue(L, tr);
+            lua_pushlstring(L, piece[i], len[i]);
+            lua_call(L, 2, 0);
+        }
+        return 0;
+    }
+    int st = t->conn.state;
+    if (st != RD_OPEN && st != RD_CONNECTING) return 0; /* closed: a no-op, as write */
+    if (rd_conn_write(&t->conn, head, hlen) == -ENOMEM ||
+        rd_conn_write(&t->conn, p, n) == -ENOMEM ||
+        (!bytes && rd_conn_write(&t->conn, ",", 1) == -ENOMEM))
+        return luaL_error(L, "not enough memory");
+    return 0;
+}
+
+/* Write the bytes p[0..n) to every transport in the list at idx (protocol
+ * instances, through their `transport` field, or transports) but the one
+ * at except: one C loop for a room's fan-out. -> how many it reached. */
+static lua_Integer fanout(lua_State *L, int list, int except, const char *p, size_t n)
+{
+    luaL_checktype(L, list, LUA_TTABLE);
+    lua_Integer len = (lua_Integer)lua_rawlen(L, list), reached = 0;
+    lua_pushliteral(L, "transport"); /* the key, interned once */
+    int key = lua_gettop(L);
+    for (lua_Integer i = 1; i <= len; i++) {
+        int top = lua_gettop(L);
+        int kind = lua_rawgeti(L, list, i);
+        if (lua_rawequal(L, -1, except)) {
+            lua_settop(L, top);
+            continue;
+        }
+        if (kind == LUA_TTABLE) {
+            lua_pushvalue(L, key);
+            lua_gettable(L, -2);
+        }
+        ltransport *t = lua_touserdata(L, -1);
+        if (!t || lua_type(L, -1) != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof *t ||
+            t->magic != RDL_TRANSPORT_MAGIC)
+            luaL_error(L,
+                       "broadcast: entry %I of the list is neither a connected protocol nor a "
+                       "transport",
+                       i);
+        int st = t->conn.state;
+        if (st == RD_OPEN || st == RD_CONNECTING) {
+            if (rd_conn_write(&t->conn, p, n) == -ENOMEM) luaL_error(L, "not enough memory");
+            reached++;
+        }
+        lua_settop(L, top);
+    }
+    lua_settop(L, key - 1);
+    return reached;
+}
+
+/* The string receivers' broadcastString(list, s [, except]): s framed once,
+ * written to each. Upvalues as sendstring's. */
+static int broadcaststring(lua_State *L)
+{
+    int bytes = (int)lua_tointeger(L, lua_upvalueindex(1));
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return luaL_error(L, "bad argument #2 to 'broadcastString' (string expected, got %s)",
+                          luaL_typename(L, 2));
+    lua_settop(L, 3);
+    size_t n;
+    const char *p = lua_tolstring(L, 2, &n);
+    char head[24];
+    size_t hlen;
+    if (bytes) {
+        uint64_t limit = (1ull << (8 * bytes)) - 1;
+        if ((uint64_t)n > limit)
+            return luaL_error(L,
+                              "broadcastString: %I bytes do not fit %s's %d-byte length prefix "
+                              "(at most %I)",
+                              (lua_Integer)n, lua_tostring(L, lua_upvalueindex(2)), bytes,
+                              (lua_Integer)limit);
+        for (int i = 0; i < bytes; i++)
+            head[i] = (char)(n >> (8 * (bytes - 1 - i)));
+        hlen = (size_t)bytes;
+    } else {
+        hlen = (size_t)snprintf(head, sizeof head, "%zu:", n);
+    }
+    /* the frame once (a Lua buffer: freed with the call, even on error) */
+    luaL_Buffer b;
+    char *frame = luaL_buffinitsize(L, &b, hlen + n + 1);
+    memcpy(frame, head, hlen);
+    memcpy(frame + hlen, p, n);
+    size_t flen = hlen + n;
+    if (!bytes) frame[flen++] = ',';
+    lua_Integer reached = fanout(L, 1, 3, frame, flen);
+    lua_pushinteger(L, reached);
+    return 1;
+}
+
+/* reactor.broadcast(list, data [, except]) -> how many it reached */
+int rdL_broadcast(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    lua_settop(L, 3);
+    lua_pushinteger(L, fanout(L, 1, 3, p, n));
+    return 1;
+}
+
+/* core._sendstring(bytes, name) -> sendString, broadcastString for that framing */
+int rdL_sendstring(lua_State *L)
+{
+    luaL_checkinteger(L, 1);
+    luaL_checkstring(L, 2);
+    lua_settop(L, 2);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, sendstring, 2);
+    lua_insert(L, 1);
+    lua_pushcclosure(L, broadcaststring, 2);
+    return 2;
 }
 
 /* _pending() -> how many bytes a stream's reads could take now */

@@ -210,6 +210,8 @@ enum { RDL_PULL_UNTIL = 1, RDL_PULL_LINE, RDL_PULL_EXACT, RDL_PULL_SOME, RDL_PUL
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit);
 int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
+int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
+int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */
 int rdL_failconnection(lua_State *L); /* core.failConnection(transport, msg) */
 
 /* ldispatch.c: calls from core into a connection's protocol */

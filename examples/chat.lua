@@ -45,11 +45,10 @@ function Chat:fullname()
   return self.name .. "@" .. self.host
 end
 
--- send `msg` to every member but `except`
+-- send `msg` to every member but `except`: framed once, written to each
+-- (one C loop, not a sendString per member)
 local function broadcast(room, msg, except)
-  for _, m in ipairs(room) do
-    if m ~= except then m:sendString(msg) end
-  end
+  Chat.broadcastString(room, msg, except)
 end
 
 local function badname(name)

@@ -66,13 +66,14 @@ function LineReceiver:rawDataReceived(data) end -- luacheck: ignore
 -- A string receiver: stringReceived(s) for each frame, sendString(s) to send
 -- one. A declared length past MAX_LENGTH calls lengthLimitExceeded(length)
 -- before any of it is buffered (the default logs and closes).
-local function receiver(framing, name, send)
+local function receiver(framing, name, send, broadcast)
   local R = Protocol:extend {
     delimiter = framing, -- the framer, in C
     MAX_LENGTH = 99999, -- Twisted's
   }
   function R:stringReceived(s) end -- luacheck: ignore
   R.sendString = send
+  R.broadcastString = broadcast -- broadcastString(list, s [, except]): framed once, to each
   function R:lengthLimitExceeded(length)
     local peer = self.transport:getPeer()
     log.log(("%s: %s: a string of %d bytes, past MAX_LENGTH (%d); closing the connection")
@@ -82,32 +83,16 @@ local function receiver(framing, name, send)
   return R
 end
 
-local function prefixed(bytes, fmt, name)
-  local limit = (1 << (8 * bytes)) - 1
-  return receiver(core.framing["u" .. 8 * bytes], name, function(self, s)
-    if type(s) ~= "string" then
-      error(("bad argument #1 to 'sendString' (string expected, got %s)"):format(type(s)), 2)
-    end
-    if #s > limit then
-      error(("sendString: %d bytes do not fit %s's %d-byte length prefix (at most %d)")
-        :format(#s, name, bytes, limit), 2)
-    end
-    self.transport:write(fmt:pack(#s))
-    self.transport:write(s)
-  end)
+-- sendString is C's (bindings/ltransport.c): the prefix goes straight into
+-- the connection's buffer, beside the string
+local function prefixed(bytes, name)
+  return receiver(core.framing["u" .. 8 * bytes], name, core._sendstring(bytes, name))
 end
 
-M.Int8StringReceiver = prefixed(1, ">I1", "Int8StringReceiver")
-M.Int16StringReceiver = prefixed(2, ">I2", "Int16StringReceiver")
-M.Int32StringReceiver = prefixed(4, ">I4", "Int32StringReceiver")
+M.Int8StringReceiver = prefixed(1, "Int8StringReceiver")
+M.Int16StringReceiver = prefixed(2, "Int16StringReceiver")
+M.Int32StringReceiver = prefixed(4, "Int32StringReceiver")
 
-M.NetstringReceiver = receiver(core.framing.netstring, "NetstringReceiver", function(self, s)
-  if type(s) ~= "string" then
-    error(("bad argument #1 to 'sendString' (string expected, got %s)"):format(type(s)), 2)
-  end
-  self.transport:write(#s .. ":")
-  self.transport:write(s)
-  self.transport:write(",")
-end)
+M.NetstringReceiver = receiver(core.framing.netstring, "NetstringReceiver", core._sendstring(0, "NetstringReceiver"))
 
 return M

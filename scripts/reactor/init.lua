@@ -37,6 +37,7 @@ return {
   now = core.now,
   getpid = core.getpid,
   framing = core.framing,
+  broadcast = core.broadcast,
   onSignal = core.onSignal,
   listenUDP = core.listenUDP,
   listenTCP = endpoints.listenTCP,

@@ -168,6 +168,18 @@ describe("NetstringReceiver", function()
     assert.are.same({ "done" }, rec.lost)
   end)
 
+  it("sendString's errors are the caller's, at its line, in the public names", function()
+    local THIS = "spec/unit/receivers_spec.lua"
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() reactor.Int8StringReceiver.sendString({}, ("x"):rep(256)) end)
+    assert.is_false(ok)
+    assert.are.equal(("%s:%d: sendString: 256 bytes do not fit Int8StringReceiver's 1-byte length prefix "
+      .. "(at most 255)"):format(THIS, line), err)
+    ok, err = pcall(function() R.sendString({}, 42) end)
+    assert.is_false(ok)
+    assert.are.equal(("%s:%d: bad argument #1 to 'sendString' (string expected, got number)"):format(THIS, line + 4), err)
+  end)
+
   it("sendString writes a netstring", function()
     local out = {}
     local t = { transport = { write = function(_, s) out[#out + 1] = s end } }
@@ -221,5 +233,38 @@ describe("LineReceiver, the rest of Twisted's surface", function()
     for i = 2, #rec.lines do later[#later + 1] = rec.lines[i] .. "\r\n" end
     assert.are.equal("two\r\nthree\r\n", cleared .. table.concat(later))
     assert.is_true(#cleared > 0 or #later > 0)
+  end)
+end)
+
+describe("fan-out: broadcastString and reactor.broadcast", function()
+  local testing = require "reactor.testing"
+  after_each(function() H.assert_clean() end)
+
+  it("frames once and writes to every member but the one excepted; a closed one is skipped", function()
+    local R = reactor.Int16StringReceiver:extend()
+    local room, trs = {}, {}
+    for i = 1, 4 do room[i], trs[i] = testing.connect(R) end
+    trs[4].transport:loseConnection()
+    testing.run_until(function() return trs[4]:closed() end)
+    assert.are.equal(2, R.broadcastString(room, "hi", room[2]))
+    assert.are.equal("\0\2hi", trs[1]:value())
+    assert.are.equal("", trs[2]:value())
+    assert.are.equal("\0\2hi", trs[3]:value())
+    assert.are.equal(3, reactor.NetstringReceiver.broadcastString(room, "ab"))
+    assert.are.equal("\0\2hi2:ab,", trs[1]:value())
+    -- transports too, and raw bytes
+    assert.are.equal(2, reactor.broadcast({ room[1].transport, room[3].transport }, "raw"))
+    assert.are.equal("\0\2hi2:ab,raw", trs[1]:value())
+    for i = 1, 3 do trs[i]:hangup() end
+    testing.run_until(function() return trs[1]:closed() and trs[2]:closed() and trs[3]:closed() end)
+  end)
+
+  it("says which entry is not a connection, and what does not fit", function()
+    local ok, err = pcall(reactor.broadcast, { {} }, "x")
+    assert.is_false(ok)
+    assert.matches("broadcast: entry 1 of the list is neither a connected protocol nor a transport", err)
+    ok, err = pcall(reactor.Int8StringReceiver.broadcastString, {}, ("x"):rep(300))
+    assert.is_false(ok)
+    assert.matches("broadcastString: 300 bytes do not fit Int8StringReceiver's 1%-byte length prefix", err)
   end)
 end)
