@@ -345,4 +345,35 @@ describe("a stream's reads, however the bytes arrive (reactor.testing)", functio
     tr:hangup()
     testing.run_until(function() return tr:closed() end)
   end)
+
+  it("a writer waiting above the high water mark: a second gets nil, 'busy'; a close wakes it with nil, 'closed'", function()
+    local first, second
+    local writer
+    local _, tr = testing.connect(function(s)
+      s.transport:setWriteLimits { high = 1024, low = 256 }
+      writer = reactor.spawn(function()
+        for _ = 1, 1000 do -- the peer never reads: the socket buffer fills, then the high water mark
+          local ok, why = s:write(("x"):rep(4096))
+          if not ok then
+            first = why
+            return
+          end
+          reactor.sleep(0) -- (the queue is flushed, and measured, when a callback returns)
+        end
+      end)
+      for _ = 1, 10000 do -- bounded: until the kernel's buffer is full and the queue grows
+        reactor.sleep(0)
+        if s.transport:bufferSize() > 4096 + 1024 then break end -- (one write may be unflushed)
+      end
+      reactor.sleep(0) -- the writer's next write waits
+      reactor.sleep(0)
+      second = { s:write("y") }
+      s:close()
+    end)
+    testing.run_until(function() return writer and writer:done() end)
+    assert.are.same({ nil, "busy" }, second)
+    assert.are.equal("closed", first)
+    tr:hangup()
+    testing.run_until(function() return tr:closed() end)
+  end)
 end)
