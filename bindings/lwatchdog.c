@@ -205,6 +205,12 @@ int rdL_resume(lua_State *L)
     status = lua_resume(co, L, narg, &nres);
     set_co(wd, prev);
     if (status != LUA_OK && status != LUA_YIELD) {
+        if (lr->tripped && lua_type(co, -1) == LUA_TSTRING) {
+            /* the watchdog stopped it: the callback stops too, and its log
+             * record shows where the coroutine spun, not where it was resumed */
+            luaL_traceback(L, co, lua_tostring(co, -1), 0);
+            return lua_error(L);
+        }
         lua_pushboolean(L, 0);
         lua_xmove(co, L, 1); /* the error */
         return 2;

@@ -8,8 +8,7 @@
 -- "[<ctime>] <data>" (as tstamp.lua), and prints who connected. Twisted's
 -- Protocol / Factory split is reactord's: the table returned is the factory,
 -- each connection gets its own instance of the protocol class.
--- (The coroutine-streams twin, reactor.serve(port, fn), comes with issue 10's
--- part 2.)
+-- Its coroutine-streams twin is twisted_echo_stream.lua.
 local reactor = require "reactor"
 
 local TWServProtocol = reactor.Protocol:extend()

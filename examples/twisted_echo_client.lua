@@ -10,7 +10,7 @@
 -- (clientConnectionLost = clientConnectionFailed = reactor.stop). The seed
 -- blocks the reactor in input(); here stdin is a transport of the same loop
 -- (reactor.stdio), and lines that arrive together wait in a queue.
--- (The coroutine-streams twin, with reactor.connect, comes with issue 10's part 2.)
+-- Its coroutine-streams twin is twisted_echo_stream_client.lua.
 
 -- find reactor.so in the build tree next to this checkout
 local here = arg and arg[0] and (arg[0]:match("^(.*)/[^/]*$") or ".")

@@ -7,11 +7,15 @@
 --   reactor.service      serve, check, state: a script served, its listeners
 --   reactor.reload       generations, commit, the migrator
 --   reactor.log          every record the Lua half writes
+--   reactor.task         spawn, sleep, gather, timeout: tasks
+--   reactor.stream       connect, serve(port, fn): coroutine streams
 --   reactor.daemon       what `reactord SCRIPT` does
 local core = require "reactor.core"
 local protocol = require "reactor.protocol"
 local endpoints = require "reactor.endpoints"
 local service = require "reactor.service"
+local task = require "reactor.task"
+local stream = require "reactor.stream"
 
 return {
   core = core,
@@ -39,8 +43,17 @@ return {
   listenUNIX = endpoints.listenUNIX,
   connectTCP = endpoints.connectTCP,
   connectUNIX = endpoints.connectUNIX,
-  stdio = endpoints.stdio,
-  serve = service.serve,
+  -- stdio(protocol) -> transport; stdio() -> a stream, for a task
+  stdio = function(proto)
+    if proto == nil then return stream.stdio() end
+    return endpoints.stdio(proto)
+  end,
+  serve = stream.serve, -- serve(port | opts, fn), or serve(script path [, opts])
+  spawn = task.spawn,
+  sleep = task.sleep,
+  gather = task.gather,
+  timeout = task.timeout,
+  connect = stream.connect,
   reload = service.reload,
   check = service.check,
   state = service.state,

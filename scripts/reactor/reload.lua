@@ -75,8 +75,9 @@ function M.run(service)
   M.commit(service, gen)
   service:_adopt(gen, opened)
   local live = service:liveConnections()
-  log.log(("reloaded %s (generation %d): %d live connection%s move to it, %.2f ms")
-    :format(service.path, service.generation, live, live == 1 and "" or "s", (core.now() - t0) * 1000))
+  log.log(("reloaded %s (generation %d): %d live %s to it, %.2f ms")
+    :format(service.path, service.generation, live, live == 1 and "connection moves" or "connections move",
+      (core.now() - t0) * 1000))
   if service.onReload then service.onReload(service) end
   return true
 end

@@ -18,6 +18,7 @@ local toport = endpoints.toport
 local M = {}
 
 local services = {} -- served in this state, in order
+M.loading = 0 -- > 0 while a script's top level runs (M.load)
 local states = {} -- reactor.state(name)
 
 --- A table that persists across reloads, by name: module-level state that
@@ -321,7 +322,9 @@ function M.load(path)
   env.require = requirer(dir, env, files)
   local chunk, err = loadfile(path, "t", env)
   if not chunk then return nil, err end
+  M.loading = M.loading + 1 -- reactor.serve(port, fn) describes, not listens
   local ok, ret = xpcall(chunk, core.traceback)
+  M.loading = M.loading - 1
   if not ok then return nil, core.errorMessage(ret) end
   if type(ret) ~= "table" then
     return nil, ("%s: the script must return a protocol table or {protocol = ...} (it returned %s)")

@@ -89,8 +89,8 @@ local function count(lines, pattern)
 end
 
 local function reloaded_line(path, gen, live)
-  return RELOADED .. lit(("%s (generation %d): %d live connection%s move to it, ")
-    :format(path, gen, live, live == 1 and "" or "s")) .. "%d+%.%d+ ms$"
+  return RELOADED .. lit(("%s (generation %d): %d live %s to it, ")
+    :format(path, gen, live, live == 1 and "connection moves" or "connections move")) .. "%d+%.%d+ ms$"
 end
 
 describe("hot reload (daemon)", function()

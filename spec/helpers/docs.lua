@@ -54,6 +54,7 @@ end
 --- The reference's list: {calls = set of names, reactor = set of NAME in `reactor.NAME`}.
 function M.listed(section)
   local calls, reactor = {}, {}
+  section = section:gsub("\n```.-\n```", "\n") -- an example's code is not the list (its fences would pair with spans)
   for span in section:gmatch("`([^`]+)`") do
     for at, name in span:gmatch("()reactor%.([%a_][%w_]*)") do
       -- not a file name such as `build/reactor.so`

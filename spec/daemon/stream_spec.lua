@@ -1,0 +1,71 @@
+-- A daemon script that returns reactor.serve(port, fn) (issue 10 part 2):
+-- served by the real daemon, hot reload (new connections run the new
+-- handler, a running task keeps the code it started with), and the watchdog
+-- stopping a task that spins, with the log naming the user's line.
+local H = require "spec.helpers"
+
+local function script(version)
+  return ([[
+local reactor = require "reactor"
+return reactor.serve(1060, function(s)
+  s:write("hello from %s\n")
+  while true do
+    local line = s:readline()
+    if not line then return end
+    if line == "spin" then
+      while true do end -- SPIN
+    end
+    s:write("%s " .. line .. "\n")
+  end
+end)
+]]):format(version, version)
+end
+
+describe("a daemon script returning reactor.serve(port, fn)", function()
+  after_each(function() H.cleanup() end)
+
+  it("serves each connection in a task; a reload reaches new connections, not running tasks", function()
+    local dir = H.tmpdir()
+    local path = dir .. "/app.lua"
+    H.write_file(path, script("v1"))
+    local d = H.start_logged_daemon { script = path }
+    local old = H.connect(d.port)
+    assert.are.equal("hello from v1\n", H.read_until(old, "\n"))
+    H.send_all(old, "a\n")
+    assert.are.equal("v1 a\n", H.read_until(old, "\n"))
+    H.save_by_rename(path, script("v2"))
+    assert(d:signal("HUP"))
+    assert.matches("^reactord: reloaded .* %(generation 2%): 1 live connection moves to it",
+      (d:wait_line("^reactord: reload")))
+    local new = H.connect(d.port)
+    assert.are.equal("hello from v2\n", H.read_until(new, "\n"))
+    H.send_all(new, "b\n")
+    assert.are.equal("v2 b\n", H.read_until(new, "\n"))
+    -- the task that was running goes on with the code it started with
+    H.send_all(old, "c\n")
+    assert.are.equal("v1 c\n", H.read_until(old, "\n"))
+    old:close()
+    new:close()
+  end)
+
+  it("the watchdog stops a task that spins, logs the user's line, and the others are served", function()
+    local dir = H.tmpdir()
+    local path = dir .. "/app.lua"
+    local src = script("v1")
+    H.write_file(path, src)
+    local d = H.start_logged_daemon { script = path, args = { "--script-timeout", "0.2" } }
+    local spinner, other = H.connect(d.port), H.connect(d.port)
+    assert.are.equal("hello from v1\n", H.read_until(spinner, "\n"))
+    assert.are.equal("hello from v1\n", H.read_until(other, "\n"))
+    H.send_all(spinner, "spin\n")
+    local line = d:wait_line("script timeout")
+    assert.matches("^reactord: error in dataReceived: script timeout: a callback ran longer than 0%.2", line)
+    local at = d:wait_line("app%.lua")
+    assert.matches(("app%%.lua:%d: in function"):format(H.line_of(src, "SPIN")), at)
+    assert.is_true(H.sees_eof(spinner))
+    H.send_all(other, "still\n")
+    assert.are.equal("v1 still\n", H.read_until(other, "\n"))
+    spinner:close()
+    other:close()
+  end)
+end)

@@ -1,0 +1,314 @@
+-- Coroutine streams (issue 10 part 2): reactor.serve(port, fn) and
+-- reactor.connect over real loopback sockets, in-process. What is asserted
+-- is what the user's task sees: the values each call returns, in order.
+-- The rules where the coroutine libraries fail (cqueues#9, skynet#1845,
+-- copas#208): a close or cancel from another task wakes a waiting reader
+-- with nil, "closed"; a timeout gives nil, "timeout" and the stream goes on;
+-- one reader at a time ("busy"); an error ends only its own connection.
+local reactor = require "reactor"
+local stream = require "reactor.stream"
+local H = require "spec.helpers"
+
+local THIS = "spec/unit/stream_spec.lua"
+
+local logged, real_log
+
+before_each(function()
+  logged = {}
+  real_log = reactor.core.log
+  reactor.core.log = function(msg) logged[#logged + 1] = msg end
+end)
+
+after_each(function()
+  reactor.core.log = real_log
+  H.assert_clean()
+end)
+
+-- serve handler on a free loopback port; client(port) runs as a task, then
+-- the server closes and the reactor stops. -> what client returned
+local function withserver(handler, client, opts)
+  opts = opts or {}
+  opts.port, opts.host = 0, "127.0.0.1"
+  local l = assert(reactor.serve(opts, handler))
+  local port = l:getHost().port
+  local out
+  reactor.callLater(0, reactor.spawn, function()
+    out = table.pack(client(port))
+    l:stopListening()
+    reactor.sleep(0) -- the handlers see their connections close
+    reactor.stop()
+  end)
+  H.run_loop()
+  if l:getHost() then l:stopListening() end
+  return table.unpack(out, 1, out.n)
+end
+
+local function echo_lines(s)
+  while true do
+    local line = s:readline()
+    if not line then return end
+    s:write(line .. "\n")
+  end
+end
+
+describe("reactor.serve and reactor.connect", function()
+  it("a line echo: readline, write, readline", function()
+    local got = { withserver(echo_lines, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      s:write("one\ntwo\r\n")
+      local a, b = s:readline(), s:readline()
+      s:write("three\n")
+      return a, b, s:readline()
+    end) }
+    assert.are.same({ "one", "two", "three" }, got)
+  end)
+
+  it("readexactly and readuntil across many small writes and one large one", function()
+    local frames = { withserver(function(s)
+      s:write("AB")
+      s:write("CD--")
+      s:write("EF-")
+      s:write("-")
+      s:write(string.rep("x", 100000) .. "--tail")
+    end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      local a = s:readexactly(3)
+      local b = s:readuntil("--")
+      local c = s:readuntil("--")
+      local d = s:readexactly(100000)
+      local e = s:readuntil("--")
+      local f, why, partial = s:readexactly(10)
+      return a, b, c, #d, e, f, why, partial
+    end, { limit = 200000 }) }
+    assert.are.same({ "ABC", "D", "EF", 100000, "", nil, "closed", "tail" }, { table.unpack(frames, 1, 8) })
+  end)
+
+  it("the peer's close: a partial last line, then nil, 'closed'", function()
+    local got = { withserver(function(s) s:write("full\npart") end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      local a = s:readline()
+      local b = s:readline()
+      local c, why = s:readline()
+      return a, b, c, why
+    end) }
+    assert.are.same({ "full", "part", nil, "closed" }, { table.unpack(got, 1, 4) })
+  end)
+
+  it("read(n) gives what is there as soon as any is, up to n", function()
+    local got = { withserver(function(s)
+      s:write("hello")
+      s:readline() -- wait until the client says
+      s:write("world!")
+    end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      local a = s:read(3)
+      local b = s:read(100)
+      s:write("go\n")
+      local c = s:readexactly(6)
+      return a, b, c
+    end) }
+    assert.are.same({ "hel", "lo", "world!" }, got)
+  end)
+
+  it("connect to a port nobody listens on gives nil and the reason", function()
+    local port = H.free_port()
+    local ok, s, err = pcall(function()
+      local out
+      reactor.callLater(0, reactor.spawn, function()
+        out = { reactor.connect("127.0.0.1", port) }
+        reactor.stop()
+      end)
+      H.run_loop()
+      return out[1], out[2]
+    end)
+    assert.is_true(ok, s)
+    assert.is_nil(s)
+    assert.matches("refused", err)
+  end)
+
+  it("an error in a handler ends only that connection, logged with the user's file:line", function()
+    local line = debug.getinfo(1, "l").currentline + 3
+    local got = { withserver(function(s)
+      local first = s:readline()
+      if first == "boom" then error("handler fails on " .. first) end
+      s:write("served " .. first .. "\n")
+    end, function(port)
+      local bad = assert(reactor.connect("127.0.0.1", port))
+      local good = assert(reactor.connect("127.0.0.1", port))
+      bad:write("boom\n")
+      local a, why = bad:readline()
+      good:write("ok\n")
+      return a, why, good:readline()
+    end) }
+    assert.are.same({ nil, "closed", "served ok" }, got)
+    assert.are.equal(1, #logged)
+    local at = ("%s:%d"):format(THIS, line)
+    assert.matches("^error in the reactor.serve handler at " .. THIS:gsub("%p", "%%%0") .. ":%d+, peer 127%.0%.0%.1:%d+: "
+      .. at:gsub("%p", "%%%0") .. ": handler fails on boom\nstack traceback:", logged[1])
+  end)
+end)
+
+describe("a stream's waits", function()
+  it("a close from another task wakes the waiting reader with nil, 'closed'", function()
+    local got = { withserver(function(s) s:readline() end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      local reader = reactor.spawn(function() return s:readline() end)
+      s:close()
+      assert.is_false(s:close()) -- twice: harmless
+      return reader:join()
+    end) }
+    assert.are.same({ true, nil, "closed" }, { table.unpack(got, 1, 3) })
+  end)
+
+  it("cancelling the reading task runs its <close>, frees the reader's place and loses no byte", function()
+    local closed = false
+    local got = { withserver(function(s)
+      s:readline()
+      s:write("for the next reader\n")
+    end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      local reader = reactor.spawn(function()
+        local _g <close> = setmetatable({}, { __close = function() closed = true end }) -- luacheck: ignore 211 (held for its __close)
+        return s:readline()
+      end)
+      reader:cancel()
+      local j = { reader:join() }
+      s:write("go\n")
+      return j[1], j[2], s:readline()
+    end) }
+    assert.is_true(closed)
+    assert.are.same({ false, "cancelled", "for the next reader" }, got)
+  end)
+
+  it("a second reader gets nil, 'busy'; the first is served", function()
+    local got = { withserver(function(s)
+      s:readline()
+      s:write("answer\n")
+    end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      local first = reactor.spawn(function() return s:readline() end)
+      local a, b = s:readline()
+      s:write("go\n")
+      local _, line = first:join()
+      return a, b, line
+    end) }
+    assert.are.same({ nil, "busy", "answer" }, got)
+  end)
+
+  it("settimeout: nil, 'timeout', and the stream stays usable", function()
+    local got = { withserver(function(s)
+      s:readline()
+      s:write("late\n")
+    end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      s:settimeout(0.01)
+      local a, why = s:readline()
+      s:settimeout(nil)
+      s:write("now\n")
+      return a, why, s:readline()
+    end) }
+    assert.are.same({ nil, "timeout", "late" }, got)
+  end)
+
+  it("a line longer than the limit gives nil, 'too long' and keeps the bytes", function()
+    local got = { withserver(function(s) s:write(string.rep("y", 40) .. "\n") end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port, { limit = 16 }))
+      local a, why = s:readline()
+      local rest = s:readexactly(41)
+      return a, why, rest
+    end) }
+    assert.are.same({ nil, "too long", string.rep("y", 40) .. "\n" }, got)
+  end)
+
+  it("writes above the high water mark wait for the peer, and every byte arrives in order", function()
+    local total = 64 * 16384
+    local got = { withserver(function(s)
+      for i = 1, 64 do
+        assert(s:write(string.rep(string.char(64 + i % 26), 16384)))
+      end
+    end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port, { limit = total }))
+      local data = s:readexactly(total)
+      local ok = true
+      for i = 1, 64 do
+        if data:sub((i - 1) * 16384 + 1, i * 16384) ~= string.rep(string.char(64 + i % 26), 16384) then ok = false end
+      end
+      return #data, ok
+    end, { highWater = 4096, lowWater = 1024 }) }
+    assert.are.same({ total, true }, got)
+  end)
+end)
+
+describe("stream calls outside a task", function()
+  it("raise an error that says so, at the caller's line", function()
+    local s = setmetatable({}, stream.Stream)
+    s:connectionMade()
+    local line = debug.getinfo(1, "l").currentline + 2
+    local ok, err = pcall(function()
+      local v = s:readline() -- (not a tail call: that would take this line off the stack)
+      return v
+    end)
+    assert.is_false(ok)
+    assert.are.equal(("%s:%d: stream:readline() waits, so it must run in a task: call it inside " ..
+      "reactor.spawn(fn) or a reactor.serve handler"):format(THIS, line), err)
+  end)
+
+  it("reactor.connect and reactor.serve check their arguments at the caller's line", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(reactor.serve, 8000, "not a function")
+    assert.is_false(ok)
+    assert.matches("bad argument #2 to 'serve' %(expected a function%(stream%) to run for each connection", err)
+    ok, err = pcall(function() reactor.serve(99999, function() end) end)
+    assert.is_false(ok)
+    assert.matches(("^%s:%d: bad argument #1 to 'serve'"):format(THIS:gsub("%p", "%%%0"), line + 3), err)
+    local e2
+    reactor.callLater(0, reactor.spawn, function()
+      e2 = { pcall(reactor.connect, 1060, "127.0.0.1") }
+      reactor.stop()
+    end)
+    H.run_loop()
+    assert.is_false(e2[1])
+    assert.matches("bad argument #1 to 'connect' %(host must be a string, got number 1060%)", e2[2])
+  end)
+end)
+
+describe("the stream's buffer", function()
+  -- the buffer logic alone, fed as the transport would, at every split
+  local function feed_every_split(input, read)
+    local results = {}
+    for cut = 0, #input do
+      local s = setmetatable({ transport = { pauseReading = function() end, resumeReading = function() end,
+        loseConnection = function() end } }, stream.Stream)
+      s:connectionMade()
+      local out
+      local t = reactor.spawn(function() out = { read(s) } end)
+      if cut > 0 then s:dataReceived(input:sub(1, cut)) end
+      if cut < #input then s:dataReceived(input:sub(cut + 1)) end
+      s:connectionLost({ type = "done" })
+      assert.is_true(t:done())
+      results[#results + 1] = table.concat(out, "|")
+    end
+    return results
+  end
+
+  it("frames the same wherever the reads split, for every kind of read", function()
+    local input = "ab\r\ncd--ef::gh\nxyz"
+    local function reads(s)
+      local a = s:readline()
+      local b = s:readuntil("--")
+      local c = s:readuntil("::")
+      local d = s:readexactly(2)
+      local e = s:readline()
+      local rest = {} -- read(n) gives what is there: the rest may come in pieces
+      for _ = 1, 10 do
+        local piece = s:read(10)
+        if not piece then break end
+        rest[#rest + 1] = piece
+      end
+      return a, b, c, d, e, table.concat(rest)
+    end
+    for _, r in ipairs(feed_every_split(input, reads)) do
+      assert.are.equal("ab|cd|ef|gh||xyz", r)
+    end
+  end)
+end)
