@@ -22,6 +22,8 @@
 #   STREAMS    1 = measure the stream-style peers, 0 = not; default 1 if
 #              scripts/reactor/stream.lua exists
 #   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
+#   NICE       run the server and rd_loadgen under `nice -n NICE` (e.g. -10, as root: ahead
+#              of a niced build or fuzzer that shares the machine) [unset: as started]
 #   BENCH_SPIN 1 = SCHED_IDLE spinners keep both CPUs out of idle [0]: off, as every row
 #              here keeps the server busy (the spinners cost raw_chat a third of its rate)
 set -u
@@ -103,6 +105,11 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     PIN_SERVER=(taskset -c "$SERVER_CPU")
     PIN_LOADGEN=(taskset -c "$LOADGEN_CPU")
     PIN_NOTE="server on CPU $SERVER_CPU, loadgen on CPU $LOADGEN_CPU"
+fi
+if [ -n "${NICE:-}" ]; then
+    PIN_SERVER=(nice -n "$NICE" "${PIN_SERVER[@]}")
+    PIN_LOADGEN=(nice -n "$NICE" "${PIN_LOADGEN[@]}")
+    PIN_NOTE="$PIN_NOTE, nice $NICE"
 fi
 BUSY=$(
     awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat
