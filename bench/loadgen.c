@@ -444,7 +444,7 @@ static const uint32_t i32_lens[4] = {16, 40, 100, 200};
 static char fill[FRAME_MAX]; /* payload filler, set in main */
 static const char chat_text[CHAT_BODY - 8 + 1] = " hello, everyone, it is "; /* 24 bytes */
 
-static struct px *X(struct conn *c)
+static struct px *X(const struct conn *c)
 {
     return &g.x[c - g.c];
 }
@@ -484,7 +484,7 @@ static uint32_t i32_frame(int ci, uint32_t s, char *p)
     return 4 + len;
 }
 
-static void px_show_mismatch(struct conn *c, const char *why, const char *got, size_t n)
+static void px_show_mismatch(const struct conn *c, const char *why, const char *got, size_t n)
 {
     g.mismatches++;
     if (g.reported++ >= 5) return;
@@ -565,7 +565,8 @@ static void px_request(struct conn *c, uint64_t t)
         px_append(c, zen[q].q, (uint32_t)zen[q].qlen);
     } else {
         char f[FRAME_MAX];
-        px_append(c, f, i32_frame(ci, s, f));
+        uint32_t n = i32_frame(ci, s, f);
+        px_append(c, f, n);
     }
 }
 

@@ -333,12 +333,12 @@ static void string_received(struct member *m, const char *s, size_t n)
         }
         const char *name = s + 6;
         size_t nl = n - 6;
-        char why[64];
         if (nl == 0) {
             refuse(m, "the name is empty");
             return;
         }
         if (nl > MAX_NAME) {
+            char why[64];
             snprintf(why, sizeof why, "the name is %zu bytes; at most %d", nl, MAX_NAME);
             {
                 refuse(m, why);
