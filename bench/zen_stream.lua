@@ -17,17 +17,12 @@ local aphorisms = { -- keyed by the question without its "?"
 
 local MAX_LENGTH = 4096
 
-return reactor.serve(1060, function(s)
+-- limit: readuntil gives nil, "too long" once MAX_LENGTH bytes came without a "?"
+return reactor.serve({ port = 1060, limit = MAX_LENGTH }, function(s)
   while true do
     local q, err = s:readuntil("?")
     if not q then
-      if err ~= "closed" then
-        s:write("Error: question too long")
-      end
-      break
-    end
-    if #q > MAX_LENGTH then
-      s:write("Error: question too long")
+      if err == "too long" then s:write("Error: question too long") end
       break
     end
     s:write(aphorisms[q] or "Error: unknown zphorism")
