@@ -373,6 +373,7 @@ static int tramp_lost(lua_State *L)
     ltransport *t = call->t;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     int ud = lua_gettop(L);
+    rdL_transport_closing(L, ud);
     pushreason(L, t);
     int reason = lua_gettop(L);
     if (t->made) {

@@ -14,7 +14,17 @@
 
 static ltransport *checktransport(lua_State *L)
 {
-    return luaL_checkudata(L, 1, RDL_TRANSPORT);
+    ltransport *t = luaL_testudata(L, 1, RDL_TRANSPORT);
+    if (!t) t = luaL_testudata(L, 1, RDL_TRANSPORT_CLOSING);
+    if (!t) luaL_typeerror(L, 1, RDL_TRANSPORT);
+    return t;
+}
+
+void rdL_transport_closing(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    luaL_getmetatable(L, RDL_TRANSPORT_CLOSING);
+    lua_setmetatable(L, idx);
 }
 
 ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
@@ -106,13 +116,17 @@ static int transport_writesequence(lua_State *L)
 
 static int transport_lose(lua_State *L)
 {
-    lua_pushboolean(L, rd_conn_lose(&checktransport(L)->conn) == 0);
+    ltransport *t = checktransport(L);
+    lua_pushboolean(L, rd_conn_lose(&t->conn) == 0);
+    if (t->conn.state == RD_CLOSING || t->conn.state == RD_CLOSED) rdL_transport_closing(L, 1);
     return 1;
 }
 
 static int transport_abort(lua_State *L)
 {
-    lua_pushboolean(L, rd_conn_close(&checktransport(L)->conn, RD_ABORTED, 0) == 0);
+    ltransport *t = checktransport(L);
+    lua_pushboolean(L, rd_conn_close(&t->conn, RD_ABORTED, 0) == 0);
+    if (t->conn.state == RD_CLOSED) rdL_transport_closing(L, 1);
     return 1;
 }
 
@@ -276,7 +290,18 @@ void rdL_open_transport(lua_State *L)
     if (luaL_newmetatable(L, RDL_TRANSPORT)) {
         luaL_setfuncs(L, meta, 0);
         luaL_newlib(L, methods);
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "disconnecting");
         lua_setfield(L, -2, "__index");
     }
-    lua_pop(L, 1);
+    if (luaL_newmetatable(L, RDL_TRANSPORT_CLOSING)) {
+        luaL_setfuncs(L, meta, 0);
+        lua_pushliteral(L, RDL_TRANSPORT); /* its type, in error messages */
+        lua_setfield(L, -2, "__name");
+        luaL_newlib(L, methods);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "disconnecting");
+        lua_setfield(L, -2, "__index");
+    }
+    lua_pop(L, 2);
 }

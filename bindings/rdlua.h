@@ -20,6 +20,10 @@
 
 #define RDL_LOOP "reactor.Loop"
 #define RDL_TRANSPORT "reactor.Transport"
+/* the metatable a transport gets once its close is under way: the same
+ * methods, and t.disconnecting is true (Twisted's attribute, at no cost to
+ * the open transport's method lookups) */
+#define RDL_TRANSPORT_CLOSING "reactor.Transport (closing)"
 #define RDL_TIMER "reactor.DelayedCall"
 #define RDL_LISTENER "reactor.Listener"
 #define RDL_LOOP_KEY "reactor.loop"     /* registry: the state's one loop */
@@ -191,6 +195,7 @@ lreactor *rdL_reactor(lua_State *L); /* the loop of this state */
 void rdL_open_transport(lua_State *L);
 ltransport *rdL_newtransport(lua_State *L, lreactor *lr); /* pushed and pinned */
 void rdL_transport_unpin(lua_State *L, ltransport *t);    /* from here it is garbage */
+void rdL_transport_closing(lua_State *L, int idx);        /* t.disconnecting is true from now on */
 int rdL_failconnection(lua_State *L);                     /* core.failConnection(transport, msg) */
 
 /* ldispatch.c: calls from core into a connection's protocol */

@@ -68,4 +68,33 @@ describe("a daemon script returning reactor.serve(port, fn)", function()
     spinner:close()
     other:close()
   end)
+
+  it("the memory limit stops a task that eats memory, logs where, and the others are served", function()
+    local src = [[
+local reactor = require "reactor"
+return reactor.serve(1060, function(s)
+  while true do
+    local line = s:readline()
+    if not line then return end
+    if line == "eat" then
+      local t = {}
+      for i = 1, 1e7 do t[i] = string.rep("x", 65536) .. i end -- EAT
+    end
+    s:write("ok " .. line .. "\n")
+  end
+end)
+]]
+    local path = H.write_script(src)
+    local d = H.start_logged_daemon { script = path, args = { "--max-memory", "64", "--script-timeout", "0" } }
+    local eater, other = H.connect(d.port), H.connect(d.port)
+    H.send_all(eater, "eat\n")
+    local line = d:wait_line("not enough memory")
+    assert.matches("^reactord: error in the reactor.serve handler at .*:2, peer 127%.0%.0%.1:%d+: not enough memory", line)
+    assert.matches((":%d: in function"):format(H.line_of(src, "EAT")), (d:wait_line("in function")))
+    assert.is_true(H.sees_eof(eater))
+    H.send_all(other, "still\n")
+    assert.are.equal("ok still\n", H.read_until(other, "\n"))
+    eater:close()
+    other:close()
+  end)
 end)
