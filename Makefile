@@ -13,9 +13,9 @@ CMAKE      ?= cmake
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
 
-DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck
+DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck libhttp-parser-dev
 
-.PHONY: all run test deps bench format check-format clean valgrind fuzz
+.PHONY: all run test deps bench format check-format clean valgrind fuzz fuzz-http
 
 all: $(BUILD)/.ran-cmake
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
@@ -59,6 +59,14 @@ fuzz: $(FUZZ_BUILD)/.ran-cmake
 	mkdir -p $(FUZZ_BUILD)/corpus-framer $(FUZZ_BUILD)/artifacts
 	$(FUZZ_BUILD)/fuzz_framer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus-framer spec/fuzz/corpus/framer
+
+# The same for the HTTP parser (core/rd_http.c), with a dictionary of its words.
+fuzz-http: $(FUZZ_BUILD)/.ran-cmake
+	$(CMAKE) --build $(FUZZ_BUILD) --target fuzz_http -j$(JOBS)
+	mkdir -p $(FUZZ_BUILD)/corpus-http $(FUZZ_BUILD)/artifacts
+	$(FUZZ_BUILD)/fuzz_http -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -dict=spec/fuzz/http.dict -artifact_prefix=$(FUZZ_BUILD)/artifacts/ \
+	  $(FUZZ_BUILD)/corpus-http spec/fuzz/corpus/http
 
 bench: all
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/run.sh

@@ -259,6 +259,28 @@ static void read_strings(lua_State *L, lreactor *lr, ltransport *t, int self,
     if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
 }
 
+const char rdL_stream_framing = 's';
+
+/* A coroutine stream (reactor.stream): the read goes into the framer, its
+ * task takes what it waits for (transport:_pull) when readReady() wakes it,
+ * and what it leaves is kept for later, copied only then. */
+static void read_stream(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p,
+                        size_t n)
+{
+    rd_framer_t *f = &t->in;
+    if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
+    lr->call->what = "dataReceived"; /* the name a user knows for a read */
+    rdL_pushkey(L, lr, RDL_K_READREADY);
+    lua_gettable(L, self);
+    lua_pushvalue(L, self);
+    lua_call(L, 1, 0);
+    if (t->conn.state == RD_CLOSED) {
+        rd_framer_destroy(f);
+        return;
+    }
+    if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
+}
+
 /* Hand one read's bytes to t's protocol; runs inside the batch's call. */
 static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, size_t n)
 {
@@ -273,6 +295,10 @@ static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, si
         return;
     }
     if (kind == LUA_TLIGHTUSERDATA && !t->raw) {
+        if (lua_touserdata(L, -1) == &rdL_stream_framing) {
+            read_stream(L, lr, t, self, p, n);
+            return;
+        }
         const rd_frame_rule_t *rule = string_rule(lua_touserdata(L, -1));
         if (!rule) luaL_error(L, "delimiter must be a string or one of reactor.core.framing");
         read_strings(L, lr, t, self, rule, p, n);

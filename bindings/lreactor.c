@@ -284,6 +284,7 @@ int luaopen_reactor_core(lua_State *L)
         {"abortAll", l_abortall},
         {"_stats", l_stats},
         {"_resume", rdL_resume},
+        {"_streamfast", rdL_streamfast},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {
@@ -305,8 +306,9 @@ int luaopen_reactor_core(lua_State *L)
             ev_init(&lr->signals[i].w, NULL);
         }
         static const char *const keys[RDL_NKEYS] = {
-            "dataReceived",       "delimiter",       "lineReceived",   "MAX_LENGTH",
-            "lineLengthExceeded", "rawDataReceived", "stringReceived", "lengthLimitExceeded",
+            "dataReceived",   "delimiter",           "lineReceived",
+            "MAX_LENGTH",     "lineLengthExceeded",  "rawDataReceived",
+            "stringReceived", "lengthLimitExceeded", "readReady",
         };
         for (int i = 0; i < RDL_NKEYS; i++) {
             lua_pushstring(L, keys[i]);
@@ -335,6 +337,8 @@ int luaopen_reactor_core(lua_State *L)
     lua_setfield(L, -2, "u32");
     lua_pushlightuserdata(L, (void *)&rd_frame_netstring);
     lua_setfield(L, -2, "netstring");
+    lua_pushlightuserdata(L, (void *)&rdL_stream_framing);
+    lua_setfield(L, -2, "stream");
     lua_setfield(L, -2, "framing");
     lua_pushliteral(L, REACTOR_VERSION);
     lua_setfield(L, -2, "version");

@@ -84,7 +84,7 @@ static ltransport *fastcheck(lua_State *L)
     return checktransport(L); /* raises the usual type error */
 }
 
-static void write1(lua_State *L, ltransport *t, int idx)
+void rdL_transport_write1(lua_State *L, ltransport *t, int idx)
 {
     size_t len;
     const char *s = luaL_checklstring(L, idx, &len);
@@ -97,7 +97,7 @@ static void write1(lua_State *L, ltransport *t, int idx)
 
 static int transport_write(lua_State *L)
 {
-    write1(L, fastcheck(L), 2);
+    rdL_transport_write1(L, fastcheck(L), 2);
     return 0;
 }
 
@@ -108,7 +108,7 @@ static int transport_writesequence(lua_State *L)
     lua_Integer n = luaL_len(L, 2);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, 2, i);
-        write1(L, t, -1);
+        rdL_transport_write1(L, t, -1);
         lua_pop(L, 1);
     }
     return 0;
@@ -163,6 +163,23 @@ static int transport_clearbuffer(lua_State *L)
     rd_span_t rest = rd_framer_take(&t->in);
     lua_pushlstring(L, rest.p, rest.n);
     if (between) rd_framer_keep(&t->in); /* nothing is left to keep */
+    return 1;
+}
+
+/* _pull(op, arg [, limit]): a coroutine stream's read (lstream.c) */
+static int transport_pull(lua_State *L)
+{
+    ltransport *t = fastcheck(L);
+    rdL_stream_pull(L, t, (int)luaL_checkinteger(L, 2), 3, luaL_optinteger(L, 4, RD_FRAME_MAX));
+    return 1;
+}
+
+/* _pending() -> how many bytes a stream's reads could take now */
+static int transport_pending(lua_State *L)
+{
+    ltransport *t = checktransport(L);
+    rd_framer_t *f = &t->in;
+    lua_pushinteger(L, (lua_Integer)(f->in ? rd_framer_peek(f).n : rd_framer_pending(f)));
     return 1;
 }
 
@@ -279,6 +296,8 @@ void rdL_open_transport(lua_State *L)
         {"bufferSize", transport_buffersize},
         {"getPeer", transport_getpeer},
         {"getHost", transport_gethost},
+        {"_pull", transport_pull},
+        {"_pending", transport_pending},
         {NULL, NULL},
     };
     static const luaL_Reg meta[] = {

@@ -49,6 +49,7 @@ enum rdl_key {
     RDL_K_RAWDATARECEIVED,
     RDL_K_STRINGRECEIVED,
     RDL_K_LENGTHLIMITEXCEEDED,
+    RDL_K_READREADY,
     RDL_NKEYS
 };
 
@@ -102,6 +103,11 @@ typedef struct lreactor {
 #define rdL_pushkey(L, lr, k) lua_rawgeti((L), LUA_REGISTRYINDEX, (lr)->keys[k])
 
 #define RDL_TRANSPORT_MAGIC 0x7264746eu
+
+/* reactor.core.framing.stream: a protocol whose delimiter is this (a
+ * coroutine stream) has its reads fed to the framer and gets readReady()
+ * per read; its task takes bytes with transport:_pull */
+extern const char rdL_stream_framing;
 
 /* uservalues of a transport */
 /* uservalues of a transport; the third is where it came from: a client's
@@ -196,7 +202,14 @@ void rdL_open_transport(lua_State *L);
 ltransport *rdL_newtransport(lua_State *L, lreactor *lr); /* pushed and pinned */
 void rdL_transport_unpin(lua_State *L, ltransport *t);    /* from here it is garbage */
 void rdL_transport_closing(lua_State *L, int idx);        /* t.disconnecting is true from now on */
-int rdL_failconnection(lua_State *L);                     /* core.failConnection(transport, msg) */
+void rdL_transport_write1(lua_State *L, ltransport *t, int idx); /* write the string at idx */
+/* A coroutine stream's read from t's framer (lstream.c): op is one of
+ * RDL_PULL_*, arg at argidx; pushes the string, nil (not there yet) or
+ * false (no separator within limit bytes). */
+enum { RDL_PULL_UNTIL = 1, RDL_PULL_LINE, RDL_PULL_EXACT, RDL_PULL_SOME, RDL_PULL_ALL };
+void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit);
+int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
+int rdL_failconnection(lua_State *L); /* core.failConnection(transport, msg) */
 
 /* ldispatch.c: calls from core into a connection's protocol */
 void rdL_transport_setup(ltransport *t); /* core callbacks */

@@ -198,6 +198,29 @@ int rd__framer_keep(rd_framer_t *f)
     return rc;
 }
 
+int rd_framer_until(rd_framer_t *f, const char *d, size_t dlen, size_t limit, rd_span_t *out)
+{
+    if (d != f->delim || dlen != f->dlen) { /* another delimiter: search from the start */
+        f->delim = d;
+        f->dlen = (uint32_t)dlen;
+        f->scanned = 0;
+    }
+    rd_span_t s = rd_framer_peek(f);
+    size_t from = f->scanned < s.n ? f->scanned : s.n;
+    const char *hit = dlen ? memmem(s.p + from, s.n - from, d, dlen) : s.p;
+    if (hit) {
+        size_t len = (size_t)(hit - s.p);
+        if (len > limit) return RD_ETOOBIG;
+        *out = (rd_span_t){s.p, len};
+        rd_framer_skip(f, len + dlen);
+        return 1;
+    }
+    size_t next = s.n >= dlen ? s.n - dlen + 1 : 0; /* a delimiter may start in the last dlen-1 */
+    if (next > limit) return RD_ETOOBIG;
+    f->scanned = (uint32_t)next;
+    return 0;
+}
+
 size_t rd_framer_pending(const rd_framer_t *f)
 {
     /* While a read is framed from buf, what its frames took is not pending */

@@ -110,6 +110,19 @@ rd_span_t rd_framer_take(rd_framer_t *f);
 static inline int rd_framer_keep(rd_framer_t *f);
 /* Bytes kept from earlier reads (an unfinished frame). */
 size_t rd_framer_pending(const rd_framer_t *f);
+/* For an owner that frames the bytes itself (a coroutine stream's reads),
+ * between feed and keep: the unconsumed bytes, valid until the next feed,
+ * keep or take... */
+static inline rd_span_t rd_framer_peek(const rd_framer_t *f);
+/* ...and consuming n of them (n <= peek's length); the rule's progress is reset. */
+static inline void rd_framer_skip(rd_framer_t *f, size_t n);
+/* A stream's "read until": among the unconsumed bytes, the ones before the
+ * delimiter d (f->delim is set to d; the owner keeps d alive while it is
+ * set): 1 with *out the payload, consumed with its delimiter; 0 not yet
+ * (the search resumes there next time, so a payload that comes a byte at a
+ * time costs O(n)); RD_ETOOBIG no delimiter within limit bytes (nothing
+ * consumed). Between feed and keep. */
+int rd_framer_until(rd_framer_t *f, const char *d, size_t dlen, size_t limit, rd_span_t *out);
 
 /*{====================================================================
  * The calls a connection makes at every read, with their common case
@@ -145,6 +158,19 @@ static inline int rd_framer_next(rd_framer_t *f, rd_span_t *out)
 {
     if (!f->in || f->pos == f->inlen) return 0;
     return rd__framer_next(f, out);
+}
+
+static inline rd_span_t rd_framer_peek(const rd_framer_t *f)
+{
+    rd_span_t s = {"", 0};
+    if (f->in) s = (rd_span_t){f->in + f->pos, f->inlen - f->pos};
+    return s;
+}
+
+static inline void rd_framer_skip(rd_framer_t *f, size_t n)
+{
+    f->pos += (uint32_t)n;
+    f->scanned = f->need = 0;
 }
 
 static inline int rd_framer_keep(rd_framer_t *f)

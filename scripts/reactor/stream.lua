@@ -1,24 +1,25 @@
 -- reactor.stream: coroutine streams (asyncio's StreamReader/Writer in one),
--- over the same C transport the callbacks use.
+-- over the same C transport the callbacks use, and the same read buffer.
 --
--- A stream is the protocol object of its connection: dataReceived appends
--- the read to a buffer and wakes the one reader, if what it waits for has
--- come; the task's write goes straight to transport:write (coalesced by the
--- core until the callback that woke the task returns). Failures are values:
--- nil, "closed" | "timeout" | "busy" | "too long" | a message.
---
--- The buffer is the string the read arrived in, an offset into it, and
--- (only while a frame is incomplete) a list of the reads that followed:
--- they are joined once, when the frame is complete, and readuntil searches
--- only the new bytes (plus the few a separator may straddle), so a line
--- that arrives a byte at a time costs O(length), not O(length^2).
+-- A stream is the protocol object of its connection. Its delimiter is
+-- reactor.core.framing.stream, so the core feeds each read to the
+-- connection's framer (as for LineReceiver) and calls readReady(); the
+-- bytes stay in C until a read takes them (transport:_pull: a separator
+-- search that resumes where it stopped, or a count), so a read copies
+-- nothing into Lua but the frame it returns, and only what is left over
+-- when a read's callback returns is copied, once. A write goes straight to
+-- transport:write (coalesced by the core until the callback that woke the
+-- task returns). Failures are values: nil, "closed" | "timeout" | "busy" |
+-- "too long" | a message.
 local core = require "reactor.core"
 local task = require "reactor.task"
 local protocol = require "reactor.protocol"
 local endpoints = require "reactor.endpoints"
 
-local find, sub, concat = string.find, string.sub, table.concat
+local sub, byte = string.sub, string.byte
 local need, prepare, await, wake = task.need, task.prepare, task.await, task.wake
+
+local PULL_UNTIL, PULL_LINE, PULL_EXACT, PULL_SOME, PULL_ALL = 1, 2, 3, 4, 5
 
 local M = {}
 
@@ -27,18 +28,21 @@ local DEFAULT_LIMIT = 64 * 1024
 local Stream = setmetatable({}, { __index = protocol.Protocol })
 Stream.__index = Stream
 Stream.__name = "reactor.Stream"
+Stream.delimiter = core.framing.stream
 M.Stream = Stream
 
 -- Every field the hot path reads lives on the instance, false when unset:
 -- a nil would be looked up through the class chain (and, after a reload,
 -- the migrator) at every read.
 local function init(self, limit)
-  self.buf, self.pos, self.avail, self.parts, self.window = "", 1, 0, false, ""
   self.limit = limit or DEFAULT_LIMIT
   self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
   self.wtask, self.wn, self.wpaused, self.paused = false, false, false, false
   self.eof, self.lost, self.closed, self.timeout = false, false, false, false
+  self.sep = false -- the last separator readuntil checked
+  self.wfast = false -- write may go straight to the transport: set while open and flowing
   self.connecting = rawget(self, "connecting") or false
+  self.inited = true
 end
 
 function Stream:__tostring()
@@ -47,42 +51,8 @@ function Stream:__tostring()
 end
 
 --{=====================================================================
--- The buffer
+-- Reads: what the bytes held can give, now
 --======================================================================
-
-local function join(self)
-  local parts = self.parts
-  if parts then
-    self.buf = sub(self.buf, self.pos) .. concat(parts)
-    self.pos, self.parts = 1, false
-  end
-end
-
--- the first n buffered bytes (n <= avail), consumed
-local function take(self, n)
-  join(self)
-  local buf, pos = self.buf, self.pos
-  local s
-  if pos == 1 and n == #buf then
-    s = buf
-  else
-    s = sub(buf, pos, pos + n - 1)
-  end
-  pos = pos + n
-  if pos > #buf then
-    self.buf, self.pos = "", 1
-  else
-    self.pos = pos
-  end
-  local avail = self.avail - n
-  self.avail = avail
-  if self.paused and avail < self.limit then
-    self.paused = false
-    local t = rawget(self, "transport")
-    if t then t:resumeReading() end
-  end
-  return s
-end
 
 -- why a read cannot be satisfied any more
 local function gone(self)
@@ -96,44 +66,29 @@ local function ended(self)
   return self.eof or self.lost or self.closed
 end
 
--- Satisfy a read from the buffer if it can be: -> true, results..., or
--- nothing. `sepat` is where a separator already found begins (readuntil).
-local function try(self, op, arg, sepat)
-  local avail = self.avail
+-- Satisfy a read from the bytes held if it can be: -> true, results..., or nothing.
+local function try(self, op, arg)
+  local tr = self.transport
   if op == "some" then
-    if avail > 0 then return true, take(self, avail < arg and avail or arg) end
+    local s = tr:_pull(PULL_SOME, arg)
+    if s then return true, s end
     if ended(self) then return true, nil, gone(self) end
   elseif op == "exact" then
-    if avail >= arg then return true, take(self, arg) end
-    if ended(self) then return true, nil, gone(self), take(self, avail) end
+    local s = tr:_pull(PULL_EXACT, arg)
+    if s then return true, s end
+    if ended(self) then return true, nil, gone(self), tr:_pull(PULL_ALL) or "" end
   else -- "until" / "line": arg is the separator
-    local at = sepat
-    if not at and not self.parts then
-      local i = find(self.buf, arg, self.pos, true)
-      if i then at = i - self.pos + 1 end
-    elseif not at then
-      join(self)
-      local i = find(self.buf, arg, self.pos, true)
-      if i then at = i - self.pos + 1 end
-    end
-    if at then
-      if at - 1 > self.limit then return true, nil, "too long" end
-      local s = take(self, at - 1)
-      take(self, #arg)
-      if op == "line" and sub(s, -1) == "\r" then s = sub(s, 1, -2) end
-      return true, s
-    end
-    if avail - #arg + 1 > self.limit then return true, nil, "too long" end
+    local s = tr:_pull(op == "line" and PULL_LINE or PULL_UNTIL, arg, self.limit)
+    if s then return true, s end
+    if s == false then return true, nil, "too long" end
     if ended(self) then
-      if op == "line" and avail > 0 then
-        local s = take(self, avail)
-        if sub(s, -1) == "\r" then s = sub(s, 1, -2) end
-        return true, s
+      local rest = tr:_pull(PULL_ALL)
+      if op == "line" and rest and rest ~= "" then -- the last line, without its newline
+        if byte(rest, -1) == 13 then rest = sub(rest, 1, -2) end
+        return true, rest
       end
-      return true, nil, gone(self), take(self, avail)
+      return true, nil, gone(self), rest or ""
     end
-    -- not found: what the next read must be searched with
-    self.window = #arg > 1 and sub(self.buf, -(#arg - 1)) or ""
   end
 end
 
@@ -147,9 +102,15 @@ local function wakereader(self, ...)
   return wake(t, n, ...)
 end
 
+-- may write go straight to the transport? (Stream:write's fast path)
+local function flowing(self)
+  self.wfast = not (self.closed or self.lost or self.wpaused or self.wtask) and rawget(self, "transport") ~= nil
+end
+
 local function wakewriter(self, ...)
   local t, n = self.wtask, self.wn
   self.wtask, self.wn = false, false
+  flowing(self)
   return wake(t, n, ...)
 end
 
@@ -159,6 +120,7 @@ end
 
 local function releasewriter(self)
   self.wtask, self.wn = false, false
+  flowing(self)
 end
 
 -- settimeout's timer: one per direction, reused; it fires at the earliest
@@ -205,17 +167,18 @@ local function waitread(self, t, op, arg)
   return await(t, releasereader, self)
 end
 
-local function checkstream(self, name)
-  if getmetatable(self) == nil or self.avail == nil then
+-- (up: the levels between the method the user called and this check's caller)
+local function checkstream(self, name, up)
+  if type(self) ~= "table" or self.inited == nil or not rawget(self, "transport") then
     error(("stream:%s(): call it with ':' on a stream (reactor.connect or a reactor.serve handler's)")
-      :format(name), 3)
+      :format(name), 3 + (up or 0))
   end
 end
 
-local function checkcount(n, name)
+local function checkcount(n, name, up)
   if math.type(n) ~= "integer" or n < 0 then
     error(("bad argument #1 to '%s' (expected a byte count, an integer >= 0, got %s)")
-      :format(name, type(n) == "number" and tostring(n) or type(n)), 3)
+      :format(name, type(n) == "number" and tostring(n) or type(n)), 3 + (up or 0))
   end
 end
 
@@ -234,24 +197,29 @@ function Stream:read(n)
   return waitread(self, t, "some", n)
 end
 
+-- readuntil, readline, readexactly and write are C closures (lstream.c)
+-- that answer at once when they can, and call these otherwise: the caller
+-- is then one level further up (the closure is in between).
+
 --- readexactly(n) -> n bytes | nil, why, the partial bytes (at the end of the stream)
-function Stream:readexactly(n)
-  checkstream(self, "readexactly")
-  checkcount(n, "readexactly")
-  local t = need("stream:readexactly()", 2)
+local function readexactly(self, n)
+  checkstream(self, "readexactly", 1)
+  checkcount(n, "readexactly", 1)
+  local t = need("stream:readexactly()", 3)
   local ok, a, b, c = try(self, "exact", n)
   if ok then return a, b, c end
   return waitread(self, t, "exact", n)
 end
 
 --- readuntil(sep) -> the bytes before sep (sep is consumed) | nil, why, partial
-function Stream:readuntil(sep)
-  checkstream(self, "readuntil")
+local function readuntil(self, sep)
+  checkstream(self, "readuntil", 1)
   if type(sep) ~= "string" or sep == "" then
     error(("bad argument #1 to 'readuntil' (expected a non-empty separator string, got %s)")
-      :format(type(sep) == "string" and "an empty string" or type(sep)), 2)
+      :format(type(sep) == "string" and "an empty string" or type(sep)), 3)
   end
-  local t = need("stream:readuntil()", 2)
+  local t = need("stream:readuntil()", 3)
+  self.sep = sep
   local ok, a, b, c = try(self, "until", sep)
   if ok then return a, b, c end
   return waitread(self, t, "until", sep)
@@ -259,9 +227,9 @@ end
 
 --- readline() -> a line without its "\n" (or "\r\n"); the last line may
 --- lack its newline at the end of the stream | nil, why
-function Stream:readline()
-  checkstream(self, "readline")
-  local t = need("stream:readline()", 2)
+local function readline(self)
+  checkstream(self, "readline", 1)
+  local t = need("stream:readline()", 3)
   local ok, a, b, c = try(self, "line", "\n")
   if ok then return a, b, c end
   return waitread(self, t, "line", "\n")
@@ -269,11 +237,11 @@ end
 
 --- write(data) -> true | nil, why. Waits (in a task) only above the high
 --- water mark, until the peer has read enough.
-function Stream:write(data)
-  checkstream(self, "write")
+local function write(self, data)
+  checkstream(self, "write", 1)
   if type(data) ~= "string" then
     if type(data) ~= "number" then
-      error(("bad argument #1 to 'write' (expected a string, got %s)"):format(type(data)), 2)
+      error(("bad argument #1 to 'write' (expected a string, got %s)"):format(type(data)), 3)
     end
     data = tostring(data)
   end
@@ -287,6 +255,9 @@ function Stream:write(data)
   return true
 end
 
+Stream.readuntil, Stream.readline, Stream.readexactly, Stream.write =
+  core._streamfast(readuntil, readline, readexactly, write)
+
 --- drain() -> true once the output is below the high water mark | nil, why
 function Stream:drain()
   checkstream(self, "drain")
@@ -295,6 +266,7 @@ function Stream:drain()
   if not self.wpaused then return true end
   if self.wtask then return nil, "busy" end
   self.wtask, self.wn = t, prepare(t)
+  self.wfast = false
   arm(self, "w")
   return await(t, releasewriter, self)
 end
@@ -303,7 +275,7 @@ end
 --- nil, "closed". Closing twice is harmless.
 function Stream:close()
   if self.closed then return false end
-  self.closed = true
+  self.closed, self.wfast = true, false
   local t = rawget(self, "transport")
   if t then t:loseConnection() end
   if self.rtask then wakereader(self, nil, "closed") end
@@ -319,7 +291,7 @@ function Stream:settimeout(s)
     error(("bad argument #1 to 'settimeout' (expected a number of seconds >= 0 or nil, got %s)")
       :format(type(s)), 2)
   end
-  self.timeout = (s and s > 0) and s or nil
+  self.timeout = (s and s > 0) and s or false
 end
 
 function Stream:getPeer()
@@ -340,7 +312,8 @@ end
 --======================================================================
 
 function Stream:connectionMade()
-  if self.avail == nil then init(self, self.limit) end
+  if not self.inited then init(self, self.limit) end
+  flowing(self)
   local c = self.connecting
   if c then
     self.connecting = false
@@ -350,45 +323,16 @@ function Stream:connectionMade()
   if handler then task.spawnfor(self, handler) end
 end
 
-function Stream:dataReceived(data)
-  local avail = self.avail
-  local n = #data
-  if avail == 0 then
-    self.buf, self.pos = data, 1
-  else
-    local parts = self.parts
-    if parts then
-      parts[#parts + 1] = data
-    else
-      self.parts = { data }
-    end
-  end
-  avail = avail + n
-  self.avail = avail
+-- a read arrived (the core holds its bytes): wake the reader if what it
+-- waits for is there; with nobody reading, stop reading at the limit
+function Stream:readReady()
   local op = self.rop
   if op then
-    local sepat
-    if op == "until" or op == "line" then -- search the new bytes only
-      local sep = self.rarg
-      local w = self.window or ""
-      local s = #w > 0 and w .. data or data
-      local i = find(s, sep, 1, true)
-      if i then
-        sepat = avail - n - #w + i
-      else
-        self.window = #sep > 1 and sub(s, -(#sep - 1)) or ""
-        if avail - #sep + 1 <= self.limit then goto hold end
-      end
-    elseif op == "exact" and avail < self.rarg then
-      goto hold
-    end
-    do
-      local ok, a, b, c = try(self, op, self.rarg, sepat)
-      if ok then return wakereader(self, a, b, c) end
-    end
+    local ok, a, b, c = try(self, op, self.rarg)
+    if ok then return wakereader(self, a, b, c) end
+    if op == "exact" then return end -- it may need more than the limit
   end
-  ::hold::
-  if avail >= self.limit and not self.paused and not (self.rop == "exact" and avail < self.rarg) then
+  if not self.paused and self.transport:_pending() >= self.limit then
     self.paused = true
     self.transport:pauseReading()
   end
@@ -406,24 +350,25 @@ end
 
 function Stream:connectionLost(reason)
   task.reap() -- a task the watchdog stopped ends before its stream does
-  self.lost = reason or { type = "done" }
+  self.lost, self.wfast = reason or { type = "done" }, false
   local c = self.connecting
   if c then -- lost before it was made
     self.connecting = false
     wake(c[1], c[2], nil, gone(self))
   end
-  if self.rop then wakereader(self, select(2, try(self, self.rop, self.rarg))) end
+  if self.rop then wakereader(self, nil, gone(self)) end
   if self.wtask then wakewriter(self, nil, gone(self)) end
   if self.rtimer then self.rtimer:cancel() end
   if self.wtimer then self.wtimer:cancel() end
 end
 
 function Stream:pauseProducing()
-  self.wpaused = true
+  self.wpaused, self.wfast = true, false
 end
 
 function Stream:resumeProducing()
   self.wpaused = false
+  flowing(self)
   if self.wtask then wakewriter(self, true) end
 end
 
@@ -524,7 +469,11 @@ function M.serve(where, fn)
     error(("bad argument #1 to 'serve' (host must be an address string, got %s)"):format(show(opts.host)), 2)
   end
   checklimit(opts, "serve")
-  local class = setmetatable({ handler = fn, limit = opts.limit }, Stream)
+  -- the class holds the stream's methods itself: a method call then looks
+  -- in the instance and the class only, never further up a chain
+  local class = setmetatable({}, getmetatable(Stream))
+  for k, v in pairs(Stream) do class[k] = v end
+  class.__index, class.handler, class.limit = nil, fn, opts.limit
   local spec = { protocol = class, port = port, host = opts.host }
   for _, k in ipairs(LISTEN_OPTS) do spec[k] = opts[k] end
   if loading() then return spec end

@@ -35,14 +35,17 @@ Task.__index = Task
 Task.__name = "reactor.Task"
 M.Task = Task
 
-local current = nil -- the task whose coroutine runs now (nil: a callback, or the top level)
+-- The task whose coroutine runs now (nil: a callback, or the top level), in
+-- a table the stream module reads too (its fast paths check it inline).
+local R = { current = nil }
+M.R = R
 local inflight = {} -- the tasks being resumed, innermost last (see reap)
 local bycoroutine = setmetatable({}, { __mode = "k" })
 
 --- The task running now, or nil.
 function M.current()
-  if #inflight > 0 and current then M.reap() end
-  return current
+  if #inflight > 0 and R.current then M.reap() end
+  return R.current
 end
 
 function Task:__tostring()
@@ -110,32 +113,34 @@ local function kill(t)
   local cleanup, obj = t.cleanup, t.cleanobj
   t.waiting, t.cleanup, t.cleanobj = nil, nil, nil
   if cleanup then cleanup(obj, t) end
-  local prev = current
-  current = t
+  local prev = R.current
+  R.current = t
   local ok, err = close(co)
-  current = prev
+  R.current = prev
   if not ok then log.callbackError("closing " .. label(t), traceback(co, err)) end
   finish(t, CANCELLED, nil, CANCELLED)
 end
 
 -- after a resume of t: done, failed, waiting, or misusing yield
 local function settle(t, prev, ok, first, ...)
-  current = prev
+  R.current = prev
+  t.active = false
   inflight[#inflight] = nil
   local co = t.co
+  if first == WAIT and ok then -- waiting: what nearly every resume ends in
+    if t.cancelpending then return kill(t) end
+    return
+  end
   if not ok then return fail(t, co, first) end
   if status(co) == "dead" then return finish(t, "done", pack(first, ...)) end
-  if first ~= WAIT then
-    local info = debug.getinfo(co, 1, "Sl")
-    local at = info and info.currentline > 0 and ("%s:%d"):format(info.short_src, info.currentline) or t.where
-    local msg = ("%s: coroutine.yield() in a task's own body: a task waits with reactor.sleep, " ..
-      "a stream call or task:join(), and yields nothing itself (run a generator in a coroutine of its own)")
-      :format(at)
-    close(co)
-    log.callbackError(label(t), msg)
-    return finish(t, "failed", nil, msg)
-  end
-  if t.cancelpending then return kill(t) end
+  local info = debug.getinfo(co, 1, "Sl")
+  local at = info and info.currentline > 0 and ("%s:%d"):format(info.short_src, info.currentline) or t.where
+  local msg = ("%s: coroutine.yield() in a task's own body: a task waits with reactor.sleep, " ..
+    "a stream call or task:join(), and yields nothing itself (run a generator in a coroutine of its own)")
+    :format(at)
+  close(co)
+  log.callbackError(label(t), msg)
+  return finish(t, "failed", nil, msg)
 end
 
 -- The tasks being resumed, innermost last. A resume that never comes back
@@ -150,7 +155,7 @@ local function reap()
     inflight[i] = nil
     if t.co then finish(t, "failed", nil, "script timeout: the task was stopped by the watchdog") end
   end
-  current = nil
+  R.current = nil
 end
 M.reap = reap
 
@@ -161,8 +166,9 @@ local function step(t, ...)
     n = #inflight
   end
   inflight[n + 1] = t
-  local prev = current
-  current = t
+  local prev = R.current
+  R.current = t
+  t.active = true
   return settle(t, prev, resume(t.co, ...))
 end
 
@@ -174,7 +180,7 @@ end
 --- caller's line: level counts from the function that calls this).
 function M.need(what, level)
   if #inflight > 0 then reap() end
-  local t = current
+  local t = R.current
   if t == nil then
     error(("%s waits, so it must run in a task: call it inside reactor.spawn(fn) or a " ..
       "reactor.serve handler"):format(what), (level or 2) + 1)
@@ -210,7 +216,7 @@ end
 function M.wake(t, n, ...)
   if t.waiting ~= n then return false end
   t.waiting, t.cleanup, t.cleanobj = nil, nil, nil
-  if t.co and status(t.co) ~= "suspended" then
+  if t.active then
     t.early = pack(...) -- the waker ran before the task could yield (it is running)
     return true
   end

@@ -915,3 +915,102 @@ TEST(framer_random_chunking_matches_one_shot)
         got_free(&data);
     }
 }
+
+/*{====================================================================
+ * rd_framer_until: a coroutine stream's "read until", taken by the owner
+ * between feed and keep, from the read or (between reads) from what was kept
+ *=====================================================================*/
+
+/* Feed the stream in reads of `chunk` bytes (each a fresh allocation, freed
+ * after keep); after each read take every frame that is there. The frames,
+ * joined with '|', and how the stream ended ("more" / "toobig"). */
+static void until_all(const char *in, size_t n, size_t chunk, const char *d, size_t limit,
+                      char *out, size_t outsize, const char **end)
+{
+    rd_framer_t f;
+    rd_framer_init(&f);
+    size_t o = 0;
+    *end = "more";
+    out[0] = 0;
+    for (size_t at = 0; at < n; at += chunk) {
+        size_t len = n - at < chunk ? n - at : chunk;
+        char *read = malloc(len ? len : 1);
+        memcpy(read, in + at, len);
+        CHECK_EQ(rd_framer_feed(&f, read, len), 0);
+        rd_span_t s;
+        int r;
+        while ((r = rd_framer_until(&f, d, strlen(d), limit, &s)) == 1) {
+            CHECK(o + s.n + 2 < outsize);
+            memcpy(out + o, s.p, s.n);
+            o += s.n;
+            out[o++] = '|';
+            out[o] = 0;
+        }
+        if (r == RD_ETOOBIG) *end = "toobig";
+        CHECK_EQ(rd_framer_keep(&f), 0);
+        free(read);
+        if (r == RD_ETOOBIG) break;
+    }
+    rd_framer_destroy(&f);
+}
+
+TEST(framer_until_table_every_chunking)
+{
+    static const struct {
+        const char *in, *d;
+        size_t limit;
+        const char *frames, *end;
+    } cases[] = {
+        {"a?b?", "?", 16, "a|b|", "more"},
+        {"a?b", "?", 16, "a|", "more"},
+        {"??", "?", 16, "||", "more"},
+        {"ab\r\ncd\r\n", "\r\n", 16, "ab|cd|", "more"},
+        {"x\r\r\ny", "\r\n", 16, "x\r|", "more"},
+        {"aaab", "aab", 16, "a|", "more"}, /* a self-overlapping delimiter */
+        {"abababx", "abab", 16, "|", "more"},
+        {"12345678", "?", 8, "", "more"},      /* exactly the limit, no delimiter yet */
+        {"123456789", "?", 8, "", "toobig"},   /* one past it */
+        {"12345678?", "?", 8, "12345678|", "more"},
+        {"123456789?", "?", 8, "", "toobig"},
+        {"1234567\r", "\r\n", 8, "", "more"},  /* a delimiter may still begin at the end */
+        {"12345678\r", "\r\n", 8, "", "more"},
+        {"123456789\r", "\r\n", 8, "", "toobig"},
+        {"", "?", 0, "", "more"},
+        {"?", "?", 0, "|", "more"},
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = strlen(cases[i].in);
+        for (size_t chunk = 1; chunk <= (n ? n : 1); chunk++) {
+            const char *end;
+            until_all(cases[i].in, n, chunk, cases[i].d, cases[i].limit, out, sizeof out, &end);
+            if (strcmp(out, cases[i].frames) != 0 || strcmp(end, cases[i].end) != 0) {
+                fprintf(stderr, "case %zu (%s) chunk %zu: got '%s' %s, want '%s' %s\n", i,
+                        cases[i].in, chunk, out, end, cases[i].frames, cases[i].end);
+                CHECK(0);
+            }
+        }
+    }
+}
+
+/* A payload that comes a byte at a time is searched once, not once per byte. */
+TEST(framer_until_resumes_its_search)
+{
+    rd_framer_t f;
+    rd_framer_init(&f);
+    enum { N = 100000 };
+    rd_span_t s;
+    for (size_t i = 0; i < N; i++) {
+        char c = 'x';
+        CHECK_EQ(rd_framer_feed(&f, &c, 1), 0);
+        CHECK_EQ(rd_framer_until(&f, "\r\n", 2, N, &s), 0);
+        CHECK(f.scanned + 1 >= rd_framer_peek(&f).n); /* only the last byte is searched again */
+        CHECK_EQ(rd_framer_keep(&f), 0);
+    }
+    CHECK_EQ(rd_framer_feed(&f, "\r\n", 2), 0);
+    CHECK_EQ(rd_framer_until(&f, "\r\n", 2, N, &s), 1);
+    CHECK_EQ(s.n, N);
+    CHECK_EQ(rd_framer_keep(&f), 0);
+    CHECK_EQ(rd_framer_pending(&f), 0);
+    rd_framer_destroy(&f);
+}

@@ -1,0 +1,206 @@
+/*
+ * lstream.c: the C half of reactor.stream (coroutine streams): a read taken
+ * from the bytes the connection's framer holds, and the hot path of the
+ * stream's reads and writes.
+ *
+ * A stream's protocol names reactor.core.framing.stream as its delimiter,
+ * so each read is fed to the framer (ldispatch.c, read_stream) and stays
+ * there until a read takes it; what is left when the read's callback
+ * returns is copied into the framer's buffer once. A separator search
+ * resumes where the last one stopped (f->scanned), so a line that arrives
+ * a byte at a time costs O(length).
+ *
+ * The methods readuntil, readline, readexactly and write are C closures
+ * over their Lua versions (scripts/reactor/stream.lua): when the bytes are
+ * there (or the write can go straight out) the closure answers without
+ * entering Lua; otherwise it calls the Lua version, yieldably, which
+ * checks the arguments, waits, and reports errors at the caller's line.
+ */
+#include <string.h>
+
+#include "rdlua.h"
+
+/*{====================================================================
+ * Taking bytes from the framer
+ *=====================================================================*/
+
+static void pull_until(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit)
+{
+    rd_framer_t *f = &t->in;
+    size_t dlen;
+    const char *d = luaL_checklstring(L, argidx, &dlen);
+    if (dlen == 0) luaL_argerror(L, argidx, "empty separator");
+    if (d != f->delim) { /* the framer will point at it: keep it alive */
+        rdL_unpin(L, &t->delim_ref);
+        rdL_pin(L, argidx, &t->delim_ref);
+    }
+    rd_span_t s;
+    int r = rd_framer_until(f, d, dlen, limit < 0 ? 0 : (size_t)limit, &s);
+    if (r == 1) {
+        if (op == RDL_PULL_LINE && s.n && s.p[s.n - 1] == '\r') s.n--;
+        rdL_pushbytes(L, t->conn.loop->data, s.p, s.n);
+    } else if (r == 0) {
+        lua_pushnil(L);
+    } else {
+        lua_pushboolean(L, 0);
+    }
+}
+
+void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit)
+{
+    rd_framer_t *f = &t->in;
+    int held = f->in == NULL; /* between reads: take from what was kept */
+    if (held) {
+        if (rd_framer_pending(f) == 0) {
+            lua_pushnil(L);
+            return;
+        }
+        if (rd_framer_feed(f, "", 0) < 0) luaL_error(L, "not enough memory");
+    }
+    rd_span_t s = rd_framer_peek(f);
+    if (op == RDL_PULL_UNTIL || op == RDL_PULL_LINE) {
+        pull_until(L, t, op, argidx, limit);
+    } else if (op == RDL_PULL_EXACT || op == RDL_PULL_SOME) {
+        lua_Integer n = luaL_checkinteger(L, argidx);
+        if (n < 0) luaL_argerror(L, argidx, "negative count");
+        if (s.n == 0 || (op == RDL_PULL_EXACT && (lua_Integer)s.n < n)) {
+            lua_pushnil(L);
+        } else {
+            size_t m = (lua_Integer)s.n < n ? s.n : (size_t)n;
+            rdL_pushbytes(L, t->conn.loop->data, s.p, m);
+            rd_framer_skip(f, m);
+        }
+    } else if (op == RDL_PULL_ALL) {
+        lua_pushlstring(L, s.p, s.n);
+        rd_framer_skip(f, s.n);
+    } else {
+        luaL_argerror(L, 2, "unknown operation");
+    }
+    if (held && rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
+}
+
+/*{====================================================================
+ * The fast paths
+ *
+ * Upvalues of each closure: 1 its Lua version; 2.. the interned field
+ * names it reads with lua_rawget (the stream's fields live on the instance
+ * itself, false when unset, so a raw get is what Lua's own get would find).
+ *=====================================================================*/
+
+enum { UV_SLOW = 1, UV_TRANSPORT, UV_LIMIT, UV_SEP, UV_WFAST };
+
+static int slow_done(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status, (void)ctx;
+    return lua_gettop(L);
+}
+
+/* Hand every argument to the Lua version and return what it returns; it
+ * may wait (yield), hence the continuation. */
+static int slow(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(UV_SLOW));
+    lua_insert(L, 1);
+    lua_callk(L, n, LUA_MULTRET, 0, slow_done);
+    return slow_done(L, LUA_OK, 0);
+}
+
+/* self.transport (at the top), if self is a table and it is a transport */
+static ltransport *transport_of(lua_State *L)
+{
+    if (lua_type(L, 1) != LUA_TTABLE) return NULL;
+    lua_pushvalue(L, lua_upvalueindex(UV_TRANSPORT));
+    lua_rawget(L, 1);
+    ltransport *t = lua_touserdata(L, -1);
+    if (t && lua_type(L, -1) == LUA_TUSERDATA && lua_rawlen(L, -1) == sizeof *t &&
+        t->magic == RDL_TRANSPORT_MAGIC)
+        return t;
+    return NULL;
+}
+
+static lua_Integer field_integer(lua_State *L, int uv, lua_Integer dflt)
+{
+    lua_pushvalue(L, lua_upvalueindex(uv));
+    lua_rawget(L, 1);
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    lua_pop(L, 1);
+    return isint ? v : dflt;
+}
+
+/* Only inside a coroutine (a task): outside one, the Lua version raises. */
+static int pulled(lua_State *L, int op, int argidx, lua_Integer limit)
+{
+    ltransport *t = transport_of(L);
+    if (!t) return 0;
+    rdL_stream_pull(L, t, op, argidx, limit);
+    return lua_type(L, -1) == LUA_TSTRING;
+}
+
+static int s_readuntil(lua_State *L)
+{
+    if (lua_isyieldable(L) && lua_type(L, 1) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
+        lua_pushvalue(L, lua_upvalueindex(UV_SEP)); /* a separator checked before */
+        lua_rawget(L, 1);
+        int same = lua_rawequal(L, -1, 2);
+        lua_pop(L, 1);
+        if (same && pulled(L, RDL_PULL_UNTIL, 2, field_integer(L, UV_LIMIT, 65536))) return 1;
+        lua_settop(L, 2);
+    }
+    return slow(L);
+}
+
+static int s_readline(lua_State *L)
+{
+    if (lua_isyieldable(L) && lua_gettop(L) == 1) {
+        lua_pushliteral(L, "\n");
+        if (pulled(L, RDL_PULL_LINE, 2, field_integer(L, UV_LIMIT, 65536))) return 1;
+        lua_settop(L, 1);
+    }
+    return slow(L);
+}
+
+static int s_readexactly(lua_State *L)
+{
+    if (lua_isyieldable(L) && lua_isinteger(L, 2) && lua_tointeger(L, 2) >= 0 &&
+        pulled(L, RDL_PULL_EXACT, 2, 0))
+        return 1;
+    lua_settop(L, 2);
+    return slow(L);
+}
+
+static int s_write(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
+        lua_pushvalue(L, lua_upvalueindex(UV_WFAST)); /* open, flowing, nobody waits */
+        lua_rawget(L, 1);
+        int fast = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        ltransport *t = fast ? transport_of(L) : NULL;
+        if (t) {
+            rdL_transport_write1(L, t, 2);
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        lua_settop(L, 2);
+    }
+    return slow(L);
+}
+
+/* core._streamfast(readuntil, readline, readexactly, write): the four
+ * methods, each a closure over its Lua version. */
+int rdL_streamfast(lua_State *L)
+{
+    static const lua_CFunction fast[] = {s_readuntil, s_readline, s_readexactly, s_write};
+    for (int i = 0; i < 4; i++) {
+        luaL_checktype(L, i + 1, LUA_TFUNCTION);
+        lua_pushvalue(L, i + 1);
+        lua_pushliteral(L, "transport");
+        lua_pushliteral(L, "limit");
+        lua_pushliteral(L, "sep");
+        lua_pushliteral(L, "wfast");
+        lua_pushcclosure(L, fast[i], 5);
+    }
+    return 4;
+}
