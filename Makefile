@@ -78,6 +78,7 @@ fuzz-stream: $(FUZZ_BUILD)/.ran-cmake
 bench: all
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/run.sh
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/reload.sh
+	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/batteries.sh
 
 # Installs only what is missing; as root directly, else through sudo.
 deps:

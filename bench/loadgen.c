@@ -9,6 +9,23 @@
  * known questions). After -w seconds of warm-up it measures for -d seconds
  * (or until -n answers) and prints requests/s and p50/p99 latency.
  *
+ * Pipelined (-D N, or -m int32): each connection keeps N requests in flight;
+ * every answer is checked in order, and each one answered sends the next
+ * (the new requests of one read go out in one send). -m int32 sends
+ * Int32StringReceiver frames (a 4-byte big-endian length, then a payload of
+ * 16, 40, 100 or 200 bytes that holds the connection and the frame's sequence
+ * number) and expects each back byte for byte, an echo.
+ *
+ * Chat (-m chat): the room of examples/chat.lua. Every connection is a member:
+ * it sends "NAME: m<i>" and waits for "CLIENT: <host>"; once all have joined,
+ * each sends messages (32-byte bodies: its sequence number in hex, then a fixed
+ * text) with at most -D of them not yet delivered to every other member. Each
+ * member checks every frame it gets: the join notices, and each message framed
+ * "\n#[m<j>@<host>]>>BODY" from the right sender, in that sender's order, none
+ * missing, none twice, none its own. Counted: messages delivered per second
+ * (one message to 99 others is 99 deliveries), latency from send to each
+ * delivery. At the end it waits for every message sent to reach everyone.
+ *
  * Idle mode (-i): open -c connections, do one request on each (so the server
  * has built its per-connection state), print "rd_loadgen: idle: N connections
  * ready", then hold them until SIGTERM/SIGINT (or -d seconds if given).
@@ -21,6 +38,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -127,6 +145,9 @@ struct conn {
     double not_before; /* ev time before which no reconnect */
 };
 
+enum mode { M_ZEN, M_INT32, M_CHAT };
+static const char *const mode_names[] = {"zen", "int32", "chat"};
+
 /* P_DRAIN: measuring is over, no new questions, outstanding answers awaited */
 enum phase { P_CONNECT, P_WARMUP, P_MEASURE, P_DRAIN, P_DONE };
 
@@ -142,6 +163,9 @@ static struct {
     int max_attempts;
     double connect_timeout, reply_timeout, connect_deadline;
     int quiet;
+    int mode;  /* M_ZEN, M_INT32, M_CHAT */
+    int depth; /* requests (chat: messages) in flight per connection */
+    int px;    /* pipelined or chat: the px_ path below, not the closed-loop one */
 
     struct addrinfo *addr;
     struct conn *c;
@@ -160,6 +184,11 @@ static struct {
     int reported;
     int interrupted;
     struct rusage ru0, ru1;
+    struct px *x;     /* per connection, for the px_ path */
+    uint64_t outq;    /* px: requests (chat: messages) sent and not yet answered (delivered) */
+    uint64_t notices; /* chat: join notices received */
+    int *dirty;       /* chat: connections with output to flush */
+    int ndirty;
     int server_pid;            /* -S: sample this process's CPU time */
     double srv_cpu0, srv_cpu1; /* its user+system seconds at start/end */
 } g;
@@ -251,6 +280,8 @@ static void conn_kill(struct conn *c)
     c->state = C_DEAD;
     g.dead++;
     if (g.phase != P_CONNECT && g.ready + g.busy == 0) finish();
+    /* a member gone: the others get a hang-up notice and its messages stop */
+    if (g.mode == M_CHAT && g.phase != P_CONNECT) finish();
 }
 
 /* A connect attempt failed before the connection was confirmed. */
@@ -383,12 +414,537 @@ static void on_readable(struct conn *c)
     if (c->got == zen[c->q].alen) on_answer(c);
 }
 
+/* ---- the px path: pipelined request/response (zen -D, int32) and chat --- */
+
+#define DEPTH_MAX 64
+#define FRAME_MAX 512 /* longest frame the int32 and chat modes send or expect */
+#define PX_OBUF (DEPTH_MAX * FRAME_MAX)
+#define CHAT_BODY 32
+
+struct px {
+    uint32_t seq_sent, seq_recv; /* requests sent / answered; chat: messages sent /
+                                    delivered to every other member */
+    uint32_t got;                /* bytes of the expected answer matched so far */
+    uint32_t exp_len;
+    const char *exp;            /* the answer to request seq_recv */
+    uint32_t olen, ooff;        /* output not yet sent, in obuf */
+    uint32_t ilen;              /* chat: bytes of an unfinished frame in ibuf */
+    int dirty;                  /* chat: on g.dirty */
+    uint32_t prefix_len;        /* chat: "\n#[m<i>@<host>]>>", how the room relays us */
+    uint32_t *next_from;        /* chat: the sequence number expected next from each member */
+    uint64_t t_ring[DEPTH_MAX]; /* ns: when request (message) seq % depth went out */
+    uint32_t left[DEPTH_MAX];   /* chat: members still to get message seq % depth */
+    char prefix[64];
+    char expbuf[FRAME_MAX];
+    char ibuf[FRAME_MAX];
+    char obuf[PX_OBUF];
+};
+
+static const uint32_t i32_lens[4] = {16, 40, 100, 200};
+static char fill[FRAME_MAX]; /* payload filler, set in main */
+static const char chat_text[CHAT_BODY - 8 + 1] = " hello, everyone, it is "; /* 24 bytes */
+
+static struct px *X(const struct conn *c)
+{
+    return &g.x[c - g.c];
+}
+
+static void put_hex(char *p, uint32_t v, int digits)
+{
+    for (int i = digits - 1; i >= 0; i--) {
+        p[i] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    }
+}
+
+static void put_be32(char *p, uint32_t v)
+{
+    p[0] = (char)(v >> 24);
+    p[1] = (char)(v >> 16);
+    p[2] = (char)(v >> 8);
+    p[3] = (char)v;
+}
+
+static uint32_t get_be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+/* Int32 request s of connection ci (its echo is the same bytes): into p. */
+static uint32_t i32_frame(int ci, uint32_t s, char *p)
+{
+    uint32_t len = i32_lens[(s + (uint32_t)ci) % 4];
+    put_be32(p, len);
+    put_hex(p + 4, s, 8);
+    p[12] = ':';
+    put_hex(p + 13, (uint32_t)ci, 4);
+    p[17] = ':';
+    memcpy(p + 18, fill, len - 14);
+    return 4 + len;
+}
+
+static void px_show_mismatch(const struct conn *c, const char *why, const char *got, size_t n)
+{
+    g.mismatches++;
+    if (g.reported++ >= 5) return;
+    fprintf(stderr, "rd_loadgen: %s on connection %d:", why, (int)(c - g.c));
+    show("", got, n);
+    fputc('\n', stderr);
+}
+
+/* A wrong answer or frame: drop the connection (keeping the counts right). */
+static void px_bad(struct conn *c)
+{
+    if (c->state == C_FIRST) {
+        g.inflight--;
+        c->state = C_READY;
+        g.ready++;
+        conn_kill(c);
+        if (g.phase == P_CONNECT && g.ready + g.dead == g.conns) start_run();
+    } else {
+        conn_kill(c);
+    }
+}
+
+static void px_fail_write(struct conn *c)
+{
+    if (c->state == C_FIRST) {
+        conn_retry(c);
+    } else {
+        g.dropped++;
+        conn_kill(c);
+    }
+}
+
+static int px_append(struct conn *c, const char *p, uint32_t n)
+{
+    struct px *x = X(c);
+    if (x->olen + n > PX_OBUF && x->ooff) {
+        memmove(x->obuf, x->obuf + x->ooff, x->olen - x->ooff);
+        x->olen -= x->ooff;
+        x->ooff = 0;
+    }
+    if (x->olen + n > PX_OBUF) return -1; /* cannot happen with depth <= DEPTH_MAX */
+    memcpy(x->obuf + x->olen, p, n);
+    x->olen += n;
+    return 0;
+}
+
+/* Send what is queued; 0, or -1 if the connection failed (the caller drops it). */
+static int px_flush(struct conn *c)
+{
+    struct px *x = X(c);
+    while (x->ooff < x->olen) {
+        ssize_t w = send(c->io.fd, x->obuf + x->ooff, x->olen - x->ooff, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            return -1;
+        }
+        x->ooff += (uint32_t)w;
+    }
+    if (x->ooff == x->olen) {
+        x->ooff = x->olen = 0;
+        set_events(c, EV_READ);
+    } else {
+        set_events(c, EV_READ | EV_WRITE);
+    }
+    return 0;
+}
+
+/* Queue request x->seq_sent (zen or int32). */
+static void px_request(struct conn *c, uint64_t t)
+{
+    struct px *x = X(c);
+    int ci = (int)(c - g.c);
+    uint32_t s = x->seq_sent++;
+    x->t_ring[s % (uint32_t)g.depth] = t;
+    if (g.mode == M_ZEN) {
+        int q = (int)((s + (uint32_t)ci) % NQUESTIONS);
+        px_append(c, zen[q].q, (uint32_t)zen[q].qlen);
+    } else {
+        char f[FRAME_MAX];
+        uint32_t n = i32_frame(ci, s, f);
+        px_append(c, f, n);
+    }
+}
+
+static void px_expect(struct conn *c)
+{
+    struct px *x = X(c);
+    int ci = (int)(c - g.c);
+    if (g.mode == M_ZEN) {
+        int q = (int)((x->seq_recv + (uint32_t)ci) % NQUESTIONS);
+        x->exp = zen[q].a;
+        x->exp_len = (uint32_t)zen[q].alen;
+    } else {
+        x->exp_len = i32_frame(ci, x->seq_recv, x->expbuf);
+        x->exp = x->expbuf;
+    }
+}
+
+static int px_may_send(void)
+{
+    if (g.phase != P_WARMUP && g.phase != P_MEASURE) return 0;
+    if (g.total && g.phase == P_MEASURE) {
+        uint64_t owed = g.outq * (g.mode == M_CHAT ? (uint64_t)(g.conns - 1) : 1);
+        if (g.done + owed >= g.total) return 0;
+    }
+    return 1;
+}
+
+static void px_mark_busy(struct conn *c)
+{
+    if (c->state != C_READY) return;
+    c->state = C_BUSY;
+    g.ready--;
+    g.busy++;
+}
+
+/* A connection's first answer (its confirmation) arrived. */
+static void px_confirmed(struct conn *c)
+{
+    g.inflight--;
+    c->state = C_READY;
+    g.ready++;
+    if (g.ready + g.dead == g.conns) start_run();
+}
+
+/* The answer to request seq_recv is complete. 1 if the run is over. */
+static int px_answered(struct conn *c)
+{
+    struct px *x = X(c);
+    uint64_t t = now_ns();
+    uint32_t s = x->seq_recv++;
+    if (c->state == C_FIRST) {
+        px_confirmed(c);
+        return g.phase == P_DONE;
+    }
+    g.outq--;
+    if (g.phase == P_MEASURE) {
+        hist_add(&g.hist, t - x->t_ring[s % (uint32_t)g.depth]);
+        g.done++;
+        if (g.total && g.done >= g.total) end_measure();
+    }
+    if (x->seq_recv == x->seq_sent) {
+        c->state = C_READY;
+        g.busy--;
+        g.ready++;
+    }
+    if (g.phase == P_DRAIN && g.busy == 0) finish();
+    if (g.phase == P_DONE) return 1;
+    if (px_may_send()) {
+        px_mark_busy(c);
+        g.outq++;
+        px_request(c, t);
+    }
+    return 0;
+}
+
+static void px_rr_read(struct conn *c, const char *p, size_t n)
+{
+    struct px *x = X(c);
+    while (n) {
+        if (x->seq_recv == x->seq_sent) {
+            px_show_mismatch(c, "unsolicited data", p, n);
+            px_bad(c);
+            return;
+        }
+        if (x->got == 0) px_expect(c);
+        size_t k = x->exp_len - x->got;
+        if (k > n) k = n;
+        if (memcmp(p, x->exp + x->got, k) != 0) {
+            g.mismatches++;
+            if (g.reported++ < 5) {
+                fprintf(stderr, "rd_loadgen: mismatch on connection %d, answer %u:", (int)(c - g.c),
+                        x->seq_recv);
+                show(" expected", x->exp, x->exp_len);
+                show(", got", p, n);
+                fprintf(stderr, " after %u correct bytes\n", x->got);
+            }
+            px_bad(c);
+            return;
+        }
+        x->got += (uint32_t)k;
+        p += k;
+        n -= k;
+        if (x->got == x->exp_len) {
+            x->got = 0;
+            if (px_answered(c)) return;
+        }
+    }
+}
+
+/* ---- chat ---- */
+
+static void chat_dirty(struct conn *c)
+{
+    struct px *x = X(c);
+    if (x->dirty) return;
+    x->dirty = 1;
+    g.dirty[g.ndirty++] = (int)(c - g.c);
+}
+
+static void chat_flush_dirty(void)
+{
+    while (g.ndirty) {
+        struct conn *c = &g.c[g.dirty[--g.ndirty]];
+        X(c)->dirty = 0;
+        if (c->state == C_DEAD || c->io.fd < 0) continue;
+        if (px_flush(c) < 0) px_fail_write(c);
+    }
+}
+
+/* Queue message seq_sent of member c. */
+static void chat_send(struct conn *c, uint64_t t)
+{
+    struct px *x = X(c);
+    uint32_t s = x->seq_sent++;
+    char f[4 + CHAT_BODY];
+    x->t_ring[s % (uint32_t)g.depth] = t;
+    x->left[s % (uint32_t)g.depth] = (uint32_t)g.conns - 1;
+    g.outq++;
+    px_mark_busy(c);
+    put_be32(f, CHAT_BODY);
+    put_hex(f + 4, s, 8);
+    memcpy(f + 12, chat_text, CHAT_BODY - 8);
+    px_append(c, f, sizeof f);
+    chat_dirty(c);
+}
+
+/* Member r got message seq from member j. */
+static void chat_delivered(int j, uint32_t seq)
+{
+    struct conn *sc = &g.c[j];
+    struct px *sx = &g.x[j];
+    uint32_t d = (uint32_t)g.depth;
+    uint64_t t = now_ns();
+    if (g.phase == P_MEASURE) {
+        hist_add(&g.hist, t - sx->t_ring[seq % d]);
+        g.done++;
+        if (g.total && g.done >= g.total) end_measure();
+    }
+    sx->left[seq % d]--;
+    while (sx->seq_recv != sx->seq_sent && sx->left[sx->seq_recv % d] == 0) {
+        sx->seq_recv++;
+        g.outq--;
+        if (sx->seq_recv == sx->seq_sent && sc->state == C_BUSY) {
+            sc->state = C_READY;
+            g.busy--;
+            g.ready++;
+        }
+        if (px_may_send()) chat_send(sc, t);
+    }
+    if (g.phase == P_DRAIN && g.busy == 0) finish();
+}
+
+/* One whole frame f[0..len) for member c. 1 if c was dropped or the run is over. */
+static int chat_frame(struct conn *c, const char *f, uint32_t len)
+{
+    static const char client[] = "CLIENT: ", joined[] = "\n(Connected: New client (",
+                      msg[] = "\n#[m";
+    struct px *x = X(c);
+    int ci = (int)(c - g.c);
+    if (c->state == C_FIRST) {
+        if (len < sizeof client - 1 || len > sizeof client - 1 + 40 ||
+            memcmp(f, client, sizeof client - 1) != 0) {
+            px_show_mismatch(c, "expected \"CLIENT: <host>\", got", f, len);
+            px_bad(c);
+            return 1;
+        }
+        int n = snprintf(x->prefix, sizeof x->prefix, "\n#[m%d@%.*s]>>", ci,
+                         (int)(len - (sizeof client - 1)), f + sizeof client - 1);
+        x->prefix_len = (uint32_t)n;
+        px_confirmed(c);
+        return g.phase == P_DONE;
+    }
+    if (len >= sizeof joined - 1 && memcmp(f, joined, sizeof joined - 1) == 0 &&
+        f[len - 1] == ')') {
+        g.notices++;
+        return 0;
+    }
+    if (len > sizeof msg - 1 && memcmp(f, msg, sizeof msg - 1) == 0) {
+        uint32_t i = sizeof msg - 1, j = 0;
+        while (i < len && i < 12 && f[i] >= '0' && f[i] <= '9')
+            j = j * 10 + (uint32_t)(f[i++] - '0');
+        if (j < (uint32_t)g.conns && (int)j != ci) {
+            struct px *sx = &g.x[j];
+            char h[8];
+            uint32_t want = x->next_from[j];
+            put_hex(h, want, 8);
+            if (len == sx->prefix_len + CHAT_BODY && memcmp(f, sx->prefix, sx->prefix_len) == 0 &&
+                memcmp(f + sx->prefix_len, h, 8) == 0 &&
+                memcmp(f + sx->prefix_len + 8, chat_text, CHAT_BODY - 8) == 0 &&
+                want < sx->seq_sent) {
+                x->next_from[j]++;
+                chat_delivered((int)j, want);
+                return g.phase == P_DONE;
+            }
+            g.mismatches++;
+            if (g.reported++ < 5) {
+                fprintf(stderr,
+                        "rd_loadgen: member %d: wrong message from member %u"
+                        " (expected its message %u):",
+                        ci, j, want);
+                show("", f, len);
+                fputc('\n', stderr);
+            }
+            conn_kill(c);
+            return 1;
+        }
+    }
+    px_show_mismatch(c, "unexpected frame", f, len);
+    conn_kill(c);
+    return 1;
+}
+
+static void chat_read(struct conn *c, const char *p, size_t n)
+{
+    struct px *x = X(c);
+    while (n) {
+        if (x->ilen || n < 4) { /* an unfinished frame: gather it in ibuf */
+            if (x->ilen < 4) {
+                size_t k = 4 - x->ilen < n ? 4 - x->ilen : n;
+                memcpy(x->ibuf + x->ilen, p, k);
+                x->ilen += (uint32_t)k;
+                p += k;
+                n -= k;
+                if (x->ilen < 4) return;
+            }
+            uint32_t len = get_be32(x->ibuf);
+            if (len > FRAME_MAX - 4) {
+                px_show_mismatch(c, "frame too long", x->ibuf, x->ilen);
+                px_bad(c);
+                return;
+            }
+            size_t k = 4 + len - x->ilen;
+            if (k > n) k = n;
+            memcpy(x->ibuf + x->ilen, p, k);
+            x->ilen += (uint32_t)k;
+            p += k;
+            n -= k;
+            if (x->ilen < 4 + len) return;
+            x->ilen = 0;
+            if (chat_frame(c, x->ibuf + 4, len)) return;
+            continue;
+        }
+        uint32_t len = get_be32(p);
+        if (len > FRAME_MAX - 4) {
+            px_show_mismatch(c, "frame too long", p, n);
+            px_bad(c);
+            return;
+        }
+        if (n < 4 + (size_t)len) {
+            memcpy(x->ibuf, p, n);
+            x->ilen = (uint32_t)n;
+            return;
+        }
+        if (chat_frame(c, p + 4, len)) return;
+        p += 4 + len;
+        n -= 4 + len;
+    }
+}
+
+/* Connected: send the first request (chat: the name) and wait for its answer. */
+static void px_first(struct conn *c, uint64_t t)
+{
+    struct px *x = X(c);
+    int ci = (int)(c - g.c);
+    uint32_t *next_from = x->next_from;
+    memset(x, 0, offsetof(struct px, prefix));
+    x->next_from = next_from;
+    c->state = C_FIRST;
+    c->t_send = t;
+    if (g.mode == M_CHAT) {
+        char f[64];
+        int n = snprintf(f + 4, sizeof f - 4, "NAME: m%d", ci);
+        put_be32(f, (uint32_t)n);
+        px_append(c, f, 4 + (uint32_t)n);
+    } else {
+        px_request(c, t);
+    }
+    if (px_flush(c) < 0) conn_retry(c);
+}
+
+/* The run starts: every member sends depth requests (messages). */
+static void px_start(struct conn *c, uint64_t t)
+{
+    px_mark_busy(c);
+    for (int k = 0; k < g.depth; k++) {
+        if (g.mode == M_CHAT) {
+            chat_send(c, t);
+        } else {
+            g.outq++;
+            px_request(c, t);
+        }
+    }
+    if (g.mode != M_CHAT && px_flush(c) < 0) px_fail_write(c);
+}
+
+static void px_cb(struct conn *c, int revents)
+{
+    if (revents & EV_WRITE) {
+        if (px_flush(c) < 0) {
+            px_fail_write(c);
+            return;
+        }
+    }
+    if (!(revents & EV_READ) || c->io.fd < 0 || c->state == C_DEAD || c->state == C_WAIT) return;
+    ssize_t n = read(c->io.fd, rbuf, sizeof rbuf);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        if (c->state == C_FIRST) {
+            conn_retry(c);
+        } else {
+            g.dropped++;
+            if (!g.quiet)
+                fprintf(stderr, "rd_loadgen: connection %d %s by server\n", (int)(c - g.c),
+                        n == 0 ? "closed" : "reset");
+            conn_kill(c);
+        }
+        return;
+    }
+    if (g.mode == M_CHAT) {
+        chat_read(c, rbuf, (size_t)n);
+        chat_flush_dirty();
+    } else {
+        px_rr_read(c, rbuf, (size_t)n);
+        if (c->state != C_DEAD && c->io.fd >= 0 && X(c)->olen && px_flush(c) < 0) px_fail_write(c);
+    }
+}
+
+/* After the run: every message sent reached every other member, and every
+ * member heard of every later one joining. Returns the number of faults. */
+static uint64_t chat_verify(void)
+{
+    uint64_t bad = 0;
+    for (int i = 0; i < g.conns; i++)
+        for (int j = 0; j < g.conns; j++) {
+            if (i == j || g.x[i].next_from[j] == g.x[j].seq_sent) continue;
+            if (bad++ < 5)
+                fprintf(stderr, "rd_loadgen: member %d got %u of member %d's %u messages\n", i,
+                        g.x[i].next_from[j], j, g.x[j].seq_sent);
+        }
+    uint64_t want = (uint64_t)g.conns * (uint64_t)(g.conns - 1) / 2;
+    if (g.notices != want) {
+        fprintf(stderr, "rd_loadgen: %" PRIu64 " join notices, expected %" PRIu64 "\n", g.notices,
+                want);
+        bad++;
+    }
+    return bad;
+}
+
 static void on_connected(struct conn *c)
 {
     int err = 0;
     socklen_t el = sizeof err;
     if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err != 0) {
         conn_retry(c);
+        return;
+    }
+    if (g.px) {
+        px_first(c, now_ns());
         return;
     }
     c->state = C_FIRST;
@@ -401,6 +957,10 @@ static void conn_cb(struct ev_loop *l, ev_io *w, int revents)
     struct conn *c = (struct conn *)w;
     if (c->state == C_CONNECTING) {
         on_connected(c);
+        return;
+    }
+    if (g.px) {
+        px_cb(c, revents);
         return;
     }
     if (revents & EV_WRITE) {
@@ -440,6 +1000,10 @@ static void start_connect(struct conn *c)
     c->t_state = now_ns();
     ev_io_init(&c->io, conn_cb, fd, EV_WRITE);
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        if (g.px) {
+            px_first(c, c->t_state);
+            return;
+        }
         c->state = C_FIRST;
         send_question(c, c->t_state);
         return;
@@ -485,7 +1049,9 @@ static void scan_cb(struct ev_loop *l, ev_timer *w, int revents)
         struct conn *c = &g.c[i];
         if (c->state == C_CONNECTING || c->state == C_FIRST) {
             if (t - c->t_state > ct) conn_retry(c);
-        } else if (c->state == C_BUSY && t - c->t_send > rt) {
+        } else if (c->state == C_BUSY &&
+                   t - (g.px ? g.x[i].t_ring[g.x[i].seq_recv % (uint32_t)g.depth] : c->t_send) >
+                       rt) {
             g.timeouts++;
             if (g.reported++ < 5)
                 fprintf(stderr, "rd_loadgen: no complete answer on connection %d after %.1fs\n", i,
@@ -562,11 +1128,16 @@ static void start_run(void)
     for (int i = 0; i < g.conns && g.phase != P_DONE; i++) {
         struct conn *c = &g.c[i];
         if (c->state != C_READY) continue;
+        if (g.px) {
+            px_start(c, t);
+            continue;
+        }
         c->state = C_BUSY;
         g.ready--;
         g.busy++;
         send_question(c, t);
     }
+    if (g.mode == M_CHAT) chat_flush_dirty();
 }
 
 /* The measured window is over: stop asking, but wait (up to the reply time-out)
@@ -624,6 +1195,10 @@ static void usage(FILE *f)
                "  -C SEC   give up if the connections are not all up after SEC (default 60)\n"
                "  -S PID   also report the CPU time process PID (the server) spent while\n"
                "           measuring: srv_cpu (%% of one CPU) and srv_us_per_req\n"
+               "  -m MODE  zen (default), int32 (Int32StringReceiver echo frames) or chat\n"
+               "           (examples/chat.lua's room: every connection a member)\n"
+               "  -D N     requests in flight per connection (default 1; int32 and chat: 16\n"
+               "           and 4); chat: messages per member not yet delivered to all\n"
                "  -q       quieter: no per-connection messages\n");
 }
 
@@ -665,8 +1240,24 @@ int main(int argc, char **argv)
     g.connect_deadline = 60;
 
     int opt;
-    while ((opt = getopt(argc, argv, "c:d:n:w:iP:t:C:S:qh")) != -1) {
+    g.depth = 0;
+    while ((opt = getopt(argc, argv, "c:d:n:w:iP:t:C:S:m:D:qh")) != -1) {
         switch (opt) {
+        case 'm':
+            for (g.mode = 0; g.mode < 3 && strcmp(optarg, mode_names[g.mode]) != 0; g.mode++)
+                ;
+            if (g.mode == 3) {
+                fprintf(stderr, "rd_loadgen: -m: zen, int32 or chat, not %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'D':
+            g.depth = (int)parse_num(optarg, opt);
+            if (g.depth < 1 || g.depth > DEPTH_MAX) {
+                fprintf(stderr, "rd_loadgen: -D: 1 to %d\n", DEPTH_MAX);
+                return 2;
+            }
+            break;
         case 'c':
             g.conns = (int)parse_num(optarg, opt);
             break;
@@ -712,6 +1303,16 @@ int main(int argc, char **argv)
     }
     g.host = argv[optind];
     g.port = argv[optind + 1];
+    if (!g.depth) g.depth = g.mode == M_INT32 ? 16 : g.mode == M_CHAT ? 4 : 1;
+    g.px = g.mode != M_ZEN || g.depth > 1;
+    if (g.px && g.idle) {
+        fprintf(stderr, "rd_loadgen: -i works with -m zen -D 1 only\n");
+        return 2;
+    }
+    if (g.mode == M_CHAT && (g.conns < 2 || g.conns > 10000)) {
+        fprintf(stderr, "rd_loadgen: -m chat needs 2 to 10000 members (-c)\n");
+        return 2;
+    }
 
     struct addrinfo hints = {0};
     hints.ai_family = AF_UNSPEC;
@@ -732,6 +1333,23 @@ int main(int argc, char **argv)
     if (!g.c || !g.queue) {
         fprintf(stderr, "rd_loadgen: out of memory\n");
         return 1;
+    }
+    if (g.px) {
+        g.x = calloc((size_t)g.conns, sizeof *g.x);
+        g.dirty = calloc((size_t)g.conns, sizeof *g.dirty);
+        if (!g.x || !g.dirty) {
+            fprintf(stderr, "rd_loadgen: out of memory\n");
+            return 1;
+        }
+        for (int i = 0; i < g.conns && g.mode == M_CHAT; i++) {
+            g.x[i].next_from = calloc((size_t)g.conns, sizeof *g.x[i].next_from);
+            if (!g.x[i].next_from) {
+                fprintf(stderr, "rd_loadgen: out of memory\n");
+                return 1;
+            }
+        }
+        for (size_t i = 0; i < sizeof fill; i++)
+            fill[i] = (char)('a' + i % 26);
     }
     for (int i = 0; i < g.conns; i++) {
         g.c[i].io.fd = -1;
@@ -774,6 +1392,10 @@ int main(int argc, char **argv)
     double cpu_total = (double)rtot.ru_utime.tv_sec + (double)rtot.ru_stime.tv_sec +
                        (double)rtot.ru_utime.tv_usec / 1e6 + (double)rtot.ru_stime.tv_usec / 1e6;
     int alive = g.ready + g.busy;
+    /* a chat run that drained: did every message reach everyone? */
+    if (g.mode == M_CHAT && !g.interrupted && g.dead == 0 && g.busy == 0 &&
+        g.mismatches + g.dropped + g.timeouts + g.connfail == 0 && g.done)
+        g.mismatches += chat_verify();
     uint64_t errors = g.mismatches + g.dropped + g.timeouts + g.connfail;
 
     for (int i = 0; i < g.conns; i++)
@@ -786,17 +1408,33 @@ int main(int argc, char **argv)
                g.conns, alive, g.connect_secs, secs, g.mismatches, g.dropped, g.timeouts,
                g.connfail, g.retries, errors);
     } else {
+        char extra[160] = "";
+        if (g.px) {
+            uint64_t sent = 0;
+            for (int i = 0; i < g.conns; i++)
+                sent += g.x[i].seq_sent;
+            snprintf(extra, sizeof extra, " proto=%s depth=%d sent_total=%" PRIu64,
+                     mode_names[g.mode], g.depth, sent);
+            if (g.mode == M_CHAT)
+                snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " notices=%" PRIu64,
+                         g.notices);
+        }
         printf("rd_loadgen: mode=load conns=%d connect_secs=%.3f secs=%.3f requests=%" PRIu64
                " rps=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f cpu=%.0f%%%s mismatches=%" PRIu64
                " dropped=%" PRIu64 " timeouts=%" PRIu64 " connfail=%" PRIu64 " retries=%" PRIu64
-               " errors=%" PRIu64 " cpu_total_s=%.3f%s\n",
+               " errors=%" PRIu64 " cpu_total_s=%.3f%s%s\n",
                g.conns, g.connect_secs, secs, g.done, secs > 0 ? (double)g.done / secs : 0.0,
                hist_pct(&g.hist, 50) / 1e3, hist_pct(&g.hist, 99) / 1e3, (double)g.hist.max / 1e3,
                secs > 0 ? 100.0 * cpu / secs : 0.0, srv, g.mismatches, g.dropped, g.timeouts,
-               g.connfail, g.retries, errors, cpu_total, g.interrupted ? " interrupted=1" : "");
+               g.connfail, g.retries, errors, cpu_total, g.interrupted ? " interrupted=1" : "",
+               extra);
     }
     fflush(stdout);
     freeaddrinfo(g.addr);
+    for (int i = 0; g.x && g.mode == M_CHAT && i < g.conns; i++)
+        free(g.x[i].next_from);
+    free(g.x);
+    free(g.dirty);
     free(g.c);
     free(g.queue);
     if (errors) return 1;
