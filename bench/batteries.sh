@@ -7,7 +7,7 @@
 #   int32   Int32StringReceiver echo, 16 frames in flight at 50 connections:
 #           bench/int32_echo.lua [and bench/int32_echo_stream.lua] against raw_int32_echo
 #   chat    examples/chat.lua with 100 members against raw_chat: messages delivered per second;
-#           and bench/chat_frame_once.lua (the same room, each message framed once)
+#           (examples/chat.lua frames each message once: broadcastString, a C fan-out)
 #
 # Every answer and every delivered message is checked by rd_loadgen (a wrong one
 # fails the run). Each row is REPEAT rounds; a round runs every peer of the row
@@ -137,7 +137,7 @@ row_peers() {
     case $1 in
     zen16) echo "raw_zen reactord_cb$s" ;;
     int32) echo "raw_int32_echo reactord_cb$s" ;;
-    chat) echo "raw_chat reactord_cb reactord_frame_once" ;;
+    chat) echo "raw_chat reactord_cb" ;;
     *) return 1 ;;
     esac
 }
@@ -157,7 +157,6 @@ peer_cmd() { # peer_cmd ROW PEER
         int32) echo "$REACTORD bench/int32_echo_stream.lua -p 0 $HOST" ;;
         esac
         ;;
-    reactord_frame_once) echo "$REACTORD bench/chat_frame_once.lua -p 0 $HOST" ;;
     esac
 }
 row_load() { # the load generator's mode for a row

@@ -176,6 +176,21 @@ int rdL_transport_pull(lua_State *L)
     return 1;
 }
 
+/* The prefix of an n-byte string in head (24 bytes): 1, 2 or 4 bytes big
+ * endian, or a netstring's "n:" (bytes 0); an error at the caller's line
+ * (upvalue 2 names the class) if n does not fit. -> its length */
+static size_t framehead(lua_State *L, const char *fname, int bytes, size_t n, char *head)
+{
+    if (!bytes) return (size_t)snprintf(head, 24, "%zu:", n);
+    uint64_t limit = (1ull << (8 * bytes)) - 1;
+    if ((uint64_t)n > limit)
+        luaL_error(L, "%s: %I bytes do not fit %s's %d-byte length prefix (at most %I)", fname,
+                   (lua_Integer)n, lua_tostring(L, lua_upvalueindex(2)), bytes, (lua_Integer)limit);
+    for (int i = 0; i < bytes; i++)
+        head[i] = (char)(n >> (8 * (bytes - 1 - i)));
+    return (size_t)bytes;
+}
+
 /* The string receivers' sendString(self, s) (scripts/reactor/basic.lua), in
  * C: the prefix (1, 2 or 4 bytes big-endian, or a netstring's "len:" and
  * ",") goes into the connection's buffer beside s, with no Lua string made
@@ -190,21 +205,7 @@ static int sendstring(lua_State *L)
     size_t n;
     const char *p = lua_tolstring(L, 2, &n);
     char head[24];
-    size_t hlen;
-    if (bytes) {
-        uint64_t limit = (1ull << (8 * bytes)) - 1;
-        if ((uint64_t)n > limit)
-            return luaL_error(L,
-                              "sendString: %I bytes do not fit %s's %d-byte length prefix (at "
-                              "most %I)",
-                              (lua_Integer)n, lua_tostring(L, lua_upvalueindex(2)), bytes,
-                              (lua_Integer)limit);
-        for (int i = 0; i < bytes; i++)
-            head[i] = (char)(n >> (8 * (bytes - 1 - i)));
-        hlen = (size_t)bytes;
-    } else {
-        hlen = (size_t)snprintf(head, sizeof head, "%zu:", n);
-    }
+    size_t hlen = framehead(L, "sendString", bytes, n, head);
     lua_getfield(L, 1, "transport");
     ltransport *t = lua_touserdata(L, -1);
     if (!t || lua_type(L, -1) != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof *t ||
@@ -279,21 +280,7 @@ static int broadcaststring(lua_State *L)
     size_t n;
     const char *p = lua_tolstring(L, 2, &n);
     char head[24];
-    size_t hlen;
-    if (bytes) {
-        uint64_t limit = (1ull << (8 * bytes)) - 1;
-        if ((uint64_t)n > limit)
-            return luaL_error(L,
-                              "broadcastString: %I bytes do not fit %s's %d-byte length prefix "
-                              "(at most %I)",
-                              (lua_Integer)n, lua_tostring(L, lua_upvalueindex(2)), bytes,
-                              (lua_Integer)limit);
-        for (int i = 0; i < bytes; i++)
-            head[i] = (char)(n >> (8 * (bytes - 1 - i)));
-        hlen = (size_t)bytes;
-    } else {
-        hlen = (size_t)snprintf(head, sizeof head, "%zu:", n);
-    }
+    size_t hlen = framehead(L, "broadcastString", bytes, n, head);
     /* the frame once (a Lua buffer: freed with the call, even on error) */
     luaL_Buffer b;
     char *frame = luaL_buffinitsize(L, &b, hlen + n + 1);
