@@ -285,6 +285,8 @@ int luaopen_reactor_core(lua_State *L)
         {"_stats", l_stats},
         {"_resume", rdL_resume},
         {"_streamfast", rdL_streamfast},
+        {"_streambind", rdL_streambind},
+        {"_streamset", rdL_streamset},
         {"_pull", rdL_transport_pull},
         {"_sendstring", rdL_sendstring},
         {"broadcast", rdL_broadcast},

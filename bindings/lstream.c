@@ -201,6 +201,113 @@ static int s_write(lua_State *L)
     return slow(L);
 }
 
+/*{====================================================================
+ * The fast paths of one stream: closures over its transport
+ *
+ * Once a stream is connected, its own fields readuntil, readline,
+ * readexactly and write are these (core._streambind): the transport is an
+ * upvalue, the limit and "may write" flag are in it (core._streamset), and
+ * a separator already checked is recognised by the framer holding it (its
+ * address), so a read that the bytes satisfy touches no Lua table at all.
+ *=====================================================================*/
+
+enum { BV_SLOW = 1, BV_TRANSPORT };
+
+static ltransport *bound(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(BV_TRANSPORT));
+}
+
+static int slowb(lua_State *L)
+{
+    int n = lua_gettop(L);
+    lua_pushvalue(L, lua_upvalueindex(BV_SLOW));
+    lua_insert(L, 1);
+    lua_callk(L, n, LUA_MULTRET, 0, slow_done);
+    return slow_done(L, LUA_OK, 0);
+}
+
+static int b_readuntil(lua_State *L)
+{
+    ltransport *t = bound(L);
+    size_t dlen;
+    /* the separator the framer holds is one the Lua version checked */
+    if (lua_isyieldable(L) && lua_gettop(L) == 2 && lua_type(L, 2) == LUA_TSTRING &&
+        lua_tolstring(L, 2, &dlen) == t->in.delim && dlen == t->in.dlen) {
+        rdL_stream_pull(L, t, RDL_PULL_UNTIL, 2, t->stream_limit);
+        if (lua_type(L, -1) == LUA_TSTRING) return 1;
+        return slowb(L); /* self, sep, what the pull gave */
+    }
+    lua_settop(L, 2);
+    return slowb(L);
+}
+
+static int b_readline(lua_State *L)
+{
+    ltransport *t = bound(L);
+    if (lua_isyieldable(L) && lua_gettop(L) == 1) {
+        lua_pushliteral(L, "\n");
+        rdL_stream_pull(L, t, RDL_PULL_LINE, 2, t->stream_limit);
+        if (lua_type(L, -1) == LUA_TSTRING) return 1;
+        lua_remove(L, 2);
+        return slowb(L); /* self, what the pull gave */
+    }
+    lua_settop(L, 1);
+    return slowb(L);
+}
+
+static int b_readexactly(lua_State *L)
+{
+    ltransport *t = bound(L);
+    if (lua_isyieldable(L) && lua_gettop(L) == 2 && lua_isinteger(L, 2) &&
+        lua_tointeger(L, 2) >= 0) {
+        rdL_stream_pull(L, t, RDL_PULL_EXACT, 2, 0);
+        if (lua_type(L, -1) == LUA_TSTRING) return 1;
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 2);
+    return slowb(L);
+}
+
+static int b_write(lua_State *L)
+{
+    ltransport *t = bound(L);
+    if (t->stream_wfast && lua_type(L, 2) == LUA_TSTRING && lua_gettop(L) == 2) {
+        rdL_transport_write1(L, t, 2);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    return slowb(L);
+}
+
+/* core._streambind(transport, readuntil, readline, readexactly, write) ->
+ * the four methods of the stream on that transport */
+int rdL_streambind(lua_State *L)
+{
+    static const lua_CFunction fast[] = {b_readuntil, b_readline, b_readexactly, b_write};
+    ltransport *t = lua_touserdata(L, 1);
+    luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
+                     "transport");
+    for (int i = 0; i < 4; i++) {
+        luaL_checktype(L, i + 2, LUA_TFUNCTION);
+        lua_pushvalue(L, i + 2);
+        lua_pushvalue(L, 1);
+        lua_pushcclosure(L, fast[i], 2);
+    }
+    return 4;
+}
+
+/* core._streamset(transport, limit | nil, wfast | nil) */
+int rdL_streamset(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
+                     "transport");
+    if (!lua_isnoneornil(L, 2)) t->stream_limit = luaL_checkinteger(L, 2);
+    if (!lua_isnoneornil(L, 3)) t->stream_wfast = (unsigned char)lua_toboolean(L, 3);
+    return 0;
+}
+
 /* core._streamfast(readuntil, readline, readexactly, write): the four
  * methods, each a closure over its Lua version. */
 int rdL_streamfast(lua_State *L)

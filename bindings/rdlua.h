@@ -130,6 +130,9 @@ typedef struct ltransport {
     int err_ref;            /* the error message that closed it, if any */
     int delim_ref;          /* the framer's delimiter string, alive while it is set */
     struct llistener *from; /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
+    /* a coroutine stream's (lstream.c), set by core._streamset */
+    lua_Integer stream_limit;   /* readuntil/readline: no separator within this many bytes */
+    unsigned char stream_wfast; /* write may go straight out: open, flowing, nobody waits */
 } ltransport;
 
 typedef struct ltimer {
@@ -209,6 +212,8 @@ void rdL_transport_write1(lua_State *L, ltransport *t, int idx); /* write the st
 enum { RDL_PULL_UNTIL = 1, RDL_PULL_LINE, RDL_PULL_EXACT, RDL_PULL_SOME, RDL_PULL_ALL };
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit);
 int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
+int rdL_streambind(lua_State *L);     /* core._streambind(transport, slow...): lstream.c */
+int rdL_streamset(lua_State *L);      /* core._streamset(transport, limit, wfast) */
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
 int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */

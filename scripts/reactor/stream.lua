@@ -105,9 +105,16 @@ local function wakereader(self, ...)
   return wake(t, n, ...)
 end
 
--- may write go straight to the transport? (Stream:write's fast path)
+-- may write go straight to the transport? (write's fast path reads the
+-- transport's copy of the flag, in C)
+local function setwfast(self, v)
+  self.wfast = v
+  local tr = rawget(self, "transport")
+  if tr then core._streamset(tr, nil, v) end
+end
+
 local function flowing(self)
-  self.wfast = not (self.closed or self.lost or self.wpaused or self.wtask) and rawget(self, "transport") ~= nil
+  setwfast(self, not (self.closed or self.lost or self.wpaused or self.wtask) and rawget(self, "transport") ~= nil)
 end
 
 local function wakewriter(self, ...)
@@ -294,7 +301,7 @@ function Stream:drain()
   if not self.wpaused then return true end
   if self.wtask then return nil, "busy" end
   self.wtask, self.wn = t, prepare(t)
-  self.wfast = false
+  setwfast(self, false)
   arm(self, "w")
   return await(t, releasewriter, self)
 end
@@ -303,7 +310,8 @@ end
 --- nil, "closed". Closing twice is harmless.
 function Stream:close()
   if self.closed then return false end
-  self.closed, self.wfast = true, false
+  self.closed = true
+  setwfast(self, false)
   local t = rawget(self, "transport")
   if t then t:loseConnection() end
   if self.rtask then wakereader(self, nil, "closed") end
@@ -341,6 +349,11 @@ end
 
 function Stream:connectionMade()
   if not self.inited then init(self, self.limit) end
+  -- this stream's own fast paths, closures over its transport (lstream.c)
+  local tr = self.transport
+  self.readuntil, self.readline, self.readexactly, self.write =
+    core._streambind(tr, readuntil, readline, readexactly, write)
+  core._streamset(tr, self.limit, false)
   flowing(self)
   local c = self.connecting
   if c then
@@ -387,7 +400,8 @@ end
 
 function Stream:connectionLost(reason)
   task.reap() -- a task the watchdog stopped ends before its stream does
-  self.lost, self.wfast = reason or { type = "done" }, false
+  self.lost = reason or { type = "done" }
+  setwfast(self, false)
   local c = self.connecting
   if c then -- lost before it was made
     self.connecting = false
@@ -400,7 +414,8 @@ function Stream:connectionLost(reason)
 end
 
 function Stream:pauseProducing()
-  self.wpaused, self.wfast = true, false
+  self.wpaused = true
+  setwfast(self, false)
 end
 
 function Stream:resumeProducing()

@@ -315,11 +315,10 @@ describe("a stream's reads, however the bytes arrive (reactor.testing)", functio
 
   it("a line that comes a byte at a time past the limit is 'too long', and its bytes stay", function()
     local got
-    local _, tr = testing.connect(function(s)
+    local _, tr = testing.connect(require("reactor.stream").protocol(function(s)
       local a, why = s:readline()
       got = { a, why, s:readexactly(20) }
-    end)
-    tr.protocol.limit = 16 -- (the default is 64 KiB)
+    end, 16)) -- a limit of 16 bytes (the default is 64 KiB)
     tr:feed(string.rep("z", 20), "every")
     testing.run_until(function() return got ~= nil end)
     assert.are.same({ nil, "too long", string.rep("z", 20) }, { got[1], got[2], got[3] })
@@ -328,15 +327,14 @@ describe("a stream's reads, however the bytes arrive (reactor.testing)", functio
   it("a stream nobody reads stops reading at its limit, and goes on when a task reads", function()
     local clock <close> = testing.clock()
     local total = 0
-    local _, tr = testing.connect(function(s)
+    local _, tr = testing.connect(require("reactor.stream").protocol(function(s)
       reactor.sleep(10) -- not reading yet
       while true do
         local piece = s:read(65536)
         if not piece then return end
         total = total + #piece
       end
-    end)
-    tr.protocol.limit = 1000
+    end, 1000))
     tr:feed(string.rep("w", 5000), 100)
     assert.are.same({ true, "reading" }, { tr:paused() }) -- bounded: it stopped at the limit
     clock:advance(10)
