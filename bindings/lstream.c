@@ -16,6 +16,7 @@
  * entering Lua; otherwise it calls the Lua version, yieldably, which
  * checks the arguments, waits, and reports errors at the caller's line.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "rdlua.h"
@@ -234,6 +235,14 @@ static int b_readuntil(lua_State *L)
     /* the separator the framer holds is one the Lua version checked */
     if (lua_isyieldable(L) && lua_gettop(L) == 2 && lua_type(L, 2) == LUA_TSTRING &&
         lua_tolstring(L, 2, &dlen) == t->in.delim && dlen == t->in.dlen) {
+        rd_span_t s;
+        /* inside the read's delivery (the common case), straight from the framer */
+        if (t->in.in &&
+            rd_framer_until(&t->in, t->in.delim, dlen,
+                            t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, &s) == 1) {
+            rdL_pushbytes(L, t->conn.loop->data, s.p, s.n);
+            return 1;
+        }
         rdL_stream_pull(L, t, RDL_PULL_UNTIL, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
         return slowb(L); /* self, sep, what the pull gave */
@@ -272,8 +281,12 @@ static int b_readexactly(lua_State *L)
 static int b_write(lua_State *L)
 {
     ltransport *t = bound(L);
-    if (t->stream_wfast && lua_type(L, 2) == LUA_TSTRING && lua_gettop(L) == 2) {
-        rdL_transport_write1(L, t, 2);
+    if (t->stream_wfast && t->conn.state == RD_OPEN && lua_type(L, 2) == LUA_TSTRING &&
+        lua_gettop(L) == 2) {
+        size_t n;
+        const char *p = lua_tolstring(L, 2, &n);
+        /* RD_ETOOBIG aborts it, and connectionLost says why */
+        if (rd_conn_write(&t->conn, p, n) == -ENOMEM) return luaL_error(L, "not enough memory");
         lua_pushboolean(L, 1);
         return 1;
     }
