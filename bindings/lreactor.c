@@ -287,6 +287,7 @@ int luaopen_reactor_core(lua_State *L)
         {"_streamfast", rdL_streamfast},
         {"_streambind", rdL_streambind},
         {"_streamset", rdL_streamset},
+        {"_untail", rdL_untail},
         {"_pull", rdL_transport_pull},
         {"_sendstring", rdL_sendstring},
         {"broadcast", rdL_broadcast},

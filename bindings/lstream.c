@@ -337,3 +337,23 @@ int rdL_streamfast(lua_State *L)
     }
     return 4;
 }
+
+/* core._untail(fn) -> a C function calling fn with its arguments. A call
+ * of a C function in a tail position keeps the caller's frame (a Lua
+ * function's would replace it), so `return reactor.serve(...)` still has
+ * the script's line on the stack for fn's errors (one level further up). */
+static int untail(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+int rdL_untail(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_pushcclosure(L, untail, 1);
+    return 1;
+}

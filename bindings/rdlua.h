@@ -213,6 +213,7 @@ enum { RDL_PULL_UNTIL = 1, RDL_PULL_LINE, RDL_PULL_EXACT, RDL_PULL_SOME, RDL_PUL
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit);
 int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
 int rdL_streambind(lua_State *L);     /* core._streambind(transport, slow...): lstream.c */
+int rdL_untail(lua_State *L);         /* core._untail(fn): see lstream.c */
 int rdL_streamset(lua_State *L);      /* core._streamset(transport, limit, wfast) */
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */

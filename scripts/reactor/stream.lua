@@ -434,10 +434,10 @@ local function show(v)
   return type(v)
 end
 
-local function checklimit(opts, fname)
+local function checklimit(opts, fname, up)
   local l = opts.limit
   if l ~= nil and (math.type(l) ~= "integer" or l < 1) then
-    error(("bad argument to '%s' (opts.limit must be a byte count >= 1, got %s)"):format(fname, show(l)), 3)
+    error(("bad argument to '%s' (opts.limit must be a byte count >= 1, got %s)"):format(fname, show(l)), 3 + (up or 0))
   end
 end
 
@@ -515,7 +515,10 @@ local LISTEN_OPTS = { "idleTimeout", "maxConnections", "highWater", "lowWater", 
 --- task of its own for each connection; the stream closes when it returns.
 --- -> the listener; in a daemon script, what the script returns.
 --- (serve(path [, opts]), a script path, serves a protocol script.)
-function M.serve(where, fn)
+--- A daemon script writes `return reactor.serve(1060, fn)`, a tail call,
+--- which takes the script's line off the stack; so serve is called through
+--- a C function (core._untail), which keeps it, and blames one level up.
+local function serve(where, fn)
   if type(where) == "string" and not endpoints.toport(where, 0) then
     return require("reactor.service").serve(where, fn)
   end
@@ -523,16 +526,16 @@ function M.serve(where, fn)
   local port = endpoints.toport(opts.port, 0)
   if not port then
     error(("bad argument #1 to 'serve' (expected a port 0..65535, an options table with port, " ..
-      "or a script path, got %s)"):format(show(type(where) == "table" and opts.port or where)), 2)
+      "or a script path, got %s)"):format(show(type(where) == "table" and opts.port or where)), 3)
   end
   if type(fn) ~= "function" then
     error(("bad argument #2 to 'serve' (expected a function(stream) to run for each connection, got %s)")
-      :format(show(fn)), 2)
+      :format(show(fn)), 3)
   end
   if opts.host ~= nil and (type(opts.host) ~= "string" or opts.host == "") then
-    error(("bad argument #1 to 'serve' (host must be an address string, got %s)"):format(show(opts.host)), 2)
+    error(("bad argument #1 to 'serve' (host must be an address string, got %s)"):format(show(opts.host)), 3)
   end
-  checklimit(opts, "serve")
+  checklimit(opts, "serve", 1)
   local class = M.protocol(fn, opts.limit)
   local spec = { protocol = class, port = port, host = opts.host }
   for _, k in ipairs(LISTEN_OPTS) do spec[k] = opts[k] end
@@ -545,5 +548,6 @@ function M.serve(where, fn)
   if not l then return nil, msg end
   return l
 end
+M.serve = core._untail(serve)
 
 return M

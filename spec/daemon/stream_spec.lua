@@ -24,6 +24,14 @@ end
 describe("a daemon script returning reactor.serve(port, fn)", function()
   after_each(function() H.cleanup() end)
 
+  it("a bad argument in `return reactor.serve(...)` (a tail call) is blamed on the script's line", function()
+    local path = H.write_script('local reactor = require "reactor"\nreturn reactor.serve(1060, 42)\n')
+    local code, out, err = H.run_daemon { "--check", path }
+    assert.are.equal(1, code, out)
+    assert.matches(path:gsub("%p", "%%%0") .. ":2: bad argument #2 to 'serve' %(expected a function%(stream%) to run "
+      .. "for each connection, got number 42%)", err)
+  end)
+
   it("serves each connection in a task; a reload reaches new connections, not running tasks", function()
     local dir = H.tmpdir()
     local path = dir .. "/app.lua"
