@@ -109,6 +109,27 @@ describe("reactor.serve and reactor.connect", function()
     assert.are.same({ "hel", "lo", "world!" }, got)
   end)
 
+  it("connect looks a name up off the loop (localhost, from /etc/hosts)", function()
+    local got = { withserver(echo_lines, function(port)
+      local s, err = reactor.connect("localhost", port)
+      if not s then return nil, err end
+      s:write("by name\n")
+      return s:readline(), s:getPeer().host
+    end) }
+    assert.are.same({ "by name", "127.0.0.1" }, got)
+  end)
+
+  it("connect to a name that does not resolve gives nil and the reason", function()
+    local out
+    reactor.callLater(0, reactor.spawn, function()
+      out = { reactor.connect("no-such-host.invalid", 80, { timeout = 5 }) }
+      reactor.stop()
+    end)
+    H.run_loop()
+    assert.is_nil(out[1])
+    assert.are.equal("ENOTFOUND: name not found (no-such-host.invalid)", out[2])
+  end)
+
   it("connect to a port nobody listens on gives nil and the reason", function()
     local port = H.free_port()
     local ok, s, err = pcall(function()
