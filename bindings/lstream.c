@@ -233,8 +233,9 @@ static int b_readuntil(lua_State *L)
     ltransport *t = bound(L);
     size_t dlen;
     /* the separator the framer holds is one the Lua version checked */
-    if (lua_isyieldable(L) && lua_gettop(L) == 2 && lua_type(L, 2) == LUA_TSTRING &&
-        lua_tolstring(L, 2, &dlen) == t->in.delim && dlen == t->in.dlen) {
+    if (!t->stream_reader && lua_isyieldable(L) && lua_gettop(L) == 2 &&
+        lua_type(L, 2) == LUA_TSTRING && lua_tolstring(L, 2, &dlen) == t->in.delim &&
+        dlen == t->in.dlen) {
         rd_span_t s;
         /* inside the read's delivery (the common case), straight from the framer */
         if (t->in.in &&
@@ -254,7 +255,7 @@ static int b_readuntil(lua_State *L)
 static int b_readline(lua_State *L)
 {
     ltransport *t = bound(L);
-    if (lua_isyieldable(L) && lua_gettop(L) == 1) {
+    if (!t->stream_reader && lua_isyieldable(L) && lua_gettop(L) == 1) {
         lua_pushliteral(L, "\n");
         rdL_stream_pull(L, t, RDL_PULL_LINE, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -268,7 +269,7 @@ static int b_readline(lua_State *L)
 static int b_readexactly(lua_State *L)
 {
     ltransport *t = bound(L);
-    if (lua_isyieldable(L) && lua_gettop(L) == 2 && lua_isinteger(L, 2) &&
+    if (!t->stream_reader && lua_isyieldable(L) && lua_gettop(L) == 2 && lua_isinteger(L, 2) &&
         lua_tointeger(L, 2) >= 0) {
         rdL_stream_pull(L, t, RDL_PULL_EXACT, 2, 0);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -310,7 +311,7 @@ int rdL_streambind(lua_State *L)
     return 4;
 }
 
-/* core._streamset(transport, limit | nil, wfast | nil) */
+/* core._streamset(transport, limit | nil, wfast | nil, reader | nil) */
 int rdL_streamset(lua_State *L)
 {
     ltransport *t = lua_touserdata(L, 1);
@@ -318,6 +319,7 @@ int rdL_streamset(lua_State *L)
                      "transport");
     if (!lua_isnoneornil(L, 2)) t->stream_limit = luaL_checkinteger(L, 2);
     if (!lua_isnoneornil(L, 3)) t->stream_wfast = (unsigned char)lua_toboolean(L, 3);
+    if (!lua_isnoneornil(L, 4)) t->stream_reader = (unsigned char)lua_toboolean(L, 4);
     return 0;
 }
 

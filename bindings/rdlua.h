@@ -131,8 +131,9 @@ typedef struct ltransport {
     int delim_ref;          /* the framer's delimiter string, alive while it is set */
     struct llistener *from; /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
-    lua_Integer stream_limit;   /* readuntil/readline: no separator within this many bytes */
-    unsigned char stream_wfast; /* write may go straight out: open, flowing, nobody waits */
+    lua_Integer stream_limit;    /* readuntil/readline: no separator within this many bytes */
+    unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
+    unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so) */
 } ltransport;
 
 typedef struct ltimer {
@@ -214,7 +215,7 @@ void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Intege
 int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
 int rdL_streambind(lua_State *L);     /* core._streambind(transport, slow...): lstream.c */
 int rdL_untail(lua_State *L);         /* core._untail(fn): see lstream.c */
-int rdL_streamset(lua_State *L);      /* core._streamset(transport, limit, wfast) */
+int rdL_streamset(lua_State *L);      /* core._streamset(transport, limit, wfast, reader) */
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
 int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */

@@ -102,6 +102,7 @@ end
 local function wakereader(self, ...)
   local t, n = self.rtask, self.rn
   self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+  core._streamset(self.transport, nil, nil, false)
   return wake(t, n, ...)
 end
 
@@ -126,6 +127,8 @@ end
 
 local function releasereader(self)
   self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+  local tr = rawget(self, "transport")
+  if tr then core._streamset(tr, nil, nil, false) end
 end
 
 local function releasewriter(self)
@@ -169,6 +172,7 @@ end
 local function waitread(self, t, op, arg)
   if self.rtask then return nil, "busy" end
   self.rtask, self.rn, self.rop, self.rarg = t, prepare(t), op, arg
+  core._streamset(self.transport, nil, nil, true) -- other tasks' reads: "busy", through Lua
   if self.paused then -- paused at the limit with nobody reading; now somebody is
     self.paused = false
     self.transport:resumeReading()
@@ -202,6 +206,7 @@ function Stream:read(n)
   checkcount(n, "read")
   local t = need("stream:read()", 2)
   if n == 0 then return "" end
+  if self.rtask then return nil, "busy" end -- one reader at a time
   local ok, a, b = try(self, "some", n)
   if ok then return a, b end
   return waitread(self, t, "some", n)
@@ -216,6 +221,7 @@ local function readexactly(self, n)
   checkstream(self, "readexactly", 1)
   checkcount(n, "readexactly", 1)
   local t = need("stream:readexactly()", 3)
+  if self.rtask then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "exact", n)
   if ok then return a, b, c end
   return waitread(self, t, "exact", n)
@@ -227,6 +233,7 @@ local function waitnow(self, t, op, sep)
   local n = (t.seq or 0) + 1 -- task.prepare and task.await, inline
   t.seq, t.waiting = n, n
   self.rtask, self.rn, self.rop, self.rarg = t, n, op, sep
+  core._streamset(self.transport, nil, nil, true)
   if self.paused then
     self.paused = false
     self.transport:resumeReading()
@@ -250,6 +257,7 @@ local function readuntil(self, sep, pulled)
   end
   t = need("stream:readuntil()", 3)
   self.sep = sep
+  if self.rtask then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "until", sep)
   if ok then return a, b, c end
   return waitread(self, t, "until", sep)
@@ -265,6 +273,7 @@ local function readline(self, pulled)
   end
   checkstream(self, "readline", 1)
   t = need("stream:readline()", 3)
+  if self.rtask then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "line", "\n")
   if ok then return a, b, c end
   return waitread(self, t, "line", "\n")
@@ -373,6 +382,7 @@ function Stream:readReady()
     if s then -- wakereader(self, s), inline
       local t, n = self.rtask, self.rn
       self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+      core._streamset(self.transport, nil, nil, false)
       return wake(t, n, s)
     end
     if s == false then return wakereader(self, nil, "too long") end

@@ -215,6 +215,26 @@ describe("a stream's waits", function()
     assert.are.same({ nil, "busy", "answer" }, got)
   end)
 
+  it("a second reader gets nil, 'busy' even when bytes it could take are there", function()
+    local got = { withserver(function(s)
+      s:write("a line\n") -- 7 bytes: not the 100 the first reader waits for
+      s:readline()
+    end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      local first = reactor.spawn(function() return s:readexactly(100) end)
+      for _ = 1, 100 do -- bounded: until the line has arrived
+        if s.transport:_pending() >= 7 then break end
+        reactor.sleep(0)
+      end
+      local a, b = s:readline()
+      local c, d = s:read(3)
+      s:close()
+      local _, e, f, partial = first:join()
+      return a, b, c, d, e, f, partial
+    end) }
+    assert.are.same({ nil, "busy", nil, "busy", nil, "closed" }, { table.unpack(got, 1, 6) })
+  end)
+
   it("settimeout: nil, 'timeout', and the stream stays usable", function()
     local got = { withserver(function(s)
       s:readline()
