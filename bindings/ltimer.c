@@ -110,7 +110,8 @@ int rdL_calllater(lua_State *L)
         lua_setfield(L, -2, "site");
     }
     lua_setiuservalue(L, -2, 1);
-    rd_timer_start(&t->timer, delay, 0);
+    /* fails only under a virtual clock whose heap cannot grow */
+    if (rd_timer_start(&t->timer, delay, 0) < 0) return luaL_error(L, "not enough memory");
     rdL_pin(L, -1, &t->ref);
     lr->ntimers++;
     return 1;
@@ -140,7 +141,7 @@ static int timer_reset(lua_State *L)
         lua_pushboolean(L, 0);
         return 1;
     }
-    rd_timer_start(&t->timer, delay, 0);
+    if (rd_timer_start(&t->timer, delay, 0) < 0) return luaL_error(L, "not enough memory");
     lua_pushboolean(L, 1);
     return 1;
 }
