@@ -42,6 +42,7 @@ local function init(self, limit)
   self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
   self.wtask, self.wn, self.wpaused, self.paused = false, false, false, false
   self.eof, self.lost, self.closed, self.timeout = false, false, false, false
+  self.shutting = false -- the daemon is stopping: the next wait to read closes the stream
   self.sep = false -- the last separator readuntil checked
   self.wfast = false -- write may go straight to the transport: set while open and flowing
   self.connecting = rawget(self, "connecting") or false
@@ -171,6 +172,10 @@ end
 
 local function waitread(self, t, op, arg)
   if self.rtask then return nil, "busy" end
+  if self.shutting then -- the daemon is stopping: no next request
+    self:close()
+    return nil, "closed"
+  end
   self.rtask, self.rn, self.rop, self.rarg = t, prepare(t), op, arg
   core._streamset(self.transport, nil, nil, true) -- other tasks' reads: "busy", through Lua
   if self.paused then -- paused at the limit with nobody reading; now somebody is
@@ -246,7 +251,8 @@ end
 --- readuntil(sep) -> the bytes before sep (sep is consumed) | nil, why, partial
 local function readuntil(self, sep, pulled)
   local t = R.current
-  if pulled == nil and sep == self.sep and t and not self.rtask and not (self.eof or self.lost or self.closed)
+  if pulled == nil and sep == self.sep and t and not self.rtask
+    and not (self.eof or self.lost or self.closed or self.shutting)
     and running() == t.co and rawget(self, "transport") then
     return waitnow(self, t, "until", sep)
   end
@@ -267,7 +273,7 @@ end
 --- lack its newline at the end of the stream | nil, why
 local function readline(self, pulled)
   local t = R.current
-  if pulled == nil and t and not self.rtask and not (self.eof or self.lost or self.closed)
+  if pulled == nil and t and not self.rtask and not (self.eof or self.lost or self.closed or self.shutting)
     and running() == t.co and rawget(self, "transport") and self.inited then
     return waitnow(self, t, "line", "\n")
   end
@@ -421,6 +427,14 @@ function Stream:connectionLost(reason)
   if self.wtask then wakewriter(self, nil, gone(self)) end
   if self.rtimer then self.rtimer:cancel() end
   if self.wtimer then self.wtimer:cancel() end
+end
+
+-- The daemon is stopping (SIGTERM, reactord's grace period): a task that
+-- waits for its next request is told the stream closed, at once; one in
+-- the middle of a request finishes it, and its next wait to read closes.
+function Stream:shutdownRequested(deadline) -- luacheck: ignore deadline
+  self.shutting = true
+  if self.rtask then self:close() end
 end
 
 function Stream:pauseProducing()

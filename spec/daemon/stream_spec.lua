@@ -56,6 +56,21 @@ describe("a daemon script returning reactor.serve(port, fn)", function()
     new:close()
   end)
 
+  it("on SIGTERM a task waiting for its next request is told the stream closed, at once", function()
+    local dir = H.tmpdir()
+    local path = dir .. "/app.lua"
+    H.write_file(path, script("v1"))
+    local d = H.start_logged_daemon { script = path, args = { "--grace", "60" } }
+    local idle = H.connect(d.port)
+    assert.are.equal("hello from v1\n", H.read_until(idle, "\n"))
+    assert(d:signal("TERM"))
+    local line, skipped = d:wait_line("^reactord: stopped")
+    assert(line, table.concat(skipped or {}, "\n"))
+    for _, l in ipairs(skipped) do assert.not_matches("grace period over", l) end -- not aborted after 60 s
+    assert.is_true(H.sees_eof(idle))
+    idle:close()
+  end)
+
   it("the watchdog stops a task that spins, logs the user's line, and the others are served", function()
     local dir = H.tmpdir()
     local path = dir .. "/app.lua"
