@@ -343,6 +343,8 @@ int luaopen_reactor_core(lua_State *L)
     lua_setfield(L, -2, "netstring");
     lua_pushlightuserdata(L, (void *)&rdL_stream_framing);
     lua_setfield(L, -2, "stream");
+    lua_pushlightuserdata(L, (void *)&rdL_http_framing);
+    lua_setfield(L, -2, "http");
     lua_setfield(L, -2, "framing");
     lua_pushliteral(L, REACTOR_VERSION);
     lua_setfield(L, -2, "version");

@@ -1,0 +1,159 @@
+/*
+ * lhttp.c: the C half of reactor.http: request heads framed by core's
+ * strict parser (rd_http.h) straight from the connection's read buffer.
+ *
+ * A protocol whose delimiter is reactor.core.framing.http has each read fed
+ * to the connection's framer (as a stream's); every request whose head and
+ * body are whole is taken in one pass, in order, and handed to
+ *   self:requestReceived(method, target, headers, body, minor, keepalive)
+ * with headers a table of lower-case names (repeated fields joined with
+ * ", ") and body a string ("" when there is none; a chunked body decoded).
+ * The head itself never becomes a Lua string: only its parts do. A bad
+ * request is self:badRequest(status, why) once, and reading stops (the
+ * Lua side answers after the responses before it, and closes). What is
+ * left of an unfinished request is kept in the framer, copied once.
+ *
+ * pauseReading() in requestReceived stops the requests still buffered too;
+ * resumeReading() has them delivered (rd_conn_redeliver), as for lines.
+ */
+#include <string.h>
+
+#include "rd_http.h"
+#include "rdlua.h"
+
+const char rdL_http_framing = 'h';
+
+enum { RDL_HTTP_MAXHEADERS = 100, RDL_HTTP_NAME = 64 };
+
+/* Push the header table of req: lower-case names, repeats joined. */
+static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
+{
+    lua_createtable(L, 0, (int)req->nheaders);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const rd_http_header_t *h = &req->headers[i];
+        char low[RDL_HTTP_NAME];
+        if (h->name.n <= sizeof low) {
+            for (size_t k = 0; k < h->name.n; k++) {
+                unsigned char c = (unsigned char)h->name.p[k];
+                low[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            }
+            rdL_pushbytes(L, lr, low, h->name.n);
+        } else {
+            luaL_Buffer b;
+            char *d = luaL_buffinitsize(L, &b, h->name.n);
+            for (size_t k = 0; k < h->name.n; k++) {
+                unsigned char c = (unsigned char)h->name.p[k];
+                d[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            }
+            luaL_pushresultsize(&b, h->name.n);
+        }
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TSTRING) { /* a repeat: "a, b" */
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, h->value.p, h->value.n);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            rdL_pushbytes(L, lr, h->value.p, h->value.n);
+        }
+        lua_rawset(L, -3);
+    }
+}
+
+/* A chunked body starting at p[0..n): its encoded length (> 0) once whole,
+ * 0 if more bytes are needed, or -status. With b, the decoded data is
+ * added to it. The decoder keeps no state across reads: an unfinished body
+ * is decoded again from its start at the next read (bounded by the body
+ * limit). */
+static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_Buffer *b)
+{
+    rd_http_chunked_t c;
+    rd_http_chunked_init(&c, lim);
+    size_t used = 0;
+    while (!rd_http_chunked_done(&c)) {
+        rd_http_span_t data = {NULL, 0};
+        long r = rd_http_chunked_decode(&c, p + used, n - used, &data);
+        if (r < 0) return r;
+        if (b && data.n) luaL_addlstring(b, data.p, data.n);
+        used += (size_t)r;
+        if (r == 0 || used == n) {
+            if (rd_http_chunked_done(&c)) break;
+            return 0;
+        }
+    }
+    return (long)used;
+}
+
+static void bad(lua_State *L, lreactor *lr, ltransport *t, int self, long status, const char *why)
+{
+    rd_framer_destroy(&t->in); /* nothing after a bad request is framed */
+    rd_conn_pause_reading(&t->conn, 1);
+    lr->call->what = "badRequest";
+    lua_getfield(L, self, "badRequest");
+    lua_pushvalue(L, self);
+    lua_pushinteger(L, status);
+    lua_pushstring(L, why ? why : "bad request");
+    lua_call(L, 3, 0);
+}
+
+void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p, size_t n)
+{
+    rd_framer_t *f = &t->in;
+    if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
+    const rd_http_limits_t *lim = &rd_http_default_limits;
+    rd_http_header_t headers[RDL_HTTP_MAXHEADERS];
+    int top = lua_gettop(L);
+    while (t->conn.state == RD_OPEN && !t->conn.user_paused) {
+        rd_span_t s = rd_framer_peek(f);
+        if (s.n == 0) break;
+        rd_http_req_t req = {.headers = headers, .cap = RDL_HTTP_MAXHEADERS};
+        long h = rd_http_parse_request(s.p, s.n, &req, lim);
+        if (h == 0) break;
+        if (h < 0) {
+            bad(L, lr, t, self, -h, req.why);
+            return;
+        }
+        size_t whole = (size_t)h;
+        lr->call->what = "requestReceived";
+        lua_getfield(L, self, "requestReceived");
+        lua_pushvalue(L, self);
+        lua_pushlstring(L, req.method.p, req.method.n);
+        lua_pushlstring(L, req.target.p, req.target.n);
+        pushheaders(L, lr, &req);
+        if (req.body == RD_HTTP_BODY_LENGTH) {
+            if (s.n - whole < req.content_length) {
+                lua_settop(L, top);
+                break;
+            }
+            lua_pushlstring(L, s.p + whole, (size_t)req.content_length);
+            whole += (size_t)req.content_length;
+        } else if (req.body == RD_HTTP_BODY_CHUNKED) {
+            long c = chunked(s.p + whole, s.n - whole, lim, NULL);
+            if (c == 0) {
+                lua_settop(L, top);
+                break;
+            }
+            if (c < 0) {
+                lua_settop(L, top);
+                bad(L, lr, t, self, -c, "bad chunked body");
+                return;
+            }
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            chunked(s.p + whole, s.n - whole, lim, &b);
+            luaL_pushresult(&b);
+            whole += (size_t)c;
+        } else {
+            lua_pushliteral(L, "");
+        }
+        lua_pushinteger(L, req.minor);
+        lua_pushboolean(L, req.keep_alive);
+        rd_framer_skip(f, whole); /* before the call: the spans are not used after it */
+        lua_call(L, 7, 0);
+    }
+    if (t->conn.state == RD_CLOSED) {
+        rd_framer_destroy(f);
+        return;
+    }
+    if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
+}
