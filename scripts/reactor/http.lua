@@ -148,7 +148,7 @@ local OURS = { ["content-length"] = true, ["transfer-encoding"] = true, ["connec
 
 -- a handler's [status,] [headers,] body -> status, headers, body, close | nil, why
 local function normalise(a, b, c)
-  local status, headers, body = 200, nil, nil
+  local status, headers, body = 200, nil
   if math.type(a) == "integer" then
     status = a
     if type(b) == "table" then headers, body = b, c else body = b end
