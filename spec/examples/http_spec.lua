@@ -24,9 +24,8 @@ end
 local function python(src, port)
   local f, out, err = H.tmpname(), H.tmpname(), H.tmpname()
   H.write_file(f, src)
-  local ok, how, code = os.execute(("timeout 20 python3 %s %d >%s 2>%s"):format(H.quote(f), port,
+  local _, how, code = os.execute(("timeout 20 python3 %s %d >%s 2>%s"):format(H.quote(f), port,
     H.quote(out), H.quote(err)))
-  local _ = ok
   return how == "exit" and code or -1, H.read_file(out), H.read_file(err)
 end
 
@@ -58,8 +57,9 @@ describe("examples/http_hello.lua", function()
     assert(H.send_all(s, get("/") .. "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n" .. get("/nowhere") ..
       "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc" ..
       "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" .. get("/")))
-    local st, h, body = response(s)
+    local st, _, body = response(s)
     assert.same({ 200, "Hello from Epoll Server" }, { st, body })
+    local h
     -- HEAD: the GET's headers, no body
     local head
     st, h, body, head = response(s, true)
@@ -138,9 +138,10 @@ describe("examples/web.lua", function()
     local st, h, body = response(s)
     assert.same({ 200, "<h1>Index</h1>" }, { st, body })
     assert.equal("text/html; charset=utf-8", h["content-type"])
-    st, _, body = response(s)
-    assert.same({ 200, "<h1>hello, world!</h1>" }, { st, body })
-    st, _, body = response(s)
+    st, h, body = response(s)
+    assert.same({ 200, "<h1>hello, world!</h1>", "keep-alive" }, { st, body, h["connection"] })
+    st, h, body = response(s)
+    assert.equal("text/html; charset=utf-8", h["content-type"])
     assert.same({ 200, "<h1>hello, &lt;b&gt;&amp;!</h1>" }, { st, body })
     assert.equal(404, (response(s))) -- an empty {name} does not match
     s:close()
