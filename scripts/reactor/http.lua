@@ -278,29 +278,33 @@ local function addroute(app, method, pattern, handler, fname, level)
   end
   local routes = app._routes
   routes[#routes + 1] = { method = method, pattern = pattern, segs = segs, handler = handler }
-  return app
 end
 
 --- app:route(method, pattern, handler) -> app. pattern: "/", "/a/b", "/hello/{name}"
 --- ({name} is one whole non-empty segment, %-decoded into req.params.name).
 function App:route(method, pattern, handler)
-  return addroute(self, method, pattern, handler, "route", 2)
+  addroute(self, method, pattern, handler, "route", 2)
+  return self -- not a tail call: the error level counts this frame
 end
 
 function App:get(pattern, handler)
-  return addroute(self, "GET", pattern, handler, "get", 2)
+  addroute(self, "GET", pattern, handler, "get", 2)
+  return self -- not a tail call: the error level counts this frame
 end
 
 function App:post(pattern, handler)
-  return addroute(self, "POST", pattern, handler, "post", 2)
+  addroute(self, "POST", pattern, handler, "post", 2)
+  return self -- not a tail call: the error level counts this frame
 end
 
 function App:put(pattern, handler)
-  return addroute(self, "PUT", pattern, handler, "put", 2)
+  addroute(self, "PUT", pattern, handler, "put", 2)
+  return self -- not a tail call: the error level counts this frame
 end
 
 function App:delete(pattern, handler)
-  return addroute(self, "DELETE", pattern, handler, "delete", 2)
+  addroute(self, "DELETE", pattern, handler, "delete", 2)
+  return self -- not a tail call: the error level counts this frame
 end
 
 --- app:match(method, path) -> handler, params | nil, 404 | nil, 405, "GET, HEAD"

@@ -1,0 +1,281 @@
+-- reactor.http over reactor.testing: the real C transport and core's parser
+-- on a socketpair, the virtual clock under the handlers' sleeps.
+local reactor = require "reactor"
+local testing = require "reactor.testing"
+local http = require "reactor.http"
+local H = require "spec.helpers"
+
+local THIS = "spec/unit/http_spec.lua"
+local SOURCE = H.read_file(THIS)
+
+-- every test's connections: the peer hangs up after it, and what the server
+-- held must then be released (its tasks cancelled, its transports gone)
+local opened = {}
+local function connect(class)
+  local proto, tr = testing.connect(class)
+  opened[#opened + 1] = tr
+  return proto, tr
+end
+
+local function hangup()
+  for _, tr in ipairs(opened) do
+    if not tr:closed() then tr:hangup() end
+  end
+  opened = {}
+  testing.flush()
+  local k = reactor.core._testing()._installed()
+  if k then k:uninstall() end
+end
+
+local function release()
+  reactor.core.abortAll()
+  testing.flush()
+end
+
+-- every response in s: {status=, headers=, body=} (lower-case names; a HEAD's
+-- Content-Length is not followed by a body: heads lists which ones)
+local function responses(s, heads)
+  heads = heads or {}
+  local out, pos = {}, 1
+  while pos <= #s do
+    local e = s:find("\r\n\r\n", pos, true)
+    assert(e, "an unfinished head: " .. s:sub(pos))
+    local head = s:sub(pos, e + 1)
+    local r = { status = tonumber(head:match("^HTTP/1%.1 (%d%d%d) ")), headers = {}, head = head }
+    for k, v in head:gmatch("\r\n([^:\r\n]+): ([^\r\n]*)") do r.headers[k:lower()] = v end
+    pos = e + 4
+    local n = heads[#out + 1] and 0 or tonumber(r.headers["content-length"] or 0)
+    r.body = s:sub(pos, pos + n - 1)
+    pos = pos + n
+    out[#out + 1] = r
+  end
+  return out
+end
+
+local function req(method, path, extra, body)
+  return ("%s %s HTTP/1.1\r\nHost: t\r\n%s\r\n%s"):format(method, path, extra or "", body or "")
+end
+
+local function bodies(rs)
+  local t = {}
+  for i, r in ipairs(rs) do t[i] = r.status .. " " .. r.body end
+  return t
+end
+
+describe("reactor.http router", function()
+  after_each(function()
+    hangup()
+    H.assert_clean(release)
+  end)
+
+  local app = http.app()
+  app:get("/", function() return "index" end)
+  app:get("/hello/{name}", function(r) return "hello " .. r.params.name end)
+  app:get("/a/{x}/b/{y}", function(r) return r.params.x .. "," .. r.params.y end)
+  app:post("/hello/{name}", function(r) return 201, "made " .. r.params.name end)
+  app:route("PUT", "/thing", function(r) return "put " .. r.body end)
+  app:get("/q", function(r)
+    local keys = {}
+    for k, v in pairs(r.query) do keys[#keys + 1] = k .. "=" .. v end
+    table.sort(keys)
+    return table.concat(keys, ";")
+  end)
+  app:get("/h", function(r) return r.headers["x-thing"] .. "|" .. r.headers["accept"] end)
+
+  it("matches literal paths and {parameters}, percent-decoded", function()
+    local _, tr = connect(app.protocol)
+    tr:feed(req("GET", "/") .. req("GET", "/hello/w%20o%2Frld") .. req("GET", "/a/1/b/2") ..
+      req("POST", "/hello/z") .. req("PUT", "/thing", "Content-Length: 3\r\n", "abc"))
+    testing.flush()
+    assert.same({ "200 index", "200 hello w o/rld", "200 1,2", "201 made z", "200 put abc" },
+      bodies(responses(tr:value())))
+  end)
+
+  it("parses the query string and gives lower-case header names", function()
+    local _, tr = connect(app.protocol)
+    tr:feed(req("GET", "/q?a=1&b=x+y&c=%26&d") ..
+      req("GET", "/h", "X-Thing: one\r\nACCEPT: a\r\nAccept: b\r\n"))
+    testing.flush()
+    assert.same({ "200 a=1;b=x y;c=&;d=", "200 one|a, b" }, bodies(responses(tr:value())))
+  end)
+
+  it("answers 404, and 405 with Allow for a path with other methods", function()
+    local _, tr = connect(app.protocol)
+    tr:feed(req("GET", "/nope") .. req("GET", "/hello") .. req("DELETE", "/hello/x") .. req("GET", "/thing"))
+    testing.flush()
+    local rs = responses(tr:value())
+    assert.same({ 404, 404, 405, 405 }, { rs[1].status, rs[2].status, rs[3].status, rs[4].status })
+    assert.equal("GET, HEAD, POST", rs[3].headers["allow"])
+    assert.equal("PUT", rs[4].headers["allow"])
+    assert.is_false(tr:closed())
+  end)
+
+  it("serves HEAD from the GET route, with its Content-Length and no body", function()
+    local _, tr = connect(app.protocol)
+    tr:feed(req("HEAD", "/hello/abc") .. req("GET", "/"))
+    testing.flush()
+    local rs = responses(tr:value(), { true })
+    assert.equal(200, rs[1].status)
+    assert.equal("9", rs[1].headers["content-length"])
+    assert.equal("", rs[1].body)
+    assert.equal("200 index", rs[2].status .. " " .. rs[2].body)
+  end)
+
+  it("reports a bad route at the caller's line", function()
+    local ok, err = pcall(function() app:get("hello", function() end) end) -- bad pattern line
+    assert.is_false(ok)
+    assert.equal(THIS .. ":" .. H.line_of(SOURCE, "bad pattern line") ..
+      ": bad argument #1 to 'get' (expected a path pattern starting with \"/\", such as \"/hello/{name}\", " ..
+      "got string \"hello\")", err)
+    ok, err = pcall(function() app:route("GET", "/x", 42) end) -- bad handler line
+    assert.is_false(ok)
+    assert.equal(THIS .. ":" .. H.line_of(SOURCE, "bad handler line") ..
+      ": bad argument #3 to 'route' (expected a handler function(req), got number)", err)
+    ok, err = pcall(function() app:get("/x/{a}/{a}", print) end) -- twice line
+    assert.is_false(ok)
+    assert.equal(THIS .. ":" .. H.line_of(SOURCE, "twice line") ..
+      ": bad argument #1 to 'get' (parameter {a} appears twice)", err)
+  end)
+end)
+
+describe("reactor.http connections", function()
+  after_each(function()
+    hangup()
+    H.assert_clean(release)
+  end)
+
+  it("answers pipelined requests in order when the first handler sleeps longest", function()
+    local clock <close> = testing.clock()
+    local app = http.app()
+    app:get("/sleep/{s}", function(r)
+      reactor.sleep(tonumber(r.params.s))
+      return "slept " .. r.params.s
+    end)
+    local _, tr = connect(app.protocol)
+    tr:feed(req("GET", "/sleep/3") .. req("GET", "/sleep/1") .. req("GET", "/sleep/0") .. req("GET", "/sleep/2"))
+    testing.flush()
+    assert.equal("", tr:value())
+    clock:advance(2.5)
+    testing.flush()
+    assert.equal("", tr:value()) -- the first is not done: nothing may leave
+    clock:advance(0.5)
+    testing.flush()
+    assert.same({ "200 slept 3", "200 slept 1", "200 slept 0", "200 slept 2" }, bodies(responses(tr:value())))
+    assert.is_false(tr:closed())
+  end)
+
+  it("answers a bad request with its status and Connection: close, after the good ones", function()
+    local cases = {
+      { "GET / HTTP/1.1\r\nHost: t\r\nX: \rx\r\n\r\n", 400 },
+      { "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
+      { "GET / HTTP/1.1\r\nHost: t\r\n fold\r\n\r\n", 400 },
+      { "GET / HTTP/1.1\nHost: t\r\n\r\n", 400 },
+      { "GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 501 },
+      { "GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505 },
+      { "GET nothing HTTP/1.1\r\nHost: t\r\n\r\n", 400 }, -- not origin or absolute form
+      { "GET /%zz HTTP/1.1\r\nHost: t\r\n\r\n", 400 }, -- a bad %-escape
+      { "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcdeXX0\r\n\r\n", 400 },
+    }
+    local app = http.app()
+    local calls = 0
+    app:route("GET", "/", function() calls = calls + 1 return "ok" end)
+    app:route("POST", "/", function() calls = calls + 1 return "ok" end)
+    for _, c in ipairs(cases) do
+      local _, tr = connect(app.protocol)
+      tr:feed(req("GET", "/") .. c[1] .. req("GET", "/"))
+      testing.flush()
+      local rs = responses(tr:value())
+      assert.equal(2, #rs, c[1])
+      assert.equal("200 ok", rs[1].status .. " " .. rs[1].body)
+      assert.equal(c[2], rs[2].status, c[1])
+      assert.equal("close", rs[2].headers["connection"])
+      assert.is_true(tr:closed())
+    end
+    assert.equal(#cases, calls) -- the request after the bad one never ran
+  end)
+
+  it("answers 500 for a handler error, logs it with file:line, and serves the next request", function()
+    local logged = {}
+    local log = reactor.core.log
+    reactor.core.log = function(msg) logged[#logged + 1] = msg end
+    local app = http.app()
+    app:get("/boom", function() error("kaboom") end) -- the failing line
+    app:get("/bad", function() return 200, { ["X-A"] = "a\r\nInjected: yes" }, "x" end)
+    app:get("/ok", function() return "fine" end)
+    local _, tr = connect(app.protocol)
+    local _, other = connect(app.protocol)
+    tr:feed(req("GET", "/boom") .. req("GET", "/bad") .. req("GET", "/ok"))
+    other:feed(req("GET", "/ok"))
+    testing.flush()
+    reactor.core.log = log
+    local rs = responses(tr:value())
+    assert.same({ 500, 500, 200 }, { rs[1].status, rs[2].status, rs[3].status })
+    assert.equal("fine", rs[3].body)
+    assert.is_nil(rs[1].body:find("kaboom")) -- no traceback to the client
+    assert.is_nil(tr:value():find("Injected"))
+    assert.matches("^error in the http handler for GET /boom: " .. THIS:gsub("%p", "%%%0") .. ":" ..
+      H.line_of(SOURCE, "the failing line") .. ": kaboom", logged[1])
+    assert.matches("bad value for response header X%-A", logged[2])
+    assert.equal("200 fine", bodies(responses(other:value()))[1])
+    assert.is_false(tr:closed())
+  end)
+
+  it("decodes a chunked request body, however the bytes arrive", function()
+    local app = http.app()
+    app:post("/echo", function(r) return r.body end)
+    for _, split in ipairs { "every", 7, "random" } do
+      local _, tr = connect(app.protocol)
+      tr:feed(req("POST", "/echo", "Transfer-Encoding: chunked\r\n",
+        "3;ext=1\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: x\r\n\r\n") ..
+        req("POST", "/echo", "Content-Length: 2\r\n", "hi"), split)
+      testing.flush()
+      assert.same({ "200 abc0123456789abcdef", "200 hi" }, bodies(responses(tr:value())))
+    end
+  end)
+
+  it("closes after Connection: close and after an HTTP/1.0 request without keep-alive", function()
+    local app = http.app()
+    app:get("/", function() return "x" end)
+    local _, tr = connect(app.protocol)
+    tr:feed(req("GET", "/", "Connection: close\r\n") .. req("GET", "/"))
+    testing.flush()
+    local rs = responses(tr:value())
+    assert.equal(1, #rs)
+    assert.equal("close", rs[1].headers["connection"])
+    assert.is_true(tr:closed())
+    local _, tr2 = connect(app.protocol)
+    tr2:feed("GET / HTTP/1.0\r\n\r\n")
+    testing.flush()
+    assert.equal("close", responses(tr2:value())[1].headers["connection"])
+    assert.is_true(tr2:closed())
+    local _, tr3 = connect(app.protocol)
+    tr3:feed("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    testing.flush()
+    assert.equal("keep-alive", responses(tr3:value())[1].headers["connection"])
+    assert.is_false(tr3:closed())
+  end)
+
+  it("cancels the handlers still running when the connection is lost", function()
+    local clock <close> = testing.clock()
+    local app = http.app()
+    local finished = false
+    app:get("/", function()
+      reactor.sleep(5)
+      finished = true
+      return "late"
+    end)
+    local _, tr = connect(app.protocol)
+    tr:feed(req("GET", "/"))
+    testing.flush()
+    tr:hangup()
+    testing.flush()
+    clock:advance(10)
+    testing.flush()
+    assert.is_false(finished)
+  end)
+
+  it("escapes HTML", function()
+    assert.equal("&lt;a href=&quot;x&quot;&gt;&amp;&#39;", http.escape("<a href=\"x\">&'"))
+    assert.equal("42", http.escape(42))
+  end)
+end)
