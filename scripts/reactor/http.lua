@@ -187,7 +187,9 @@ end
 -- The router
 --======================================================================
 
-local App = {}
+-- an app is a factory too (its protocol serves its routes), so a daemon
+-- script may `return app`
+local App = setmetatable({}, { __index = protocol.Factory })
 App.__index = App
 App.__name = "reactor.http.App"
 

@@ -128,6 +128,26 @@ print("connections:", len(socks))
   end)
 end)
 
+describe("a daemon script that returns its app", function()
+  after_each(H.cleanup)
+
+  it("is served on the command line's port", function()
+    local script = H.write_script([[
+local http = require "reactor.http"
+local app = http.app()
+app:get("/", function(req) return "x=" .. (req.query.x or "?") end)
+return app
+]])
+    local d = H.start_daemon { script = script }
+    local s = assert(H.connect(d.port))
+    assert(H.send_all(s, get("/?x=1") .. get("/?x=%41")))
+    assert.same({ 200, "x=1" }, { (function(st, _, b) return st, b end)(response(s)) })
+    assert.same({ 200, "x=A" }, { (function(st, _, b) return st, b end)(response(s)) })
+    s:close()
+    assert.equal(0, (d:stop()))
+  end)
+end)
+
 describe("examples/web.lua", function()
   after_each(H.cleanup)
 
