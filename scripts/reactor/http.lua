@@ -27,6 +27,7 @@ local concat = table.concat
 local byte, char, gsub, find, sub, lower, format = string.byte, string.char, string.gsub, string.find,
   string.sub, string.lower, string.format
 local tonumber, type, tostring = tonumber, type, tostring
+local spawn = task.spawnnamed
 
 M.MAX_PIPELINE = 64 -- requests in flight on one connection before reading pauses
 
@@ -117,37 +118,30 @@ end
 
 local KEEP, CLOSE = "Connection: keep-alive\r\n\r\n", "Connection: close\r\n\r\n"
 
--- the bytes of one response; headers already checked
-local function build(status, headers, body, head, close)
-  local n = #body
-  local parts = { statusline(status) }
-  local typed = false
-  if headers then
-    for k, v in pairs(headers) do
-      parts[#parts + 1] = k
-      parts[#parts + 1] = ": "
-      parts[#parts + 1] = v
-      parts[#parts + 1] = "\r\n"
-      if not typed and lower(k) == "content-type" then typed = true end
-    end
-  end
-  if not typed and n > 0 then parts[#parts + 1] = "Content-Type: text/plain; charset=utf-8\r\n" end
-  if status >= 200 and status ~= 204 and status ~= 304 then
-    parts[#parts + 1] = "Content-Length: "
-    parts[#parts + 1] = tostring(n)
-    parts[#parts + 1] = "\r\n"
-  end
-  parts[#parts + 1] = date()
-  parts[#parts + 1] = close and CLOSE or KEEP
-  if not head and n > 0 and status ~= 204 and status ~= 304 then parts[#parts + 1] = body end
-  return concat(parts)
-end
-
 -- response headers the server writes itself
 local OURS = { ["content-length"] = true, ["transfer-encoding"] = true, ["connection"] = true, ["date"] = true }
+local TEXT = "Content-Type: text/plain; charset=utf-8\r\n"
 
--- a handler's [status,] [headers,] body -> status, headers, body, close | nil, why
-local function normalise(a, b, c)
+-- header names a handler used, checked once: name -> its lower case
+local NAMES, nnames = {}, 0
+local function headername(k)
+  local l = NAMES[k]
+  if l then return l end
+  if type(k) ~= "string" or not find(k, "^[%w!#$%%&'*+.^_`|~-]+$") then return nil end
+  l = lower(k)
+  if nnames < 1024 then -- names made up per request are checked each time
+    NAMES[k], nnames = l, nnames + 1
+  end
+  return l
+end
+
+local function nobody(status)
+  return status < 200 or status == 204 or status == 304
+end
+
+--- The bytes of a response from a handler's [status,] [headers,] body
+--- -> bytes, close (a handler's Connection: close) | nil, why
+local function response(a, b, c, head, close)
   local status, headers, body = 200, nil
   if math.type(a) == "integer" then
     status = a
@@ -163,24 +157,32 @@ local function normalise(a, b, c)
   if type(body) ~= "string" then
     return nil, ("the body must be a string (got %s)"):format(type(body))
   end
-  local close = false
+  local hs, typed = "", false
   if headers then
-    local out = {}
     for k, v in pairs(headers) do
-      if type(k) ~= "string" or not find(k, "^[%w!#$%%&'*+.^_`|~-]+$") then
-        return nil, ("bad response header name %s"):format(tostring(k))
-      end
+      local lk = headername(k)
+      if not lk then return nil, ("bad response header name %s"):format(tostring(k)) end
       if type(v) == "number" then v = tostring(v) end
       if type(v) ~= "string" or find(v, "[%z\1-\8\10-\31\127]") then
         return nil, ("bad value for response header %s (a string without control bytes)"):format(k)
       end
-      local lk = lower(k)
-      if lk == "connection" and lower(v) == "close" then close = true end
-      if not OURS[lk] then out[k] = v end
+      if OURS[lk] then
+        if lk == "connection" and lower(v) == "close" then close = true end
+      else
+        if lk == "content-type" then typed = true end
+        hs = hs .. k .. ": " .. v .. "\r\n"
+      end
     end
-    headers = out
   end
-  return status, headers, body, close
+  local n = #body
+  if not typed and n > 0 then hs = hs .. TEXT end
+  if nobody(status) then
+    body = ""
+  else
+    hs = hs .. "Content-Length: " .. n .. "\r\n"
+    if head then body = "" end
+  end
+  return statusline(status) .. hs .. date() .. (close and CLOSE or KEEP) .. body, close
 end
 
 --{=====================================================================
@@ -280,6 +282,20 @@ local function addroute(app, method, pattern, handler, fname, level)
   end
   local routes = app._routes
   routes[#routes + 1] = { method = method, pattern = pattern, segs = segs, handler = handler }
+  -- a literal pattern with no parameter route before it: found by a lookup
+  -- (the linear scan would find the same first match)
+  local static = app._static
+  if not app._params and not find(pattern, "%", 1, true) then
+    local byp = static[pattern]
+    if not byp then
+      byp = {}
+      static[pattern] = byp
+    end
+    if byp[method] == nil then byp[method] = handler end
+  end
+  for _, seg in ipairs(segs) do
+    if type(seg) == "table" then app._params = true end
+  end
 end
 
 --- app:route(method, pattern, handler) -> app. pattern: "/", "/a/b", "/hello/{name}"
@@ -312,6 +328,11 @@ end
 --- app:match(method, path) -> handler, params | nil, 404 | nil, 405, "GET, HEAD"
 --- (a HEAD is served by the GET route; path is the raw path, %-escapes in it).
 function App:match(method, path)
+  local byp = self._static[path]
+  if byp then
+    local h = byp[method] or (method == "HEAD" and byp.GET)
+    if h then return h, {} end
+  end
   local segs = split(path)
   if not segs then return nil, 400 end
   local allow
@@ -385,19 +406,22 @@ end
 -- one request's task
 local function run(self, slot, handler, req, close)
   local ok, a, b, c = xpcall(handler, msgh, req)
-  local status, headers, body, hclose
+  local bytes, why
   if ok then
-    status, headers, body, hclose = normalise(a, b, c)
-    if not status then
-      log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, headers))
+    bytes, why = response(a, b, c, req.method == "HEAD", close)
+    if bytes then
+      close = why
+    else
+      log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, why))
     end
   else
     log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
   end
-  if not status then status, headers, body = 500, nil, errorbody(500) end
-  close = close or hclose
-  respond(self, slot, build(status, headers, body, req.method == "HEAD", close), close)
+  if not bytes then bytes = response(500, nil, errorbody(500), req.method == "HEAD", close) end
+  respond(self, slot, bytes, close)
 end
+
+local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
 
 local function Conn(app)
   local C = setmetatable({}, { __index = protocol.Protocol })
@@ -424,7 +448,7 @@ local function Conn(app)
 
   local function refuse(self, status, close, extra)
     local slot = take(self)
-    respond(self, slot, build(status, extra, errorbody(status), false, close), close)
+    respond(self, slot, (response(status, extra, errorbody(status), false, close)), close)
   end
 
   function C:requestReceived(method, target, headers, body, minor, keepalive)
@@ -454,7 +478,7 @@ local function Conn(app)
       headers = headers, body = body, version = minor == 0 and "1.0" or "1.1",
       transport = self.transport }
     local slot = take(self)
-    local t = task.spawn(run, self, slot, handler, req, close)
+    local t = spawn(TASK, run, self, slot, handler, req, close)
     if not t:done() then self.tasks[slot] = t end
   end
 
@@ -473,7 +497,7 @@ end
 
 --- http.app() -> an app: routes, and the protocol that serves them.
 function M.app()
-  local app = setmetatable({ _routes = {} }, App)
+  local app = setmetatable({ _routes = {}, _static = {}, _params = false }, App)
   app.protocol = Conn(app)
   return app
 end
