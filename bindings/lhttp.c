@@ -15,6 +15,14 @@
  *
  * pauseReading() in requestReceived stops the requests still buffered too;
  * resumeReading() has them delivered (rd_conn_redeliver), as for lines.
+ *
+ * This file is the framer's rule here, so it keeps its progress in the
+ * framer's rule fields, which rd_framer_skip resets at each request taken:
+ * f->scanned, the unconsumed bytes already parsed without a whole head (a
+ * parse is skipped until a new LF arrives: rd_http_need_parse, so a head
+ * sent a byte at a time costs a parse per line, not per byte); f->need, 1
+ * once self:continueRequested() was called for the head waiting for its
+ * body (Expect: 100-continue).
  */
 #include <string.h>
 
@@ -84,6 +92,15 @@ static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_B
     return (long)used;
 }
 
+/* Whether the body of req is still to come (its head is whole). */
+static int body_missing(const rd_http_req_t *req, const char *p, size_t n,
+                        const rd_http_limits_t *lim)
+{
+    if (req->body == RD_HTTP_BODY_LENGTH) return n < req->content_length;
+    if (req->body == RD_HTTP_BODY_CHUNKED) return chunked(p, n, lim, NULL) == 0;
+    return 0;
+}
+
 static void bad(lua_State *L, lreactor *lr, ltransport *t, int self, long status, const char *why)
 {
     rd_framer_destroy(&t->in); /* nothing after a bad request is framed */
@@ -106,14 +123,27 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
     while (t->conn.state == RD_OPEN && !t->conn.user_paused) {
         rd_span_t s = rd_framer_peek(f);
         if (s.n == 0) break;
+        if (f->scanned && f->scanned <= s.n && !rd_http_need_parse(s.p, f->scanned, s.n, lim))
+            break;
         rd_http_req_t req = {.headers = headers, .cap = RDL_HTTP_MAXHEADERS};
         long h = rd_http_parse_request(s.p, s.n, &req, lim);
-        if (h == 0) break;
+        if (h == 0) {
+            f->scanned = (uint32_t)s.n;
+            break;
+        }
         if (h < 0) {
             bad(L, lr, t, self, -h, req.why);
             return;
         }
         size_t whole = (size_t)h;
+        if (req.expect_continue && !f->need && body_missing(&req, s.p + whole, s.n - whole, lim)) {
+            f->need = 1; /* once per request */
+            lr->call->what = "continueRequested";
+            lua_getfield(L, self, "continueRequested");
+            lua_pushvalue(L, self);
+            lua_call(L, 1, 0);
+            break;
+        }
         lr->call->what = "requestReceived";
         lua_getfield(L, self, "requestReceived");
         lua_pushvalue(L, self);

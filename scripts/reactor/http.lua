@@ -145,7 +145,7 @@ local function response(a, b, c, head, close)
   local status, headers, body = 200, nil
   if math.type(a) == "integer" then
     status = a
-    if type(b) == "table" then headers, body = b, c else body = b end
+    if type(b) == "table" or (b == nil and c ~= nil) then headers, body = b, c else body = b end
   elseif type(a) == "table" then
     headers, body = a, b
   else
@@ -480,6 +480,15 @@ local function Conn(app)
     local slot = take(self)
     local t = spawn(TASK, run, self, slot, handler, req, close)
     if not t:done() then self.tasks[slot] = t end
+  end
+
+  -- a head with Expect: 100-continue waits for its body: ask for it now,
+  -- unless responses are still due before it (the client then sends the
+  -- body after its own wait, as RFC 9110 lets it)
+  function C:continueRequested()
+    if self.head == self.tail and not self.closeat then
+      self.transport:write("HTTP/1.1 100 Continue\r\n\r\n")
+    end
   end
 
   function C:badRequest(status, why) -- luacheck: ignore why
