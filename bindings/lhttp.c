@@ -31,7 +31,63 @@
 
 const char rdL_http_framing = 'h';
 
-enum { RDL_HTTP_MAXHEADERS = 100, RDL_HTTP_NAME = 64 };
+/* A protocol's limits (its class's _httplimits, from core._httplimits). */
+#define RDL_HTTP_LIMITS_MAGIC 0x72646c6du
+typedef struct lhttplimits {
+    uint32_t magic;
+    rd_http_limits_t lim;
+} lhttplimits;
+
+static lua_Integer limitfield(lua_State *L, const char *name, lua_Integer dflt, lua_Integer max)
+{
+    int t = lua_getfield(L, 1, name);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return dflt;
+    }
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < 1 || v > max)
+        luaL_error(L, "%s must be an integer 1..%I (got %s)", name, max, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core._httplimits{maxRequestLine=, maxHeaderBytes=, maxHeaders=, maxBody=,
+ * maxChunkExt=} -> the limits, for a protocol class's _httplimits. */
+int rdL_httplimits(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const rd_http_limits_t *d = &rd_http_default_limits;
+    rd_http_limits_t lim = {
+        .max_request_line =
+            (size_t)limitfield(L, "maxRequestLine", (lua_Integer)d->max_request_line, 1 << 30),
+        .max_header_bytes =
+            (size_t)limitfield(L, "maxHeaderBytes", (lua_Integer)d->max_header_bytes, 1 << 30),
+        .max_headers = (size_t)limitfield(L, "maxHeaders", (lua_Integer)d->max_headers, 256),
+        .max_body =
+            (uint64_t)limitfield(L, "maxBody", (lua_Integer)d->max_body, (lua_Integer)1 << 31),
+        .max_chunk_ext =
+            (size_t)limitfield(L, "maxChunkExt", (lua_Integer)d->max_chunk_ext, 1 << 30),
+    };
+    lhttplimits *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->magic = RDL_HTTP_LIMITS_MAGIC;
+    u->lim = lim;
+    return 1;
+}
+
+/* The limits of self's class, left on the stack (kept alive while used). */
+static const rd_http_limits_t *limits_of(lua_State *L, int self)
+{
+    if (lua_getfield(L, self, "_httplimits") == LUA_TUSERDATA &&
+        lua_rawlen(L, -1) == sizeof(lhttplimits)) {
+        const lhttplimits *u = lua_touserdata(L, -1);
+        if (u->magic == RDL_HTTP_LIMITS_MAGIC) return &u->lim;
+    }
+    return &rd_http_default_limits;
+}
+
+enum { RDL_HTTP_MAXHEADERS = 256, RDL_HTTP_NAME = 64 };
 
 /* Push the header table of req: lower-case names, repeats joined. */
 static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
@@ -117,7 +173,7 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
 {
     rd_framer_t *f = &t->in;
     if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
-    const rd_http_limits_t *lim = &rd_http_default_limits;
+    const rd_http_limits_t *lim = limits_of(L, self);
     rd_http_header_t headers[RDL_HTTP_MAXHEADERS];
     int top = lua_gettop(L);
     while (t->conn.state == RD_OPEN && !t->conn.user_paused) {

@@ -289,6 +289,7 @@ int luaopen_reactor_core(lua_State *L)
         {"_sendstring", rdL_sendstring},
         {"broadcast", rdL_broadcast},
         {"_testing", rdL_testing},
+        {"_httplimits", rdL_httplimits},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {

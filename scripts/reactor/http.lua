@@ -504,10 +504,19 @@ local function Conn(app)
   return C
 end
 
---- http.app() -> an app: routes, and the protocol that serves them.
-function M.app()
+--- http.app([{maxBody =, maxRequestLine =, maxHeaderBytes =, maxHeaders =, maxChunkExt =}])
+--- -> an app: routes, and the protocol that serves them (with those limits).
+function M.app(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #1 to 'app' (expected an options table, got %s)"):format(show(opts)), 2)
+  end
   local app = setmetatable({ _routes = {}, _static = {}, _params = false }, App)
   app.protocol = Conn(app)
+  if opts then
+    local ok, lim = pcall(core._httplimits, opts)
+    if not ok then error(("bad argument #1 to 'app' (%s)"):format(lim), 2) end
+    app.protocol._httplimits = lim
+  end
   return app
 end
 M.router = M.app

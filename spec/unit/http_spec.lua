@@ -318,6 +318,27 @@ describe("reactor.http connections", function()
     assert.is_false(finished)
   end)
 
+  it("takes its limits from http.app{...}", function()
+    local app = http.app { maxBody = 4, maxHeaders = 2, maxRequestLine = 30 }
+    app:post("/", function(r) return r.body end)
+    local cases = {
+      { req("POST", "/", "Content-Length: 4\r\n", "abcd"), 200 },
+      { req("POST", "/", "Content-Length: 5\r\n", "abcde"), 413 },
+      { req("POST", "/", "Transfer-Encoding: chunked\r\n", "5\r\nabcde\r\n0\r\n\r\n"), 413 },
+      { req("POST", "/", "A: 1\r\nB: 2\r\n"), 431 },
+      { req("POST", "/" .. ("x"):rep(30)), 414 },
+    }
+    for _, c in ipairs(cases) do
+      local _, tr = connect(app.protocol)
+      tr:feed(c[1])
+      testing.flush()
+      assert.equal(c[2], responses(tr:value())[1].status, c[1])
+    end
+    local ok, err = pcall(http.app, { maxBody = 0 }) -- a bad limit
+    assert.is_false(ok)
+    assert.matches("bad argument #1 to 'app' %(maxBody must be an integer 1%.%.%d+ %(got number%)%)$", err)
+  end)
+
   it("escapes HTML", function()
     assert.equal("&lt;a href=&quot;x&quot;&gt;&amp;&#39;", http.escape("<a href=\"x\">&'"))
     assert.equal("42", http.escape(42))
