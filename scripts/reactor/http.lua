@@ -368,7 +368,13 @@ local function msgh(err)
       out[#out + 1] = line
     end
   end
-  return concat(out, "\n")
+  tb = concat(out, "\n")
+  if type(err) == "string" and find(err, "^script timeout") then
+    -- the watchdog stops the whole callback, this task's caller too: say
+    -- here, where the stack still shows the line that spun
+    log.callbackError("an http handler", tb)
+  end
+  return tb
 end
 
 local function errorbody(status)

@@ -149,6 +149,33 @@ return app
   end)
 end)
 
+describe("a handler that spins", function()
+  after_each(H.cleanup)
+
+  it("is stopped by the script timeout, logged at its line; its connection closes, the others are served", function()
+    local script = H.write_script([[
+local http = require "reactor.http"
+local app = http.app()
+app:get("/spin", function() while true do end end)
+app:get("/", function() return "ok" end)
+return app
+]])
+    local d = H.start_logged_daemon { script = script, args = { "--script-timeout", "0.3" } }
+    local s = assert(H.connect(d.port))
+    assert(H.send_all(s, get("/spin")))
+    assert.truthy(d:wait_line("^reactord: error in an http handler: script timeout"))
+    assert.truthy(d:wait_line("^%s+" .. script:gsub("%p", "%%%0") .. ":3: in function", 3)) -- the line that spun
+    local rest, why = H.read_to_eof(s)
+    assert.same({ "", "closed" }, { rest, why })
+    s:close()
+    local s2 = assert(H.connect(d.port))
+    assert(H.send_all(s2, get("/")))
+    assert.same({ 200, "ok" }, { (function(st, _, b) return st, b end)(response(s2)) })
+    s2:close()
+    assert.equal(0, (d:stop()))
+  end)
+end)
+
 describe("examples/web.lua", function()
   after_each(H.cleanup)
 
