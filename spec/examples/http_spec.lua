@@ -149,6 +149,45 @@ return app
   end)
 end)
 
+describe("hot reload of an app", function()
+  after_each(H.cleanup)
+
+  it("serves the new routes on a kept-alive connection; a request in flight finishes on its old code", function()
+    local function version(v)
+      return ([[
+local reactor = require "reactor"
+local http = require "reactor.http"
+local app = http.app()
+app:get("/v", function() return "VERSION" end)
+app:get("/slow", function()
+  io.stdout:write("slow started\n")
+  io.stdout:flush()
+  reactor.sleep(0.5)
+  return "slow VERSION"
+end)
+return app
+]]):gsub("VERSION", v)
+    end
+    local path = H.write_script(version("one"))
+    local d = H.start_logged_daemon { script = path }
+    local s = assert(H.connect(d.port))
+    assert(H.send_all(s, get("/v")))
+    assert.same({ 200, "one" }, { (function(st, _, b) return st, b end)(response(s)) })
+    local s2 = assert(H.connect(d.port))
+    assert(H.send_all(s2, get("/slow")))
+    assert.truthy(d:wait_line("^slow started$")) -- in flight before the reload
+    H.write_file(path, version("two"))
+    assert.is_true(d:signal("HUP"))
+    assert.truthy(d:wait_line("^reactord: reloaded "))
+    assert(H.send_all(s, get("/v")))
+    assert.same({ 200, "two" }, { (function(st, _, b) return st, b end)(response(s)) })
+    assert.same({ 200, "slow one" }, { (function(st, _, b) return st, b end)(response(s2)) })
+    s:close()
+    s2:close()
+    assert.equal(0, (d:stop()))
+  end)
+end)
+
 describe("a handler that spins", function()
   after_each(H.cleanup)
 
