@@ -135,6 +135,11 @@ local function headername(k)
   return l
 end
 
+-- response header lines checked before: LINES[name][value] -> "Name: value\r\n"
+-- (TYPED for a Content-Type, whose line is in TYPEDLINE); Content-Length lines
+local LINES, TYPEDLINE, nlines, TYPED = {}, {}, 0, {}
+local LENGTHS = {}
+
 local function nobody(status)
   return status < 200 or status == 204 or status == 304
 end
@@ -160,29 +165,60 @@ local function response(a, b, c, head, close)
   local hs, typed = "", false
   if headers then
     for k, v in pairs(headers) do
-      local lk = headername(k)
-      if not lk then return nil, ("bad response header name %s"):format(tostring(k)) end
-      if type(v) == "number" then v = tostring(v) end
-      if type(v) ~= "string" or find(v, "[%z\1-\8\10-\31\127]") then
-        return nil, ("bad value for response header %s (a string without control bytes)"):format(k)
-      end
-      if OURS[lk] then
-        if lk == "connection" and lower(v) == "close" then close = true end
+      local line = LINES[k]
+      line = line and line[v]
+      if line then -- a header line checked before
+        if line == TYPED then
+          typed, line = true, TYPEDLINE[k][v]
+        end
       else
-        if lk == "content-type" then typed = true end
-        hs = hs .. k .. ": " .. v .. "\r\n"
+        local lk = headername(k)
+        if not lk then return nil, ("bad response header name %s"):format(tostring(k)) end
+        local sv = type(v) == "number" and tostring(v) or v
+        if type(sv) ~= "string" or find(sv, "[%z\1-\8\10-\31\127]") then
+          return nil, ("bad value for response header %s (a string without control bytes)"):format(k)
+        end
+        if OURS[lk] then
+          if lk == "connection" and lower(sv) == "close" then close = true end
+          line = ""
+        else
+          line = k .. ": " .. sv .. "\r\n"
+          if lk == "content-type" then typed = true end
+          if nlines < 4096 then -- a line made up per response is checked each time
+            nlines = nlines + 1
+            local byk = LINES[k]
+            if not byk then
+              byk = {}
+              LINES[k] = byk
+            end
+            if lk == "content-type" then
+              byk[v] = TYPED
+              local t = TYPEDLINE[k] or {}
+              TYPEDLINE[k] = t
+              t[v] = line
+            else
+              byk[v] = line
+            end
+          end
+        end
       end
+      hs = hs == "" and line or hs .. line
     end
   end
   local n = #body
   if not typed and n > 0 then hs = hs .. TEXT end
+  local cl = ""
   if nobody(status) then
     body = ""
   else
-    hs = hs .. "Content-Length: " .. n .. "\r\n"
+    cl = LENGTHS[n]
+    if not cl then
+      cl = "Content-Length: " .. n .. "\r\n"
+      if n < 65536 then LENGTHS[n] = cl end
+    end
     if head then body = "" end
   end
-  return statusline(status) .. hs .. date() .. (close and CLOSE or KEEP) .. body, close
+  return statusline(status) .. hs .. cl .. date() .. (close and CLOSE or KEEP) .. body, close
 end
 
 --{=====================================================================
@@ -396,6 +432,7 @@ local function flush(self)
       return
     end
   end
+  if head == self.tail then head, self.tail = 1, 1 end -- empty: slots start again at 1 (array keys)
   self.head = head
   if self.paused and self.tail - head < M.MAX_PIPELINE // 2 and not self.closeat then
     self.paused = false
