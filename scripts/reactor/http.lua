@@ -446,9 +446,10 @@ local function respond(self, slot, bytes, close)
   if slot == self.head then flush(self) end
 end
 
--- one request's task
+-- one request, in a task
 local function run(self, slot, handler, req, close)
   local ok, a, b, c = xpcall(handler, msgh, req)
+  self.tasks[slot] = nil -- done: a cancel of this connection no longer concerns its task
   local bytes, why
   if ok then
     bytes, why = response(a, b, c, req.method == "HEAD", close)
@@ -465,6 +466,46 @@ local function run(self, slot, handler, req, close)
 end
 
 local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
+
+-- Request tasks are kept for the next request when they are done (a task
+-- and its coroutine made per request cost more than the rest of the
+-- request): an idle one waits in the pool, and a request wakes it with its
+-- job. At most MAX_IDLE wait; one that is cancelled (its client went) or
+-- stopped by the watchdog is simply not there to wake.
+local idle, nidle = {}, 0 -- idle[i] = {task, wait number}, flattened
+local MAX_IDLE = 64
+local prepare, await, wake = task.prepare, task.await, task.wake
+
+local function worker(self, slot, handler, req, close)
+  local t = task.current()
+  while true do
+    run(self, slot, handler, req, close)
+    -- the streams the handler opened close with its request, as they would with its task
+    local streams = rawget(t, "streams")
+    if streams then
+      t.streams = nil
+      for i = 1, #streams do streams[i]:_ended(t) end
+    end
+    if nidle >= MAX_IDLE * 2 then return end
+    -- an idle task keeps nothing of its last request alive
+    self, handler, req = nil, nil, nil -- luacheck: ignore 311
+    local n = prepare(t)
+    idle[nidle + 1], idle[nidle + 2] = t, n
+    nidle = nidle + 2
+    self, slot, handler, req, close = await(t)
+  end
+end
+
+-- run the request in an idle task, or a new one -> the task
+local function dispatch(self, slot, handler, req, close)
+  while nidle > 0 do
+    local t, n = idle[nidle - 1], idle[nidle]
+    idle[nidle - 1], idle[nidle] = nil, nil
+    nidle = nidle - 2
+    if wake(t, n, self, slot, handler, req, close) then return t end
+  end
+  return spawn(TASK, worker, self, slot, handler, req, close)
+end
 
 local function Conn(app)
   local C = setmetatable({}, { __index = protocol.Protocol })
@@ -521,8 +562,8 @@ local function Conn(app)
       headers = headers, body = body, version = minor == 0 and "1.0" or "1.1",
       transport = self.transport }
     local slot = take(self)
-    local t = spawn(TASK, run, self, slot, handler, req, close)
-    if not t:done() then self.tasks[slot] = t end
+    local t = dispatch(self, slot, handler, req, close)
+    if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
   end
 
   -- a head with Expect: 100-continue waits for its body: ask for it now,
