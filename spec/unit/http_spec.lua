@@ -339,6 +339,26 @@ describe("reactor.http connections", function()
     assert.matches("bad argument #1 to 'app' %(maxBody must be an integer 1%.%.%d+ %(got number%)%)$", err)
   end)
 
+  it("closes the streams a handler opened once its request is answered", function()
+    local ended = false
+    local l = assert(reactor.serve({ port = 0, host = "127.0.0.1" }, function(s)
+      while s:read(100) do end
+      ended = true
+    end))
+    local port = l:getHost().port
+    local app = http.app()
+    app:get("/", function()
+      local s = assert(reactor.connect("127.0.0.1", port))
+      s:write("x")
+      return "ok"
+    end)
+    local _, tr = connect(app.protocol)
+    tr:feed(req("GET", "/") .. req("GET", "/"))
+    testing.run_until(function() return ended end)
+    assert.same({ "200 ok", "200 ok" }, bodies(responses(tr:value())))
+    l:stopListening()
+  end)
+
   it("escapes HTML", function()
     assert.equal("&lt;a href=&quot;x&quot;&gt;&amp;&#39;", http.escape("<a href=\"x\">&'"))
     assert.equal("42", http.escape(42))
