@@ -156,7 +156,9 @@ local function response(a, b, c, head, close)
   else
     body = a
   end
-  if status < 100 or status > 999 then return nil, ("status %d is not 100..999"):format(status) end
+  if status < 200 or status > 999 then
+    return nil, ("status %d is not a final status (200..999)"):format(status)
+  end
   if body == nil then body = "" end
   if type(body) == "number" then body = tostring(body) end
   if type(body) ~= "string" then
@@ -391,6 +393,18 @@ function App:match(method, path)
   return nil, 405, concat(list, ", ")
 end
 
+--- app:methods() -> "GET, HEAD, POST": every method a route has (HEAD with GET), sorted.
+function App:methods()
+  local set, list = {}, {}
+  for _, r in ipairs(self._routes) do
+    set[r.method] = true
+    if r.method == "GET" then set.HEAD = true end
+  end
+  for m in pairs(set) do list[#list + 1] = m end
+  table.sort(list)
+  return concat(list, ", ")
+end
+
 --{=====================================================================
 -- The connection: requests in, responses out in order
 --======================================================================
@@ -546,6 +560,11 @@ local function Conn(app)
       local q = find(target, "?", 1, true)
       if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) else path, query = target, "" end
     else
+      if target == "*" and method == "OPTIONS" then -- the server as a whole: what it allows
+        local slot = take(self)
+        local bytes = response(200, { Allow = self.app:methods() }, "", false, close)
+        return respond(self, slot, bytes, close)
+      end
       local p = target:match("^[hH][tT][tT][pP][sS]?://[^/?]*(.*)$")
       if not p then return refuse(self, 400, true) end
       if p == "" or byte(p) == 63 then p = "/" .. p end
