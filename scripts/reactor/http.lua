@@ -446,7 +446,11 @@ local function flush(self)
       return
     end
   end
-  if head == self.tail then head, self.tail = 1, 1 end -- empty: slots start again at 1 (array keys)
+  if head == self.tail then -- empty: slots start again at 1 (array keys); idle from now on
+    head, self.tail = 1, 1
+    local idle = self.keepalive
+    if idle and not self.closeat then tr:setTimeout(idle) end
+  end
   self.head = head
   if self.paused and self.tail - head < M.MAX_PIPELINE // 2 and not self.closeat then
     self.paused = false
@@ -530,11 +534,14 @@ local function Conn(app)
   function C:connectionMade()
     self.q, self.tasks, self.head, self.tail = {}, {}, 1, 1
     self.closeat, self.paused, self.lost = false, false, false
+    self.keepalive = C._keepalive -- seconds an idle connection is kept, or false
+    if self.keepalive then self.transport:setTimeout(self.keepalive) end
   end
 
   -- slot for the next response
   local function take(self)
     local slot = self.tail
+    if slot == self.head and self.keepalive then self.transport:setTimeout(nil) end -- busy: no idle timeout
     self.tail = slot + 1
     self.q[slot] = false
     if slot - self.head + 1 >= M.MAX_PIPELINE and not self.paused then
@@ -607,15 +614,24 @@ local function Conn(app)
   return C
 end
 
---- http.app([{maxBody =, maxRequestLine =, maxHeaderBytes =, maxHeaders =, maxChunkExt =}])
---- -> an app: routes, and the protocol that serves them (with those limits).
+--- http.app([{maxBody =, maxRequestLine =, maxHeaderBytes =, maxHeaders =, maxChunkExt =,
+--- keepAliveTimeout = 60}]) -> an app: routes, and the protocol that serves them (with
+--- those limits; a connection with no request in flight closes after keepAliveTimeout
+--- seconds without a byte from its client, never while a handler runs).
 function M.app(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #1 to 'app' (expected an options table, got %s)"):format(show(opts)), 2)
   end
   local app = setmetatable({ _routes = {}, _static = {}, _params = false }, App)
   app.protocol = Conn(app)
+  app.protocol._keepalive = 60
   if opts then
+    local ka = opts.keepAliveTimeout
+    if ka ~= nil and ka ~= false and (type(ka) ~= "number" or ka <= 0) then
+      error(("bad argument #1 to 'app' (keepAliveTimeout must be a number of seconds > 0 or false, got %s)")
+        :format(show(ka)), 2)
+    end
+    if ka ~= nil then app.protocol._keepalive = ka end
     local ok, lim = pcall(core._httplimits, opts)
     if not ok then error(("bad argument #1 to 'app' (%s)"):format(lim), 2) end
     app.protocol._httplimits = lim
