@@ -448,8 +448,7 @@ local function flush(self)
   end
   if head == self.tail then -- empty: slots start again at 1 (array keys); idle from now on
     head, self.tail = 1, 1
-    local idle = self.keepalive
-    if idle and not self.closeat then tr:setTimeout(idle) end
+    self.served = true -- the idle timeout counts from about now (timeoutConnection)
   end
   self.head = head
   if self.paused and self.tail - head < M.MAX_PIPELINE // 2 and not self.closeat then
@@ -534,14 +533,27 @@ local function Conn(app)
   function C:connectionMade()
     self.q, self.tasks, self.head, self.tail = {}, {}, 1, 1
     self.closeat, self.paused, self.lost = false, false, false
-    self.keepalive = C._keepalive -- seconds an idle connection is kept, or false
-    if self.keepalive then self.transport:setTimeout(self.keepalive) end
+    self.served = false
+    local ka = C._keepalive -- seconds an idle connection is kept, or false
+    if ka then self.transport:setTimeout(ka) end
+  end
+
+  -- nothing read for keepAliveTimeout: a connection with a request in
+  -- flight, or one answered since the last check, is kept (the transport's
+  -- clock starts again); so an idle one closes keepAliveTimeout to twice that
+  -- after its last byte or answer, at no cost per request
+  function C:timeoutConnection()
+    if self.head ~= self.tail then return end
+    if self.served then
+      self.served = false
+      return
+    end
+    self.transport:loseConnection()
   end
 
   -- slot for the next response
   local function take(self)
     local slot = self.tail
-    if slot == self.head and self.keepalive then self.transport:setTimeout(nil) end -- busy: no idle timeout
     self.tail = slot + 1
     self.q[slot] = false
     if slot - self.head + 1 >= M.MAX_PIPELINE and not self.paused then
