@@ -20,9 +20,11 @@
  * framer's rule fields, which rd_framer_skip resets at each request taken:
  * f->scanned, the unconsumed bytes already parsed without a whole head (a
  * parse is skipped until a new LF arrives: rd_http_need_parse, so a head
- * sent a byte at a time costs a parse per line, not per byte); f->need, 1
- * once self:continueRequested() was called for the head waiting for its
- * body (Expect: 100-continue).
+ * sent a byte at a time costs a parse per line, not per byte); f->need,
+ * which of the unfinished request's calls were made: self:headStarted()
+ * (its head or body spans reads: the Lua side times it) and
+ * self:continueRequested() (its head is whole, with Expect: 100-continue,
+ * and its body is not), each once per request.
  */
 #include <string.h>
 
@@ -148,13 +150,23 @@ static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_B
     return (long)used;
 }
 
-/* Whether the body of req is still to come (its head is whole). */
-static int body_missing(const rd_http_req_t *req, const char *p, size_t n,
-                        const rd_http_limits_t *lim)
+enum { NEED_CONTINUED = 1, NEED_TIMED = 2 }; /* f->need's bits, see the top */
+
+/* self:name(), as the call record's callback */
+static void callself(lua_State *L, lreactor *lr, int self, const char *name)
 {
-    if (req->body == RD_HTTP_BODY_LENGTH) return n < req->content_length;
-    if (req->body == RD_HTTP_BODY_CHUNKED) return chunked(p, n, lim, NULL) == 0;
-    return 0;
+    lr->call->what = name;
+    lua_getfield(L, self, name);
+    lua_pushvalue(L, self);
+    lua_call(L, 1, 0);
+}
+
+/* A request is unfinished after this read: self:headStarted() once. */
+static void unfinished(lua_State *L, lreactor *lr, rd_framer_t *f, int self)
+{
+    if (f->need & NEED_TIMED) return;
+    f->need |= NEED_TIMED;
+    callself(L, lr, self, "headStarted");
 }
 
 static void bad(lua_State *L, lreactor *lr, ltransport *t, int self, long status, const char *why)
@@ -175,7 +187,6 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
     if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
     const rd_http_limits_t *lim = limits_of(L, self);
     rd_http_header_t headers[RDL_HTTP_MAXHEADERS];
-    int top = lua_gettop(L);
     while (t->conn.state == RD_OPEN && !t->conn.user_paused) {
         rd_span_t s = rd_framer_peek(f);
         if (s.n == 0) break;
@@ -184,6 +195,7 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         rd_http_req_t req = {.headers = headers, .cap = RDL_HTTP_MAXHEADERS};
         long h = rd_http_parse_request(s.p, s.n, &req, lim);
         if (h == 0) {
+            unfinished(L, lr, f, self);
             f->scanned = (uint32_t)s.n;
             break;
         }
@@ -192,12 +204,24 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
             return;
         }
         size_t whole = (size_t)h;
-        if (req.expect_continue && !f->need && body_missing(&req, s.p + whole, s.n - whole, lim)) {
-            f->need = 1; /* once per request */
-            lr->call->what = "continueRequested";
-            lua_getfield(L, self, "continueRequested");
-            lua_pushvalue(L, self);
-            lua_call(L, 1, 0);
+        long blen = 0; /* a chunked body's encoded length, once it is whole */
+        int missing = 0;
+        if (req.body == RD_HTTP_BODY_LENGTH) {
+            missing = s.n - whole < req.content_length;
+        } else if (req.body == RD_HTTP_BODY_CHUNKED) {
+            blen = chunked(s.p + whole, s.n - whole, lim, NULL);
+            if (blen < 0) {
+                bad(L, lr, t, self, -blen, "bad chunked body");
+                return;
+            }
+            missing = blen == 0;
+        }
+        if (missing) {
+            if (req.expect_continue && !(f->need & NEED_CONTINUED)) {
+                f->need |= NEED_CONTINUED; /* once per request */
+                callself(L, lr, self, "continueRequested");
+            }
+            if (t->conn.state == RD_OPEN) unfinished(L, lr, f, self);
             break;
         }
         lr->call->what = "requestReceived";
@@ -207,28 +231,14 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         lua_pushlstring(L, req.target.p, req.target.n);
         pushheaders(L, lr, &req);
         if (req.body == RD_HTTP_BODY_LENGTH) {
-            if (s.n - whole < req.content_length) {
-                lua_settop(L, top);
-                break;
-            }
             lua_pushlstring(L, s.p + whole, (size_t)req.content_length);
             whole += (size_t)req.content_length;
         } else if (req.body == RD_HTTP_BODY_CHUNKED) {
-            long c = chunked(s.p + whole, s.n - whole, lim, NULL);
-            if (c == 0) {
-                lua_settop(L, top);
-                break;
-            }
-            if (c < 0) {
-                lua_settop(L, top);
-                bad(L, lr, t, self, -c, "bad chunked body");
-                return;
-            }
             luaL_Buffer b;
             luaL_buffinit(L, &b);
             chunked(s.p + whole, s.n - whole, lim, &b);
             luaL_pushresult(&b);
-            whole += (size_t)c;
+            whole += (size_t)blen;
         } else {
             lua_pushliteral(L, "");
         }

@@ -533,7 +533,7 @@ local function Conn(app)
   function C:connectionMade()
     self.q, self.tasks, self.head, self.tail = {}, {}, 1, 1
     self.closeat, self.paused, self.lost = false, false, false
-    self.served = false
+    self.served, self.headtimer = false, false
     local ka = C._keepalive -- seconds an idle connection is kept, or false
     if ka then self.transport:setTimeout(ka) end
   end
@@ -569,6 +569,11 @@ local function Conn(app)
   end
 
   function C:requestReceived(method, target, headers, body, minor, keepalive)
+    local ht = self.headtimer
+    if ht then
+      self.headtimer = false
+      ht:cancel()
+    end
     local close = not keepalive
     if close then -- nothing after it is read
       self.paused = true
@@ -613,6 +618,21 @@ local function Conn(app)
     end
   end
 
+  -- a request's head (or body) spans reads: it must be whole within
+  -- requestTimeout seconds (slowloris), else 408 and close
+  local function expired(self)
+    self.headtimer = false
+    if self.lost or self.closeat then return end
+    self.paused = true
+    self.transport:pauseReading()
+    refuse(self, 408, true)
+  end
+
+  function C:headStarted()
+    local after = C._requesttimeout
+    if after and not self.headtimer then self.headtimer = core.callLater(after, expired, self) end
+  end
+
   function C:badRequest(status, why) -- luacheck: ignore why
     self.paused = true
     refuse(self, status, true)
@@ -620,6 +640,11 @@ local function Conn(app)
 
   function C:connectionLost()
     self.lost = true
+    local ht = self.headtimer
+    if ht then
+      self.headtimer = false
+      ht:cancel()
+    end
     for _, t in pairs(self.tasks) do t:cancel() end
   end
 
@@ -627,17 +652,24 @@ local function Conn(app)
 end
 
 --- http.app([{maxBody =, maxRequestLine =, maxHeaderBytes =, maxHeaders =, maxChunkExt =,
---- keepAliveTimeout = 60}]) -> an app: routes, and the protocol that serves them (with
+--- keepAliveTimeout = 60, requestTimeout = 30}]) -> an app: routes, and the protocol that serves them (with
 --- those limits; a connection with no request in flight closes after keepAliveTimeout
---- seconds without a byte from its client, never while a handler runs).
+--- seconds without a byte from its client, never while a handler runs; a request
+--- whose head or body spans reads must be whole within requestTimeout seconds, else 408).
 function M.app(opts)
   if opts ~= nil and type(opts) ~= "table" then
     error(("bad argument #1 to 'app' (expected an options table, got %s)"):format(show(opts)), 2)
   end
   local app = setmetatable({ _routes = {}, _static = {}, _params = false }, App)
   app.protocol = Conn(app)
-  app.protocol._keepalive = 60
+  app.protocol._keepalive, app.protocol._requesttimeout = 60, 30
   if opts then
+    local rt = opts.requestTimeout
+    if rt ~= nil and rt ~= false and (type(rt) ~= "number" or rt <= 0) then
+      error(("bad argument #1 to 'app' (requestTimeout must be a number of seconds > 0 or false, got %s)")
+        :format(show(rt)), 2)
+    end
+    if rt ~= nil then app.protocol._requesttimeout = rt end
     local ka = opts.keepAliveTimeout
     if ka ~= nil and ka ~= false and (type(ka) ~= "number" or ka <= 0) then
       error(("bad argument #1 to 'app' (keepAliveTimeout must be a number of seconds > 0 or false, got %s)")

@@ -403,6 +403,33 @@ describe("reactor.http connections", function()
     assert.matches("keepAliveTimeout must be a number of seconds > 0 or false, got number", err)
   end)
 
+  it("answers 408 and closes when a request is not whole within requestTimeout (slowloris)", function()
+    local clock <close> = testing.clock()
+    local app = http.app { requestTimeout = 10, keepAliveTimeout = false }
+    app:post("/", function(r) return "got " .. r.body end)
+    local _, tr = connect(app.protocol)
+    tr:feed(req("POST", "/", "Content-Length: 3\r\n", "ab")) -- whole once it is answered in time
+    clock:advance(9)
+    tr:feed("c")
+    testing.flush()
+    clock:advance(5) -- the timer went with the request
+    assert.same({ "200 got abc" }, bodies(responses(tr:value())))
+    tr:clear()
+    local head = req("GET", "/", "X-Slow: 1\r\n")
+    for i = 1, #head - 1 do -- a byte every 0.3 s: a read resets an idle timer, not this one
+      tr:feed(head:sub(i, i))
+      clock:advance(0.3)
+    end
+    testing.flush()
+    local rs = responses(tr:value())
+    assert.same({ 408 }, { rs[1].status })
+    assert.equal("close", rs[1].headers["connection"])
+    assert.is_true(tr:closed())
+    local ok, err = pcall(http.app, { requestTimeout = "soon" })
+    assert.is_false(ok)
+    assert.matches("requestTimeout must be a number of seconds > 0 or false, got string \"soon\"", err)
+  end)
+
   it("escapes HTML", function()
     assert.equal("&lt;a href=&quot;x&quot;&gt;&amp;&#39;", http.escape("<a href=\"x\">&'"))
     assert.equal("42", http.escape(42))
