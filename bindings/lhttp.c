@@ -126,6 +126,199 @@ static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
     }
 }
 
+/*{====================================================================
+ * Responses: core._httpbuild(status, headers, body, head, close, dateline)
+ * -> bytes, close | nil, why. The whole response as one string: the status
+ * line, the handler's header fields (each checked: a token name, a value
+ * without control bytes other than HTAB; Content-Length, Transfer-Encoding,
+ * Connection and Date are the server's, and a Connection: close from the
+ * handler closes), Content-Type text/plain for a body without one,
+ * Content-Length, dateline, Connection, and the body (none for a HEAD, a
+ * 204 or a 304).
+ *=====================================================================*/
+
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {505, "HTTP Version Not Supported"},
+};
+
+static const char *reason(lua_Integer status)
+{
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].status == status) return reasons[i].reason;
+    return "Unknown";
+}
+
+static int tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* name equals the lower-case word w, ignoring case */
+static int named(const char *name, size_t n, const char *w)
+{
+    size_t wn = strlen(w);
+    if (n != wn) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)w[i]) return 0;
+    }
+    return 1;
+}
+
+static int build_fail(lua_State *L, const char *fmt, const char *what)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, fmt, what);
+    return 2;
+}
+
+/* the response head, built on the C stack */
+typedef struct headbuf {
+    char p[8192];
+    size_t n;
+    int over;
+} headbuf;
+
+static void hadd(headbuf *h, const char *p, size_t n)
+{
+    if (n > sizeof h->p - h->n) {
+        h->over = 1;
+        return;
+    }
+    memcpy(h->p + h->n, p, n);
+    h->n += n;
+}
+
+#define HADDLIT(h, s) hadd((h), "" s, sizeof(s) - 1)
+
+int rdL_httpbuild(lua_State *L)
+{
+    int isint;
+    lua_Integer status = lua_tointegerx(L, 1, &isint);
+    if (!isint) return luaL_argerror(L, 1, "expected an integer status");
+    if (status < 200 || status > 999) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "status %I is not a final status (200..999)", status);
+        return 2;
+    }
+    int t = lua_type(L, 3);
+    if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
+        return build_fail(L, "the body must be a string (got %s)", lua_typename(L, t));
+    size_t blen = 0;
+    if (t != LUA_TNIL) lua_tolstring(L, 3, &blen); /* a number becomes its string, in place */
+    int head = lua_toboolean(L, 4), close = lua_toboolean(L, 5);
+    size_t dlen;
+    const char *date = luaL_checklstring(L, 6, &dlen);
+    headbuf h;
+    h.n = 0;
+    h.over = 0;
+    char line[64];
+    int ln = snprintf(line, sizeof line, "HTTP/1.1 %d ", (int)status);
+    hadd(&h, line, (size_t)ln);
+    const char *r = reason(status);
+    hadd(&h, r, strlen(r));
+    HADDLIT(&h, "\r\n");
+    int typed = 0;
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, 2)) { /* key at -2, value at -1 */
+            if (lua_type(L, -2) != LUA_TSTRING) {
+                lua_pushnil(L);
+                lua_pushfstring(L, "bad response header name %s", luaL_typename(L, -3));
+                return 2;
+            }
+            size_t kn, vn;
+            const char *k = lua_tolstring(L, -2, &kn);
+            int ok = kn > 0;
+            for (size_t i = 0; ok && i < kn; i++)
+                ok = tchar((unsigned char)k[i]);
+            if (!ok) return build_fail(L, "bad response header name %s", k);
+            int vt = lua_type(L, -1);
+            if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
+                return build_fail(
+                    L, "bad value for response header %s (a string without control bytes)", k);
+            const char *v =
+                lua_tolstring(L, -1, &vn); /* the value, not the key: lua_next is safe */
+            for (size_t i = 0; i < vn; i++) {
+                unsigned char c = (unsigned char)v[i];
+                if ((c < 32 && c != '\t') || c == 127)
+                    return build_fail(
+                        L, "bad value for response header %s (a string without control bytes)", k);
+            }
+            if (named(k, kn, "connection")) {
+                if (named(v, vn, "close")) close = 1;
+            } else if (!named(k, kn, "content-length") && !named(k, kn, "transfer-encoding") &&
+                       !named(k, kn, "date")) {
+                if (!typed && named(k, kn, "content-type")) typed = 1;
+                hadd(&h, k, kn);
+                HADDLIT(&h, ": ");
+                hadd(&h, v, vn);
+                HADDLIT(&h, "\r\n");
+            }
+            lua_pop(L, 1);
+        }
+    }
+    if (!typed && blen > 0) HADDLIT(&h, "Content-Type: text/plain; charset=utf-8\r\n");
+    int nobody = status == 204 || status == 304;
+    if (!nobody) {
+        ln = snprintf(line, sizeof line, "Content-Length: %zu\r\n", blen);
+        hadd(&h, line, (size_t)ln);
+    }
+    hadd(&h, date, dlen);
+    if (close)
+        HADDLIT(&h, "Connection: close\r\n\r\n");
+    else
+        HADDLIT(&h, "Connection: keep-alive\r\n\r\n");
+    if (h.over) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "the response's header fields are over %d bytes", (int)sizeof h.p);
+        return 2;
+    }
+    if (head || nobody || blen == 0) {
+        lua_pushlstring(L, h.p, h.n);
+    } else {
+        lua_pushlstring(L, h.p, h.n);
+        lua_pushvalue(L, 3);
+        lua_concat(L, 2);
+    }
+    lua_pushboolean(L, close);
+    return 2;
+}
+
 /* A chunked body starting at p[0..n): its encoded length (> 0) once whole,
  * 0 if more bytes are needed, or -status. With b, the decoded data is
  * added to it. The decoder keeps no state across reads: an unfinished body

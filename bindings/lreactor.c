@@ -290,6 +290,7 @@ int luaopen_reactor_core(lua_State *L)
         {"broadcast", rdL_broadcast},
         {"_testing", rdL_testing},
         {"_httplimits", rdL_httplimits},
+        {"_httpbuild", rdL_httpbuild},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {

@@ -24,8 +24,8 @@ local log = require "reactor.log"
 local M = {}
 
 local concat = table.concat
-local byte, char, gsub, find, sub, lower, format = string.byte, string.char, string.gsub, string.find,
-  string.sub, string.lower, string.format
+local byte, char, gsub, find, sub, format = string.byte, string.char, string.gsub, string.find,
+  string.sub, string.format
 local tonumber, type, tostring = tonumber, type, tostring
 local spawn = task.spawnnamed
 
@@ -97,16 +97,6 @@ local REASONS = {
 }
 M.reasons = REASONS
 
-local STATUS = {} -- status -> "HTTP/1.1 200 OK\r\n"
-local function statusline(status)
-  local s = STATUS[status]
-  if not s then
-    s = format("HTTP/1.1 %d %s\r\n", status, REASONS[status] or "Unknown")
-    STATUS[status] = s
-  end
-  return s
-end
-
 local datesec, dateline = -1, ""
 local function date()
   local now = os.time()
@@ -116,111 +106,18 @@ local function date()
   return dateline
 end
 
-local KEEP, CLOSE = "Connection: keep-alive\r\n\r\n", "Connection: close\r\n\r\n"
-
--- response headers the server writes itself
-local OURS = { ["content-length"] = true, ["transfer-encoding"] = true, ["connection"] = true, ["date"] = true }
-local TEXT = "Content-Type: text/plain; charset=utf-8\r\n"
-
--- header names a handler used, checked once: name -> its lower case
-local NAMES, nnames = {}, 0
-local function headername(k)
-  local l = NAMES[k]
-  if l then return l end
-  if type(k) ~= "string" or not find(k, "^[%w!#$%%&'*+.^_`|~-]+$") then return nil end
-  l = lower(k)
-  if nnames < 1024 then -- names made up per request are checked each time
-    NAMES[k], nnames = l, nnames + 1
-  end
-  return l
-end
-
--- response header lines checked before: LINES[name][value] -> "Name: value\r\n"
--- (TYPED for a Content-Type, whose line is in TYPEDLINE); Content-Length lines
-local LINES, TYPEDLINE, nlines, TYPED = {}, {}, 0, {}
-local LENGTHS = {}
-
-local function nobody(status)
-  return status < 200 or status == 204 or status == 304
-end
+local build = core._httpbuild -- lhttp.c: the checks and the bytes, in one C call
 
 --- The bytes of a response from a handler's [status,] [headers,] body
 --- -> bytes, close (a handler's Connection: close) | nil, why
 local function response(a, b, c, head, close)
-  local status, headers, body = 200, nil
   if math.type(a) == "integer" then
-    status = a
-    if type(b) == "table" or (b == nil and c ~= nil) then headers, body = b, c else body = b end
+    if type(b) == "table" or (b == nil and c ~= nil) then return build(a, b, c, head, close, date()) end
+    return build(a, nil, b, head, close, date())
   elseif type(a) == "table" then
-    headers, body = a, b
-  else
-    body = a
+    return build(200, a, b, head, close, date())
   end
-  if status < 200 or status > 999 then
-    return nil, ("status %d is not a final status (200..999)"):format(status)
-  end
-  if body == nil then body = "" end
-  if type(body) == "number" then body = tostring(body) end
-  if type(body) ~= "string" then
-    return nil, ("the body must be a string (got %s)"):format(type(body))
-  end
-  local hs, typed = "", false
-  if headers then
-    for k, v in pairs(headers) do
-      local line = LINES[k]
-      line = line and line[v]
-      if line then -- a header line checked before
-        if line == TYPED then
-          typed, line = true, TYPEDLINE[k][v]
-        end
-      else
-        local lk = headername(k)
-        if not lk then return nil, ("bad response header name %s"):format(tostring(k)) end
-        local sv = type(v) == "number" and tostring(v) or v
-        if type(sv) ~= "string" or find(sv, "[%z\1-\8\10-\31\127]") then
-          return nil, ("bad value for response header %s (a string without control bytes)"):format(k)
-        end
-        if OURS[lk] then
-          if lk == "connection" and lower(sv) == "close" then close = true end
-          line = ""
-        else
-          line = k .. ": " .. sv .. "\r\n"
-          if lk == "content-type" then typed = true end
-          if nlines < 4096 then -- a line made up per response is checked each time
-            nlines = nlines + 1
-            local byk = LINES[k]
-            if not byk then
-              byk = {}
-              LINES[k] = byk
-            end
-            if lk == "content-type" then
-              byk[v] = TYPED
-              local t = TYPEDLINE[k] or {}
-              TYPEDLINE[k] = t
-              t[v] = line
-            else
-              byk[v] = line
-            end
-          end
-        end
-      end
-      hs = hs == "" and line or hs .. line
-    end
-  end
-  local n = #body
-  if not typed and n > 0 then hs = hs .. TEXT end
-  local cl = ""
-  if nobody(status) then
-    body = ""
-  else
-    cl = LENGTHS[n]
-    if not cl then
-      cl = "Content-Length: " .. n .. "\r\n"
-      if n < 65536 then LENGTHS[n] = cl end
-    end
-    if head then body = "" end
-  end
-  return statusline(status) .. hs .. cl .. date() .. (close and CLOSE or KEEP) .. body, close
+  return build(200, nil, a, head, close, date())
 end
 
 --{=====================================================================
