@@ -175,6 +175,33 @@ describe("reactor.http connections", function()
     assert.is_false(tr:closed())
   end)
 
+  it("stops reading at 64 requests in flight and answers all of 150 pipelined ones, in order", function()
+    local clock <close> = testing.clock()
+    local app = http.app()
+    local running, peak = 0, 0
+    app:get("/n/{i}", function(r)
+      running = running + 1
+      peak = math.max(peak, running)
+      reactor.sleep(1)
+      running = running - 1
+      return r.params.i
+    end)
+    local _, tr = connect(app.protocol)
+    local all, want = {}, {}
+    for i = 1, 150 do
+      all[i] = req("GET", "/n/" .. i)
+      want[i] = "200 " .. i
+    end
+    tr:feed(table.concat(all))
+    testing.flush()
+    assert.equal(64, running) -- the rest wait in the read buffer
+    assert.is_true((tr:paused()))
+    testing.run_until(function() return #responses(tr:value()) == 150 end)
+    assert.same(want, bodies(responses(tr:value())))
+    assert.equal(64, peak)
+    assert.is_false((tr:paused()))
+  end)
+
   it("answers a bad request with its status and Connection: close, after the good ones", function()
     local cases = {
       { "GET / HTTP/1.1\r\nHost: t\r\nX: \rx\r\n\r\n", 400 },
