@@ -461,6 +461,10 @@ local function Conn(app)
   end
 
   local function refuse(self, status, close, extra)
+    if close and not self.paused then -- nothing after it is read
+      self.paused = true
+      self.transport:pauseReading()
+    end
     local slot = take(self)
     respond(self, slot, (response(status, extra, errorbody(status), false, close)), close)
   end
