@@ -245,21 +245,25 @@ describe("reactor.http connections", function()
     app:get("/bad", function() return 200, { ["X-A"] = "a\r\nInjected: yes" }, "x" end)
     app:get("/ok", function() return "fine" end)
     app:get("/interim", function() return 101, "no" end)
+    app:get("/huge", function() return 200, { ["X-Big"] = ("b"):rep(9000) }, "x" end)
     local _, tr = connect(app.protocol)
     local _, other = connect(app.protocol)
-    tr:feed(req("GET", "/boom") .. req("GET", "/bad") .. req("GET", "/interim") .. req("GET", "/ok"))
+    tr:feed(req("GET", "/boom") .. req("GET", "/bad") .. req("GET", "/interim") .. req("GET", "/huge") ..
+      req("GET", "/ok"))
     other:feed(req("GET", "/ok"))
     testing.flush()
     reactor.core.log = log
     local rs = responses(tr:value())
-    assert.same({ 500, 500, 500, 200 }, { rs[1].status, rs[2].status, rs[3].status, rs[4].status })
-    assert.equal("fine", rs[4].body)
+    assert.same({ 500, 500, 500, 500, 200 }, { rs[1].status, rs[2].status, rs[3].status, rs[4].status,
+      rs[5].status })
+    assert.equal("fine", rs[5].body)
     assert.is_nil(rs[1].body:find("kaboom")) -- no traceback to the client
     assert.is_nil(tr:value():find("Injected"))
     assert.matches("^error in the http handler for GET /boom: " .. THIS:gsub("%p", "%%%0") .. ":" ..
       H.line_of(SOURCE, "the failing line") .. ": kaboom", logged[1])
     assert.matches("bad value for response header X%-A", logged[2])
     assert.matches("GET /interim: status 101 is not a final status %(200%.%.999%)$", logged[3])
+    assert.matches("GET /huge: the response's header fields are over 8192 bytes$", logged[4])
     assert.equal("200 fine", bodies(responses(other:value()))[1])
     assert.is_false(tr:closed())
   end)
