@@ -10,8 +10,11 @@
  * ", ") and body a string ("" when there is none; a chunked body decoded).
  * The head itself never becomes a Lua string: only its parts do. A bad
  * request is self:badRequest(status, why) once, and reading stops (the
- * Lua side answers after the responses before it, and closes). What is
- * left of an unfinished request is kept in the framer, copied once.
+ * Lua side answers after the responses before it, and closes; without a
+ * badRequest the connection just closes). What is left of an unfinished
+ * request is kept in the framer, copied once. The limits are the class's
+ * _httplimits (core._httplimits), else the parser's defaults.
+ * core._httpbuild makes a response's bytes (below).
  *
  * pauseReading() in requestReceived stops the requests still buffered too;
  * resumeReading() has them delivered (rd_conn_redeliver), as for lines.
@@ -24,7 +27,7 @@
  * which of the unfinished request's calls were made: self:headStarted()
  * (its head or body spans reads: the Lua side times it) and
  * self:continueRequested() (its head is whole, with Expect: 100-continue,
- * and its body is not), each once per request.
+ * and its body is not), each once per request; both are optional.
  */
 #include <string.h>
 
@@ -360,11 +363,14 @@ static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_B
 
 enum { NEED_CONTINUED = 1, NEED_TIMED = 2 }; /* f->need's bits, see the top */
 
-/* self:name(), as the call record's callback */
+/* self:name(), as the call record's callback, if the protocol defines it */
 static void callself(lua_State *L, lreactor *lr, int self, const char *name)
 {
     lr->call->what = name;
-    lua_getfield(L, self, name);
+    if (lua_getfield(L, self, name) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
     lua_pushvalue(L, self);
     lua_call(L, 1, 0);
 }
@@ -382,7 +388,11 @@ static void bad(lua_State *L, lreactor *lr, ltransport *t, int self, long status
     rd_framer_destroy(&t->in); /* nothing after a bad request is framed */
     rd_conn_pause_reading(&t->conn, 1);
     lr->call->what = "badRequest";
-    lua_getfield(L, self, "badRequest");
+    if (lua_getfield(L, self, "badRequest") == LUA_TNIL) { /* no answer to give: just close */
+        lua_pop(L, 1);
+        rd_conn_lose(&t->conn);
+        return;
+    }
     lua_pushvalue(L, self);
     lua_pushinteger(L, status);
     lua_pushstring(L, why ? why : "bad request");

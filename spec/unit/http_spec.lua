@@ -464,6 +464,26 @@ describe("reactor.http connections", function()
     assert.matches("requestTimeout must be a number of seconds > 0 or false, got string \"soon\"", err)
   end)
 
+  it("frames requests for a protocol of one's own (reactor.core.framing.http, requestReceived only)", function()
+    local got = {}
+    local Bare = reactor.Protocol:extend {
+      delimiter = reactor.core.framing.http,
+      requestReceived = function(self, method, target, headers, body, minor, keepalive)
+        got[#got + 1] = { method, target, headers.host, body, minor, keepalive }
+        self.transport:write("ok")
+      end,
+    }
+    local _, tr = connect(Bare)
+    tr:feed(req("POST", "/x?y", "Content-Length: 2\r\n", "hi") .. "GET / HTTP/1.0\r\n\r\nGET / HT", "every")
+    testing.flush()
+    assert.same({ { "POST", "/x?y", "t", "hi", 1, true }, { "GET", "/", nil, "", 0, false } }, got)
+    assert.is_false(tr:closed()) -- an unfinished head: no headStarted needed
+    tr:feed("TP/1.1\r\n\r\n") -- a bad one (no Host): without badRequest, it just closes
+    testing.flush()
+    assert.is_true(tr:closed())
+    assert.equal(2, #got)
+  end)
+
   it("escapes HTML", function()
     assert.equal("&lt;a href=&quot;x&quot;&gt;&amp;&#39;", http.escape("<a href=\"x\">&'"))
     assert.equal("42", http.escape(42))
