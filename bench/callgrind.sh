@@ -30,6 +30,9 @@
 #   HOST        address to serve and load on [127.0.0.1]
 #   TIMEOUT     seconds allowed for each step: start-up, the load, shutdown [120]
 #   KEEP        1 = keep the callgrind dumps and logs (for callgrind_annotate) [0]
+#   HTTP        1 = HTTP keep-alive instead of zen: HTTP_SCRIPT [examples/http_hello.lua]
+#               under bench/http_load.py (python3; every response checked), PIPELINE
+#               requests in flight per connection [1]; the figure is per HTTP request
 set -u
 
 say() { printf '%s\n' "$*" >&2; }
@@ -59,6 +62,15 @@ RAW=${RAW:-0}
 BUILD_DIR=$(absolute "${BUILD_DIR:-$ROOT/build}")
 ZEN_SCRIPT=$(absolute "${ZEN_SCRIPT:-$ROOT/examples/zen.lua}")
 HOST=${HOST:-127.0.0.1}
+HTTP=${HTTP:-0}
+PIPELINE=${PIPELINE:-1}
+KIND=zen
+if [ "$HTTP" = 1 ]; then
+    KIND=HTTP
+    ZEN_SCRIPT=$(absolute "${HTTP_SCRIPT:-$ROOT/examples/http_hello.lua}")
+    command -v python3 >/dev/null || die "python3 not found (HTTP=1 runs bench/http_load.py)"
+    [ "$RAW" = 1 ] && die "RAW=1 is for zen only"
+fi
 TIMEOUT=${TIMEOUT:-120}
 KEEP=${KEEP:-0}
 
@@ -150,14 +162,25 @@ run_once() {
         return 1
     fi
     control "$dir" -i on || return 1
-    timeout -k 5 "$TIMEOUT" "$LOADGEN" -q -c "$CONNS" -n "$REQUESTS" -w 0 -t 60 \
-        "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
+    if [ "$HTTP" = 1 ]; then
+        timeout -k 5 "$TIMEOUT" python3 "$ROOT/bench/http_load.py" -c "$CONNS" -n "$REQUESTS" \
+            -P "$PIPELINE" "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
+    else
+        timeout -k 5 "$TIMEOUT" "$LOADGEN" -q -c "$CONNS" -n "$REQUESTS" -w 0 -t 60 \
+            "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
+    fi
     LOADGEN_PID=$!
     wait "$LOADGEN_PID"
     rc=$?
     LOADGEN_PID=
     control "$dir" -i off || return 1
-    line=$(grep '^rd_loadgen: mode=load' "$dir/loadgen" | tail -n 1)
+    if [ "$HTTP" = 1 ]; then
+        line=$(grep '^http_load:' "$dir/loadgen" | tail -n 1)
+        [[ $line == "http_load: requests=$REQUESTS errors=0" ]] && line="$line " # as rd_loadgen's
+        line=${line/requests=/ requests=}
+    else
+        line=$(grep '^rd_loadgen: mode=load' "$dir/loadgen" | tail -n 1)
+    fi
     if [ $rc -ne 0 ] || [[ $line != *" requests=$REQUESTS "* ]] || [[ $line != *" errors=0 "* ]]; then
         say "callgrind.sh: $name: rd_loadgen exit $rc: ${line:-no summary}"
         sed 's/^/    /' "$dir/loadgen.err" | head -n 20 >&2
@@ -191,9 +214,9 @@ measure() {
         printf "%d %d %d", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }')
     read -r med lo hi <<<"$med"
     if [ "$RUNS" = 1 ]; then
-        echo "$name: $med instructions per zen request ($REQUESTS requests, $CONNS connections)"
+        echo "$name: $med instructions per $KIND request ($REQUESTS requests, $CONNS connections)"
     else
-        echo "$name: $med instructions per zen request ($REQUESTS requests, $CONNS connections;" \
+        echo "$name: $med instructions per $KIND request ($REQUESTS requests, $CONNS connections;" \
             "median of $RUNS runs, $lo-$hi)"
     fi
 }

@@ -292,6 +292,8 @@ int luaopen_reactor_core(lua_State *L)
         {"_sendstring", rdL_sendstring},
         {"broadcast", rdL_broadcast},
         {"_testing", rdL_testing},
+        {"_httplimits", rdL_httplimits},
+        {"_httpbuild", rdL_httpbuild},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {
@@ -346,6 +348,8 @@ int luaopen_reactor_core(lua_State *L)
     lua_setfield(L, -2, "netstring");
     lua_pushlightuserdata(L, (void *)&rdL_stream_framing);
     lua_setfield(L, -2, "stream");
+    lua_pushlightuserdata(L, (void *)&rdL_http_framing);
+    lua_setfield(L, -2, "http");
     lua_setfield(L, -2, "framing");
     lua_pushliteral(L, REACTOR_VERSION);
     lua_setfield(L, -2, "version");

@@ -108,6 +108,13 @@ typedef struct lreactor {
  * coroutine stream) has its reads fed to the framer and gets readReady()
  * per read; its task takes bytes with transport:_pull */
 extern const char rdL_stream_framing;
+/* reactor.core.framing.http: requests framed by core's HTTP parser, each
+ * handed to requestReceived (lhttp.c) */
+extern const char rdL_http_framing;
+void rdL_read_http(lua_State *L, lreactor *lr, struct ltransport *t, int self, const char *p,
+                   size_t n);
+int rdL_httplimits(lua_State *L); /* core._httplimits{...}: a class's _httplimits */
+int rdL_httpbuild(lua_State *L);  /* core._httpbuild(...): a response's bytes */
 
 /* uservalues of a transport */
 /* uservalues of a transport; the third is where it came from: a client's

@@ -290,6 +290,18 @@ function M.spawnfor(s, handler)
   return t
 end
 
+--- spawnnamed(name, fn, ...) -> task: spawn, named in the log by name ("the
+--- reactor.http handler") instead of the spawner's line: no stack lookup, for
+--- a task per request (reactor.http).
+function M.spawnnamed(name, fn, ...)
+  local co = coroutine.create(fn)
+  local t = setmetatable({ co = co, state = "running", where = name, seq = 0, waiting = false,
+    cleanup = false, cleanobj = false, active = false, early = false, cancelpending = false }, Task)
+  bycoroutine[co] = t
+  step(t, ...)
+  return t
+end
+
 --- The task a coroutine runs, if it is one.
 function M.of(co)
   return bycoroutine[co]

@@ -1,0 +1,473 @@
+/*
+ * lhttp.c: the C half of reactor.http: request heads framed by core's
+ * strict parser (rd_http.h) straight from the connection's read buffer.
+ *
+ * A protocol whose delimiter is reactor.core.framing.http has each read fed
+ * to the connection's framer (as a stream's); every request whose head and
+ * body are whole is taken in one pass, in order, and handed to
+ *   self:requestReceived(method, target, headers, body, minor, keepalive)
+ * with headers a table of lower-case names (repeated fields joined with
+ * ", ") and body a string ("" when there is none; a chunked body decoded).
+ * The head itself never becomes a Lua string: only its parts do. A bad
+ * request is self:badRequest(status, why) once, and reading stops (the
+ * Lua side answers after the responses before it, and closes; without a
+ * badRequest the connection just closes). What is left of an unfinished
+ * request is kept in the framer, copied once. The limits are the class's
+ * _httplimits (core._httplimits), else the parser's defaults.
+ * core._httpbuild makes a response's bytes (below).
+ *
+ * pauseReading() in requestReceived stops the requests still buffered too;
+ * resumeReading() has them delivered (rd_conn_redeliver), as for lines.
+ *
+ * This file is the framer's rule here, so it keeps its progress in the
+ * framer's rule fields, which rd_framer_skip resets at each request taken:
+ * f->scanned, the unconsumed bytes already parsed without a whole head (a
+ * parse is skipped until a new LF arrives: rd_http_need_parse, so a head
+ * sent a byte at a time costs a parse per line, not per byte); f->need,
+ * which of the unfinished request's calls were made: self:headStarted()
+ * (its head or body spans reads: the Lua side times it) and
+ * self:continueRequested() (its head is whole, with Expect: 100-continue,
+ * and its body is not), each once per request; both are optional.
+ */
+#include <string.h>
+
+#include "rd_http.h"
+#include "rdlua.h"
+
+const char rdL_http_framing = 'h';
+
+/* A protocol's limits (its class's _httplimits, from core._httplimits). */
+#define RDL_HTTP_LIMITS_MAGIC 0x72646c6du
+typedef struct lhttplimits {
+    uint32_t magic;
+    rd_http_limits_t lim;
+} lhttplimits;
+
+static lua_Integer limitfield(lua_State *L, const char *name, lua_Integer dflt, lua_Integer max)
+{
+    int t = lua_getfield(L, 1, name);
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return dflt;
+    }
+    int isint;
+    lua_Integer v = lua_tointegerx(L, -1, &isint);
+    if (!isint || v < 1 || v > max)
+        luaL_error(L, "%s must be an integer 1..%I (got %s)", name, max, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core._httplimits{maxRequestLine=, maxHeaderBytes=, maxHeaders=, maxBody=,
+ * maxChunkExt=} -> the limits, for a protocol class's _httplimits. */
+int rdL_httplimits(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const rd_http_limits_t *d = &rd_http_default_limits;
+    rd_http_limits_t lim = {
+        .max_request_line =
+            (size_t)limitfield(L, "maxRequestLine", (lua_Integer)d->max_request_line, 1 << 30),
+        .max_header_bytes =
+            (size_t)limitfield(L, "maxHeaderBytes", (lua_Integer)d->max_header_bytes, 1 << 30),
+        .max_headers = (size_t)limitfield(L, "maxHeaders", (lua_Integer)d->max_headers, 256),
+        .max_body =
+            (uint64_t)limitfield(L, "maxBody", (lua_Integer)d->max_body, (lua_Integer)1 << 31),
+        .max_chunk_ext =
+            (size_t)limitfield(L, "maxChunkExt", (lua_Integer)d->max_chunk_ext, 1 << 30),
+    };
+    lhttplimits *u = lua_newuserdatauv(L, sizeof *u, 0);
+    u->magic = RDL_HTTP_LIMITS_MAGIC;
+    u->lim = lim;
+    return 1;
+}
+
+/* The limits of self's class, left on the stack (kept alive while used). */
+static const rd_http_limits_t *limits_of(lua_State *L, int self)
+{
+    if (lua_getfield(L, self, "_httplimits") == LUA_TUSERDATA &&
+        lua_rawlen(L, -1) == sizeof(lhttplimits)) {
+        const lhttplimits *u = lua_touserdata(L, -1);
+        if (u->magic == RDL_HTTP_LIMITS_MAGIC) return &u->lim;
+    }
+    return &rd_http_default_limits;
+}
+
+enum { RDL_HTTP_MAXHEADERS = 256, RDL_HTTP_NAME = 64 };
+
+/* Push the header table of req: lower-case names, repeats joined. */
+static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
+{
+    lua_createtable(L, 0, (int)req->nheaders);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const rd_http_header_t *h = &req->headers[i];
+        char low[RDL_HTTP_NAME];
+        if (h->name.n <= sizeof low) {
+            for (size_t k = 0; k < h->name.n; k++) {
+                unsigned char c = (unsigned char)h->name.p[k];
+                low[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            }
+            rdL_pushbytes(L, lr, low, h->name.n);
+        } else {
+            luaL_Buffer b;
+            char *d = luaL_buffinitsize(L, &b, h->name.n);
+            for (size_t k = 0; k < h->name.n; k++) {
+                unsigned char c = (unsigned char)h->name.p[k];
+                d[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+            }
+            luaL_pushresultsize(&b, h->name.n);
+        }
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TSTRING) { /* a repeat: "a, b" */
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, h->value.p, h->value.n);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            rdL_pushbytes(L, lr, h->value.p, h->value.n);
+        }
+        lua_rawset(L, -3);
+    }
+}
+
+/*{====================================================================
+ * Responses: core._httpbuild(status, headers, body, head, close, dateline)
+ * -> bytes, close | nil, why. The whole response as one string: the status
+ * line, the handler's header fields (each checked: a token name, a value
+ * without control bytes other than HTAB; Content-Length, Transfer-Encoding,
+ * Connection and Date are the server's, and a Connection: close from the
+ * handler closes), Content-Type text/plain for a body without one,
+ * Content-Length, dateline, Connection, and the body (none for a HEAD, a
+ * 204 or a 304).
+ *=====================================================================*/
+
+static const struct {
+    int status;
+    const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {304, "Not Modified"},
+    {307, "Temporary Redirect"},
+    {308, "Permanent Redirect"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {408, "Request Timeout"},
+    {409, "Conflict"},
+    {410, "Gone"},
+    {411, "Length Required"},
+    {413, "Content Too Large"},
+    {414, "URI Too Long"},
+    {415, "Unsupported Media Type"},
+    {417, "Expectation Failed"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {431, "Request Header Fields Too Large"},
+    {500, "Internal Server Error"},
+    {501, "Not Implemented"},
+    {502, "Bad Gateway"},
+    {503, "Service Unavailable"},
+    {505, "HTTP Version Not Supported"},
+};
+
+static const char *reason(lua_Integer status)
+{
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].status == status) return reasons[i].reason;
+    return "Unknown";
+}
+
+static int tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* name equals the lower-case word w, ignoring case */
+static int named(const char *name, size_t n, const char *w)
+{
+    size_t wn = strlen(w);
+    if (n != wn) return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)w[i]) return 0;
+    }
+    return 1;
+}
+
+static int build_fail(lua_State *L, const char *fmt, const char *what)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, fmt, what);
+    return 2;
+}
+
+/* the response head, built on the C stack */
+typedef struct headbuf {
+    char p[8192];
+    size_t n;
+    int over;
+} headbuf;
+
+static void hadd(headbuf *h, const char *p, size_t n)
+{
+    if (n > sizeof h->p - h->n) {
+        h->over = 1;
+        return;
+    }
+    memcpy(h->p + h->n, p, n);
+    h->n += n;
+}
+
+#define HADDLIT(h, s) hadd((h), "" s, sizeof(s) - 1)
+
+/* the decimal digits of v (snprintf costs ~10x more per response) */
+static void hadduint(headbuf *h, uint64_t v)
+{
+    char d[20];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    hadd(h, d + i, sizeof d - i);
+}
+
+int rdL_httpbuild(lua_State *L)
+{
+    int isint;
+    lua_Integer status = lua_tointegerx(L, 1, &isint);
+    if (!isint) return luaL_argerror(L, 1, "expected an integer status");
+    if (status < 200 || status > 999) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "status %I is not a final status (200..999)", status);
+        return 2;
+    }
+    int t = lua_type(L, 3);
+    if (t != LUA_TNIL && t != LUA_TSTRING && t != LUA_TNUMBER)
+        return build_fail(L, "the body must be a string (got %s)", lua_typename(L, t));
+    size_t blen = 0;
+    if (t != LUA_TNIL) lua_tolstring(L, 3, &blen); /* a number becomes its string, in place */
+    int head = lua_toboolean(L, 4), close = lua_toboolean(L, 5);
+    size_t dlen;
+    const char *date = luaL_checklstring(L, 6, &dlen);
+    headbuf h;
+    h.n = 0;
+    h.over = 0;
+    HADDLIT(&h, "HTTP/1.1 ");
+    hadduint(&h, (uint64_t)status);
+    HADDLIT(&h, " ");
+    const char *r = reason(status);
+    hadd(&h, r, strlen(r));
+    HADDLIT(&h, "\r\n");
+    int typed = 0;
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, 2)) { /* key at -2, value at -1 */
+            if (lua_type(L, -2) != LUA_TSTRING) {
+                lua_pushnil(L);
+                lua_pushfstring(L, "bad response header name %s", luaL_typename(L, -3));
+                return 2;
+            }
+            size_t kn, vn;
+            const char *k = lua_tolstring(L, -2, &kn);
+            int ok = kn > 0;
+            for (size_t i = 0; ok && i < kn; i++)
+                ok = tchar((unsigned char)k[i]);
+            if (!ok) return build_fail(L, "bad response header name %s", k);
+            int vt = lua_type(L, -1);
+            if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
+                return build_fail(
+                    L, "bad value for response header %s (a string without control bytes)", k);
+            const char *v =
+                lua_tolstring(L, -1, &vn); /* the value, not the key: lua_next is safe */
+            for (size_t i = 0; i < vn; i++) {
+                unsigned char c = (unsigned char)v[i];
+                if ((c < 32 && c != '\t') || c == 127)
+                    return build_fail(
+                        L, "bad value for response header %s (a string without control bytes)", k);
+            }
+            if (named(k, kn, "connection")) {
+                if (named(v, vn, "close")) close = 1;
+            } else if (!named(k, kn, "content-length") && !named(k, kn, "transfer-encoding") &&
+                       !named(k, kn, "date")) {
+                if (!typed && named(k, kn, "content-type")) typed = 1;
+                hadd(&h, k, kn);
+                HADDLIT(&h, ": ");
+                hadd(&h, v, vn);
+                HADDLIT(&h, "\r\n");
+            }
+            lua_pop(L, 1);
+        }
+    }
+    if (!typed && blen > 0) HADDLIT(&h, "Content-Type: text/plain; charset=utf-8\r\n");
+    int nobody = status == 204 || status == 304;
+    if (!nobody) {
+        HADDLIT(&h, "Content-Length: ");
+        hadduint(&h, blen);
+        HADDLIT(&h, "\r\n");
+    }
+    hadd(&h, date, dlen);
+    if (close)
+        HADDLIT(&h, "Connection: close\r\n\r\n");
+    else
+        HADDLIT(&h, "Connection: keep-alive\r\n\r\n");
+    if (h.over) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "the response's header fields are over %d bytes", (int)sizeof h.p);
+        return 2;
+    }
+    if (head || nobody || blen == 0) {
+        lua_pushlstring(L, h.p, h.n);
+    } else { /* one string, one copy of the body */
+        luaL_Buffer b;
+        char *d = luaL_buffinitsize(L, &b, h.n + blen);
+        memcpy(d, h.p, h.n);
+        memcpy(d + h.n, lua_tostring(L, 3), blen);
+        luaL_pushresultsize(&b, h.n + blen);
+    }
+    lua_pushboolean(L, close);
+    return 2;
+}
+
+/* A chunked body starting at p[0..n): its encoded length (> 0) once whole,
+ * 0 if more bytes are needed, or -status. With b, the decoded data is
+ * added to it. The decoder keeps no state across reads: an unfinished body
+ * is decoded again from its start at the next read (bounded by the body
+ * limit). */
+static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_Buffer *b)
+{
+    rd_http_chunked_t c;
+    rd_http_chunked_init(&c, lim);
+    size_t used = 0;
+    while (!rd_http_chunked_done(&c)) {
+        rd_http_span_t data = {NULL, 0};
+        long r = rd_http_chunked_decode(&c, p + used, n - used, &data);
+        if (r < 0) return r;
+        if (b && data.n) luaL_addlstring(b, data.p, data.n);
+        used += (size_t)r;
+        if (r == 0 || used == n) {
+            if (rd_http_chunked_done(&c)) break;
+            return 0;
+        }
+    }
+    return (long)used;
+}
+
+enum { NEED_CONTINUED = 1, NEED_TIMED = 2 }; /* f->need's bits, see the top */
+
+/* self:name(), as the call record's callback, if the protocol defines it */
+static void callself(lua_State *L, lreactor *lr, int self, const char *name)
+{
+    lr->call->what = name;
+    if (lua_getfield(L, self, name) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pushvalue(L, self);
+    lua_call(L, 1, 0);
+}
+
+/* A request is unfinished after this read: self:headStarted() once. */
+static void unfinished(lua_State *L, lreactor *lr, rd_framer_t *f, int self)
+{
+    if (f->need & NEED_TIMED) return;
+    f->need |= NEED_TIMED;
+    callself(L, lr, self, "headStarted");
+}
+
+static void bad(lua_State *L, lreactor *lr, ltransport *t, int self, long status, const char *why)
+{
+    rd_framer_destroy(&t->in); /* nothing after a bad request is framed */
+    rd_conn_pause_reading(&t->conn, 1);
+    lr->call->what = "badRequest";
+    if (lua_getfield(L, self, "badRequest") == LUA_TNIL) { /* no answer to give: just close */
+        lua_pop(L, 1);
+        rd_conn_lose(&t->conn);
+        return;
+    }
+    lua_pushvalue(L, self);
+    lua_pushinteger(L, status);
+    lua_pushstring(L, why ? why : "bad request");
+    lua_call(L, 3, 0);
+}
+
+void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p, size_t n)
+{
+    rd_framer_t *f = &t->in;
+    if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
+    const rd_http_limits_t *lim = limits_of(L, self);
+    rd_http_header_t headers[RDL_HTTP_MAXHEADERS];
+    while (t->conn.state == RD_OPEN && !t->conn.user_paused) {
+        rd_span_t s = rd_framer_peek(f);
+        if (s.n == 0) break;
+        if (f->scanned && f->scanned <= s.n && !rd_http_need_parse(s.p, f->scanned, s.n, lim))
+            break;
+        rd_http_req_t req = {.headers = headers, .cap = RDL_HTTP_MAXHEADERS};
+        long h = rd_http_parse_request(s.p, s.n, &req, lim);
+        if (h == 0) {
+            unfinished(L, lr, f, self);
+            f->scanned = (uint32_t)s.n;
+            break;
+        }
+        if (h < 0) {
+            bad(L, lr, t, self, -h, req.why);
+            return;
+        }
+        size_t whole = (size_t)h;
+        long blen = 0; /* a chunked body's encoded length, once it is whole */
+        int missing = 0;
+        if (req.body == RD_HTTP_BODY_LENGTH) {
+            missing = s.n - whole < req.content_length;
+        } else if (req.body == RD_HTTP_BODY_CHUNKED) {
+            blen = chunked(s.p + whole, s.n - whole, lim, NULL);
+            if (blen < 0) {
+                bad(L, lr, t, self, -blen, "bad chunked body");
+                return;
+            }
+            missing = blen == 0;
+        }
+        if (missing) {
+            if (req.expect_continue && !(f->need & NEED_CONTINUED)) {
+                f->need |= NEED_CONTINUED; /* once per request */
+                callself(L, lr, self, "continueRequested");
+            }
+            if (t->conn.state == RD_OPEN) unfinished(L, lr, f, self);
+            break;
+        }
+        lr->call->what = "requestReceived";
+        lua_getfield(L, self, "requestReceived");
+        lua_pushvalue(L, self);
+        lua_pushlstring(L, req.method.p, req.method.n);
+        lua_pushlstring(L, req.target.p, req.target.n);
+        pushheaders(L, lr, &req);
+        if (req.body == RD_HTTP_BODY_LENGTH) {
+            lua_pushlstring(L, s.p + whole, (size_t)req.content_length);
+            whole += (size_t)req.content_length;
+        } else if (req.body == RD_HTTP_BODY_CHUNKED) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            chunked(s.p + whole, s.n - whole, lim, &b);
+            luaL_pushresult(&b);
+            whole += (size_t)blen;
+        } else {
+            lua_pushliteral(L, "");
+        }
+        lua_pushinteger(L, req.minor);
+        lua_pushboolean(L, req.keep_alive);
+        rd_framer_skip(f, whole); /* before the call: the spans are not used after it */
+        lua_call(L, 7, 0);
+    }
+    if (t->conn.state == RD_CLOSED) {
+        rd_framer_destroy(f);
+        return;
+    }
+    if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
+}

@@ -1,0 +1,616 @@
+-- reactor.http: an HTTP/1.1 server with a router, on core's strict parser.
+--
+-- The heads are parsed in C from the connection's read buffer (lhttp.c:
+-- reactor.core.framing.http): every whole request in a read is handed to
+-- requestReceived in one pass, its headers a table of lower-case names and
+-- its body decoded (Content-Length or chunked). Each request's handler runs
+-- as a task (it may reactor.sleep, connect, gather); the responses leave in
+-- request order, each as soon as it and all before it are done, so the ones
+-- ready after one read batch leave in one write (the core coalesces).
+--
+--   local http = require "reactor.http"
+--   local app = http.app()
+--   app:get("/hello/{name}", function(req) return "hello, " .. http.escape(req.params.name) end)
+--   return app:serve(8080)
+--
+-- A handler gets req and returns [status,] [headers,] body: a string body
+-- alone is a 200; status is an integer; headers a table {Name = "value"}.
+local core = require "reactor.core"
+local task = require "reactor.task"
+local protocol = require "reactor.protocol"
+local endpoints = require "reactor.endpoints"
+local log = require "reactor.log"
+
+local M = {}
+
+local concat = table.concat
+local byte, char, gsub, find, sub, format = string.byte, string.char, string.gsub, string.find,
+  string.sub, string.format
+local tonumber, type, tostring = tonumber, type, tostring
+local spawn = task.spawnnamed
+
+M.MAX_PIPELINE = 64 -- requests in flight on one connection before reading pauses
+
+--{=====================================================================
+-- Text: escaping, decoding
+--======================================================================
+
+local ESC = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
+
+--- escape(s) -> s with & < > " ' as HTML entities (for text and attribute values).
+function M.escape(s)
+  if type(s) ~= "string" then
+    if type(s) ~= "number" then
+      error(("bad argument #1 to 'escape' (expected a string, got %s)"):format(type(s)), 2)
+    end
+    s = tostring(s)
+  end
+  return (gsub(s, "[&<>\"']", ESC))
+end
+
+local function hex(h)
+  return char(tonumber(h, 16))
+end
+
+--- decode(s) -> s with each %XX decoded, or nil if a % is not followed by two hex digits.
+function M.decode(s)
+  if not find(s, "%", 1, true) then return s end
+  if find(s, "%%%X") or find(s, "%%.%X") or find(s, "%%.?$") then return nil end
+  return (gsub(s, "%%(%x%x)", hex))
+end
+local decode = M.decode
+
+local function formdecode(s)
+  if find(s, "+", 1, true) then s = gsub(s, "+", " ") end
+  return decode(s)
+end
+
+--- parsequery("a=1&b=x+y") -> {a = "1", b = "x y"} (a repeated name keeps its last value;
+--- a name without "=" is ""), or nil if it holds a bad %-escape.
+function M.parsequery(q)
+  local t = {}
+  if q == nil or q == "" then return t end
+  for pair in q:gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k, v = formdecode(k), formdecode(v)
+    if not k or not v then return nil end
+    t[k] = v
+  end
+  return t
+end
+
+--{=====================================================================
+-- Responses
+--======================================================================
+
+local REASONS = {
+  [100] = "Continue", [200] = "OK", [201] = "Created", [202] = "Accepted", [204] = "No Content",
+  [301] = "Moved Permanently", [302] = "Found", [303] = "See Other", [304] = "Not Modified",
+  [307] = "Temporary Redirect", [308] = "Permanent Redirect",
+  [400] = "Bad Request", [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found",
+  [405] = "Method Not Allowed", [408] = "Request Timeout", [409] = "Conflict", [410] = "Gone",
+  [411] = "Length Required", [413] = "Content Too Large", [414] = "URI Too Long",
+  [415] = "Unsupported Media Type", [417] = "Expectation Failed", [422] = "Unprocessable Content",
+  [429] = "Too Many Requests", [431] = "Request Header Fields Too Large",
+  [500] = "Internal Server Error", [501] = "Not Implemented", [502] = "Bad Gateway",
+  [503] = "Service Unavailable", [505] = "HTTP Version Not Supported",
+}
+M.reasons = REASONS
+
+local datesec, dateline = -1, ""
+local function date()
+  local now = os.time()
+  if now ~= datesec then
+    datesec, dateline = now, os.date("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
+  end
+  return dateline
+end
+
+local build = core._httpbuild -- lhttp.c: the checks and the bytes, in one C call
+
+--- The bytes of a response from a handler's [status,] [headers,] body
+--- -> bytes, close (a handler's Connection: close) | nil, why
+local function response(a, b, c, head, close)
+  if math.type(a) == "integer" then
+    if type(b) == "table" or (b == nil and c ~= nil) then return build(a, b, c, head, close, date()) end
+    return build(a, nil, b, head, close, date())
+  elseif type(a) == "table" then
+    return build(200, a, b, head, close, date())
+  end
+  return build(200, nil, a, head, close, date())
+end
+
+--{=====================================================================
+-- The router
+--======================================================================
+
+-- an app is a factory too (its protocol serves its routes), so a daemon
+-- script may `return app`
+local App = setmetatable({}, { __index = protocol.Factory })
+App.__index = App
+App.__name = "reactor.http.App"
+
+-- "/hello/{name}" -> {"hello", {"name"}}; literal segments as sent (decoded)
+local function compile(pattern)
+  local segs = {}
+  for seg in pattern:sub(2):gmatch("([^/]*)/?") do
+    segs[#segs + 1] = seg
+  end
+  -- gmatch gives a trailing empty match: drop it unless the pattern ends with "/"
+  if segs[#segs] == "" and sub(pattern, -1) ~= "/" then segs[#segs] = nil end
+  if pattern == "/" then segs = { "" } end
+  local names = {}
+  for i, seg in ipairs(segs) do
+    local name = seg:match("^{([%a_][%w_]*)}$")
+    if name then
+      if names[name] then return nil, ("parameter {%s} appears twice"):format(name) end
+      names[name] = true
+      segs[i] = { name }
+    elseif find(seg, "[{}]") then
+      return nil, ("bad segment %q (a parameter is a whole segment, {name})"):format(seg)
+    else
+      local d = decode(seg)
+      if not d then return nil, ("bad %%-escape in %q"):format(seg) end
+      segs[i] = d
+    end
+  end
+  return segs
+end
+
+local function split(path)
+  local segs = {}
+  for seg in path:sub(2):gmatch("([^/]*)/?") do
+    local d = decode(seg)
+    if not d then return nil end
+    segs[#segs + 1] = d
+  end
+  if segs[#segs] == "" and sub(path, -1) ~= "/" then segs[#segs] = nil end
+  if path == "/" then segs = { "" } end
+  return segs
+end
+
+local function matches(route, segs)
+  local rs = route.segs
+  if #rs ~= #segs then return nil end
+  local params
+  for i = 1, #rs do
+    local r, s = rs[i], segs[i]
+    if type(r) == "table" then
+      if s == "" then return nil end
+      params = params or {}
+      params[r[1]] = s
+    elseif r ~= s then
+      return nil
+    end
+  end
+  return params or {}
+end
+
+local function show(v)
+  if type(v) == "string" then return ("string %q"):format(v) end
+  return type(v)
+end
+
+local function callable(f)
+  if type(f) == "function" then return true end
+  local mt = getmetatable(f)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+local function addroute(app, method, pattern, handler, fname, level)
+  if type(method) ~= "string" or not find(method, "^[%w!#$%%&'*+.^_`|~-]+$") then
+    error(("bad argument #1 to '%s' (expected a method such as \"GET\", got %s)"):format(fname, show(method)),
+      level + 1)
+  end
+  local argn = fname == "route" and 2 or 1
+  if type(pattern) ~= "string" or sub(pattern, 1, 1) ~= "/" then
+    error(("bad argument #%d to '%s' (expected a path pattern starting with \"/\", such as \"/hello/{name}\", got %s)")
+      :format(argn, fname, show(pattern)), level + 1)
+  end
+  if not callable(handler) then
+    error(("bad argument #%d to '%s' (expected a handler function(req), got %s)")
+      :format(argn + 1, fname, show(handler)), level + 1)
+  end
+  local segs, why = compile(pattern)
+  if not segs then
+    error(("bad argument #%d to '%s' (%s)"):format(argn, fname, why), level + 1)
+  end
+  local routes = app._routes
+  routes[#routes + 1] = { method = method, pattern = pattern, segs = segs, handler = handler }
+  -- a literal pattern with no parameter route before it: found by a lookup
+  -- (the linear scan would find the same first match)
+  local static = app._static
+  if not app._params and not find(pattern, "%", 1, true) then
+    local byp = static[pattern]
+    if not byp then
+      byp = {}
+      static[pattern] = byp
+    end
+    if byp[method] == nil then byp[method] = handler end
+  end
+  for _, seg in ipairs(segs) do
+    if type(seg) == "table" then app._params = true end
+  end
+end
+
+--- app:route(method, pattern, handler) -> app. pattern: "/", "/a/b", "/hello/{name}"
+--- ({name} is one whole non-empty segment, %-decoded into req.params.name).
+function App:route(method, pattern, handler)
+  addroute(self, method, pattern, handler, "route", 2)
+  return self -- not a tail call: the error level counts this frame
+end
+
+function App:get(pattern, handler)
+  addroute(self, "GET", pattern, handler, "get", 2)
+  return self -- not a tail call: the error level counts this frame
+end
+
+function App:post(pattern, handler)
+  addroute(self, "POST", pattern, handler, "post", 2)
+  return self -- not a tail call: the error level counts this frame
+end
+
+function App:put(pattern, handler)
+  addroute(self, "PUT", pattern, handler, "put", 2)
+  return self -- not a tail call: the error level counts this frame
+end
+
+function App:delete(pattern, handler)
+  addroute(self, "DELETE", pattern, handler, "delete", 2)
+  return self -- not a tail call: the error level counts this frame
+end
+
+--- app:match(method, path) -> handler, params | nil, 404 | nil, 405, "GET, HEAD"
+--- (a HEAD is served by the GET route; path is the raw path, %-escapes in it).
+function App:match(method, path)
+  local byp = self._static[path]
+  if byp then
+    local h = byp[method] or (method == "HEAD" and byp.GET)
+    if h then return h, {} end
+  end
+  local segs = split(path)
+  if not segs then return nil, 400 end
+  local allow
+  local routes = self._routes
+  for i = 1, #routes do
+    local r = routes[i]
+    local params = matches(r, segs)
+    if params then
+      local m = r.method
+      if m == method or (method == "HEAD" and m == "GET") then return r.handler, params end
+      allow = allow or {}
+      allow[m] = true
+      if m == "GET" then allow.HEAD = true end
+    end
+  end
+  if not allow then return nil, 404 end
+  local list = {}
+  for m in pairs(allow) do list[#list + 1] = m end
+  table.sort(list)
+  return nil, 405, concat(list, ", ")
+end
+
+--- app:methods() -> "GET, HEAD, POST": every method a route has (HEAD with GET), sorted.
+function App:methods()
+  local set, list = {}, {}
+  for _, r in ipairs(self._routes) do
+    set[r.method] = true
+    if r.method == "GET" then set.HEAD = true end
+  end
+  for m in pairs(set) do list[#list + 1] = m end
+  table.sort(list)
+  return concat(list, ", ")
+end
+
+--{=====================================================================
+-- The connection: requests in, responses out in order
+--======================================================================
+
+-- the traceback at the error, the user's frames only (as reactor.task logs)
+local function msgh(err)
+  local tb = debug.traceback(tostring(err), 2)
+  local out = {}
+  for line in tb:gmatch("[^\n]+") do
+    if not (line:find("^%s+%[C%]") or line:find("^%s+reactor/") or line:find("^%s+%.%.%.[^\n]*reactor/")) then
+      out[#out + 1] = line
+    end
+  end
+  tb = concat(out, "\n")
+  if type(err) == "string" and find(err, "^script timeout") then
+    -- the watchdog stops the whole callback, this task's caller too: say
+    -- here, where the stack still shows the line that spun
+    log.callbackError("an http handler", tb)
+  end
+  return tb
+end
+
+local function errorbody(status)
+  return format("%d %s\n", status, REASONS[status] or "Error")
+end
+
+local function flush(self)
+  local q, head = self.q, self.head
+  local tr = self.transport
+  while true do
+    local r = q[head]
+    if not r then break end
+    q[head], self.tasks[head] = nil, nil
+    head = head + 1
+    if not self.lost then tr:write(r) end
+    if self.closeat == head - 1 then
+      self.head = head
+      if not self.lost then tr:loseConnection() end
+      return
+    end
+  end
+  if head == self.tail then -- empty: slots start again at 1 (array keys); idle from now on
+    head, self.tail = 1, 1
+    self.served = true -- the idle timeout counts from about now (timeoutConnection)
+  end
+  self.head = head
+  if self.paused and self.tail - head < M.MAX_PIPELINE // 2 and not self.closeat then
+    self.paused = false
+    tr:resumeReading()
+  end
+end
+
+local function respond(self, slot, bytes, close)
+  self.q[slot] = bytes
+  if close and (not self.closeat or slot < self.closeat) then self.closeat = slot end
+  if slot == self.head then flush(self) end
+end
+
+-- one request, in a task
+local function run(self, slot, handler, req, close)
+  local ok, a, b, c = xpcall(handler, msgh, req)
+  self.tasks[slot] = nil -- done: a cancel of this connection no longer concerns its task
+  local bytes, why
+  if ok then
+    bytes, why = response(a, b, c, req.method == "HEAD", close)
+    if bytes then
+      close = why
+    else
+      log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, why))
+    end
+  else
+    log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
+  end
+  if not bytes then bytes = response(500, nil, errorbody(500), req.method == "HEAD", close) end
+  respond(self, slot, bytes, close)
+end
+
+local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
+
+-- Request tasks are kept for the next request when they are done (a task
+-- and its coroutine made per request cost more than the rest of the
+-- request): an idle one waits in the pool, and a request wakes it with its
+-- job. At most MAX_IDLE wait; one that is cancelled (its client went) or
+-- stopped by the watchdog is simply not there to wake.
+local idle, nidle = {}, 0 -- idle[i] = {task, wait number}, flattened
+local MAX_IDLE = 64
+local prepare, await, wake = task.prepare, task.await, task.wake
+
+local function worker(self, slot, handler, req, close)
+  local t = task.current()
+  while true do
+    run(self, slot, handler, req, close)
+    -- the streams the handler opened close with its request, as they would with its task
+    local streams = rawget(t, "streams")
+    if streams then
+      t.streams = nil
+      for i = 1, #streams do streams[i]:_ended(t) end
+    end
+    if nidle >= MAX_IDLE * 2 then return end
+    -- an idle task keeps nothing of its last request alive
+    self, handler, req = nil, nil, nil -- luacheck: ignore 311
+    local n = prepare(t)
+    idle[nidle + 1], idle[nidle + 2] = t, n
+    nidle = nidle + 2
+    self, slot, handler, req, close = await(t)
+  end
+end
+
+-- run the request in an idle task, or a new one -> the task
+local function dispatch(self, slot, handler, req, close)
+  while nidle > 0 do
+    local t, n = idle[nidle - 1], idle[nidle]
+    idle[nidle - 1], idle[nidle] = nil, nil
+    nidle = nidle - 2
+    if wake(t, n, self, slot, handler, req, close) then return t end
+  end
+  return spawn(TASK, worker, self, slot, handler, req, close)
+end
+
+local function Conn(app)
+  local C = setmetatable({}, { __index = protocol.Protocol })
+  C.__index = C
+  C.delimiter = core.framing.http
+  C.app = app
+
+  function C:connectionMade()
+    self.q, self.tasks, self.head, self.tail = {}, {}, 1, 1
+    self.closeat, self.paused, self.lost = false, false, false
+    self.served, self.headtimer = false, false
+    local ka = C._keepalive -- seconds an idle connection is kept, or false
+    if ka then self.transport:setTimeout(ka) end
+  end
+
+  -- nothing read for keepAliveTimeout: a connection with a request in
+  -- flight, or one answered since the last check, is kept (the transport's
+  -- clock starts again); so an idle one closes keepAliveTimeout to twice that
+  -- after its last byte or answer, at no cost per request
+  function C:timeoutConnection()
+    if self.head ~= self.tail then return end
+    if self.served then
+      self.served = false
+      return
+    end
+    self.transport:loseConnection()
+  end
+
+  -- slot for the next response
+  local function take(self)
+    local slot = self.tail
+    self.tail = slot + 1
+    self.q[slot] = false
+    if slot - self.head + 1 >= M.MAX_PIPELINE and not self.paused then
+      self.paused = true
+      self.transport:pauseReading()
+    end
+    return slot
+  end
+
+  local function refuse(self, status, close, extra)
+    if close and not self.paused then -- nothing after it is read
+      self.paused = true
+      self.transport:pauseReading()
+    end
+    local slot = take(self)
+    respond(self, slot, (response(status, extra, errorbody(status), false, close)), close)
+  end
+
+  function C:requestReceived(method, target, headers, body, minor, keepalive)
+    local ht = self.headtimer
+    if ht then
+      self.headtimer = false
+      ht:cancel()
+    end
+    local close = not keepalive
+    if close then -- nothing after it is read
+      self.paused = true
+      self.transport:pauseReading()
+    end
+    local path, query
+    if byte(target) == 47 then -- "/"
+      local q = find(target, "?", 1, true)
+      if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) else path, query = target, "" end
+    else
+      if target == "*" and method == "OPTIONS" then -- the server as a whole: what it allows
+        local slot = take(self)
+        local bytes = response(200, { Allow = self.app:methods() }, "", false, close)
+        return respond(self, slot, bytes, close)
+      end
+      local p = target:match("^[hH][tT][tT][pP][sS]?://[^/?]*(.*)$")
+      if not p then return refuse(self, 400, true) end
+      if p == "" or byte(p) == 63 then p = "/" .. p end
+      local q = find(p, "?", 1, true)
+      if q then path, query = sub(p, 1, q - 1), sub(p, q + 1) else path, query = p, "" end
+    end
+    local handler, params, allow = self.app:match(method, path)
+    if not handler then
+      return refuse(self, params, close or params == 400, allow and { Allow = allow } or nil)
+    end
+    local q = M.parsequery(query)
+    if not q then return refuse(self, 400, true) end
+    local req = { method = method, target = target, path = path, query = q, params = params,
+      headers = headers, body = body, version = minor == 0 and "1.0" or "1.1",
+      transport = self.transport }
+    local slot = take(self)
+    local t = dispatch(self, slot, handler, req, close)
+    if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
+  end
+
+  -- a head with Expect: 100-continue waits for its body: ask for it now,
+  -- unless responses are still due before it (the client then sends the
+  -- body after its own wait, as RFC 9110 lets it)
+  function C:continueRequested()
+    if self.head == self.tail and not self.closeat then
+      self.transport:write("HTTP/1.1 100 Continue\r\n\r\n")
+    end
+  end
+
+  -- a request's head (or body) spans reads: it must be whole within
+  -- requestTimeout seconds (slowloris), else 408 and close
+  local function expired(self)
+    self.headtimer = false
+    if self.lost or self.closeat then return end
+    self.paused = true
+    self.transport:pauseReading()
+    refuse(self, 408, true)
+  end
+
+  function C:headStarted()
+    local after = C._requesttimeout
+    if after and not self.headtimer then self.headtimer = core.callLater(after, expired, self) end
+  end
+
+  function C:badRequest(status, why) -- luacheck: ignore why
+    self.paused = true
+    refuse(self, status, true)
+  end
+
+  function C:connectionLost()
+    self.lost = true
+    local ht = self.headtimer
+    if ht then
+      self.headtimer = false
+      ht:cancel()
+    end
+    for _, t in pairs(self.tasks) do t:cancel() end
+  end
+
+  return C
+end
+
+--- http.app([{maxBody =, maxRequestLine =, maxHeaderBytes =, maxHeaders =, maxChunkExt =,
+--- keepAliveTimeout = 60, requestTimeout = 30}]) -> an app: routes, and the protocol that serves them (with
+--- those limits; a connection with no request in flight closes after keepAliveTimeout
+--- seconds without a byte from its client, never while a handler runs; a request
+--- whose head or body spans reads must be whole within requestTimeout seconds, else 408).
+function M.app(opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error(("bad argument #1 to 'app' (expected an options table, got %s)"):format(show(opts)), 2)
+  end
+  local app = setmetatable({ _routes = {}, _static = {}, _params = false }, App)
+  app.protocol = Conn(app)
+  app.protocol._keepalive, app.protocol._requesttimeout = 60, 30
+  if opts then
+    local rt = opts.requestTimeout
+    if rt ~= nil and rt ~= false and (type(rt) ~= "number" or rt <= 0) then
+      error(("bad argument #1 to 'app' (requestTimeout must be a number of seconds > 0 or false, got %s)")
+        :format(show(rt)), 2)
+    end
+    if rt ~= nil then app.protocol._requesttimeout = rt end
+    local ka = opts.keepAliveTimeout
+    if ka ~= nil and ka ~= false and (type(ka) ~= "number" or ka <= 0) then
+      error(("bad argument #1 to 'app' (keepAliveTimeout must be a number of seconds > 0 or false, got %s)")
+        :format(show(ka)), 2)
+    end
+    if ka ~= nil then app.protocol._keepalive = ka end
+    local ok, lim = pcall(core._httplimits, opts)
+    if not ok then error(("bad argument #1 to 'app' (%s)"):format(lim), 2) end
+    app.protocol._httplimits = lim
+  end
+  return app
+end
+M.router = M.app
+
+--- app:serve(port | {port =, host =}) -> the listener; in a daemon script
+--- (return app:serve(8080)) what the script returns.
+function App:serve(where)
+  local opts = type(where) == "table" and where or { port = where }
+  local port = endpoints.toport(opts.port == nil and 0 or opts.port, 0)
+  if not port then
+    error(("bad argument #1 to 'serve' (expected a port 0..65535 or {port =, host =}, got %s)")
+      :format(show(type(where) == "table" and opts.port or where)), 2)
+  end
+  if opts.host ~= nil and (type(opts.host) ~= "string" or opts.host == "") then
+    error(("bad argument #1 to 'serve' (host must be an address string, got %s)"):format(show(opts.host)), 2)
+  end
+  local spec = { protocol = self.protocol, port = port, host = opts.host, idleTimeout = opts.idleTimeout,
+    maxConnections = opts.maxConnections }
+  if (require("reactor.service").loading or 0) > 0 then return spec end
+  local f = protocol.asFactory({ protocol = self.protocol, idleTimeout = opts.idleTimeout,
+    maxConnections = opts.maxConnections })
+  return endpoints.listenTCP(port, f, { interface = opts.host })
+end
+
+--- http.serve(app, port | opts): app:serve(...)
+function M.serve(app, where)
+  if getmetatable(app) ~= App then
+    error(("bad argument #1 to 'serve' (expected an app from http.app(), got %s)"):format(show(app)), 2)
+  end
+  return app:serve(where)
+end
+
+return M
