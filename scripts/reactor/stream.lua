@@ -186,6 +186,14 @@ local function waitread(self, t, op, arg)
   return await(t, releasereader, self)
 end
 
+-- what a read gives: the bytes alone, or nil, why [, the partial bytes]
+-- (no trailing nils: print(s:read(10)) shows what came)
+local function results(a, b, c)
+  if a ~= nil then return a end
+  if c ~= nil then return nil, b, c end
+  return nil, b
+end
+
 -- (up: the levels between the method the user called and this check's caller)
 local function checkstream(self, name, up)
   if type(self) ~= "table" or self.inited == nil or not rawget(self, "transport") then
@@ -213,7 +221,7 @@ function Stream:read(n)
   if n == 0 then return "" end
   if self.rtask then return nil, "busy" end -- one reader at a time
   local ok, a, b = try(self, "some", n)
-  if ok then return a, b end
+  if ok then return results(a, b) end
   return waitread(self, t, "some", n)
 end
 
@@ -228,7 +236,7 @@ local function readexactly(self, n)
   local t = need("stream:readexactly()", 3)
   if self.rtask then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "exact", n)
-  if ok then return a, b, c end
+  if ok then return results(a, b, c) end
   return waitread(self, t, "exact", n)
 end
 
@@ -265,7 +273,7 @@ local function readuntil(self, sep, pulled)
   self.sep = sep
   if self.rtask then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "until", sep)
-  if ok then return a, b, c end
+  if ok then return results(a, b, c) end
   return waitread(self, t, "until", sep)
 end
 
@@ -281,7 +289,7 @@ local function readline(self, pulled)
   t = need("stream:readline()", 3)
   if self.rtask then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "line", "\n")
-  if ok then return a, b, c end
+  if ok then return results(a, b, c) end
   return waitread(self, t, "line", "\n")
 end
 
@@ -395,7 +403,7 @@ function Stream:readReady()
     return -- a reader waits: keep reading (past the limit, its pull says "too long")
   elseif op then
     local ok, a, b, c = try(self, op, self.rarg)
-    if ok then return wakereader(self, a, b, c) end
+    if ok then return wakereader(self, results(a, b, c)) end
     return -- (an exact read may need more than the limit)
   end
   if not self.paused and self.transport:_pending() >= self.limit then
@@ -409,7 +417,7 @@ function Stream:readConnectionLost()
   self.eof = true
   if self.rop then
     local ok, a, b, c = try(self, self.rop, self.rarg)
-    if ok then wakereader(self, a, b, c) end
+    if ok then wakereader(self, results(a, b, c)) end
   end
   return true
 end
