@@ -26,7 +26,7 @@ local M = {}
 local concat = table.concat
 local byte, char, gsub, find, sub, format = string.byte, string.char, string.gsub, string.find,
   string.sub, string.format
-local tonumber, type, tostring = tonumber, type, tostring
+local tonumber, type, tostring, next, setmetatable, rawset = tonumber, type, tostring, next, setmetatable, rawset
 local spawn = task.spawnnamed
 
 M.MAX_PIPELINE = 64 -- requests in flight on one connection before reading pauses
@@ -421,6 +421,19 @@ local function dispatch(self, slot, handler, req, close)
   return spawn(TASK, worker, self, slot, handler, req, close)
 end
 
+-- a request's empty query and params tables, made when first read
+local REQ = {
+  __name = "reactor.http request",
+  __index = function(req, k)
+    if k == "query" or k == "params" then
+      local t = {}
+      rawset(req, k, t)
+      return t
+    end
+  end,
+}
+local parsequery = M.parsequery
+
 local function Conn(app)
   local C = setmetatable({}, { __index = protocol.Protocol })
   C.__index = C
@@ -496,15 +509,25 @@ local function Conn(app)
       local q = find(p, "?", 1, true)
       if q then path, query = sub(p, 1, q - 1), sub(p, q + 1) else path, query = p, "" end
     end
-    local handler, params, allow = self.app:match(method, path)
+    local app = self.app
+    local byp = app._static[path] -- a literal route: no split, no params (as app:match)
+    local handler = byp and (byp[method] or (method == "HEAD" and byp.GET))
+    local params, allow, q
     if not handler then
-      return refuse(self, params, close or params == 400, allow and { Allow = allow } or nil)
+      handler, params, allow = app:match(method, path)
+      if not handler then
+        return refuse(self, params, close or params == 400, allow and { Allow = allow } or nil)
+      end
+      if next(params) == nil then params = nil end
     end
-    local q = M.parsequery(query)
-    if not q then return refuse(self, 400, true) end
-    local req = { method = method, target = target, path = path, query = q, params = params,
+    if query ~= "" then
+      q = parsequery(query)
+      if not q then return refuse(self, 400, true) end
+    end
+    -- an empty query or params table is made when it is first read (REQ)
+    local req = setmetatable({ method = method, target = target, path = path, query = q, params = params,
       headers = headers, body = body, version = minor == 0 and "1.0" or "1.1",
-      transport = self.transport }
+      transport = self.transport }, REQ)
     local slot = take(self)
     local t = dispatch(self, slot, handler, req, close)
     if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
