@@ -29,6 +29,7 @@
  * self:continueRequested() (its head is whole, with Expect: 100-continue,
  * and its body is not), each once per request; both are optional.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "rd_http.h"
@@ -131,7 +132,9 @@ static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
 
 /*{====================================================================
  * Responses: core._httpbuild(status, headers, body, head, close, dateline)
- * -> bytes, close | nil, why. The whole response as one string: the status
+ * -> bytes, close | nil, why; with a transport as 7th argument the bytes go
+ * straight to its output (two copies into its buffer, no Lua string) and
+ * the first result is true. The whole response as one string: the status
  * line, the handler's header fields (each checked: a token name, a value
  * without control bytes other than HTAB; Content-Length, Transfer-Encoding,
  * Connection and Date are the server's, and a Connection: close from the
@@ -258,6 +261,13 @@ int rdL_httpbuild(lua_State *L)
     int head = lua_toboolean(L, 4), close = lua_toboolean(L, 5);
     size_t dlen;
     const char *date = luaL_checklstring(L, 6, &dlen);
+    ltransport *tr = NULL;
+    if (!lua_isnoneornil(L, 7)) {
+        tr = lua_touserdata(L, 7);
+        if (!tr || lua_type(L, 7) != LUA_TUSERDATA || lua_rawlen(L, 7) != sizeof *tr ||
+            tr->magic != RDL_TRANSPORT_MAGIC)
+            return luaL_argerror(L, 7, "expected a transport");
+    }
     headbuf h;
     h.n = 0;
     h.over = 0;
@@ -324,7 +334,17 @@ int rdL_httpbuild(lua_State *L)
         lua_pushfstring(L, "the response's header fields are over %d bytes", (int)sizeof h.p);
         return 2;
     }
-    if (head || nobody || blen == 0) {
+    if (tr) { /* straight into the connection's output: no string made */
+        int st = tr->conn.state;
+        if (st == RD_OPEN || st == RD_CONNECTING) {
+            int w = rd_conn_write(&tr->conn, h.p, h.n);
+            if (w == 0 && !(head || nobody || blen == 0))
+                w = rd_conn_write(&tr->conn, lua_tostring(L, 3), blen);
+            if (w == -ENOMEM) luaL_error(L, "not enough memory");
+            /* RD_ETOOBIG: the conn is aborted; connectionLost will say why */
+        }
+        lua_pushboolean(L, 1);
+    } else if (head || nobody || blen == 0) {
         lua_pushlstring(L, h.p, h.n);
     } else { /* one string, one copy of the body */
         luaL_Buffer b;

@@ -360,13 +360,29 @@ local function respond(self, slot, bytes, close)
   if slot == self.head then flush(self) end
 end
 
--- one request, in a task
+-- one request, in a task. Its response goes straight to the transport
+-- when nothing is due before it (build writes it: no string, no queue),
+-- else it waits in the queue for those before it.
+local mathtype = math.type
 local function run(self, slot, handler, req, close)
   local ok, a, b, c = xpcall(handler, msgh, req)
   self.tasks[slot] = nil -- done: a cancel of this connection no longer concerns its task
+  local head = req.method == "HEAD"
+  local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
+  local dl = date()
   local bytes, why
   if ok then
-    bytes, why = response(a, b, c, req.method == "HEAD", close)
+    if mathtype(a) == "integer" then
+      if type(b) == "table" or (b == nil and c ~= nil) then
+        bytes, why = build(a, b, c, head, close, dl, tr)
+      else
+        bytes, why = build(a, nil, b, head, close, dl, tr)
+      end
+    elseif type(a) == "table" then
+      bytes, why = build(200, a, b, head, close, dl, tr)
+    else
+      bytes, why = build(200, nil, a, head, close, dl, tr)
+    end
     if bytes then
       close = why
     else
@@ -375,8 +391,19 @@ local function run(self, slot, handler, req, close)
   else
     log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
   end
-  if not bytes then bytes = response(500, nil, errorbody(500), req.method == "HEAD", close) end
-  respond(self, slot, bytes, close)
+  if not bytes then bytes = build(500, nil, errorbody(500), head, close, dl, tr) end
+  if tr then -- written: what flush does for its slot
+    self.q[slot] = nil
+    self.head = slot + 1
+    if close then
+      self.closeat = slot
+      tr:loseConnection()
+    else
+      flush(self)
+    end
+  else
+    respond(self, slot, bytes, close)
+  end
 end
 
 local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
@@ -509,12 +536,12 @@ local function Conn(app)
       local q = find(p, "?", 1, true)
       if q then path, query = sub(p, 1, q - 1), sub(p, q + 1) else path, query = p, "" end
     end
-    local app = self.app
-    local byp = app._static[path] -- a literal route: no split, no params (as app:match)
+    local router = self.app -- (the reloaded script's, after a reload)
+    local byp = router._static[path] -- a literal route: no split, no params (as app:match)
     local handler = byp and (byp[method] or (method == "HEAD" and byp.GET))
     local params, allow, q
     if not handler then
-      handler, params, allow = app:match(method, path)
+      handler, params, allow = router:match(method, path)
       if not handler then
         return refuse(self, params, close or params == 400, allow and { Allow = allow } or nil)
       end
