@@ -26,7 +26,8 @@ local M = {}
 local concat = table.concat
 local byte, char, gsub, find, sub, format = string.byte, string.char, string.gsub, string.find,
   string.sub, string.format
-local tonumber, type, tostring, next, setmetatable, rawset = tonumber, type, tostring, next, setmetatable, rawset
+local tonumber, type, tostring, next, setmetatable, rawset, rawget =
+  tonumber, type, tostring, next, setmetatable, rawset, rawget
 local spawn = task.spawnnamed
 
 M.MAX_PIPELINE = 64 -- requests in flight on one connection before reading pauses
@@ -410,12 +411,14 @@ local TASK = "the reactor.http request task" -- how the log names one (its error
 
 -- Request tasks are kept for the next request when they are done (a task
 -- and its coroutine made per request cost more than the rest of the
--- request): an idle one waits in the pool, and a request wakes it with its
--- job. At most MAX_IDLE wait; one that is cancelled (its client went) or
--- stopped by the watchdog is simply not there to wake.
-local idle, nidle = {}, 0 -- idle[i] = {task, wait number}, flattened
+-- request): an idle one parks in a yield of its own (waiting on nothing, so
+-- no waker can resume it) and the next request resumes it with its job
+-- (task._step: the resume wake would make). At most MAX_IDLE wait; one
+-- that is cancelled (its client went) or stopped by the watchdog is dead,
+-- and skipped.
+local idle, nidle = {}, 0
 local MAX_IDLE = 64
-local prepare, await, wake = task.prepare, task.await, task.wake
+local WAIT, step, yield = task.WAIT, task._step, coroutine.yield
 
 local function worker(self, slot, handler, req, close)
   local t = task.current()
@@ -427,23 +430,25 @@ local function worker(self, slot, handler, req, close)
       t.streams = nil
       for i = 1, #streams do streams[i]:_ended(t) end
     end
-    if nidle >= MAX_IDLE * 2 then return end
+    if nidle >= MAX_IDLE then return end
     -- an idle task keeps nothing of its last request alive
     self, handler, req = nil, nil, nil -- luacheck: ignore 311
-    local n = prepare(t)
-    idle[nidle + 1], idle[nidle + 2] = t, n
-    nidle = nidle + 2
-    self, slot, handler, req, close = await(t)
+    nidle = nidle + 1
+    idle[nidle] = t
+    self, slot, handler, req, close = yield(WAIT)
   end
 end
 
 -- run the request in an idle task, or a new one -> the task
 local function dispatch(self, slot, handler, req, close)
   while nidle > 0 do
-    local t, n = idle[nidle - 1], idle[nidle]
-    idle[nidle - 1], idle[nidle] = nil, nil
-    nidle = nidle - 2
-    if wake(t, n, self, slot, handler, req, close) then return t end
+    local t = idle[nidle]
+    idle[nidle] = nil
+    nidle = nidle - 1
+    if t.co and not t.waiting and not t.active then
+      step(t, self, slot, handler, req, close)
+      return t
+    end
   end
   return spawn(TASK, worker, self, slot, handler, req, close)
 end
