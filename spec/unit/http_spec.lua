@@ -99,6 +99,29 @@ describe("reactor.http router", function()
     assert.same({ "200 a=1;b=x y;c=&;d=", "200 one|a, b" }, bodies(responses(tr:value())))
   end)
 
+  it("gives an empty query and params table to a request without them, its own each time", function()
+    local seen = {}
+    local a = http.app()
+    a:get("/e", function(r)
+      r.query.mine, r.params.mine = #seen, #seen -- a handler may write into them
+      seen[#seen + 1] = { r.query, r.params }
+      local n = 0
+      for _ in pairs(r.query) do n = n + 1 end
+      for _ in pairs(r.params) do n = n + 1 end
+      return r.method .. " " .. n .. " " .. tostring(r.query ~= r.params)
+    end)
+    local _, tr = connect(a.protocol)
+    tr:feed(req("GET", "/e") .. req("GET", "/e") .. req("HEAD", "/e"))
+    testing.flush()
+    local b = bodies(responses(tr:value(), { false, false, true }))
+    assert.same({ "200 GET 2 true", "200 GET 2 true", "200 " }, b)
+    assert.equal(3, #seen)
+    assert.are_not.equal(seen[1][1], seen[2][1])
+    assert.are_not.equal(seen[1][2], seen[2][2])
+    assert.same({ mine = 0 }, seen[1][1])
+    assert.same({ mine = 1 }, seen[2][2])
+  end)
+
   it("answers 404, and 405 with Allow for a path with other methods", function()
     local _, tr = connect(app.protocol)
     tr:feed(req("GET", "/nope") .. req("GET", "/hello") .. req("DELETE", "/hello/x") .. req("GET", "/thing"))
