@@ -304,11 +304,13 @@ int rdL_httpbuild(lua_State *L)
                     return build_fail(
                         L, "bad value for response header %s (a string without control bytes)", k);
             }
-            if (named(k, kn, "connection")) {
+            /* the server's own fields, told apart by their length first */
+            if (kn == 10 && named(k, kn, "connection")) {
                 if (named(v, vn, "close")) close = 1;
-            } else if (!named(k, kn, "content-length") && !named(k, kn, "transfer-encoding") &&
-                       !named(k, kn, "date")) {
-                if (!typed && named(k, kn, "content-type")) typed = 1;
+            } else if (!(kn == 14 && named(k, kn, "content-length")) &&
+                       !(kn == 17 && named(k, kn, "transfer-encoding")) &&
+                       !(kn == 4 && named(k, kn, "date"))) {
+                if (!typed && kn == 12 && named(k, kn, "content-type")) typed = 1;
                 hadd(&h, k, kn);
                 HADDLIT(&h, ": ");
                 hadd(&h, v, vn);

@@ -367,7 +367,8 @@ end
 local mathtype = math.type
 local function run(self, slot, handler, req, close)
   local ok, a, b, c = xpcall(handler, msgh, req)
-  self.tasks[slot] = nil -- done: a cancel of this connection no longer concerns its task
+  local tasks = self.tasks
+  if tasks[slot] then tasks[slot] = nil end -- done: a cancel of this connection no longer concerns its task
   local head = req.method == "HEAD"
   local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
   local dl = date()
@@ -395,11 +396,14 @@ local function run(self, slot, handler, req, close)
   if not bytes then bytes = build(500, nil, errorbody(500), head, close, dl, tr) end
   if tr then -- written: what flush does for its slot
     self.q[slot] = nil
-    self.head = slot + 1
+    local h = slot + 1
     if close then
-      self.closeat = slot
+      self.head, self.closeat = h, slot
       tr:loseConnection()
+    elseif h == self.tail and not self.paused then -- the queue is empty (as flush would find it)
+      self.head, self.tail, self.served = 1, 1, true
     else
+      self.head = h
       flush(self)
     end
   else
@@ -557,10 +561,18 @@ local function Conn(app)
       if not q then return refuse(self, 400, true) end
     end
     -- an empty query or params table is made when it is first read (REQ)
-    local req = setmetatable({ method = method, target = target, path = path, query = q, params = params,
-      headers = headers, body = body, version = minor == 0 and "1.0" or "1.1",
-      transport = self.transport }, REQ)
-    local slot = take(self)
+    local req = setmetatable({ method = method, target = target, path = path, headers = headers, body = body,
+      version = minor == 0 and "1.0" or "1.1", transport = self.transport }, REQ) -- 7 fields: 8 slots
+    if q then req.query = q end
+    if params then req.params = params end
+    -- its slot for the response (take, inline)
+    local slot = self.tail
+    self.tail = slot + 1
+    self.q[slot] = false
+    if slot - self.head + 1 >= M.MAX_PIPELINE and not self.paused then
+      self.paused = true
+      self.transport:pauseReading()
+    end
     local t = dispatch(self, slot, handler, req, close)
     if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
   end
@@ -618,6 +630,7 @@ function M.app(opts)
   end
   local app = setmetatable({ _routes = {}, _static = {}, _params = false }, App)
   app.protocol = Conn(app)
+  app.protocol._httplimits = false -- the parser's defaults (and lhttp.c's lookup ends here)
   app.protocol._keepalive, app.protocol._requesttimeout = 60, 30
   if opts then
     local rt = opts.requestTimeout
