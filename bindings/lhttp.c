@@ -5,9 +5,11 @@
  * A protocol whose delimiter is reactor.core.framing.http has each read fed
  * to the connection's framer (as a stream's); every request whose head and
  * body are whole is taken in one pass, in order, and handed to
- *   self:requestReceived(method, target, headers, body, minor, keepalive)
+ *   self:requestReceived(method, target, headers, body, minor, keepalive, path, query)
  * with headers a table of lower-case names (repeated fields joined with
- * ", ") and body a string ("" when there is none; a chunked body decoded).
+ * ", "), body a string ("" when there is none; a chunked body decoded),
+ * and for a target that starts with "/" its path and query (the part after
+ * the first "?", "" without one; nil, nil for another form of target).
  * The head itself never becomes a Lua string: only its parts do. A bad
  * request is self:badRequest(status, why) once, and reading stops (the
  * Lua side answers after the responses before it, and closes; without a
@@ -383,6 +385,28 @@ static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_B
     return (long)used;
 }
 
+/* An origin-form target ("/p?q"): its path and query ("" without a "?"),
+ * the path being the target's own string (at targetidx) when there is no
+ * query; another form: nil, nil. */
+static void pushpath(lua_State *L, lreactor *lr, const rd_http_req_t *req, int targetidx)
+{
+    const char *p = req->target.p;
+    size_t n = req->target.n;
+    if (n == 0 || p[0] != '/') {
+        lua_pushnil(L);
+        lua_pushnil(L);
+        return;
+    }
+    const char *q = memchr(p, '?', n);
+    if (!q) {
+        lua_pushvalue(L, targetidx);
+        lua_pushliteral(L, "");
+        return;
+    }
+    rdL_pushbytes(L, lr, p, (size_t)(q - p));
+    lua_pushlstring(L, q + 1, n - (size_t)(q - p) - 1);
+}
+
 enum { NEED_CONTINUED = 1, NEED_TIMED = 2 }; /* f->need's bits, see the top */
 
 /* self:name(), as the call record's callback, if the protocol defines it */
@@ -469,6 +493,7 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         lua_pushvalue(L, self);
         lua_pushlstring(L, req.method.p, req.method.n);
         lua_pushlstring(L, req.target.p, req.target.n);
+        int targetidx = lua_gettop(L);
         pushheaders(L, lr, &req);
         if (req.body == RD_HTTP_BODY_LENGTH) {
             lua_pushlstring(L, s.p + whole, (size_t)req.content_length);
@@ -484,8 +509,9 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         }
         lua_pushinteger(L, req.minor);
         lua_pushboolean(L, req.keep_alive);
+        pushpath(L, lr, &req, targetidx);
         rd_framer_skip(f, whole); /* before the call: the spans are not used after it */
-        lua_call(L, 7, 0);
+        lua_call(L, 9, 0);
     }
     if (t->conn.state == RD_CLOSED) {
         rd_framer_destroy(f);

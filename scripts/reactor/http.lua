@@ -99,10 +99,11 @@ local REASONS = {
 M.reasons = REASONS
 
 local datesec, dateline = -1, ""
+local ostime, osdate = os.time, os.date
 local function date()
-  local now = os.time()
+  local now = ostime()
   if now ~= datesec then
-    datesec, dateline = now, os.date("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
+    datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
   end
   return dateline
 end
@@ -371,7 +372,11 @@ local function run(self, slot, handler, req, close)
   if tasks[slot] then tasks[slot] = nil end -- done: a cancel of this connection no longer concerns its task
   local head = req.method == "HEAD"
   local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
-  local dl = date()
+  local now = ostime() -- (date(), inline)
+  if now ~= datesec then
+    datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
+  end
+  local dl = dateline
   local bytes, why
   if ok then
     if mathtype(a) == "integer" then
@@ -518,7 +523,7 @@ local function Conn(app)
     respond(self, slot, (response(status, extra, errorbody(status), false, close)), close)
   end
 
-  function C:requestReceived(method, target, headers, body, minor, keepalive)
+  function C:requestReceived(method, target, headers, body, minor, keepalive, path, query)
     local ht = self.headtimer
     if ht then
       self.headtimer = false
@@ -529,11 +534,7 @@ local function Conn(app)
       self.paused = true
       self.transport:pauseReading()
     end
-    local path, query
-    if byte(target) == 47 then -- "/"
-      local q = find(target, "?", 1, true)
-      if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) else path, query = target, "" end
-    else
+    if not path then -- not "/path?query" (lhttp.c split that one)
       if target == "*" and method == "OPTIONS" then -- the server as a whole: what it allows
         local slot = take(self)
         local bytes = response(200, { Allow = self.app:methods() }, "", false, close)

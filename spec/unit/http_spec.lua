@@ -507,6 +507,23 @@ describe("reactor.http connections", function()
     assert.equal(2, #got)
   end)
 
+  it("hands requestReceived an origin-form target's path and query, split in C", function()
+    local got = {}
+    local Bare = reactor.Protocol:extend {
+      delimiter = reactor.core.framing.http,
+      requestReceived = function(self, _, target, _, _, _, _, path, query)
+        got[#got + 1] = { target, path or "nil", query or "nil" }
+        self.transport:write("ok")
+      end,
+    }
+    local _, tr = connect(Bare)
+    tr:feed(req("GET", "/x?y=1?z") .. req("GET", "/a/b") .. req("GET", "/?") .. req("GET", "http://h/p?q") ..
+      "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n")
+    testing.flush()
+    assert.same({ { "/x?y=1?z", "/x", "y=1?z" }, { "/a/b", "/a/b", "" }, { "/?", "/", "" },
+      { "http://h/p?q", "nil", "nil" }, { "*", "nil", "nil" } }, got)
+  end)
+
   it("escapes HTML", function()
     assert.equal("&lt;a href=&quot;x&quot;&gt;&amp;&#39;", http.escape("<a href=\"x\">&'"))
     assert.equal("42", http.escape(42))
