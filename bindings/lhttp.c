@@ -189,11 +189,32 @@ static const char *reason(lua_Integer status)
     return "Unknown";
 }
 
-static int tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
+/* The bytes of a response's header fields, by class: 1 a token byte (a
+ * name), 2 a byte a value may hold (not a control byte other than HTAB);
+ * a constant table, made by the compiler. */
+enum { TOK = 1, VAL = 2 };
+#define R4(x) x, x, x, x
+#define R16(x) R4(x), R4(x), R4(x), R4(x)
+static const unsigned char fieldbyte[256] = {
+    /* 0x00-0x1f: controls, HTAB alone in a value */
+    R4(0), R4(0), 0, VAL, 0, 0, R4(0), R16(0),
+    /* 0x20-0x2f:  SP ! " # $ % & ' ( ) * + , - . / */
+    VAL, TOK | VAL, VAL, TOK | VAL, TOK | VAL, TOK | VAL, TOK | VAL, TOK | VAL, VAL, VAL, TOK | VAL,
+    TOK | VAL, VAL, TOK | VAL, TOK | VAL, VAL,
+    /* 0x30-0x3f: 0-9 : ; < = > ? */
+    R4(TOK | VAL), R4(TOK | VAL), TOK | VAL, TOK | VAL, VAL, VAL, VAL, VAL, VAL, VAL,
+    /* 0x40-0x5f: @ A-Z [ \ ] ^ _ */
+    VAL, TOK | VAL, TOK | VAL, TOK | VAL, R4(TOK | VAL), R4(TOK | VAL), R4(TOK | VAL),
+    R4(TOK | VAL), R4(TOK | VAL), TOK | VAL, TOK | VAL, TOK | VAL, VAL, VAL, VAL, TOK | VAL,
+    TOK | VAL,
+    /* 0x60-0x7f: ` a-z { | } ~ DEL */
+    TOK | VAL, TOK | VAL, TOK | VAL, TOK | VAL, R4(TOK | VAL), R4(TOK | VAL), R4(TOK | VAL),
+    R4(TOK | VAL), R4(TOK | VAL), TOK | VAL, TOK | VAL, TOK | VAL, VAL, TOK | VAL, VAL, TOK | VAL,
+    0,
+    /* 0x80-0xff: obs-text, in a value only */
+    R16(VAL), R16(VAL), R16(VAL), R16(VAL), R16(VAL), R16(VAL), R16(VAL), R16(VAL)};
+#undef R16
+#undef R4
 
 /* name equals the lower-case word w, ignoring case */
 static int named(const char *name, size_t n, const char *w)
@@ -292,7 +313,7 @@ int rdL_httpbuild(lua_State *L)
             const char *k = lua_tolstring(L, -2, &kn);
             int ok = kn > 0;
             for (size_t i = 0; ok && i < kn; i++)
-                ok = tchar((unsigned char)k[i]);
+                ok = fieldbyte[(unsigned char)k[i]] & TOK;
             if (!ok) return build_fail(L, "bad response header name %s", k);
             int vt = lua_type(L, -1);
             if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
@@ -300,12 +321,10 @@ int rdL_httpbuild(lua_State *L)
                     L, "bad value for response header %s (a string without control bytes)", k);
             const char *v =
                 lua_tolstring(L, -1, &vn); /* the value, not the key: lua_next is safe */
-            for (size_t i = 0; i < vn; i++) {
-                unsigned char c = (unsigned char)v[i];
-                if ((c < 32 && c != '\t') || c == 127)
+            for (size_t i = 0; i < vn; i++)
+                if (!(fieldbyte[(unsigned char)v[i]] & VAL))
                     return build_fail(
                         L, "bad value for response header %s (a string without control bytes)", k);
-            }
             /* the server's own fields, told apart by their length first */
             if (kn == 10 && named(k, kn, "connection")) {
                 if (named(v, vn, "close")) close = 1;
