@@ -362,59 +362,7 @@ local function respond(self, slot, bytes, close)
   if slot == self.head then flush(self) end
 end
 
--- one request, in a task. Its response goes straight to the transport
--- when nothing is due before it (build writes it: no string, no queue),
--- else it waits in the queue for those before it.
 local mathtype = math.type
-local function run(self, slot, handler, req, close)
-  local ok, a, b, c = xpcall(handler, msgh, req)
-  local tasks = self.tasks
-  if tasks[slot] then tasks[slot] = nil end -- done: a cancel of this connection no longer concerns its task
-  local head = req.method == "HEAD"
-  local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
-  local now = ostime() -- (date(), inline)
-  if now ~= datesec then
-    datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
-  end
-  local dl = dateline
-  local bytes, why
-  if ok then
-    if mathtype(a) == "integer" then
-      if type(b) == "table" or (b == nil and c ~= nil) then
-        bytes, why = build(a, b, c, head, close, dl, tr)
-      else
-        bytes, why = build(a, nil, b, head, close, dl, tr)
-      end
-    elseif type(a) == "table" then
-      bytes, why = build(200, a, b, head, close, dl, tr)
-    else
-      bytes, why = build(200, nil, a, head, close, dl, tr)
-    end
-    if bytes then
-      close = why
-    else
-      log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, why))
-    end
-  else
-    log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
-  end
-  if not bytes then bytes = build(500, nil, errorbody(500), head, close, dl, tr) end
-  if tr then -- written: what flush does for its slot
-    self.q[slot] = nil
-    local h = slot + 1
-    if close then
-      self.head, self.closeat = h, slot
-      tr:loseConnection()
-    elseif h == self.tail and not self.paused then -- the queue is empty (as flush would find it)
-      self.head, self.tail, self.served = 1, 1, true
-    else
-      self.head = h
-      flush(self)
-    end
-  else
-    respond(self, slot, bytes, close)
-  end
-end
 
 local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
 
@@ -429,10 +377,61 @@ local idle, nidle = {}, 0
 local MAX_IDLE = 64
 local WAIT, step, yield = task.WAIT, task._step, coroutine.yield
 
+-- A request task: each request's handler, then its response, which goes
+-- straight to the transport when nothing is due before it (build writes
+-- it: no string, no queue), else waits in the queue for those before it.
 local function worker(self, slot, handler, req, close)
   local t = task.current()
   while true do
-    run(self, slot, handler, req, close)
+    do -- the request (its locals end here: an idle task keeps none of them)
+      local ok, a, b, c = xpcall(handler, msgh, req)
+      local tasks = self.tasks
+      if tasks[slot] then tasks[slot] = nil end -- done: a cancel of this connection no longer concerns its task
+      local head = req.method == "HEAD"
+      local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
+      local now = ostime() -- (date(), inline)
+      if now ~= datesec then
+        datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
+      end
+      local dl = dateline
+      local bytes, why
+      if ok then
+        if mathtype(a) == "integer" then
+          if type(b) == "table" or (b == nil and c ~= nil) then
+            bytes, why = build(a, b, c, head, close, dl, tr)
+          else
+            bytes, why = build(a, nil, b, head, close, dl, tr)
+          end
+        elseif type(a) == "table" then
+          bytes, why = build(200, a, b, head, close, dl, tr)
+        else
+          bytes, why = build(200, nil, a, head, close, dl, tr)
+        end
+        if bytes then
+          close = why
+        else
+          log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, why))
+        end
+      else
+        log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
+      end
+      if not bytes then bytes = build(500, nil, errorbody(500), head, close, dl, tr) end
+      if tr then -- written: what flush does for its slot
+        self.q[slot] = nil
+        local h = slot + 1
+        if close then
+          self.head, self.closeat = h, slot
+          tr:loseConnection()
+        elseif h == self.tail and not self.paused then -- the queue is empty (as flush would find it)
+          self.head, self.tail, self.served = 1, 1, true
+        else
+          self.head = h
+          flush(self)
+        end
+      else
+        respond(self, slot, bytes, close)
+      end
+    end
     -- the streams the handler opened close with its request, as they would with its task
     local streams = rawget(t, "streams")
     if streams then
@@ -448,7 +447,8 @@ local function worker(self, slot, handler, req, close)
   end
 end
 
--- run the request in an idle task, or a new one -> the task
+-- run the request in an idle task, or a new one -> the task (requestReceived
+-- has the common case inline)
 local function dispatch(self, slot, handler, req, close)
   while nidle > 0 do
     local t = idle[nidle]
@@ -574,7 +574,19 @@ local function Conn(app)
       self.paused = true
       self.transport:pauseReading()
     end
-    local t = dispatch(self, slot, handler, req, close)
+    local t -- the request's task: an idle one (dispatch, inline), or a new one
+    if nidle > 0 then
+      t = idle[nidle]
+      idle[nidle] = nil
+      nidle = nidle - 1
+      if t.co and not t.waiting and not t.active then
+        step(t, self, slot, handler, req, close)
+      else
+        t = dispatch(self, slot, handler, req, close)
+      end
+    else
+      t = spawn(TASK, worker, self, slot, handler, req, close)
+    end
     if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
   end
 
