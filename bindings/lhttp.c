@@ -134,7 +134,8 @@ static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
 
 /*{====================================================================
  * Responses: core._httpbuild(status, headers, body, head, close, dateline)
- * -> bytes, close | nil, why; with a transport as 7th argument the bytes go
+ * -> bytes, close | nil, why (the first three as a handler returns them:
+ * [status,] [headers,] body, a missing status 200); with a transport as 7th argument the bytes go
  * straight to its output (two copies into its buffer, no Lua string) and
  * the first result is true. The whole response as one string: the status
  * line, the handler's header fields (each checked: a token name, a value
@@ -268,9 +269,26 @@ static void hadduint(headbuf *h, uint64_t v)
 
 int rdL_httpbuild(lua_State *L)
 {
-    int isint;
-    lua_Integer status = lua_tointegerx(L, 1, &isint);
-    if (!isint) return luaL_argerror(L, 1, "expected an integer status");
+    lua_settop(L, 7);
+    /* a handler's [status,] [headers,] body as it returned them, into the
+     * three slots (what reactor.http's response() did in Lua) */
+    if (!lua_isinteger(L, 1)) {
+        if (lua_type(L, 1) == LUA_TTABLE) { /* headers, body */
+            lua_copy(L, 2, 3);
+            lua_copy(L, 1, 2);
+        } else { /* body */
+            lua_copy(L, 1, 3);
+            lua_pushnil(L);
+            lua_replace(L, 2);
+        }
+        lua_pushinteger(L, 200);
+        lua_replace(L, 1);
+    } else if (lua_type(L, 2) != LUA_TTABLE && !lua_isnil(L, 2)) { /* status, body */
+        lua_copy(L, 2, 3);
+        lua_pushnil(L);
+        lua_replace(L, 2);
+    } /* else status, headers, body; or status, nil, body */
+    lua_Integer status = lua_tointeger(L, 1);
     if (status < 200 || status > 999) {
         lua_pushnil(L);
         lua_pushfstring(L, "status %I is not a final status (200..999)", status);

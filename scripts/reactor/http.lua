@@ -113,13 +113,7 @@ local build = core._httpbuild -- lhttp.c: the checks and the bytes, in one C cal
 --- The bytes of a response from a handler's [status,] [headers,] body
 --- -> bytes, close (a handler's Connection: close) | nil, why
 local function response(a, b, c, head, close)
-  if math.type(a) == "integer" then
-    if type(b) == "table" or (b == nil and c ~= nil) then return build(a, b, c, head, close, date()) end
-    return build(a, nil, b, head, close, date())
-  elseif type(a) == "table" then
-    return build(200, a, b, head, close, date())
-  end
-  return build(200, nil, a, head, close, date())
+  return build(a, b, c, head, close, date()) -- (build tells the three apart)
 end
 
 --{=====================================================================
@@ -362,8 +356,6 @@ local function respond(self, slot, bytes, close)
   if slot == self.head then flush(self) end
 end
 
-local mathtype = math.type
-
 local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
 
 -- Request tasks are kept for the next request when they are done (a task
@@ -396,17 +388,7 @@ local function worker(self, slot, handler, req, close)
       local dl = dateline
       local bytes, why
       if ok then
-        if mathtype(a) == "integer" then
-          if type(b) == "table" or (b == nil and c ~= nil) then
-            bytes, why = build(a, b, c, head, close, dl, tr)
-          else
-            bytes, why = build(a, nil, b, head, close, dl, tr)
-          end
-        elseif type(a) == "table" then
-          bytes, why = build(200, a, b, head, close, dl, tr)
-        else
-          bytes, why = build(200, nil, a, head, close, dl, tr)
-        end
+        bytes, why = build(a, b, c, head, close, dl, tr) -- [status,] [headers,] body, told apart in C
         if bytes then
           close = why
         else

@@ -122,6 +122,28 @@ describe("reactor.http router", function()
     assert.same({ mine = 1 }, seen[2][2])
   end)
 
+  it("takes a handler's [status,] [headers,] body in every shape", function()
+    local a = http.app()
+    a:get("/1", function() return "text" end)
+    a:get("/2", function() return 201, "made" end)
+    a:get("/3", function() return 302, { Location = "/" }, "" end)
+    a:get("/4", function() return { ["X-K"] = "v" }, "with headers" end)
+    a:get("/5", function() return 42 end) -- an integer alone is a status (not a final one: 500)
+    a:get("/6", function() return 1.5 end) -- a float is a body
+    a:get("/7", function() return 204, nil, nil end)
+    a:get("/8", function() end)
+    a:get("/9", function() return 200, nil, "after nil" end)
+    a:get("/10", function() return 200, {}, {} end) -- a table body: 500
+    local _, tr = connect(a.protocol)
+    for i = 1, 10 do tr:feed(req("GET", "/" .. i)) end
+    testing.flush()
+    local rs = responses(tr:value())
+    assert.same({ "200 text", "201 made", "302 ", "200 with headers", "500 500 Internal Server Error\n", "200 1.5", "204 ", "200 ",
+      "200 after nil", "500 500 Internal Server Error\n" }, bodies(rs))
+    assert.equal("/", rs[3].headers["location"])
+    assert.equal("v", rs[4].headers["x-k"])
+  end)
+
   it("answers 404, and 405 with Allow for a path with other methods", function()
     local _, tr = connect(app.protocol)
     tr:feed(req("GET", "/nope") .. req("GET", "/hello") .. req("DELETE", "/hello/x") .. req("GET", "/thing"))
