@@ -5,9 +5,11 @@
  * A protocol whose delimiter is reactor.core.framing.http has each read fed
  * to the connection's framer (as a stream's); every request whose head and
  * body are whole is taken in one pass, in order, and handed to
- *   self:requestReceived(method, target, headers, body, minor, keepalive)
+ *   self:requestReceived(method, target, headers, body, minor, keepalive, path, query)
  * with headers a table of lower-case names (repeated fields joined with
- * ", ") and body a string ("" when there is none; a chunked body decoded).
+ * ", "), body a string ("" when there is none; a chunked body decoded),
+ * and for a target that starts with "/" its path and query (the part after
+ * the first "?", "" without one; nil, nil for another form of target).
  * The head itself never becomes a Lua string: only its parts do. A bad
  * request is self:badRequest(status, why) once, and reading stops (the
  * Lua side answers after the responses before it, and closes; without a
@@ -29,6 +31,7 @@
  * self:continueRequested() (its head is whole, with Expect: 100-continue,
  * and its body is not), each once per request; both are optional.
  */
+#include <errno.h>
 #include <string.h>
 
 #include "rd_http.h"
@@ -131,7 +134,10 @@ static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
 
 /*{====================================================================
  * Responses: core._httpbuild(status, headers, body, head, close, dateline)
- * -> bytes, close | nil, why. The whole response as one string: the status
+ * -> bytes, close | nil, why (the first three as a handler returns them:
+ * [status,] [headers,] body, a missing status 200); with a transport as 7th argument the bytes go
+ * straight to its output (two copies into its buffer, no Lua string) and
+ * the first result is true. The whole response as one string: the status
  * line, the handler's header fields (each checked: a token name, a value
  * without control bytes other than HTAB; Content-Length, Transfer-Encoding,
  * Connection and Date are the server's, and a Connection: close from the
@@ -184,11 +190,32 @@ static const char *reason(lua_Integer status)
     return "Unknown";
 }
 
-static int tchar(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
+/* The bytes of a response's header fields, by class: 1 a token byte (a
+ * name), 2 a byte a value may hold (not a control byte other than HTAB);
+ * a constant table, made by the compiler. */
+enum { TOK = 1, VAL = 2 };
+#define R4(x) x, x, x, x
+#define R16(x) R4(x), R4(x), R4(x), R4(x)
+static const unsigned char fieldbyte[256] = {
+    /* 0x00-0x1f: controls, HTAB alone in a value */
+    R4(0), R4(0), 0, VAL, 0, 0, R4(0), R16(0),
+    /* 0x20-0x2f:  SP ! " # $ % & ' ( ) * + , - . / */
+    VAL, TOK | VAL, VAL, TOK | VAL, TOK | VAL, TOK | VAL, TOK | VAL, TOK | VAL, VAL, VAL, TOK | VAL,
+    TOK | VAL, VAL, TOK | VAL, TOK | VAL, VAL,
+    /* 0x30-0x3f: 0-9 : ; < = > ? */
+    R4(TOK | VAL), R4(TOK | VAL), TOK | VAL, TOK | VAL, VAL, VAL, VAL, VAL, VAL, VAL,
+    /* 0x40-0x5f: @ A-Z [ \ ] ^ _ */
+    VAL, TOK | VAL, TOK | VAL, TOK | VAL, R4(TOK | VAL), R4(TOK | VAL), R4(TOK | VAL),
+    R4(TOK | VAL), R4(TOK | VAL), TOK | VAL, TOK | VAL, TOK | VAL, VAL, VAL, VAL, TOK | VAL,
+    TOK | VAL,
+    /* 0x60-0x7f: ` a-z { | } ~ DEL */
+    TOK | VAL, TOK | VAL, TOK | VAL, TOK | VAL, R4(TOK | VAL), R4(TOK | VAL), R4(TOK | VAL),
+    R4(TOK | VAL), R4(TOK | VAL), TOK | VAL, TOK | VAL, TOK | VAL, VAL, TOK | VAL, VAL, TOK | VAL,
+    0,
+    /* 0x80-0xff: obs-text, in a value only */
+    R16(VAL), R16(VAL), R16(VAL), R16(VAL), R16(VAL), R16(VAL), R16(VAL), R16(VAL)};
+#undef R16
+#undef R4
 
 /* name equals the lower-case word w, ignoring case */
 static int named(const char *name, size_t n, const char *w)
@@ -242,9 +269,26 @@ static void hadduint(headbuf *h, uint64_t v)
 
 int rdL_httpbuild(lua_State *L)
 {
-    int isint;
-    lua_Integer status = lua_tointegerx(L, 1, &isint);
-    if (!isint) return luaL_argerror(L, 1, "expected an integer status");
+    lua_settop(L, 7);
+    /* a handler's [status,] [headers,] body as it returned them, into the
+     * three slots (what reactor.http's response() did in Lua) */
+    if (!lua_isinteger(L, 1)) {
+        if (lua_type(L, 1) == LUA_TTABLE) { /* headers, body */
+            lua_copy(L, 2, 3);
+            lua_copy(L, 1, 2);
+        } else { /* body */
+            lua_copy(L, 1, 3);
+            lua_pushnil(L);
+            lua_replace(L, 2);
+        }
+        lua_pushinteger(L, 200);
+        lua_replace(L, 1);
+    } else if (lua_type(L, 2) != LUA_TTABLE && !lua_isnil(L, 2)) { /* status, body */
+        lua_copy(L, 2, 3);
+        lua_pushnil(L);
+        lua_replace(L, 2);
+    } /* else status, headers, body; or status, nil, body */
+    lua_Integer status = lua_tointeger(L, 1);
     if (status < 200 || status > 999) {
         lua_pushnil(L);
         lua_pushfstring(L, "status %I is not a final status (200..999)", status);
@@ -258,6 +302,13 @@ int rdL_httpbuild(lua_State *L)
     int head = lua_toboolean(L, 4), close = lua_toboolean(L, 5);
     size_t dlen;
     const char *date = luaL_checklstring(L, 6, &dlen);
+    ltransport *tr = NULL;
+    if (!lua_isnoneornil(L, 7)) {
+        tr = lua_touserdata(L, 7);
+        if (!tr || lua_type(L, 7) != LUA_TUSERDATA || lua_rawlen(L, 7) != sizeof *tr ||
+            tr->magic != RDL_TRANSPORT_MAGIC)
+            return luaL_argerror(L, 7, "expected a transport");
+    }
     headbuf h;
     h.n = 0;
     h.over = 0;
@@ -280,7 +331,7 @@ int rdL_httpbuild(lua_State *L)
             const char *k = lua_tolstring(L, -2, &kn);
             int ok = kn > 0;
             for (size_t i = 0; ok && i < kn; i++)
-                ok = tchar((unsigned char)k[i]);
+                ok = fieldbyte[(unsigned char)k[i]] & TOK;
             if (!ok) return build_fail(L, "bad response header name %s", k);
             int vt = lua_type(L, -1);
             if (vt != LUA_TSTRING && vt != LUA_TNUMBER)
@@ -288,17 +339,17 @@ int rdL_httpbuild(lua_State *L)
                     L, "bad value for response header %s (a string without control bytes)", k);
             const char *v =
                 lua_tolstring(L, -1, &vn); /* the value, not the key: lua_next is safe */
-            for (size_t i = 0; i < vn; i++) {
-                unsigned char c = (unsigned char)v[i];
-                if ((c < 32 && c != '\t') || c == 127)
+            for (size_t i = 0; i < vn; i++)
+                if (!(fieldbyte[(unsigned char)v[i]] & VAL))
                     return build_fail(
                         L, "bad value for response header %s (a string without control bytes)", k);
-            }
-            if (named(k, kn, "connection")) {
+            /* the server's own fields, told apart by their length first */
+            if (kn == 10 && named(k, kn, "connection")) {
                 if (named(v, vn, "close")) close = 1;
-            } else if (!named(k, kn, "content-length") && !named(k, kn, "transfer-encoding") &&
-                       !named(k, kn, "date")) {
-                if (!typed && named(k, kn, "content-type")) typed = 1;
+            } else if (!(kn == 14 && named(k, kn, "content-length")) &&
+                       !(kn == 17 && named(k, kn, "transfer-encoding")) &&
+                       !(kn == 4 && named(k, kn, "date"))) {
+                if (!typed && kn == 12 && named(k, kn, "content-type")) typed = 1;
                 hadd(&h, k, kn);
                 HADDLIT(&h, ": ");
                 hadd(&h, v, vn);
@@ -324,7 +375,17 @@ int rdL_httpbuild(lua_State *L)
         lua_pushfstring(L, "the response's header fields are over %d bytes", (int)sizeof h.p);
         return 2;
     }
-    if (head || nobody || blen == 0) {
+    if (tr) { /* straight into the connection's output: no string made */
+        int st = tr->conn.state;
+        if (st == RD_OPEN || st == RD_CONNECTING) {
+            int w = rd_conn_write(&tr->conn, h.p, h.n);
+            if (w == 0 && !(head || nobody || blen == 0))
+                w = rd_conn_write(&tr->conn, lua_tostring(L, 3), blen);
+            if (w == -ENOMEM) luaL_error(L, "not enough memory");
+            /* RD_ETOOBIG: the conn is aborted; connectionLost will say why */
+        }
+        lua_pushboolean(L, 1);
+    } else if (head || nobody || blen == 0) {
         lua_pushlstring(L, h.p, h.n);
     } else { /* one string, one copy of the body */
         luaL_Buffer b;
@@ -359,6 +420,28 @@ static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_B
         }
     }
     return (long)used;
+}
+
+/* An origin-form target ("/p?q"): its path and query ("" without a "?"),
+ * the path being the target's own string (at targetidx) when there is no
+ * query; another form: nil, nil. */
+static void pushpath(lua_State *L, lreactor *lr, const rd_http_req_t *req, int targetidx)
+{
+    const char *p = req->target.p;
+    size_t n = req->target.n;
+    if (n == 0 || p[0] != '/') {
+        lua_pushnil(L);
+        lua_pushnil(L);
+        return;
+    }
+    const char *q = memchr(p, '?', n);
+    if (!q) {
+        lua_pushvalue(L, targetidx);
+        lua_pushliteral(L, "");
+        return;
+    }
+    rdL_pushbytes(L, lr, p, (size_t)(q - p));
+    lua_pushlstring(L, q + 1, n - (size_t)(q - p) - 1);
 }
 
 enum { NEED_CONTINUED = 1, NEED_TIMED = 2 }; /* f->need's bits, see the top */
@@ -447,6 +530,7 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         lua_pushvalue(L, self);
         lua_pushlstring(L, req.method.p, req.method.n);
         lua_pushlstring(L, req.target.p, req.target.n);
+        int targetidx = lua_gettop(L);
         pushheaders(L, lr, &req);
         if (req.body == RD_HTTP_BODY_LENGTH) {
             lua_pushlstring(L, s.p + whole, (size_t)req.content_length);
@@ -462,8 +546,9 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         }
         lua_pushinteger(L, req.minor);
         lua_pushboolean(L, req.keep_alive);
+        pushpath(L, lr, &req, targetidx);
         rd_framer_skip(f, whole); /* before the call: the spans are not used after it */
-        lua_call(L, 7, 0);
+        lua_call(L, 9, 0);
     }
     if (t->conn.state == RD_CLOSED) {
         rd_framer_destroy(f);

@@ -26,7 +26,8 @@ local M = {}
 local concat = table.concat
 local byte, char, gsub, find, sub, format = string.byte, string.char, string.gsub, string.find,
   string.sub, string.format
-local tonumber, type, tostring = tonumber, type, tostring
+local tonumber, type, tostring, next, setmetatable, rawset, rawget =
+  tonumber, type, tostring, next, setmetatable, rawset, rawget
 local spawn = task.spawnnamed
 
 M.MAX_PIPELINE = 64 -- requests in flight on one connection before reading pauses
@@ -98,10 +99,11 @@ local REASONS = {
 M.reasons = REASONS
 
 local datesec, dateline = -1, ""
+local ostime, osdate = os.time, os.date
 local function date()
-  local now = os.time()
+  local now = ostime()
   if now ~= datesec then
-    datesec, dateline = now, os.date("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
+    datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
   end
   return dateline
 end
@@ -111,13 +113,7 @@ local build = core._httpbuild -- lhttp.c: the checks and the bytes, in one C cal
 --- The bytes of a response from a handler's [status,] [headers,] body
 --- -> bytes, close (a handler's Connection: close) | nil, why
 local function response(a, b, c, head, close)
-  if math.type(a) == "integer" then
-    if type(b) == "table" or (b == nil and c ~= nil) then return build(a, b, c, head, close, date()) end
-    return build(a, nil, b, head, close, date())
-  elseif type(a) == "table" then
-    return build(200, a, b, head, close, date())
-  end
-  return build(200, nil, a, head, close, date())
+  return build(a, b, c, head, close, date()) -- (build tells the three apart)
 end
 
 --{=====================================================================
@@ -360,66 +356,106 @@ local function respond(self, slot, bytes, close)
   if slot == self.head then flush(self) end
 end
 
--- one request, in a task
-local function run(self, slot, handler, req, close)
-  local ok, a, b, c = xpcall(handler, msgh, req)
-  self.tasks[slot] = nil -- done: a cancel of this connection no longer concerns its task
-  local bytes, why
-  if ok then
-    bytes, why = response(a, b, c, req.method == "HEAD", close)
-    if bytes then
-      close = why
-    else
-      log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, why))
-    end
-  else
-    log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
-  end
-  if not bytes then bytes = response(500, nil, errorbody(500), req.method == "HEAD", close) end
-  respond(self, slot, bytes, close)
-end
-
 local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
 
 -- Request tasks are kept for the next request when they are done (a task
 -- and its coroutine made per request cost more than the rest of the
--- request): an idle one waits in the pool, and a request wakes it with its
--- job. At most MAX_IDLE wait; one that is cancelled (its client went) or
--- stopped by the watchdog is simply not there to wake.
-local idle, nidle = {}, 0 -- idle[i] = {task, wait number}, flattened
+-- request): an idle one parks in a yield of its own (waiting on nothing, so
+-- no waker can resume it) and the next request resumes it with its job
+-- (task._step: the resume wake would make). At most MAX_IDLE wait; one
+-- that is cancelled (its client went) or stopped by the watchdog is dead,
+-- and skipped.
+local idle, nidle = {}, 0
 local MAX_IDLE = 64
-local prepare, await, wake = task.prepare, task.await, task.wake
+local WAIT, step, yield = task.WAIT, task._step, coroutine.yield
 
+-- A request task: each request's handler, then its response, which goes
+-- straight to the transport when nothing is due before it (build writes
+-- it: no string, no queue), else waits in the queue for those before it.
 local function worker(self, slot, handler, req, close)
   local t = task.current()
   while true do
-    run(self, slot, handler, req, close)
+    do -- the request (its locals end here: an idle task keeps none of them)
+      local ok, a, b, c = xpcall(handler, msgh, req)
+      local tasks = self.tasks
+      if tasks[slot] then tasks[slot] = nil end -- done: a cancel of this connection no longer concerns its task
+      local head = req.method == "HEAD"
+      local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
+      local now = ostime() -- (date(), inline)
+      if now ~= datesec then
+        datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
+      end
+      local dl = dateline
+      local bytes, why
+      if ok then
+        bytes, why = build(a, b, c, head, close, dl, tr) -- [status,] [headers,] body, told apart in C
+        if bytes then
+          close = why
+        else
+          log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, why))
+        end
+      else
+        log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
+      end
+      if not bytes then bytes = build(500, nil, errorbody(500), head, close, dl, tr) end
+      if tr then -- written: what flush does for its slot
+        self.q[slot] = nil
+        local h = slot + 1
+        if close then
+          self.head, self.closeat = h, slot
+          tr:loseConnection()
+        elseif h == self.tail and not self.paused then -- the queue is empty (as flush would find it)
+          self.head, self.tail, self.served = 1, 1, true
+        else
+          self.head = h
+          flush(self)
+        end
+      else
+        respond(self, slot, bytes, close)
+      end
+    end
     -- the streams the handler opened close with its request, as they would with its task
     local streams = rawget(t, "streams")
     if streams then
       t.streams = nil
       for i = 1, #streams do streams[i]:_ended(t) end
     end
-    if nidle >= MAX_IDLE * 2 then return end
+    if nidle >= MAX_IDLE then return end
     -- an idle task keeps nothing of its last request alive
     self, handler, req = nil, nil, nil -- luacheck: ignore 311
-    local n = prepare(t)
-    idle[nidle + 1], idle[nidle + 2] = t, n
-    nidle = nidle + 2
-    self, slot, handler, req, close = await(t)
+    nidle = nidle + 1
+    idle[nidle] = t
+    self, slot, handler, req, close = yield(WAIT)
   end
 end
 
--- run the request in an idle task, or a new one -> the task
+-- run the request in an idle task, or a new one -> the task (requestReceived
+-- has the common case inline)
 local function dispatch(self, slot, handler, req, close)
   while nidle > 0 do
-    local t, n = idle[nidle - 1], idle[nidle]
-    idle[nidle - 1], idle[nidle] = nil, nil
-    nidle = nidle - 2
-    if wake(t, n, self, slot, handler, req, close) then return t end
+    local t = idle[nidle]
+    idle[nidle] = nil
+    nidle = nidle - 1
+    if t.co and not t.waiting and not t.active then
+      step(t, self, slot, handler, req, close)
+      return t
+    end
   end
   return spawn(TASK, worker, self, slot, handler, req, close)
 end
+
+-- a request's empty query and params tables, made when first read
+local REQ = {
+  __name = "reactor.http request",
+  __index = function(req, k)
+    if k == "query" or k == "params" then
+      local t = {}
+      rawset(req, k, t)
+      return t
+    end
+  end,
+}
+local parsequery = M.parsequery
 
 local function Conn(app)
   local C = setmetatable({}, { __index = protocol.Protocol })
@@ -469,7 +505,7 @@ local function Conn(app)
     respond(self, slot, (response(status, extra, errorbody(status), false, close)), close)
   end
 
-  function C:requestReceived(method, target, headers, body, minor, keepalive)
+  function C:requestReceived(method, target, headers, body, minor, keepalive, path, query)
     local ht = self.headtimer
     if ht then
       self.headtimer = false
@@ -480,11 +516,7 @@ local function Conn(app)
       self.paused = true
       self.transport:pauseReading()
     end
-    local path, query
-    if byte(target) == 47 then -- "/"
-      local q = find(target, "?", 1, true)
-      if q then path, query = sub(target, 1, q - 1), sub(target, q + 1) else path, query = target, "" end
-    else
+    if not path then -- not "/path?query" (lhttp.c split that one)
       if target == "*" and method == "OPTIONS" then -- the server as a whole: what it allows
         local slot = take(self)
         local bytes = response(200, { Allow = self.app:methods() }, "", false, close)
@@ -496,17 +528,47 @@ local function Conn(app)
       local q = find(p, "?", 1, true)
       if q then path, query = sub(p, 1, q - 1), sub(p, q + 1) else path, query = p, "" end
     end
-    local handler, params, allow = self.app:match(method, path)
+    local router = self.app -- (the reloaded script's, after a reload)
+    local byp = router._static[path] -- a literal route: no split, no params (as app:match)
+    local handler = byp and (byp[method] or (method == "HEAD" and byp.GET))
+    local params, allow, q
     if not handler then
-      return refuse(self, params, close or params == 400, allow and { Allow = allow } or nil)
+      handler, params, allow = router:match(method, path)
+      if not handler then
+        return refuse(self, params, close or params == 400, allow and { Allow = allow } or nil)
+      end
+      if next(params) == nil then params = nil end
     end
-    local q = M.parsequery(query)
-    if not q then return refuse(self, 400, true) end
-    local req = { method = method, target = target, path = path, query = q, params = params,
-      headers = headers, body = body, version = minor == 0 and "1.0" or "1.1",
-      transport = self.transport }
-    local slot = take(self)
-    local t = dispatch(self, slot, handler, req, close)
+    if query ~= "" then
+      q = parsequery(query)
+      if not q then return refuse(self, 400, true) end
+    end
+    -- an empty query or params table is made when it is first read (REQ)
+    local req = setmetatable({ method = method, target = target, path = path, headers = headers, body = body,
+      version = minor == 0 and "1.0" or "1.1", transport = self.transport }, REQ) -- 7 fields: 8 slots
+    if q then req.query = q end
+    if params then req.params = params end
+    -- its slot for the response (take, inline)
+    local slot = self.tail
+    self.tail = slot + 1
+    self.q[slot] = false
+    if slot - self.head + 1 >= M.MAX_PIPELINE and not self.paused then
+      self.paused = true
+      self.transport:pauseReading()
+    end
+    local t -- the request's task: an idle one (dispatch, inline), or a new one
+    if nidle > 0 then
+      t = idle[nidle]
+      idle[nidle] = nil
+      nidle = nidle - 1
+      if t.co and not t.waiting and not t.active then
+        step(t, self, slot, handler, req, close)
+      else
+        t = dispatch(self, slot, handler, req, close)
+      end
+    else
+      t = spawn(TASK, worker, self, slot, handler, req, close)
+    end
     if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
   end
 
@@ -563,6 +625,7 @@ function M.app(opts)
   end
   local app = setmetatable({ _routes = {}, _static = {}, _params = false }, App)
   app.protocol = Conn(app)
+  app.protocol._httplimits = false -- the parser's defaults (and lhttp.c's lookup ends here)
   app.protocol._keepalive, app.protocol._requesttimeout = 60, 30
   if opts then
     local rt = opts.requestTimeout

@@ -172,6 +172,10 @@ local function step(t, ...)
   t.active = true
   return settle(t, prev, resume(t.co, ...))
 end
+-- resume t with ...: for a pool of tasks that park in a yield(WAIT) of their
+-- own, not waiting on anything (reactor.http's request tasks), so that no
+-- waker can resume them; what wake does once the wait number has matched
+M._step = step
 
 --{=====================================================================
 -- The one wait and the one wake

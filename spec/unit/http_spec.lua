@@ -99,6 +99,51 @@ describe("reactor.http router", function()
     assert.same({ "200 a=1;b=x y;c=&;d=", "200 one|a, b" }, bodies(responses(tr:value())))
   end)
 
+  it("gives an empty query and params table to a request without them, its own each time", function()
+    local seen = {}
+    local a = http.app()
+    a:get("/e", function(r)
+      r.query.mine, r.params.mine = #seen, #seen -- a handler may write into them
+      seen[#seen + 1] = { r.query, r.params }
+      local n = 0
+      for _ in pairs(r.query) do n = n + 1 end
+      for _ in pairs(r.params) do n = n + 1 end
+      return r.method .. " " .. n .. " " .. tostring(r.query ~= r.params)
+    end)
+    local _, tr = connect(a.protocol)
+    tr:feed(req("GET", "/e") .. req("GET", "/e") .. req("HEAD", "/e"))
+    testing.flush()
+    local b = bodies(responses(tr:value(), { false, false, true }))
+    assert.same({ "200 GET 2 true", "200 GET 2 true", "200 " }, b)
+    assert.equal(3, #seen)
+    assert.are_not.equal(seen[1][1], seen[2][1])
+    assert.are_not.equal(seen[1][2], seen[2][2])
+    assert.same({ mine = 0 }, seen[1][1])
+    assert.same({ mine = 1 }, seen[2][2])
+  end)
+
+  it("takes a handler's [status,] [headers,] body in every shape", function()
+    local a = http.app()
+    a:get("/1", function() return "text" end)
+    a:get("/2", function() return 201, "made" end)
+    a:get("/3", function() return 302, { Location = "/" }, "" end)
+    a:get("/4", function() return { ["X-K"] = "v" }, "with headers" end)
+    a:get("/5", function() return 42 end) -- an integer alone is a status (not a final one: 500)
+    a:get("/6", function() return 1.5 end) -- a float is a body
+    a:get("/7", function() return 204, nil, nil end)
+    a:get("/8", function() end)
+    a:get("/9", function() return 200, nil, "after nil" end)
+    a:get("/10", function() return 200, {}, {} end) -- a table body: 500
+    local _, tr = connect(a.protocol)
+    for i = 1, 10 do tr:feed(req("GET", "/" .. i)) end
+    testing.flush()
+    local rs = responses(tr:value())
+    assert.same({ "200 text", "201 made", "302 ", "200 with headers", "500 500 Internal Server Error\n", "200 1.5", "204 ", "200 ",
+      "200 after nil", "500 500 Internal Server Error\n" }, bodies(rs))
+    assert.equal("/", rs[3].headers["location"])
+    assert.equal("v", rs[4].headers["x-k"])
+  end)
+
   it("answers 404, and 405 with Allow for a path with other methods", function()
     local _, tr = connect(app.protocol)
     tr:feed(req("GET", "/nope") .. req("GET", "/hello") .. req("DELETE", "/hello/x") .. req("GET", "/thing"))
@@ -482,6 +527,23 @@ describe("reactor.http connections", function()
     testing.flush()
     assert.is_true(tr:closed())
     assert.equal(2, #got)
+  end)
+
+  it("hands requestReceived an origin-form target's path and query, split in C", function()
+    local got = {}
+    local Bare = reactor.Protocol:extend {
+      delimiter = reactor.core.framing.http,
+      requestReceived = function(self, _, target, _, _, _, _, path, query)
+        got[#got + 1] = { target, path or "nil", query or "nil" }
+        self.transport:write("ok")
+      end,
+    }
+    local _, tr = connect(Bare)
+    tr:feed(req("GET", "/x?y=1?z") .. req("GET", "/a/b") .. req("GET", "/?") .. req("GET", "http://h/p?q") ..
+      "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n")
+    testing.flush()
+    assert.same({ { "/x?y=1?z", "/x", "y=1?z" }, { "/a/b", "/a/b", "" }, { "/?", "/", "" },
+      { "http://h/p?q", "nil", "nil" }, { "*", "nil", "nil" } }, got)
   end)
 
   it("escapes HTML", function()
