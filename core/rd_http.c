@@ -608,7 +608,7 @@ static long parse_one_response(const char *buf, size_t len, rd_http_resp_t *resp
         RFAIL(p[i] == '\n' ? "bare LF"
               : sp         ? "a control byte in the reason phrase"
                            : "status code is not three digits");
-    if (i + 1 >= len) SL_OUT(i + 1);
+    if (i + 1 >= len) return 0; /* the CR may be at max_request_line, as in a request */
     if (p[i + 1] != '\n') RFAIL("bare CR");
     resp->status = code;
     resp->reason.p = buf + rs;

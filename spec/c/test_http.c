@@ -772,12 +772,15 @@ static const resp_case_t resps[] = {
      "two Transfer-Encoding", NULL, 0, 0, 0, 0, NULL},
     {R10 "Transfer-Encoding: chunked\r\n\r\n", 0, -1, "HTTP/1.0", NULL, 0, 0, 0, 0, NULL},
     /* limits */
-    {"HTTP/1.1 200 OK 3456789012345678901234567890\r\n\r\n", 0, -1, "status line too long", &small,
-     0, 0, 0, 0, NULL},
+    {"HTTP/1.1 200 OK 345678901234567834567890\r\n\r\n", 0, -1, "status line too long", &small, 0,
+     0, 0, 0, NULL},
     {R11 "X: 3456789012345678901234567890123456789012345678901234567890123\r\n\r\n", 0, -1,
      "too long", &small, 0, 0, 0, 0, NULL},
     {R11 "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", 0, -1, "too many", &small, 0, 0, 0, 0, NULL},
     {R11 "Content-Length: 101\r\n\r\n", 0, -1, "body limit", &small, 0, 0, 0, 0, NULL},
+    /* a status line of exactly max_request_line bytes (its CR last in a prefix) */
+    {"HTTP/1.1 200 OK 3456789012345678\r\nContent-Length: 1\r\n\r\n", 0, WHOLE, NULL, &small, 200,
+     RD_HTTP_BODY_LENGTH, 1, 1, "OK 3456789012345678"},
     {R11 "Content-Length: 100\r\n\r\n", 0, WHOLE, NULL, &small, 200, RD_HTTP_BODY_LENGTH, 1, 100,
      "OK"},
     /* need more */
