@@ -344,7 +344,8 @@ function M.request(o)
   end
   local t = task.need("http.request", 2)
   local method = checkopts(o, "request")
-  return perform(t, o, method, "request")
+  local res, err = perform(t, o, method, "request") -- not a tail call: build's errors count this frame
+  return res, err
 end
 
 --- get(url [, {headers=, timeout=, maxBody=}]) -> response | nil, why
@@ -362,7 +363,8 @@ function M.get(url, opts)
     o.headers, o.timeout, o.maxBody = opts.headers, opts.timeout, opts.maxBody
   end
   checkopts(o, "get")
-  return perform(t, o, "GET", "get")
+  local res, err = perform(t, o, "GET", "get")
+  return res, err
 end
 
 return M
