@@ -479,7 +479,8 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
  * whole; nil, why for a response that cannot be used; else headlen,
  * status, reason, headers (lower-case names, repeats joined with ", "),
  * framing ("none", "length", "chunked" or "close"), content_length,
- * keepalive, minor. Interim 1xx heads are skipped (headlen covers them).
+ * keepalive, minor, fields (the fields as sent: {name, value} in order,
+ * case kept). Interim 1xx heads are skipped (headlen covers them).
  *
  * core._httpdechunk(bytes, maxbody) -> 0 while the chunked body at the
  * start of bytes is not whole; nil, why if it is bad; else its encoded
@@ -542,7 +543,16 @@ int rdL_httpresponse(lua_State *L)
     lua_pushinteger(L, (lua_Integer)r.content_length);
     lua_pushboolean(L, r.keep_alive);
     lua_pushinteger(L, r.minor);
-    return 8;
+    lua_createtable(L, (int)r.nheaders, 0); /* the fields as sent: {name, value}, in order */
+    for (size_t i = 0; i < r.nheaders; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushlstring(L, hs[i].name.p, hs[i].name.n);
+        lua_rawseti(L, -2, 1);
+        lua_pushlstring(L, hs[i].value.p, hs[i].value.n);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 9;
 }
 
 int rdL_httpdechunk(lua_State *L)

@@ -10,7 +10,8 @@
 --   end)
 --
 -- A response is {status=, reason=, headers= (lower-case names, repeats
--- joined with ", "), body=, version=}; a failure is nil and a message:
+-- joined with ", "), body=, version= ("1.1"), fields= (the header fields
+-- as sent: {name, value} pairs in order, case kept)}; a failure is nil and a message:
 -- "timeout", or what went wrong and with which host. Connections are kept
 -- alive and reused per host:port (at most MAX_IDLE idle ones each, closed
 -- after IDLE_TIMEOUT seconds unused); a connection belongs to the task
@@ -161,7 +162,7 @@ end
 -- the response on s to the request just written -> response, keepalive | nil, why, nothing came
 local function receive(s, ishead, deadline, maxbody, where)
   local buf = ""
-  local headlen, status, reason, headers, framing, cl, ka, minor
+  local headlen, status, reason, headers, framing, cl, ka, minor, fields
   while true do
     local data, why = more(s, deadline)
     if not data then
@@ -170,7 +171,7 @@ local function receive(s, ishead, deadline, maxbody, where)
       return nil, format("%s closed the connection in the response head", where)
     end
     buf = buf .. data
-    headlen, status, reason, headers, framing, cl, ka, minor = parsehead(buf, ishead, maxbody)
+    headlen, status, reason, headers, framing, cl, ka, minor, fields = parsehead(buf, ishead, maxbody)
     if not headlen then return nil, format("bad response from %s: %s", where, status) end
     if headlen > 0 then break end
   end
@@ -224,7 +225,8 @@ local function receive(s, ishead, deadline, maxbody, where)
     end
     body, ka = concat(parts), false
   end
-  return { status = status, reason = reason, headers = headers, body = body, version = "1." .. minor }, ka
+  return { status = status, reason = reason, headers = headers, body = body, version = "1." .. minor,
+    fields = fields }, ka
 end
 
 local function checkname(name, fname)
