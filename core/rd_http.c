@@ -677,20 +677,28 @@ static long parse_one_response(const char *buf, size_t len, rd_http_resp_t *resp
         h->value.n = ve - vs;
         const unsigned char *n = p + ns, *v = p + vs;
         size_t nl = ne - ns, vl = ve - vs;
-        if (nl == 10 && eqi(n, nl, "connection")) {
-            conn |= conn_options(v, vl);
-        } else if (nl == 14 && eqi(n, nl, "content-length")) {
-            if (seen_cl) RFAIL("two Content-Length fields");
-            seen_cl = 1;
-            if (vl < 1 || vl > 19) RFAIL("Content-Length is not 1 to 19 digits");
-            for (size_t k = 0; k < vl; k++) {
-                if (v[k] < '0' || v[k] > '9') RFAIL("Content-Length is not 1 to 19 digits");
-                cl = cl * 10 + (uint64_t)(v[k] - '0');
+        switch (nl) { /* as in a request */
+        case 10:
+            if (eqi(n, nl, "connection")) conn |= conn_options(v, vl);
+            break;
+        case 14:
+            if (eqi(n, nl, "content-length")) {
+                if (seen_cl) RFAIL("two Content-Length fields");
+                seen_cl = 1;
+                if (vl < 1 || vl > 19) RFAIL("Content-Length is not 1 to 19 digits");
+                for (size_t k = 0; k < vl; k++) {
+                    if (v[k] < '0' || v[k] > '9') RFAIL("Content-Length is not 1 to 19 digits");
+                    cl = cl * 10 + (uint64_t)(v[k] - '0');
+                }
             }
-        } else if (nl == 17 && eqi(n, nl, "transfer-encoding")) {
-            if (seen_te) RFAIL("two Transfer-Encoding fields");
-            seen_te = 1;
-            te_chunked = eqi(v, vl, "chunked");
+            break;
+        case 17:
+            if (eqi(n, nl, "transfer-encoding")) {
+                if (seen_te) RFAIL("two Transfer-Encoding fields");
+                seen_te = 1;
+                te_chunked = eqi(v, vl, "chunked");
+            }
+            break;
         }
     }
 #undef H_OUT
