@@ -13,7 +13,7 @@ CMAKE      ?= cmake
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 ARGS       ?=
 
-DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck libhttp-parser-dev
+DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck libhttp-parser-dev lua-cjson
 
 .PHONY: all run test deps bench format check-format clean valgrind fuzz fuzz-http fuzz-stream
 

@@ -556,3 +556,109 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
     }
     if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
 }
+
+/*{====================================================================
+ * The client's half: response heads and chunked bodies from Lua strings.
+ *
+ * core._httpresponse(bytes, ishead, maxbody) -> 0 while the head is not
+ * whole; nil, why for a response that cannot be used; else headlen,
+ * status, reason, headers (lower-case names, repeats joined with ", "),
+ * framing ("none", "length", "chunked" or "close"), content_length,
+ * keepalive, minor, fields (the fields as sent: {name, value} in order,
+ * case kept). Interim 1xx heads are skipped (headlen covers them).
+ *
+ * core._httpdechunk(bytes, maxbody) -> 0 while the chunked body at the
+ * start of bytes is not whole; nil, why if it is bad; else its encoded
+ * length and the decoded body. Stateless, like the server's: an
+ * unfinished body is decoded again from its start at the next call.
+ *=====================================================================*/
+
+static rd_http_limits_t client_limits(lua_State *L, int arg)
+{
+    rd_http_limits_t lim = rd_http_default_limits;
+    lua_Integer max = luaL_optinteger(L, arg, (lua_Integer)lim.max_body);
+    if (max < 0) luaL_argerror(L, arg, "maxBody must be >= 0");
+    lim.max_body = (uint64_t)max;
+    return lim;
+}
+
+int rdL_httpresponse(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    int head = lua_toboolean(L, 2);
+    rd_http_limits_t lim = client_limits(L, 3);
+    rd_http_header_t hs[RDL_HTTP_MAXHEADERS];
+    rd_http_resp_t r = {.headers = hs, .cap = RDL_HTTP_MAXHEADERS};
+    long h = rd_http_parse_response(p, n, &r, &lim, head ? RD_HTTP_RESP_HEAD : 0);
+    if (h == 0) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    if (h < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, r.why ? r.why : "bad response");
+        return 2;
+    }
+    lua_pushinteger(L, h);
+    lua_pushinteger(L, r.status);
+    lua_pushlstring(L, r.reason.p, r.reason.n);
+    lua_createtable(L, 0, (int)r.nheaders);
+    for (size_t i = 0; i < r.nheaders; i++) {
+        luaL_Buffer b;
+        char *d = luaL_buffinitsize(L, &b, hs[i].name.n);
+        for (size_t k = 0; k < hs[i].name.n; k++) {
+            unsigned char c = (unsigned char)hs[i].name.p[k];
+            d[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        }
+        luaL_pushresultsize(&b, hs[i].name.n);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TSTRING) { /* a repeat: "a, b" */
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, hs[i].value.p, hs[i].value.n);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, hs[i].value.p, hs[i].value.n);
+        }
+        lua_rawset(L, -3);
+    }
+    static const char *const framing[] = {"none", "length", "chunked", "close"};
+    lua_pushstring(L, framing[r.body]);
+    lua_pushinteger(L, (lua_Integer)r.content_length);
+    lua_pushboolean(L, r.keep_alive);
+    lua_pushinteger(L, r.minor);
+    lua_createtable(L, (int)r.nheaders, 0); /* the fields as sent: {name, value}, in order */
+    for (size_t i = 0; i < r.nheaders; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushlstring(L, hs[i].name.p, hs[i].name.n);
+        lua_rawseti(L, -2, 1);
+        lua_pushlstring(L, hs[i].value.p, hs[i].value.n);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 9;
+}
+
+int rdL_httpdechunk(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    rd_http_limits_t lim = client_limits(L, 2);
+    long used = chunked(p, n, &lim, NULL);
+    if (used == 0) {
+        lua_pushinteger(L, 0);
+        return 1;
+    }
+    if (used < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, used == -413 ? "chunked body above maxBody" : "bad chunked body");
+        return 2;
+    }
+    lua_pushinteger(L, used);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    chunked(p, (size_t)used, &lim, &b);
+    luaL_pushresult(&b);
+    return 2;
+}

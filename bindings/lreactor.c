@@ -294,6 +294,8 @@ int luaopen_reactor_core(lua_State *L)
         {"_testing", rdL_testing},
         {"_httplimits", rdL_httplimits},
         {"_httpbuild", rdL_httpbuild},
+        {"_httpresponse", rdL_httpresponse},
+        {"_httpdechunk", rdL_httpdechunk},
         {NULL, NULL},
     };
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY) == LUA_TNIL) {

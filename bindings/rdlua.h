@@ -113,8 +113,10 @@ extern const char rdL_stream_framing;
 extern const char rdL_http_framing;
 void rdL_read_http(lua_State *L, lreactor *lr, struct ltransport *t, int self, const char *p,
                    size_t n);
-int rdL_httplimits(lua_State *L); /* core._httplimits{...}: a class's _httplimits */
-int rdL_httpbuild(lua_State *L);  /* core._httpbuild(...): a response's bytes */
+int rdL_httplimits(lua_State *L);   /* core._httplimits{...}: a class's _httplimits */
+int rdL_httpbuild(lua_State *L);    /* core._httpbuild(...): a response's bytes */
+int rdL_httpresponse(lua_State *L); /* core._httpresponse(...): a client's response head */
+int rdL_httpdechunk(lua_State *L);  /* core._httpdechunk(...): a chunked body, decoded */
 
 /* uservalues of a transport */
 /* uservalues of a transport; the third is where it came from: a client's

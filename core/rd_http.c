@@ -533,3 +533,208 @@ long rd_http_chunked_decode(rd_http_chunked_t *c, const char *buf, size_t n, rd_
     return (long)i;
 }
 #undef CFAIL
+
+/*{====================================================================
+ * Response heads: the status line, then field lines scanned as in a
+ * request (same classes, same order of decisions).
+ *=====================================================================*/
+
+#define RFAIL(msg)                                                                                 \
+    do {                                                                                           \
+        resp->why = (msg);                                                                         \
+        return -1;                                                                                 \
+    } while (0)
+
+/* One head at buf[0..len) (no 1xx skipping): as rd_http_parse_response. */
+static long parse_one_response(const char *buf, size_t len, rd_http_resp_t *resp,
+                               const rd_http_limits_t *lim, int flags)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    resp->nheaders = 0;
+    resp->status = 0;
+    resp->reason.p = NULL;
+    resp->reason.n = 0;
+    resp->minor = 0;
+    resp->body = RD_HTTP_BODY_NONE;
+    resp->content_length = 0;
+    resp->keep_alive = 0;
+    resp->why = NULL;
+
+    /*{===== status line: HTTP/1.x SP 3DIGIT [SP reason] CRLF ===== */
+    size_t rlmax = lim->max_request_line;
+    size_t b = len <= rlmax ? len : rlmax + 1;
+    size_t i = 0;
+#define SL_OUT(at)                                                                                 \
+    do {                                                                                           \
+        if ((at) > rlmax) RFAIL("status line too long");                                           \
+        return 0;                                                                                  \
+    } while (0)
+    static const char http[] = "HTTP/";
+    for (int k = 0; k < 5; k++, i++) {
+        if (i >= b) SL_OUT(i);
+        if (p[i] != (unsigned char)http[k])
+            RFAIL(p[i] == '\n' ? "bare LF" : "status line is not HTTP/1.x SP code SP reason");
+    }
+    unsigned char ver[3];
+    for (int k = 0; k < 3; k++, i++) {
+        if (i >= b) SL_OUT(i);
+        ver[k] = p[i];
+        if (k == 1 ? p[i] != '.' : (p[i] < '0' || p[i] > '9'))
+            RFAIL(p[i] == '\n' ? "bare LF" : "HTTP version is not DIGIT.DIGIT");
+    }
+    if (ver[0] != '1' || ver[2] > '1') RFAIL("HTTP version other than 1.0 or 1.1");
+    if (i >= b) SL_OUT(i);
+    if (p[i] != ' ')
+        RFAIL(p[i] == '\n' ? "bare LF" : "status line is not HTTP/1.x SP code SP reason");
+    i++;
+    int code = 0;
+    for (int k = 0; k < 3; k++, i++) {
+        if (i >= b) SL_OUT(i);
+        if (p[i] < '0' || p[i] > '9')
+            RFAIL(p[i] == '\n' ? "bare LF" : "status code is not three digits");
+        code = code * 10 + (p[i] - '0');
+    }
+    if (code < 100) RFAIL("status code below 100");
+    if (i >= b) SL_OUT(i);
+    size_t rs = i;
+    int sp = p[i] == ' ';
+    if (sp) {
+        rs = ++i;
+        while (i < b && IS(p[i], VCHAR))
+            i++;
+        if (i >= b) SL_OUT(i);
+    }
+    if (p[i] != '\r')
+        RFAIL(p[i] == '\n' ? "bare LF"
+              : sp         ? "a control byte in the reason phrase"
+                           : "status code is not three digits");
+    if (i + 1 >= len) return 0; /* the CR may be at max_request_line, as in a request */
+    if (p[i + 1] != '\n') RFAIL("bare CR");
+    resp->status = code;
+    resp->reason.p = buf + rs;
+    resp->reason.n = i - rs;
+    resp->minor = ver[2] - '0';
+    i += 2;
+#undef SL_OUT
+
+    /*{===== field lines, then an empty line ===== */
+    size_t hs = i, hmax = lim->max_header_bytes;
+    size_t hb = len - hs <= hmax ? len : hs + hmax;
+    size_t maxh = resp->cap < lim->max_headers ? resp->cap : lim->max_headers;
+    int seen_cl = 0, seen_te = 0, te_chunked = 0, conn = 0;
+    uint64_t cl = 0;
+#define H_OUT(at)                                                                                  \
+    do {                                                                                           \
+        if ((at)-hs >= hmax) RFAIL("header fields too long");                                      \
+        return 0;                                                                                  \
+    } while (0)
+    for (;;) {
+        if (i >= hb) H_OUT(i);
+        unsigned char c = p[i];
+        if (c == '\r') {
+            if (i + 1 >= hb) H_OUT(i + 1);
+            if (p[i + 1] != '\n') RFAIL("bare CR");
+            i += 2;
+            break;
+        }
+        if (!IS(c, TCHAR)) {
+            if (c == ' ' || c == '\t')
+                RFAIL(resp->nheaders ? "obs-fold (a field line starting with whitespace)"
+                                     : "whitespace before the first field");
+            RFAIL(
+                bad_byte(c, c == ':' ? "empty field name" : "a byte not allowed in a field name"));
+        }
+        if (resp->nheaders >= maxh) RFAIL("too many header fields");
+        size_t ns = i;
+        do
+            i++;
+        while (i < hb && IS(p[i], TCHAR));
+        if (i >= hb) H_OUT(i);
+        if (p[i] != ':')
+            RFAIL(p[i] == ' ' || p[i] == '\t' ? "whitespace before a colon"
+                  : p[i] == '\r'              ? "a field line without a colon"
+                                 : bad_byte(p[i], "a byte not allowed in a field name"));
+        size_t ne = i++;
+        while (i < hb && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        size_t vs = i;
+        i = skip_plain(p, i, hb, 1);
+        while (i < hb && IS(p[i], VCHAR))
+            i++;
+        if (i >= hb) H_OUT(i);
+        if (p[i] != '\r') RFAIL(p[i] == '\n' ? "bare LF" : "a control byte in a field value");
+        if (i + 1 >= hb) H_OUT(i + 1);
+        if (p[i + 1] != '\n') RFAIL("bare CR");
+        size_t ve = i;
+        while (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'))
+            ve--;
+        i += 2;
+
+        rd_http_header_t *h = &resp->headers[resp->nheaders++];
+        h->name.p = buf + ns;
+        h->name.n = ne - ns;
+        h->value.p = buf + vs;
+        h->value.n = ve - vs;
+        const unsigned char *n = p + ns, *v = p + vs;
+        size_t nl = ne - ns, vl = ve - vs;
+        switch (nl) { /* as in a request */
+        case 10:
+            if (eqi(n, nl, "connection")) conn |= conn_options(v, vl);
+            break;
+        case 14:
+            if (eqi(n, nl, "content-length")) {
+                if (seen_cl) RFAIL("two Content-Length fields");
+                seen_cl = 1;
+                if (vl < 1 || vl > 19) RFAIL("Content-Length is not 1 to 19 digits");
+                for (size_t k = 0; k < vl; k++) {
+                    if (v[k] < '0' || v[k] > '9') RFAIL("Content-Length is not 1 to 19 digits");
+                    cl = cl * 10 + (uint64_t)(v[k] - '0');
+                }
+            }
+            break;
+        case 17:
+            if (eqi(n, nl, "transfer-encoding")) {
+                if (seen_te) RFAIL("two Transfer-Encoding fields");
+                seen_te = 1;
+                te_chunked = eqi(v, vl, "chunked");
+            }
+            break;
+        }
+    }
+#undef H_OUT
+
+    /*{===== what the head says as a whole ===== */
+    if (seen_te && seen_cl) RFAIL("Content-Length with Transfer-Encoding");
+    if (seen_te && resp->minor == 0) RFAIL("Transfer-Encoding in an HTTP/1.0 response");
+    resp->keep_alive = resp->minor == 1 ? !(conn & 1) : (conn & 2) && !(conn & 1);
+    if ((flags & RD_HTTP_RESP_HEAD) || code < 200 || code == 204 || code == 304) {
+        resp->body = RD_HTTP_BODY_NONE;
+        if (code == 101) resp->keep_alive = 0; /* the connection is no longer HTTP */
+    } else if (seen_te) {
+        if (!te_chunked) RFAIL("Transfer-Encoding other than chunked");
+        resp->body = RD_HTTP_BODY_CHUNKED;
+    } else if (seen_cl) {
+        if (cl > lim->max_body) RFAIL("Content-Length above the body limit");
+        resp->body = RD_HTTP_BODY_LENGTH;
+        resp->content_length = cl;
+    } else {
+        resp->body = RD_HTTP_BODY_CLOSE;
+        resp->keep_alive = 0;
+    }
+    return (long)i;
+}
+
+long rd_http_parse_response(const char *buf, size_t len, rd_http_resp_t *resp,
+                            const rd_http_limits_t *lim, int flags)
+{
+    if (!lim) lim = &rd_http_default_limits;
+    size_t off = 0;
+    for (;;) {
+        long r = parse_one_response(buf + off, len - off, resp, lim, flags);
+        if (r <= 0) return r;
+        off += (size_t)r;
+        if (resp->status >= 200 || resp->status == 101) return (long)off;
+        /* an interim 1xx head: the final one follows */
+    }
+}
+#undef RFAIL

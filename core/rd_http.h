@@ -72,7 +72,8 @@ extern const rd_http_limits_t rd_http_default_limits;
 typedef enum rd_http_body {
     RD_HTTP_BODY_NONE = 0, /* no body (no Content-Length, no Transfer-Encoding) */
     RD_HTTP_BODY_LENGTH,   /* content_length bytes follow the head (maybe 0) */
-    RD_HTTP_BODY_CHUNKED   /* a chunked body follows: see rd_http_chunked_t */
+    RD_HTTP_BODY_CHUNKED,  /* a chunked body follows: see rd_http_chunked_t */
+    RD_HTTP_BODY_CLOSE     /* responses only: the body is every byte until the peer closes */
 } rd_http_body_t;
 
 typedef struct rd_http_req {
@@ -106,6 +107,47 @@ int rd_http_need_parse(const char *buf, size_t seen, size_t len, const rd_http_l
 
 /* The reason phrase of a status this file returns ("Bad Request"), or NULL. */
 const char *rd_http_reason(int status);
+
+/*{====================================================================
+ * Response heads (for a client), with the request parser's strictness.
+ *
+ * The status line must be `HTTP/1.x SP 3DIGIT SP reason CRLF` (the reason
+ * may be empty, and `HTTP/1.x SP 3DIGIT CRLF` is taken too), the code
+ * 100..999. Field lines are checked exactly as in a request (bare CR or LF,
+ * obs-fold, whitespace before a colon, a non-token name, a control byte in
+ * a value are errors). Interim 1xx heads (other than 101) are skipped: the
+ * length returned covers them and the spans describe the final head. Body
+ * framing (RFC 9112 6.3): none after a HEAD request and for 1xx, 204 and
+ * 304 (whatever the fields say); else Transfer-Encoding, which must be
+ * exactly `chunked`; else Content-Length (1-19 digits, once, not with
+ * Transfer-Encoding); else every byte until the peer closes
+ * (RD_HTTP_BODY_CLOSE, and keep_alive 0). Limits: the status line as
+ * max_request_line, the fields as a request's, Content-Length above
+ * max_body. Every error is -1 with why set (the response cannot be used;
+ * the connection must be closed). As for requests, a prefix of any input
+ * gives 0 or the whole input's error.
+ *=====================================================================*/
+
+typedef struct rd_http_resp {
+    rd_http_header_t *headers; /* rw: the caller's array, set before parsing */
+    size_t cap;                /* rw: its size */
+    size_t nheaders;           /* ro: fields of the final head, in the order sent */
+    int status;                /* ro: 100..999 */
+    rd_http_span_t reason;     /* ro: the reason phrase (maybe empty) */
+    int minor;                 /* ro: 0 for HTTP/1.0, 1 for HTTP/1.1 */
+    rd_http_body_t body;       /* ro: how the body is framed */
+    uint64_t content_length;   /* ro: with RD_HTTP_BODY_LENGTH */
+    unsigned keep_alive : 1;   /* ro: the connection may carry another request after the body */
+    const char *why;           /* ro: after an error, what was wrong (static text) */
+} rd_http_resp_t;
+
+/* Flags of rd_http_parse_response */
+#define RD_HTTP_RESP_HEAD 1 /* the request was HEAD: no body whatever the fields say */
+
+/* Parse a response head at buf[0..len): its length (> 0, 1xx heads before
+ * it included), 0 if more bytes are needed, or -1 with resp->why set. */
+long rd_http_parse_response(const char *buf, size_t len, rd_http_resp_t *resp,
+                            const rd_http_limits_t *lim, int flags);
 
 /*{====================================================================
  * Chunked bodies. Chunk data crosses reads, so the decoder keeps a small

@@ -676,4 +676,6 @@ function M.serve(app, where)
   return app:serve(where)
 end
 
+M.get, M.request = require("reactor.httpclient").get, require("reactor.httpclient").request -- the client
+
 return M

@@ -667,3 +667,216 @@ TEST(http_need_parse_a_byte_at_a_time)
     CHECK_EQ(rd_http_need_parse(big, 98, 98, &small), 0);
     CHECK_EQ(parse_copy(big, 111, &small), -414);
 }
+
+/*{====================================================================
+ * Response heads (rd_http_parse_response), for the client.
+ *=====================================================================*/
+
+#define R11 "HTTP/1.1 200 OK\r\n"
+#define R10 "HTTP/1.0 200 OK\r\n"
+
+typedef struct {
+    const char *in;
+    int flags;       /* RD_HTTP_RESP_HEAD */
+    long want;       /* WHOLE, 0 (need more), -1; or a length (the head before a body) */
+    const char *why; /* a word of resp.why, for errors */
+    const rd_http_limits_t *lim;
+    /* for a head: */
+    int status, body, ka;
+    uint64_t cl;
+    const char *reason;
+} resp_case_t;
+
+static const resp_case_t resps[] = {
+    /* framing */
+    {R11 "Content-Length: 5\r\n\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_LENGTH, 1, 5, "OK"},
+    {R11 "Content-Length: 0\r\n\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_LENGTH, 1, 0, "OK"},
+    {R11 "Transfer-Encoding: chunked\r\n\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_CHUNKED, 1,
+     0, "OK"},
+    {R11 "transfer-encoding:  Chunked \r\n\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_CHUNKED, 1,
+     0, "OK"},
+    {R11 "\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_CLOSE, 0, 0, "OK"},
+    {R11 "Connection: close\r\nContent-Length: 2\r\n\r\n", 0, WHOLE, NULL, NULL, 200,
+     RD_HTTP_BODY_LENGTH, 0, 2, "OK"},
+    {R10 "Content-Length: 2\r\n\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_LENGTH, 0, 2, "OK"},
+    {R10 "Connection: keep-alive\r\nContent-Length: 2\r\n\r\n", 0, WHOLE, NULL, NULL, 200,
+     RD_HTTP_BODY_LENGTH, 1, 2, "OK"},
+    {R10 "Connection: keep-alive\r\n\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_CLOSE, 0, 0,
+     "OK"},
+    /* no body: HEAD, 204, 304, whatever the fields say */
+    {R11 "Content-Length: 5\r\n\r\n", RD_HTTP_RESP_HEAD, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_NONE,
+     1, 0, "OK"},
+    {R11 "Transfer-Encoding: chunked\r\n\r\n", RD_HTTP_RESP_HEAD, WHOLE, NULL, NULL, 200,
+     RD_HTTP_BODY_NONE, 1, 0, "OK"},
+    {"HTTP/1.1 204 No Content\r\n\r\n", 0, WHOLE, NULL, NULL, 204, RD_HTTP_BODY_NONE, 1, 0,
+     "No Content"},
+    {"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", 0, WHOLE, NULL, NULL, 304,
+     RD_HTTP_BODY_NONE, 1, 0, "Not Modified"},
+    /* 1xx skipped (the length covers them), 101 is final */
+    {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\n", 0, WHOLE,
+     NULL, NULL, 201, RD_HTTP_BODY_LENGTH, 1, 1, "Created"},
+    {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" R11
+     "Content-Length: 1\r\n\r\n",
+     0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_LENGTH, 1, 1, "OK"},
+    {"HTTP/1.1 100 Continue\r\n\r\n", 0, 0, NULL, NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 0, WHOLE, NULL, NULL, 101,
+     RD_HTTP_BODY_NONE, 0, 0, "Switching Protocols"},
+    /* status lines */
+    {"HTTP/1.1 200 \r\n\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_CLOSE, 0, 0, ""},
+    {"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", 0, WHOLE, NULL, NULL, 200, RD_HTTP_BODY_LENGTH, 1,
+     0, ""},
+    {"HTTP/1.1 404 Not \tFound\xff\r\nContent-Length: 0\r\n\r\n", 0, WHOLE, NULL, NULL, 404,
+     RD_HTTP_BODY_LENGTH, 1, 0, "Not \tFound\xff"},
+    {"HTTP/1.1 999 x\r\nContent-Length: 0\r\n\r\n", 0, WHOLE, NULL, NULL, 999, RD_HTTP_BODY_LENGTH,
+     1, 0, "x"},
+    {"HTTP/1.1 099 x\r\n\r\n", 0, -1, "below 100", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1 20 x\r\n\r\n", 0, -1, "three digits", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1 2000 x\r\n\r\n", 0, -1, "three digits", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1  200 x\r\n\r\n", 0, -1, "three digits", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1 200 O\x01K\r\n\r\n", 0, -1, "reason", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1 200 OK\n\r\n", 0, -1, "bare LF", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1 200 OK\rX\r\n", 0, -1, "bare CR", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/2.0 200 OK\r\n\r\n", 0, -1, "1.0 or 1.1", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.2 200 OK\r\n\r\n", 0, -1, "1.0 or 1.1", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.x 200 OK\r\n\r\n", 0, -1, "DIGIT", NULL, 0, 0, 0, 0, NULL},
+    {"http/1.1 200 OK\r\n\r\n", 0, -1, "status line", NULL, 0, 0, 0, 0, NULL},
+    {"ICY 200 OK\r\n\r\n", 0, -1, "status line", NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1\t200 OK\r\n\r\n", 0, -1, "status line", NULL, 0, 0, 0, 0, NULL},
+    {"\r\nHTTP/1.1 200 OK\r\n\r\n", 0, -1, "status line", NULL, 0, 0, 0, 0, NULL},
+    /* fields, as strict as a request's */
+    {R11 "X: a\r\n b\r\n\r\n", 0, -1, "obs-fold", NULL, 0, 0, 0, 0, NULL},
+    {R11 " X: a\r\n\r\n", 0, -1, "whitespace before the first", NULL, 0, 0, 0, 0, NULL},
+    {R11 "Content-Length : 5\r\n\r\n", 0, -1, "before a colon", NULL, 0, 0, 0, 0, NULL},
+    {R11 "X: \rTransfer-Encoding: chunked\r\n\r\n", 0, -1, "bare CR", NULL, 0, 0, 0, 0, NULL},
+    {R11 "X: a\nY: b\r\n\r\n", 0, -1, "bare LF", NULL, 0, 0, 0, 0, NULL},
+    {R11 "X: a\r\n\rX", 0, -1, "bare CR", NULL, 0, 0, 0, 0, NULL},
+    {R11 "X: a\x00b\r\n\r\n", 0, -1, "control byte", NULL, 0, 0, 0, 0, NULL},
+    {R11 "X(: a\r\n\r\n", 0, -1, "field name", NULL, 0, 0, 0, 0, NULL},
+    {R11 ": a\r\n\r\n", 0, -1, "empty field name", NULL, 0, 0, 0, 0, NULL},
+    {R11 "X\r\n\r\n", 0, -1, "without a colon", NULL, 0, 0, 0, 0, NULL},
+    /* body framing refused */
+    {R11 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 0, -1, "with Transfer", NULL, 0,
+     0, 0, 0, NULL},
+    {R11 "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 0, -1, "with Transfer", NULL, 0,
+     0, 0, 0, NULL},
+    {R11 "Content-Length: 5\r\nContent-Length: 5\r\n\r\n", 0, -1, "two Content-Length", NULL, 0, 0,
+     0, 0, NULL},
+    {R11 "Content-Length: +5\r\n\r\n", 0, -1, "1 to 19 digits", NULL, 0, 0, 0, 0, NULL},
+    {R11 "Content-Length: 5, 5\r\n\r\n", 0, -1, "1 to 19 digits", NULL, 0, 0, 0, 0, NULL},
+    {R11 "Content-Length: 12345678901234567890\r\n\r\n", 0, -1, "1 to 19 digits", NULL, 0, 0, 0, 0,
+     NULL},
+    {R11 "Content-Length: \r\n\r\n", 0, -1, "1 to 19 digits", NULL, 0, 0, 0, 0, NULL},
+    {R11 "Transfer-Encoding: gzip, chunked\r\n\r\n", 0, -1, "other than chunked", NULL, 0, 0, 0, 0,
+     NULL},
+    {R11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 0, -1,
+     "two Transfer-Encoding", NULL, 0, 0, 0, 0, NULL},
+    {R10 "Transfer-Encoding: chunked\r\n\r\n", 0, -1, "HTTP/1.0", NULL, 0, 0, 0, 0, NULL},
+    /* limits */
+    {"HTTP/1.1 200 OK 345678901234567834567890\r\n\r\n", 0, -1, "status line too long", &small, 0,
+     0, 0, 0, NULL},
+    {R11 "X: 3456789012345678901234567890123456789012345678901234567890123\r\n\r\n", 0, -1,
+     "too long", &small, 0, 0, 0, 0, NULL},
+    {R11 "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", 0, -1, "too many", &small, 0, 0, 0, 0, NULL},
+    {R11 "Content-Length: 101\r\n\r\n", 0, -1, "body limit", &small, 0, 0, 0, 0, NULL},
+    /* a status line of exactly max_request_line bytes (its CR last in a prefix) */
+    {"HTTP/1.1 200 OK 3456789012345678\r\nContent-Length: 1\r\n\r\n", 0, WHOLE, NULL, &small, 200,
+     RD_HTTP_BODY_LENGTH, 1, 1, "OK 3456789012345678"},
+    {R11 "Content-Length: 100\r\n\r\n", 0, WHOLE, NULL, &small, 200, RD_HTTP_BODY_LENGTH, 1, 100,
+     "OK"},
+    /* need more */
+    {"", 0, 0, NULL, NULL, 0, 0, 0, 0, NULL},
+    {"HTTP/1.1 200 OK\r\n", 0, 0, NULL, NULL, 0, 0, 0, 0, NULL},
+    {R11 "Content-Length: 5\r\n\r", 0, 0, NULL, NULL, 0, 0, 0, 0, NULL},
+    /* the body after the head is not the head's */
+    {R11 "Content-Length: 5\r\n\r\nhello", 0, 38, NULL, NULL, 200, RD_HTTP_BODY_LENGTH, 1, 5, "OK"},
+};
+
+static long parse_resp_copy(const char *in, size_t len, int flags, const rd_http_limits_t *lim,
+                            rd_http_resp_t *out)
+{
+    char *c = malloc(len ? len : 1);
+    CHECK(c);
+    memcpy(c, in, len);
+    rd_http_resp_t resp;
+    rd_http_header_t hs[NH];
+    resp.headers = hs;
+    resp.cap = NH;
+    long r = rd_http_parse_response(c, len, &resp, lim, flags);
+    if (r > 0) {
+        CHECK(resp.reason.p >= c && resp.reason.p + resp.reason.n <= c + r);
+        for (size_t k = 0; k < resp.nheaders; k++) {
+            CHECK(hs[k].name.p >= c && hs[k].name.p + hs[k].name.n <= c + r);
+            CHECK(hs[k].value.p >= c && hs[k].value.p + hs[k].value.n <= c + r);
+        }
+    }
+    if (out) {
+        *out = resp;
+        if (r > 0) out->reason.p = in + (resp.reason.p - c); /* back into in */
+    }
+    free(c);
+    return r;
+}
+
+TEST(http_response_table)
+{
+    for (size_t k = 0; k < sizeof resps / sizeof resps[0]; k++) {
+        const resp_case_t *c = &resps[k];
+        size_t len = strlen(c->in);
+        rd_http_resp_t resp;
+        long r = parse_resp_copy(c->in, len, c->flags, c->lim, &resp);
+        long want = c->want == WHOLE ? (long)len : c->want;
+        if (r != want || (c->why && (!resp.why || !strstr(resp.why, c->why))))
+            fprintf(stderr, "response case %zu %s: got %ld (%s), want %ld (%s)\n", k, c->in, r,
+                    resp.why ? resp.why : "-", want, c->why ? c->why : "-");
+        CHECK_EQ(r, want);
+        if (c->why) CHECK(resp.why && strstr(resp.why, c->why));
+        if (r > 0) {
+            CHECK(!resp.why);
+            CHECK_EQ(resp.status, c->status);
+            CHECK_EQ(resp.body, c->body);
+            CHECK_EQ(resp.keep_alive, c->ka);
+            CHECK_EQ(resp.content_length, c->cl);
+            CHECK(resp.reason.n == strlen(c->reason) &&
+                  memcmp(resp.reason.p, c->reason, resp.reason.n) == 0);
+        }
+    }
+}
+
+/* Every prefix gives 0 or the whole input's error, never a look past its end. */
+TEST(http_response_every_prefix)
+{
+    for (size_t k = 0; k < sizeof resps / sizeof resps[0]; k++) {
+        const resp_case_t *c = &resps[k];
+        size_t len = strlen(c->in);
+        long whole = parse_resp_copy(c->in, len, c->flags, c->lim, NULL);
+        for (size_t n = 0; n < len; n++) {
+            long r = parse_resp_copy(c->in, n, c->flags, c->lim, NULL);
+            long head = c->want > 0 && c->want != WHOLE ? c->want : LONG_MAX;
+            if (!(r == 0 || (whole < 0 && r == whole) || ((long)n >= head && r == head)))
+                fprintf(stderr, "response case %zu prefix %zu: %ld, whole %ld\n", k, n, r, whole);
+            CHECK(r == 0 || (whole < 0 && r == whole) || ((long)n >= head && r == head));
+        }
+    }
+}
+
+TEST(http_response_fields)
+{
+    static const char in[] = "HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\n"
+                             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Empty:\r\n"
+                             "Set-Cookie: a=1 \t\r\n\r\n";
+    rd_http_resp_t resp;
+    rd_http_header_t hs[NH];
+    resp.headers = hs;
+    resp.cap = NH;
+    CHECK_EQ(rd_http_parse_response(in, sizeof in - 1, &resp, NULL, 0), (long)(sizeof in - 1));
+    CHECK_EQ(resp.status, 200);
+    CHECK_EQ(resp.minor, 1);
+    CHECK_EQ(resp.nheaders, 3); /* the interim head's fields are not the response's */
+    CHECK(span_is(hs[0].name, "Content-Type") && span_is(hs[0].value, "text/plain"));
+    CHECK(span_is(hs[1].name, "X-Empty") && hs[1].value.n == 0);
+    CHECK(span_is(hs[2].name, "Set-Cookie") && span_is(hs[2].value, "a=1"));
+    /* the caller's array bounds the fields */
+    resp.cap = 2;
+    CHECK_EQ(rd_http_parse_response(in, sizeof in - 1, &resp, NULL, 0), -1);
+    CHECK(strstr(resp.why, "too many"));
+}

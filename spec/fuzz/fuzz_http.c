@@ -3,7 +3,8 @@
  *
  * An input is two bytes of settings, then the bytes:
  *   in[0]  bits 0-1 the limits (default, small, tiny, huge); bit 2 the bytes
- *          are a chunked body, not a request
+ *          are a chunked body, not a request; bit 3 the bytes are a
+ *          response (rd_http_parse_response), bit 4 its request was HEAD
  *   in[1]  seed of the read lengths (of the request, and of the chunked body)
  *
  * A request is parsed whole, then at every prefix (a sample of them when it
@@ -18,6 +19,10 @@
  * in[1] chooses, each a fresh allocation freed after its call: both must
  * agree on the data, the bytes used and the error, and with a reference
  * decoder written here (which has no limits: it is not asked about 413/431).
+ * A response is parsed whole and at every prefix (the same rule), and an
+ * accepted one is checked against RFC 9112's status line and framing
+ * rules by a reference here (check_response); a chunked body after it as a
+ * request's.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -333,6 +338,120 @@ static void check_chunked(const char *p, size_t n, const rd_http_limits_t *lim, 
     free(b);
 }
 
+/* An accepted response head: every line ends in CRLF with no other CR or
+ * LF, each head starts `HTTP/1.x DDD`, the last head (the final one) is
+ * not an interim 1xx, every field line has a token name and a colon, and
+ * the framing follows from the status, the flags and the fields. */
+static const char *find(const char *p, const char *end, const char *lit)
+{
+    size_t m = strlen(lit);
+    for (; p + m <= end; p++)
+        if (memcmp(p, lit, m) == 0) return p;
+    return NULL;
+}
+
+static void check_response(const char *h, size_t n, const rd_http_resp_t *r, int flags)
+{
+    REQUIRE(n >= 4 && memcmp(h + n - 4, "\r\n\r\n", 4) == 0);
+    for (size_t k = 0; k < n; k++) {
+        if (h[k] == '\r') REQUIRE(k + 1 < n && h[k + 1] == '\n');
+        if (h[k] == '\n') REQUIRE(k > 0 && h[k - 1] == '\r');
+    }
+    /* the final head starts after the last interim one */
+    size_t start = 0, last = 0;
+    for (;;) {
+        REQUIRE(n - start >= 16 && memcmp(h + start, "HTTP/1.", 7) == 0);
+        REQUIRE(h[start + 7] == '0' || h[start + 7] == '1');
+        int code = (h[start + 9] - '0') * 100 + (h[start + 10] - '0') * 10 + (h[start + 11] - '0');
+        REQUIRE(code >= 100 && code <= 999);
+        const char *end = find(h + start, h + n, "\r\n\r\n");
+        REQUIRE(end);
+        last = start;
+        start = (size_t)(end - h) + 4;
+        if (code >= 200 || code == 101) {
+            REQUIRE(start == n);
+            REQUIRE(code == r->status);
+            break;
+        }
+        REQUIRE(start < n);
+    }
+    REQUIRE(r->minor == h[last + 7] - '0');
+    int cl = 0, te = 0;
+    const char *line = find(h + last, h + n, "\r\n") + 2;
+    size_t fields = 0;
+    while (line < h + n - 2) {
+        const char *eol = find(line, h + n, "\r\n");
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        REQUIRE(colon && colon > line);
+        for (const char *c = line; c < colon; c++)
+            REQUIRE(is_tchar((unsigned char)*c));
+        for (const char *c = colon + 1; c < eol; c++)
+            REQUIRE(is_vchar((unsigned char)*c));
+        REQUIRE(r->headers[fields].name.p == line);
+        if (eqi(line, (size_t)(colon - line), "content-length")) cl++;
+        if (eqi(line, (size_t)(colon - line), "transfer-encoding")) te++;
+        fields++;
+        line = eol + 2;
+    }
+    REQUIRE(fields == r->nheaders && cl <= 1 && te <= 1 && !(cl && te));
+    int nobody =
+        (flags & RD_HTTP_RESP_HEAD) || r->status < 200 || r->status == 204 || r->status == 304;
+    if (nobody)
+        REQUIRE(r->body == RD_HTTP_BODY_NONE);
+    else if (te)
+        REQUIRE(r->body == RD_HTTP_BODY_CHUNKED);
+    else if (cl)
+        REQUIRE(r->body == RD_HTTP_BODY_LENGTH);
+    else
+        REQUIRE(r->body == RD_HTTP_BODY_CLOSE && !r->keep_alive);
+}
+
+static long parse_resp_copy(const char *in, size_t n, const rd_http_limits_t *lim, int flags,
+                            rd_http_resp_t *r, rd_http_header_t *hs, char **keep)
+{
+    char *c = malloc(n ? n : 1);
+    REQUIRE(c);
+    memcpy(c, in, n);
+    r->headers = hs;
+    r->cap = NH;
+    long q = rd_http_parse_response(c, n, r, lim, flags);
+    REQUIRE(q == -1 || q >= 0);
+    if (q < 0) REQUIRE(r->why);
+    if (q > 0) {
+        REQUIRE((size_t)q <= n && r->status >= 100 && r->status <= 999);
+        REQUIRE(r->reason.p >= c && r->reason.p + r->reason.n <= c + q);
+    }
+    if (keep)
+        *keep = c;
+    else
+        free(c);
+    return q;
+}
+
+static void fuzz_response(const char *data, size_t n, const rd_http_limits_t *lim, int flags,
+                          uint32_t seed)
+{
+    rd_http_resp_t r;
+    rd_http_header_t hs[NH];
+    char *whole;
+    long q = parse_resp_copy(data, n, lim, flags, &r, hs, &whole);
+    if (q > 0) check_response(whole, (size_t)q, &r, flags);
+    free(whole);
+    size_t step = n <= 512 ? 1 : n / 64;
+    for (size_t k = 0; k <= n; k += step) {
+        rd_http_resp_t pr;
+        rd_http_header_t phs[NH];
+        long p = parse_resp_copy(data, k, lim, flags, &pr, phs, NULL);
+        if (q > 0 && k >= (size_t)q) {
+            REQUIRE(p == q && pr.status == r.status && pr.body == r.body);
+            REQUIRE(pr.content_length == r.content_length && pr.keep_alive == r.keep_alive);
+        } else {
+            REQUIRE(p == 0 || (q < 0 && p == q));
+        }
+    }
+    if (q > 0 && r.body == RD_HTTP_BODY_CHUNKED) check_chunked(data + q, n - (size_t)q, lim, seed);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
 {
     if (size < 2) return 0;
@@ -343,6 +462,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
     size_t n = size - 2;
     if (chunked_mode) {
         check_chunked(data, n, lim, seed);
+        return 0;
+    }
+    if (in[0] & 8) {
+        fuzz_response(data, n, lim, in[0] & 16 ? RD_HTTP_RESP_HEAD : 0, seed);
         return 0;
     }
 
