@@ -236,24 +236,12 @@ function App:route(method, pattern, handler)
   return self -- not a tail call: the error level counts this frame
 end
 
-function App:get(pattern, handler)
-  addroute(self, "GET", pattern, handler, "get", 2)
-  return self -- not a tail call: the error level counts this frame
-end
-
-function App:post(pattern, handler)
-  addroute(self, "POST", pattern, handler, "post", 2)
-  return self -- not a tail call: the error level counts this frame
-end
-
-function App:put(pattern, handler)
-  addroute(self, "PUT", pattern, handler, "put", 2)
-  return self -- not a tail call: the error level counts this frame
-end
-
-function App:delete(pattern, handler)
-  addroute(self, "DELETE", pattern, handler, "delete", 2)
-  return self -- not a tail call: the error level counts this frame
+-- app:get / post / put / delete(pattern, handler) -> app
+for name, method in pairs { get = "GET", post = "POST", put = "PUT", delete = "DELETE" } do
+  App[name] = function(self, pattern, handler)
+    addroute(self, method, pattern, handler, name, 2)
+    return self -- not a tail call: the error level counts this frame
+  end
 end
 
 --- app:match(method, path) -> handler, params | nil, 404 | nil, 405, "GET, HEAD"
