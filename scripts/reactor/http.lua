@@ -403,11 +403,7 @@ local function worker(self, slot, handler, req, close)
       end
     end
     -- the streams the handler opened close with its request, as they would with its task
-    local streams = rawget(t, "streams")
-    if streams then
-      t.streams = nil
-      for i = 1, #streams do streams[i]:_ended(t) end
-    end
+    if rawget(t, "streams") then task.closeowned(t) end
     if nidle >= MAX_IDLE then return end
     -- an idle task keeps nothing of its last request alive
     self, handler, req = nil, nil, nil -- luacheck: ignore 311

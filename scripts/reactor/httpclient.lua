@@ -99,12 +99,7 @@ end
 
 -- s, owned by t, goes back to key's pool and to no task
 local function checkin(key, t, s)
-  local l = t.streams
-  if l then
-    for i = #l, 1, -1 do
-      if l[i] == s then remove(l, i) end
-    end
-  end
+  task.disown(t, s)
   local pool = pools[key]
   if not pool then
     pool = {}

@@ -276,6 +276,24 @@ function M.own(t, s)
   l[#l + 1] = s
 end
 
+--- t no longer owns s (a pooled connection that outlives the task).
+function M.disown(t, s)
+  local l = t.streams
+  if not l then return end
+  for i = #l, 1, -1 do
+    if l[i] == s then table.remove(l, i) end
+  end
+end
+
+--- Close the streams t owns now, and own none (a pooled task between two
+--- jobs: what its end would do).
+function M.closeowned(t)
+  local l = t.streams
+  if not l then return end
+  t.streams = nil
+  for i = 1, #l do l[i]:_ended(t) end
+end
+
 -- "app.lua:3" for a function
 local function defined(fn)
   local info = debug.getinfo(fn, "S")
