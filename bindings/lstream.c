@@ -81,14 +81,8 @@ void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Intege
 }
 
 /*{====================================================================
- * The fast paths
- *
- * Upvalues of each closure: 1 its Lua version; 2.. the interned field
- * names it reads with lua_rawget (the stream's fields live on the instance
- * itself, false when unset, so a raw get is what Lua's own get would find).
+ * The Lua versions, called yieldably
  *=====================================================================*/
-
-enum { UV_SLOW = 1, UV_TRANSPORT, UV_LIMIT, UV_SEP, UV_WFAST };
 
 static int slow_done(lua_State *L, int status, lua_KContext ctx)
 {
@@ -96,110 +90,17 @@ static int slow_done(lua_State *L, int status, lua_KContext ctx)
     return lua_gettop(L);
 }
 
-/* Hand every argument to the Lua version and return what it returns; it
- * may wait (yield), hence the continuation. A read's closure passes what
- * its pull gave (nil: not there yet; false: too long) as one more argument. */
+/* Hand every argument to the Lua version (upvalue 1) and return what it
+ * returns; it may wait (yield), hence the continuation. A read's closure
+ * passes what its pull gave (nil: not there yet; false: too long) as one
+ * more argument. */
 static int slow(lua_State *L)
 {
     int n = lua_gettop(L);
-    lua_pushvalue(L, lua_upvalueindex(UV_SLOW));
+    lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_callk(L, n, LUA_MULTRET, 0, slow_done);
     return slow_done(L, LUA_OK, 0);
-}
-
-/* self.transport (at the top), if self is a table and it is a transport */
-static ltransport *transport_of(lua_State *L)
-{
-    if (lua_type(L, 1) != LUA_TTABLE) return NULL;
-    lua_pushvalue(L, lua_upvalueindex(UV_TRANSPORT));
-    lua_rawget(L, 1);
-    ltransport *t = lua_touserdata(L, -1);
-    if (t && lua_type(L, -1) == LUA_TUSERDATA && lua_rawlen(L, -1) == sizeof *t &&
-        t->magic == RDL_TRANSPORT_MAGIC)
-        return t;
-    return NULL;
-}
-
-static lua_Integer field_integer(lua_State *L, int uv, lua_Integer dflt)
-{
-    lua_pushvalue(L, lua_upvalueindex(uv));
-    lua_rawget(L, 1);
-    int isint;
-    lua_Integer v = lua_tointegerx(L, -1, &isint);
-    lua_pop(L, 1);
-    return isint ? v : dflt;
-}
-
-/* Only inside a coroutine (a task): outside one, the Lua version raises. */
-static int pulled(lua_State *L, int op, int argidx, lua_Integer limit)
-{
-    ltransport *t = transport_of(L);
-    if (!t) return 0;
-    rdL_stream_pull(L, t, op, argidx, limit);
-    return lua_type(L, -1) == LUA_TSTRING;
-}
-
-static int s_readuntil(lua_State *L)
-{
-    if (lua_isyieldable(L) && lua_type(L, 1) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
-        lua_pushvalue(L, lua_upvalueindex(UV_SEP)); /* a separator checked before */
-        lua_rawget(L, 1);
-        int same = lua_rawequal(L, -1, 2);
-        lua_pop(L, 1);
-        if (same) {
-            if (pulled(L, RDL_PULL_UNTIL, 2, field_integer(L, UV_LIMIT, 65536))) return 1;
-            int got = lua_gettop(L); /* nil or false, after the transport */
-            lua_settop(L, got);
-            lua_replace(L, 3); /* self, sep, what the pull gave */
-            lua_settop(L, 3);
-            return slow(L);
-        }
-        lua_settop(L, 2);
-    }
-    return slow(L);
-}
-
-static int s_readline(lua_State *L)
-{
-    if (lua_isyieldable(L) && lua_gettop(L) == 1) {
-        lua_pushliteral(L, "\n");
-        if (pulled(L, RDL_PULL_LINE, 2, field_integer(L, UV_LIMIT, 65536))) return 1;
-        if (lua_gettop(L) == 4) { /* self, "\n", transport, what the pull gave */
-            lua_replace(L, 2);
-            lua_settop(L, 2);
-            return slow(L);
-        }
-        lua_settop(L, 1);
-    }
-    return slow(L);
-}
-
-static int s_readexactly(lua_State *L)
-{
-    if (lua_isyieldable(L) && lua_isinteger(L, 2) && lua_tointeger(L, 2) >= 0 &&
-        pulled(L, RDL_PULL_EXACT, 2, 0))
-        return 1;
-    lua_settop(L, 2);
-    return slow(L);
-}
-
-static int s_write(lua_State *L)
-{
-    if (lua_type(L, 1) == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING) {
-        lua_pushvalue(L, lua_upvalueindex(UV_WFAST)); /* open, flowing, nobody waits */
-        lua_rawget(L, 1);
-        int fast = lua_toboolean(L, -1);
-        lua_pop(L, 1);
-        ltransport *t = fast ? transport_of(L) : NULL;
-        if (t) {
-            rdL_transport_write1(L, t, 2);
-            lua_pushboolean(L, 1);
-            return 1;
-        }
-        lua_settop(L, 2);
-    }
-    return slow(L);
 }
 
 /*{====================================================================
@@ -212,20 +113,10 @@ static int s_write(lua_State *L)
  * address), so a read that the bytes satisfy touches no Lua table at all.
  *=====================================================================*/
 
-enum { BV_SLOW = 1, BV_TRANSPORT };
-
+/* upvalues: 1 the Lua version (see slow), 2 the transport */
 static ltransport *bound(lua_State *L)
 {
-    return lua_touserdata(L, lua_upvalueindex(BV_TRANSPORT));
-}
-
-static int slowb(lua_State *L)
-{
-    int n = lua_gettop(L);
-    lua_pushvalue(L, lua_upvalueindex(BV_SLOW));
-    lua_insert(L, 1);
-    lua_callk(L, n, LUA_MULTRET, 0, slow_done);
-    return slow_done(L, LUA_OK, 0);
+    return lua_touserdata(L, lua_upvalueindex(2));
 }
 
 static int b_readuntil(lua_State *L)
@@ -246,10 +137,10 @@ static int b_readuntil(lua_State *L)
         }
         rdL_stream_pull(L, t, RDL_PULL_UNTIL, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
-        return slowb(L); /* self, sep, what the pull gave */
+        return slow(L); /* self, sep, what the pull gave */
     }
     lua_settop(L, 2);
-    return slowb(L);
+    return slow(L);
 }
 
 static int b_readline(lua_State *L)
@@ -260,10 +151,10 @@ static int b_readline(lua_State *L)
         rdL_stream_pull(L, t, RDL_PULL_LINE, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
         lua_remove(L, 2);
-        return slowb(L); /* self, what the pull gave */
+        return slow(L); /* self, what the pull gave */
     }
     lua_settop(L, 1);
-    return slowb(L);
+    return slow(L);
 }
 
 static int b_readexactly(lua_State *L)
@@ -276,7 +167,7 @@ static int b_readexactly(lua_State *L)
         lua_pop(L, 1);
     }
     lua_settop(L, 2);
-    return slowb(L);
+    return slow(L);
 }
 
 static int b_write(lua_State *L)
@@ -291,7 +182,7 @@ static int b_write(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    return slowb(L);
+    return slow(L);
 }
 
 /* core._streambind(transport, readuntil, readline, readexactly, write) ->
@@ -323,19 +214,17 @@ int rdL_streamset(lua_State *L)
     return 0;
 }
 
-/* core._streamfast(readuntil, readline, readexactly, write): the four
- * methods, each a closure over its Lua version. */
+/* core._streamfast(readuntil, readline, readexactly, write): the class's
+ * four methods, each a C closure over its Lua version, so the Lua version
+ * counts the same levels to its caller as a connected stream's own
+ * (core._streambind); a stream that is not connected has nothing to take
+ * at once, so these only hand over. */
 int rdL_streamfast(lua_State *L)
 {
-    static const lua_CFunction fast[] = {s_readuntil, s_readline, s_readexactly, s_write};
-    for (int i = 0; i < 4; i++) {
-        luaL_checktype(L, i + 1, LUA_TFUNCTION);
-        lua_pushvalue(L, i + 1);
-        lua_pushliteral(L, "transport");
-        lua_pushliteral(L, "limit");
-        lua_pushliteral(L, "sep");
-        lua_pushliteral(L, "wfast");
-        lua_pushcclosure(L, fast[i], 5);
+    for (int i = 1; i <= 4; i++) {
+        luaL_checktype(L, i, LUA_TFUNCTION);
+        lua_pushvalue(L, i);
+        lua_pushcclosure(L, slow, 1);
     }
     return 4;
 }

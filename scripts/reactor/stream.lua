@@ -44,7 +44,6 @@ local function init(self, limit)
   self.eof, self.lost, self.closed, self.timeout = false, false, false, false
   self.shutting = false -- the daemon is stopping: the next wait to read closes the stream
   self.sep = false -- the last separator readuntil checked
-  self.wfast = false -- write may go straight to the transport: set while open and flowing
   self.connecting = rawget(self, "connecting") or false
   self.inited = true
 end
@@ -108,9 +107,8 @@ local function wakereader(self, ...)
 end
 
 -- may write go straight to the transport? (write's fast path reads the
--- transport's copy of the flag, in C)
+-- flag in the transport, in C)
 local function setwfast(self, v)
-  self.wfast = v
   local tr = rawget(self, "transport")
   if tr then core._streamset(tr, nil, v) end
 end
