@@ -34,6 +34,8 @@ struct rdl_config {
     struct ev_loop *ev;
     reactor_log_fn log;
     void *log_ud;
+    reactor_log_fn on_error;
+    void *error_ud;
 };
 
 enum { RDL_NSIGNALS = 6 };
@@ -96,6 +98,9 @@ typedef struct lreactor {
     int keys[RDL_NKEYS]; /* registry refs of the interned names */
     reactor_log_fn log;  /* where records go (NULL: stderr with "reactor: ") */
     void *log_ud;
+    reactor_log_fn on_error; /* where callback errors go (NULL: the log) */
+    void *error_ud;
+    ev_timer step_timer; /* bounds an iterate's wait */
     struct rdl_strcache strcache;
 } lreactor;
 
@@ -187,6 +192,8 @@ void rdL_unpin(lua_State *L, int *ref);
 /* llog.c: one logger for C and Lua */
 /* One record through lr's log function (printf-style). */
 void rdL_log(lreactor *lr, const char *fmt, ...);
+/* The same for the report of a callback's error: to lr->on_error if set. */
+void rdL_log_error(lreactor *lr, const char *fmt, ...);
 
 /* lwatchdog.c: a callback that runs too long is stopped */
 /* A callback begins or ends (depth 0 <-> 1): the clock starts or stops. */
