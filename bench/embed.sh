@@ -27,3 +27,5 @@ grep '^ticks' "$out"
 wait
 echo "== the same MUD, no players"
 "$build/mud" -p 0 -t "$ticks" 2>/dev/null | grep '^ticks'
+echo "== the machine itself: a bare ppoll tick, no reactor"
+"$build/tick_baseline" "$ticks"

@@ -18,6 +18,7 @@
 #include <ev.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct rd_reactor {
     int ev_fd;             /* libev's epoll fd, or -1 (not epoll, or the host's loop) */
     int poll_fd, timer_fd; /* rd_fd's epoll set and its timerfd, -1 until asked for */
     int syncing;           /* inside sync(): libev must not invoke callbacks */
+    double armed;          /* the timerfd's deadline (on ev_now), or -1: disarmed */
     size_t mem_used, mem_limit;
     rd_options opts;
     char *script; /* the last rd_load's path, for rd_reload(r, NULL) */
@@ -150,6 +152,12 @@ static void sync_fd(rd_reactor *r)
     ev_prepare_start(r->ev, &lr->loop.prepare);
     ev_unref(r->ev);
     double d = rd_next_deadline(r);
+    /* the same deadline, still ahead: the armed timerfd is right (a
+     * timerfd_settime per step would be a system call per frame) */
+    double at = d < 0 ? -1 : ev_now(r->ev) + d;
+    if (d > 0 && r->armed >= 0 && fabs(at - r->armed) < 1e-6 && r->armed > ev_now(r->ev)) return;
+    if (d < 0 && r->armed < 0) return;
+    r->armed = at;
     struct itimerspec ts;
     memset(&ts, 0, sizeof ts);
     if (d >= 0) {
@@ -259,6 +267,7 @@ rd_reactor *rd_new(const rd_options *opts, char *err, size_t errlen)
     }
     if (opts) r->opts = *opts;
     r->ev_fd = r->poll_fd = r->timer_fd = -1;
+    r->armed = -1;
     r->mem_limit = r->opts.max_memory;
     const char *why = NULL;
     if (r->opts.loop) {
