@@ -277,12 +277,13 @@ static void read_stream(lua_State *L, lreactor *lr, ltransport *t, int self, con
          * readReady (which wakes the task), or wait on without entering Lua */
         rd_span_t s;
         size_t limit = t->stream_limit < 0 ? 0 : (size_t)t->stream_limit;
-        int r = t->stream_reader == RDL_READER_LINE && !(f->dlen == 1 && f->delim && *f->delim == '\n')
-                    ? -1 /* (the framer holds another separator: let Lua pull) */
-                    : rd_framer_until(f, f->delim, f->dlen, limit, &s);
+        int line = t->stream_reader == RDL_READER_LINE;
+        /* (were the framer to hold another separator, Lua would pull: r = -1) */
+        int ours = f->delim && (!line || (f->dlen == 1 && *f->delim == '\n'));
+        int r = ours ? rd_framer_until(f, f->delim, f->dlen, limit, &s) : -1;
         if (r == 0) goto keep;
         if (r == 1) {
-            if (t->stream_reader == RDL_READER_LINE && s.n && s.p[s.n - 1] == '\r') s.n--;
+            if (line && s.n && s.p[s.n - 1] == '\r') s.n--;
             t->stream_reader = RDL_READER_NONE;
             rdL_pushbytes(L, lr, s.p, s.n);
             nargs = 1;

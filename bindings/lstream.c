@@ -129,11 +129,16 @@ static int b_readuntil(lua_State *L)
         dlen == t->in.dlen) {
         rd_span_t s;
         /* inside the read's delivery (the common case), straight from the framer */
-        if (t->in.in &&
-            rd_framer_until(&t->in, t->in.delim, dlen,
-                            t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, &s) == 1) {
+        int r = t->in.in ? rd_framer_until(&t->in, t->in.delim, dlen,
+                                           t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, &s)
+                         : -2;
+        if (r == 1) {
             rdL_pushbytes(L, t->conn.loop->data, s.p, s.n);
             return 1;
+        }
+        if (r == 0) { /* not there yet: the Lua version waits */
+            lua_pushnil(L);
+            return slow(L);
         }
         rdL_stream_pull(L, t, RDL_PULL_UNTIL, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -218,8 +223,7 @@ int rdL_streamset(lua_State *L)
         lua_Integer r = luaL_checkinteger(L, 4);
         luaL_argcheck(L, r == RDL_READER_UNTIL || r == RDL_READER_LINE, 4, "not a reader kind");
         t->stream_reader = (unsigned char)r;
-    }
-    else if (!lua_isnoneornil(L, 4))
+    } else if (!lua_isnoneornil(L, 4))
         t->stream_reader = (unsigned char)lua_toboolean(L, 4);
     return 0;
 }

@@ -17,7 +17,7 @@ local protocol = require "reactor.protocol"
 local endpoints = require "reactor.endpoints"
 
 local sub, byte = string.sub, string.byte
-local need, prepare, await, wake = task.need, task.prepare, task.await, task.wake
+local need, prepare, await, wake, wake1 = task.need, task.prepare, task.await, task.wake, task.wake1
 local R, WAIT = task.R, task.WAIT -- R.current: the running task
 local running, yield = coroutine.running, coroutine.yield
 local pull = core._pull -- transport:_pull, without the method lookup
@@ -399,7 +399,7 @@ function Stream:readReady(frame)
   if frame then -- wakereader(self, frame), inline; C has cleared the reader flag
     local t, n = self.rtask, self.rn
     self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
-    return wake(t, n, frame)
+    return wake1(t, n, frame)
   end
   local op = self.rop
   if op == "until" or op == "line" then -- the common case, without try's dispatch
