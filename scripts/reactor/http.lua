@@ -363,6 +363,7 @@ end
 -- water mark waits until the client has read enough (pauseProducing /
 -- resumeProducing below). The responses behind it wait in the queue as
 -- usual and leave after its last part.
+local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
 local Res = {}
 local CONNS = setmetatable({}, { __mode = "k" }) -- transport -> its connection (req:respond finds it)
 Res.__index = Res
@@ -416,7 +417,13 @@ local function reqrespond(req, status, headers)
     for slot, tt in pairs(c.tasks) do
       if tt == t then s = slot end
     end
-    if not s and c.cur > 0 and not c.tasks[c.cur] then s = c.cur end
+    -- not found: a handler's first step runs inside requestReceived, right
+    -- after its slot was taken (the last one), before its task is listed
+    local last = c.tail - 1
+    if not s and rawget(t, "where") == TASK and c.q[last] == false and not c.tasks[last]
+      and not (c.sq and c.sq[last]) then
+      s = last
+    end
   end
   if not s then
     error("req:respond() must be called from the request's own handler task", 2)
@@ -591,7 +598,6 @@ function Res:_done(ok)
   end
 end
 
-local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
 
 -- Request tasks are kept for the next request when they are done (a task
 -- and its coroutine made per request cost more than the rest of the
@@ -708,7 +714,7 @@ local function Conn(app)
     self.q, self.tasks, self.head, self.tail = {}, {}, 1, 1
     self.closeat, self.paused, self.lost = false, false, false
     self.served, self.headtimer, self.wpaused = false, false, false
-    self.cur, self.closeslot, self.sq = 0, false, false -- (req:respond's)
+    self.closeslot, self.sq = false, false -- (req:respond's)
     CONNS[self.transport] = self
     local ka = C._keepalive -- seconds an idle connection is kept, or false
     if ka then self.transport:setTimeout(ka) end
@@ -799,8 +805,7 @@ local function Conn(app)
       self.paused = true
       self.transport:pauseReading()
     end
-    self.cur = slot -- (req:respond in its first step)
-    if close then self.closeslot = slot end
+    if close then self.closeslot = slot end -- (req:respond's)
     local t -- the request's task: an idle one (dispatch, inline), or a new one
     if nidle > 0 then
       t = idle[nidle]
@@ -815,7 +820,6 @@ local function Conn(app)
       t = spawn(TASK, worker, self, slot, handler, req, close)
     end
     if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
-    self.cur = 0
   end
 
   -- a head with Expect: 100-continue waits for its body: ask for it now,

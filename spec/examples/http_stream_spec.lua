@@ -120,13 +120,25 @@ app:get("/big/{n}", function(req)
     local before = tr:bufferSize()
     if before > seen.maxbefore then seen.maxbefore = before end
     if before + #PART > HIGH then seen.crossings = seen.crossings + 1 end
+    seen.inwrite = true
     assert(res:write(PART))
+    seen.inwrite = false
     seen.writes = i
   end
   res:finish()
 end)
 app:get("/stats", function()
   return ("%d %d %d"):format(seen.maxbefore, seen.crossings, seen.writes)
+end)
+app:get("/stalled", function() -- waits (bounded) until /big's handler waits inside a write, for good
+  local last, still = -1, 0
+  for _ = 1, 3000 do
+    if seen.inwrite and seen.writes == last then still = still + 1 else still = 0 end
+    last = seen.writes
+    if still >= 20 then return ("stalled after %d writes"):format(seen.writes) end
+    reactor.sleep(0.01)
+  end
+  return 504, "never stalled"
 end)
 app:get("/forever", function(req)
   local res = req:respond(200, {})
@@ -190,6 +202,14 @@ return app:serve(0)
     local s = assert(H.connect(d.port))
     local parts = 1536 -- 24 MB: more than the kernel's socket buffers can hold
     assert(H.send_all(s, get("/big/" .. parts)))
+    -- nothing read yet: the handler must come to wait inside a write
+    local s2 = assert(H.connect(d.port))
+    assert(H.send_all(s2, get("/stalled")))
+    local st2, _, said = response(s2)
+    assert.equal(200, st2, said)
+    local stalled = tonumber(said:match("^stalled after (%d+) writes$"))
+    assert.is_true(stalled < parts) -- far from all 24 MB
+    s2:close()
     local st, h = head(s)
     assert.same({ 200, "chunked" }, { st, h["transfer-encoding"] })
     -- read slowly: 4 KB at a time
