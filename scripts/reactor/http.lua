@@ -317,7 +317,14 @@ local function flush(self)
   local tr = self.transport
   while true do
     local r = q[head]
-    if not r then break end
+    if not r then
+      local sq = self.sq -- a streamed response, now first: its writes may go
+      if sq and sq[head] then
+        self.head = head
+        return sq[head]:_turn()
+      end
+      break
+    end
     q[head], self.tasks[head] = nil, nil
     head = head + 1
     if not self.lost then tr:write(r) end
@@ -344,7 +351,253 @@ local function respond(self, slot, bytes, close)
   if slot == self.head then flush(self) end
 end
 
+--{=====================================================================
+-- Streamed responses: res = req:respond(status, headers); res:write(part)...; res:finish()
+--======================================================================
+
+-- A streamed response holds its slot in the connection's queue (q[slot] is
+-- the response itself, a table) until it finishes. Its head and parts go
+-- straight to the transport, and only while the slot is the first due:
+-- a write before that waits (the handler's task suspends) until the
+-- responses before it are out, and a write above the transport's high
+-- water mark waits until the client has read enough (pauseProducing /
+-- resumeProducing below). The responses behind it wait in the queue as
+-- usual and leave after its last part.
 local TASK = "the reactor.http request task" -- how the log names one (its errors are the handler's)
+local Res = {}
+local CONNS = setmetatable({}, { __mode = "k" }) -- transport -> its connection (req:respond finds it)
+Res.__index = Res
+Res.__name = "reactor.http response"
+local need, prepare, await, wake = task.need, task.prepare, task.await, task.wake
+local FLUSH = 16 * 1024 -- bytes a streamed response queues before it lets the loop write them (the core's low mark)
+
+local function releasewait(self)
+  self.wt, self.wn = false, false
+end
+
+-- wait until woken (its turn, the client read enough, the client went)
+local function waitres(self, what)
+  local t = need(what, 3)
+  if self.wt then return nil, "busy" end -- another task waits on this response
+  self.wt, self.wn = t, prepare(t)
+  return await(t, releasewait, self)
+end
+
+local function wakeres(self, ...)
+  local t, n = self.wt, self.wn
+  if not t then return end
+  self.wt, self.wn = false, false
+  return wake(t, n, ...)
+end
+
+function Res:_turn() -- flush: the slot is the first due
+  wakeres(self, true)
+end
+
+function Res:_lost() -- the connection is gone
+  self.lost = true
+  wakeres(self, nil, "closed")
+end
+
+local function lower(k)
+  return type(k) == "string" and k:lower()
+end
+
+--- req:respond([status,] [headers]) -> res: the response is streamed in parts:
+--- res:write(part) ... res:finish([part]). Sent chunked, or with a
+--- Content-Length when headers give one (then exactly that many bytes).
+local function reqrespond(req, status, headers)
+  if getmetatable(req) ~= M._REQ then
+    error("req:respond(): call it with ':' on the request a handler gets", 2)
+  end
+  local t = task.current()
+  local c = CONNS[rawget(req, "transport")]
+  local s -- its slot: the one its task runs for, else the one being dispatched now (a first step)
+  if c and t then
+    for slot, tt in pairs(c.tasks) do
+      if tt == t then s = slot end
+    end
+    -- not found: a handler's first step runs inside requestReceived, right
+    -- after its slot was taken (the last one), before its task is listed
+    local last = c.tail - 1
+    if not s and rawget(t, "where") == TASK and c.q[last] == false and not c.tasks[last]
+      and not (c.sq and c.sq[last]) then
+      s = last
+    end
+  end
+  if not s then
+    error("req:respond() must be called from the request's own handler task", 2)
+  end
+  if rawget(req, "_res") then error("req:respond(): this request's response has begun already", 2) end
+  if type(status) == "table" and headers == nil then status, headers = 200, status end
+  if status == nil then status = 200 end
+  if math.type(status) ~= "integer" or status < 200 or status > 999 then
+    error(("bad argument #1 to 'respond' (expected a final status 200..999, got %s)"):format(show(status)), 2)
+  end
+  if headers ~= nil and type(headers) ~= "table" then
+    error(("bad argument #2 to 'respond' (expected a headers table {Name = \"value\"}, got %s)")
+      :format(show(headers)), 2)
+  end
+  local slot = s
+  local close = c.closeslot == slot
+  local cl
+  for k, v in pairs(headers or {}) do
+    if lower(k) == "content-length" then
+      cl = math.tointeger(tonumber(v))
+      if not cl or cl < 0 or not find(tostring(v), "^%d+$") then
+        error(("bad argument #2 to 'respond' (Content-Length must be a number of bytes, got %s)"):format(show(v)), 2)
+      end
+    end
+  end
+  local nobody = status == 204 or status == 304
+  local framing = nobody and "none" or cl and "length" or req.version == "1.1" and "chunked" or "close"
+  if framing == "close" then close = true end -- an HTTP/1.0 client: the end of the body is the end of the connection
+  -- the head as build makes it for a 1-byte body, its Content-Length then replaced
+  local bytes, why = build(status, headers, "-", true, close, date())
+  if not bytes then error(("bad argument #2 to 'respond' (%s)"):format(why), 2) end
+  close = why
+  if not nobody then
+    local i, j = find(bytes, "\r\nContent-Length: 1\r\n", 1, true)
+    local field = framing == "length" and format("\r\nContent-Length: %d\r\n", cl)
+      or framing == "chunked" and "\r\nTransfer-Encoding: chunked\r\n" or "\r\n"
+    bytes = sub(bytes, 1, i - 1) .. field .. sub(bytes, j + 1)
+  end
+  local res = setmetatable({ conn = c, slot = slot, close = close, framing = framing, left = cl,
+    headbytes = bytes, nobody = nobody or req.method == "HEAD", finished = false, lost = c.lost,
+    wt = false, wn = false }, Res)
+  rawset(req, "_res", res)
+  local sq = c.sq
+  if not sq then
+    sq = {}
+    c.sq = sq
+  end
+  sq[slot] = res
+  if not c.lost and not c.tasks[slot] then c.tasks[slot] = t end -- (a handler that has not waited yet)
+  return res
+end
+
+local function checkres(self, fname)
+  if getmetatable(self) ~= Res then
+    error(("res:%s(): call it with ':' on the response req:respond() returned"):format(fname), 3)
+  end
+end
+
+-- the part as a string, or an error at the caller's line
+local function part(data, fname)
+  local ty = type(data)
+  if ty == "string" then return data end
+  if ty == "number" then return tostring(data) end
+  error(("bad argument #1 to '%s' (expected a string, got %s)"):format(fname, ty), 3)
+end
+
+-- wait until the slot is due; then the head goes out if it has not -> true | nil, why
+local function myturn(self, what)
+  local c = self.conn
+  while not self.lost and c.head ~= self.slot do
+    local ok, why = waitres(self, what)
+    if not ok then return nil, why end
+  end
+  if self.lost then return nil, "closed" end
+  local hb = self.headbytes
+  if hb then
+    self.headbytes = false
+    c.transport:write(hb)
+  end
+  return true
+end
+
+--- res:write(part) -> true | nil, "closed" (the client went: stop producing).
+--- Waits (the handler's task suspends) while responses before this one are
+--- due, and while the connection's output is above its high water mark.
+function Res:write(data)
+  checkres(self, "write")
+  data = part(data, "write")
+  if self.finished then error("res:write(): the response is finished (res:finish() was called)", 2) end
+  if self.lost then return nil, "closed" end
+  local n = #data
+  if self.framing == "length" then
+    if n > self.left then
+      error(("res:write(): %d bytes over the Content-Length (%d bytes left)"):format(n, self.left), 2)
+    end
+    self.left = self.left - n
+  end
+  local ok, why = myturn(self, "res:write()")
+  if not ok then return nil, why end
+  if n > 0 and not self.nobody then
+    local tr = self.conn.transport
+    if self.framing == "chunked" then
+      tr:write(format("%x\r\n", n))
+      tr:write(data)
+      tr:write("\r\n")
+    else
+      tr:write(data)
+    end
+  end
+  local c = self.conn
+  -- the core writes after the callback (coalescing), and says
+  -- pauseProducing only then: past FLUSH bytes, let the loop write, then
+  -- wait while the output is still above its high water mark
+  if not c.wpaused and not self.lost and c.transport:bufferSize() > FLUSH then
+    task.sleep(0)
+  end
+  while c.wpaused and not self.lost do
+    ok, why = waitres(self, "res:write()")
+    if not ok then return nil, why end
+  end
+  if self.lost then return nil, "closed" end
+  return true
+end
+
+--- res:finish([part]) -> true | nil, why: the last part (if any), then the
+--- end of the body; the responses behind it may leave. A handler that
+--- returns without finishing finishes here.
+function Res:finish(data)
+  checkres(self, "finish")
+  if data ~= nil then
+    data = part(data, "finish")
+    if data ~= "" then
+      local ok, why = self:write(data)
+      if not ok then
+        self.finished = true
+        return nil, why
+      end
+    end
+  end
+  if self.finished then return true end
+  self.finished = true
+  if self.lost then return nil, "closed" end
+  local c, slot = self.conn, self.slot
+  if self.framing == "length" and self.left > 0 then -- the client would wait for the rest: it is cut off
+    log.log(("http: a streamed response ended %d bytes short of its Content-Length: connection closed")
+      :format(self.left))
+    c.sq[slot] = nil
+    respond(c, slot, self.headbytes or "", true)
+    return nil, ("%d bytes short of the Content-Length"):format(self.left)
+  end
+  local last = self.framing == "chunked" and not self.nobody and "0\r\n\r\n" or ""
+  local hb = self.headbytes
+  if hb then last = hb .. last end -- never sent: as a whole response, queued in its slot
+  self.headbytes = false
+  if c.tasks[slot] == task.current() then c.tasks[slot] = nil end -- (its slot may be reused from now on)
+  c.sq[slot] = nil
+  respond(c, slot, last, self.close or self.framing == "close")
+  return true
+end
+
+-- the handler returned (ok) or failed
+function Res:_done(ok)
+  if self.finished or self.lost then return end
+  if ok then return self:finish() end
+  self.finished = true
+  local c, slot = self.conn, self.slot
+  c.sq[slot] = nil
+  if self.headbytes then -- nothing sent yet: a 500, as for any handler
+    respond(c, slot, (build(500, nil, errorbody(500), self.nobody, true, date())), true)
+  else -- parts are out: the body is left unfinished and the connection closes (the client sees it cut)
+    respond(c, slot, "", true)
+  end
+end
+
 
 -- Request tasks are kept for the next request when they are done (a task
 -- and its coroutine made per request cost more than the rest of the
@@ -366,40 +619,48 @@ local function worker(self, slot, handler, req, close)
     do -- the request (its locals end here: an idle task keeps none of them)
       local ok, a, b, c = xpcall(handler, msgh, req)
       local tasks = self.tasks
-      if tasks[slot] then tasks[slot] = nil end -- done: a cancel of this connection no longer concerns its task
-      local head = req.method == "HEAD"
-      local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
-      local now = ostime() -- (date(), inline)
-      if now ~= datesec then
-        datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
-      end
-      local dl = dateline
-      local bytes, why
-      if ok then
-        bytes, why = build(a, b, c, head, close, dl, tr) -- [status,] [headers,] body, told apart in C
-        if bytes then
-          close = why
-        else
-          log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, why))
-        end
+      -- done: a cancel of this connection no longer concerns its task (the slot
+      -- is another request's if a streamed response finished before)
+      if tasks[slot] == t then tasks[slot] = nil end
+      local res = self.sq and rawget(req, "_res")
+      if res then -- req:respond: the response is (being) streamed
+        if not ok then log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a) end
+        res:_done(ok)
       else
-        log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
-      end
-      if not bytes then bytes = build(500, nil, errorbody(500), head, close, dl, tr) end
-      if tr then -- written: what flush does for its slot
-        self.q[slot] = nil
-        local h = slot + 1
-        if close then
-          self.head, self.closeat = h, slot
-          tr:loseConnection()
-        elseif h == self.tail and not self.paused then -- the queue is empty (as flush would find it)
-          self.head, self.tail, self.served = 1, 1, true
-        else
-          self.head = h
-          flush(self)
+        local head = req.method == "HEAD"
+        local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
+        local now = ostime() -- (date(), inline)
+        if now ~= datesec then
+          datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
         end
-      else
-        respond(self, slot, bytes, close)
+        local dl = dateline
+        local bytes, why
+        if ok then
+          bytes, why = build(a, b, c, head, close, dl, tr) -- [status,] [headers,] body, told apart in C
+          if bytes then
+            close = why
+          else
+            log.log(("error in the http handler for %s %s: %s"):format(req.method, req.path, why))
+          end
+        else
+          log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
+        end
+        if not bytes then bytes = build(500, nil, errorbody(500), head, close, dl, tr) end
+        if tr then -- written: what flush does for its slot
+          self.q[slot] = nil
+          local h = slot + 1
+          if close then
+            self.head, self.closeat = h, slot
+            tr:loseConnection()
+          elseif h == self.tail and not self.paused then -- the queue is empty (as flush would find it)
+            self.head, self.tail, self.served = 1, 1, true
+          else
+            self.head = h
+            flush(self)
+          end
+        else
+          respond(self, slot, bytes, close)
+        end
       end
     end
     -- the streams the handler opened close with its request, as they would with its task
@@ -432,6 +693,7 @@ end
 local REQ = {
   __name = "reactor.http request",
   __index = function(req, k)
+    if k == "respond" then return reqrespond end
     if k == "query" or k == "params" then
       local t = {}
       rawset(req, k, t)
@@ -440,6 +702,7 @@ local REQ = {
   end,
 }
 local parsequery = M.parsequery
+M._REQ = REQ
 
 local function Conn(app)
   local C = setmetatable({}, { __index = protocol.Protocol })
@@ -450,7 +713,9 @@ local function Conn(app)
   function C:connectionMade()
     self.q, self.tasks, self.head, self.tail = {}, {}, 1, 1
     self.closeat, self.paused, self.lost = false, false, false
-    self.served, self.headtimer = false, false
+    self.served, self.headtimer, self.wpaused = false, false, false
+    self.closeslot, self.sq = false, false -- (req:respond's)
+    CONNS[self.transport] = self
     local ka = C._keepalive -- seconds an idle connection is kept, or false
     if ka then self.transport:setTimeout(ka) end
   end
@@ -540,6 +805,7 @@ local function Conn(app)
       self.paused = true
       self.transport:pauseReading()
     end
+    if close then self.closeslot = slot end -- (req:respond's)
     local t -- the request's task: an idle one (dispatch, inline), or a new one
     if nidle > 0 then
       t = idle[nidle]
@@ -585,6 +851,19 @@ local function Conn(app)
     refuse(self, status, true)
   end
 
+  -- the output is above its high water mark: a streamed response's writes
+  -- wait (and reading stops, the core's default) until it is below the low one
+  function C:pauseProducing()
+    self.wpaused = true
+  end
+
+  function C:resumeProducing()
+    self.wpaused = false
+    local sq = self.sq
+    local r = sq and sq[self.head]
+    if r then r:_turn() end
+  end
+
   function C:connectionLost()
     self.lost = true
     local ht = self.headtimer
@@ -592,7 +871,13 @@ local function Conn(app)
       self.headtimer = false
       ht:cancel()
     end
-    for _, t in pairs(self.tasks) do t:cancel() end
+    -- a handler streaming its response is told at its next write (nil,
+    -- "closed"), and it finishes as it likes; the others are cancelled
+    local sq = self.sq
+    for slot, t in pairs(self.tasks) do
+      local r = sq and sq[slot]
+      if r then r:_lost() else t:cancel() end
+    end
   end
 
   return C
