@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench/peers_report.py RAW OUTDIR NOTE: turns bench/peers.sh's raw lines into
-OUTDIR/peers.md (the table) and OUTDIR/peers.svg (the ratios to raw C, gnuplot).
+OUTDIR/peers.md (the table) and OUTDIR/peers.svg (requests per server CPU-s as a ratio to raw C, gnuplot).
 
 zen rows come from bench/run.sh: best req/s of the rounds, server us/req of
 that run, the pair median (median over rounds of peer/raw_zen in the same
@@ -63,15 +63,19 @@ with open(os.path.join(out, "peers.md"), "w") as md:
 loads = list(dict.fromkeys(r[0] for r in rows))
 peers = list(dict.fromkeys(r[1].replace("_http", "").replace("_zen", "") for r in rows))
 peers = [p for p in peers if p != "raw"]
-val = {(r[0], r[1].replace("_http", "").replace("_zen", "")): r[4] for r in rows}
+val = {(r[0], r[1].replace("_http", "").replace("_zen", "")): r[6] for r in rows}  # per server CPU-s: the figure that noise moves least
 dat = os.path.join(out, "peers.dat")
 with open(dat, "w") as d:
     d.write('load ' + " ".join(peers) + "\n")
     for l in loads:
-        d.write('"%s" ' % l + " ".join((val.get((l, p), "-") if val.get((l, p), "-") not in ("-", "FAIL") else "?") for p in peers) + "\n")
+        short = l.replace("c=10000", "10k").replace("c=1000", "1k").replace("c=", "").replace(" x16 pipelined", " x16")
+        d.write('"%s" ' % short.replace("zen 50 x16", "zen x16").replace("http 50 x16", "http x16") + " ".join((val.get((l, p), "-") if val.get((l, p), "-") not in ("-", "FAIL") else "?") for p in peers) + "\n")
 gp = """set terminal svg size 1100,520 dynamic font 'sans,11'
 set output '%s'
-set title "req/s as a ratio to raw C (1.0 = raw C libev), %s"
+set title "requests per server CPU-second, as a ratio to raw C (1.0 = raw C libev), %s"
+set termoption noenhanced
+set linetype 9 lc rgb '#888888'
+set bmargin 3
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
@@ -79,7 +83,7 @@ set datafile missing '?'
 set key outside right top
 set yrange [0:*]
 set grid ytics
-set xtics rotate by -25
+set xtics scale 0 nomirror
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
 plot for [i=2:%d] '%s' using i:xtic(1) title columnheader(i)
 """ % (os.path.join(out, "peers.svg"), note.replace('"', "'"), len(peers) + 1, dat)
