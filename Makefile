@@ -15,7 +15,7 @@ ARGS       ?=
 
 DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck libhttp-parser-dev lua-cjson
 
-.PHONY: all run test deps bench format check-format clean valgrind fuzz fuzz-http fuzz-stream install
+.PHONY: all run test deps bench bench-more format check-format clean valgrind fuzz fuzz-http fuzz-stream install
 
 all: $(BUILD)/.ran-cmake
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
@@ -79,7 +79,12 @@ fuzz-stream: $(FUZZ_BUILD)/.ran-cmake
 install: all
 	$(CMAKE) --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
+# Every peer, one session, a table and a chart (bench/peers.sh installs the peers
+# it lacks); BENCH_QUICK=1 for a short check. bench-more: the older focused runs.
 bench: all
+	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/peers.sh
+
+bench-more: all
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/run.sh
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/reload.sh
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/batteries.sh

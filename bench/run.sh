@@ -9,7 +9,11 @@
 #   CONNS       connection counts ["1 50 1000"]        DURATION  seconds measured per run [2]
 #   WARMUP      warm-up seconds per run [1]            REPEAT  rounds per row [7]; best kept,
 #                                                      and the median of per-round ratios
-#   IDLE_CONNS  idle connections for the RSS test [10000]
+#   IDLE_CONNS  idle connections for the RSS test [10000]; 0 = no memory test
+#   DEPTH       questions in flight per connection (rd_loadgen -D) [1]
+#   RESULTS     if set, a file to append one line per row to, for bench/peers.sh:
+#               "zen DEPTH PEER CONNS RPS US_PER_REQ PAIR_MEDIAN RATIO_RUNS" and
+#               "mem PEER BYTES_PER_CONN"
 #   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
 #   BENCH_SPIN  1 = keep both CPUs out of the idle state with SCHED_IDLE spinners [1]
 #               (on VMs a halted vCPU takes ~1 ms to wake, which would swamp the
@@ -28,6 +32,8 @@ DURATION=${DURATION:-2}
 WARMUP=${WARMUP:-1}
 REPEAT=${REPEAT:-7}
 IDLE_CONNS=${IDLE_CONNS:-10000}
+DEPTH=${DEPTH:-1}
+RESULTS=${RESULTS:-}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 BENCH_SPIN=${BENCH_SPIN:-1}
@@ -160,6 +166,11 @@ peer_cmd() {
     raw_zen) echo "$RAW_ZEN -p 0 $HOST" ;;
     reactord) echo "$REACTORD $ZEN_SCRIPT -p 0 $HOST" ;;
     node_zen) echo "node bench/peers/node_zen.js -p 0 $HOST" ;;
+    py_zen) echo "/usr/bin/python3 bench/peers/py_zen.py -p 0 $HOST" ;;
+    uvloop_zen) echo "/usr/bin/python3 bench/peers/py_zen.py -u -p 0 $HOST" ;;
+    twisted_zen) echo "/usr/bin/python3 bench/peers/twisted_zen.py -p 0 $HOST" ;;
+    luv_zen) echo "lua5.4 bench/peers/luv_zen.lua -p 0 $HOST" ;;
+    cqueues_zen) echo "lua5.4 bench/peers/cqueues_zen.lua -p 0 $HOST" ;;
     esac
 }
 
@@ -177,6 +188,11 @@ peer_available() {
         }
         ;;
     node_zen) command -v node >/dev/null || return 1 ;;
+    py_zen) [ -x /usr/bin/python3 ] || return 1 ;;
+    uvloop_zen) /usr/bin/python3 -c 'import uvloop' 2>/dev/null || return 1 ;;
+    twisted_zen) /usr/bin/python3 -c 'import twisted' 2>/dev/null || return 1 ;;
+    luv_zen) lua5.4 -e 'require "luv"' 2>/dev/null || return 1 ;;
+    cqueues_zen) lua5.4 -e 'require "cqueues"' 2>/dev/null || return 1 ;;
     *)
         fail "unknown peer $1"
         return 1
@@ -237,7 +253,7 @@ load_once() {
     o0=$(cpu_ticks "$SERVER_PID" "${SPIN_PIDS[@]}")
     w0=$(now_ms)
     timeout -k 5 $(($(bound "$WARMUP" "$DURATION") + 90)) \
-        "${PIN_LOADGEN[@]}" "$LOADGEN" -q -c "$c" -d "$DURATION" -w "$WARMUP" -S "$SERVER_PID" \
+        "${PIN_LOADGEN[@]}" "$LOADGEN" -q -c "$c" -D "$DEPTH" -d "$DURATION" -w "$WARMUP" -S "$SERVER_PID" \
         "$HOST" "$SERVER_PORT" >"$out" 2>"$out.err" </dev/null
     rc=$?
     w1=$(now_ms)
@@ -397,9 +413,20 @@ for p in "${LOAD_PEERS[@]}"; do
     use_server "$p"
     stop_server
 done
-for p in "${RUN_PEERS[@]}"; do
+[ "$IDLE_CONNS" -gt 0 ] && for p in "${RUN_PEERS[@]}"; do
     mem_run "$p"
 done
+if [ -n "$RESULTS" ]; then
+    for c in $CONNS; do
+        for p in "${RUN_PEERS[@]}"; do
+            echo "zen $DEPTH $p $c ${RPS[$p,$c]:--} ${SUS[$p,$c]:--} ${PAIRMED[$p,$c]:--}" \
+                "$(tr '\n' ',' <"$WORK/ratios.$p.$c" 2>/dev/null)"
+        done
+    done >>"$RESULTS"
+    [ "$IDLE_CONNS" -gt 0 ] && for p in "${RUN_PEERS[@]}"; do
+        echo "mem $p ${PERCONN[$p]:--}"
+    done >>"$RESULTS"
+fi
 
 ratio() { # ratio A B: A/B to 2 places, or -
     awk -v a="$1" -v b="$2" 'BEGIN {
@@ -407,7 +434,7 @@ ratio() { # ratio A B: A/B to 2 places, or -
 }
 
 echo
-echo "zen protocol, closed loop (one question in flight per connection), $HOST"
+echo "zen protocol, closed loop ($DEPTH question(s) in flight per connection), $HOST"
 echo "$NCPU CPUs, $PIN_NOTE; machine ${BUSY}% busy with other work at the start"
 echo "each row: the best of $REPEAT runs of ${DURATION}s (after ${WARMUP}s warm-up each)"
 echo
