@@ -133,23 +133,27 @@ enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_ORIGIN, RDL_TRANSPORT_UVS = 3
 
 typedef struct ltransport {
     /* the read path's fields first, next to the conn's hot ones */
-    int self_ref;           /* the protocol instance, for the read path (also uservalue 1) */
-    uint32_t magic;         /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
-    unsigned char raw;      /* line mode switched off (setRawMode) */
-    unsigned char made;     /* connectionMade has been called */
-    unsigned char outgoing; /* made by connectTCP */
+    int self_ref;   /* the protocol instance, for the read path (also uservalue 1) */
+    uint32_t magic; /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
+    int ref;        /* pins the userdata while core may call back */
+    int err_ref;    /* the error message that closed it, if any */
     rd_conn_t conn;
-    rd_framer_t in;         /* the partial frame: survives a reload byte for byte */
-    int ref;                /* pins the userdata while core may call back */
-    int err_ref;            /* the error message that closed it, if any */
-    int delim_ref;          /* the framer's delimiter string, alive while it is set */
-    struct llistener *from; /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
+    rd_framer_t in; /* the partial frame: survives a reload byte for byte */
+    int delim_ref;  /* the framer's delimiter string, alive while it is set */
+    /* flags as bits and no padding: 552 bytes, not 568, so that with the
+     * userdata's header and three uservalues it takes 656 bytes of malloc,
+     * not 672 (issue 12: memory per idle connection) */
+    unsigned raw : 1;      /* line mode switched off (setRawMode) */
+    unsigned made : 1;     /* connectionMade has been called */
+    unsigned outgoing : 1; /* made by connectTCP */
     /* a coroutine stream's (lstream.c), set by core._streamset */
-    lua_Integer stream_limit;    /* readuntil/readline: no separator within this many bytes */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
     unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so);
                                   * RDL_READER_UNTIL / _LINE: for the framer's separator, so a
                                   * read takes the frame in C (ldispatch.c, read_stream) */
+    struct llistener *from;      /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
+    lua_Integer
+        stream_limit; /* lstream.c: readuntil/readline: no separator within this many bytes */
 } ltransport;
 
 typedef struct ltimer {
