@@ -15,7 +15,7 @@ ARGS       ?=
 
 DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck libhttp-parser-dev lua-cjson
 
-.PHONY: all run test deps bench format check-format clean valgrind fuzz fuzz-http fuzz-stream
+.PHONY: all run test deps bench format check-format clean valgrind fuzz fuzz-http fuzz-stream install
 
 all: $(BUILD)/.ran-cmake
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
@@ -74,6 +74,10 @@ fuzz-stream: $(FUZZ_BUILD)/.ran-cmake
 	mkdir -p $(FUZZ_BUILD)/corpus-stream $(FUZZ_BUILD)/artifacts
 	$(FUZZ_BUILD)/fuzz_stream -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -artifact_prefix=$(FUZZ_BUILD)/artifacts/ $(FUZZ_BUILD)/corpus-stream spec/fuzz/corpus/stream
+
+# CMake's install rules (cmake/Install.cmake): make install [PREFIX=/usr] [DESTDIR=/tmp/stage]
+install: all
+	$(CMAKE) --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 bench: all
 	REACTORD=$(BUILD)/reactord BUILD_DIR=$(BUILD) bench/run.sh

@@ -263,11 +263,11 @@ static void report(lreactor *lr, rdL_call *call)
             lua_pushlightuserdata(L, &where);
             if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_isstring(L, -1)) at = lua_tostring(L, -1);
         }
-        rdL_log(lr, "error in %s: not enough memory%s%s%s", what,
-                at ? ", in the callback defined at " : "", at ? at : "", peer);
+        rdL_log_error(lr, "error in %s: not enough memory%s%s%s", what,
+                      at ? ", in the callback defined at " : "", at ? at : "", peer);
         return;
     }
-    rdL_log(lr, "error in %s: %.*s%s%s", what, head, m, peer, tb ? tb : "");
+    rdL_log_error(lr, "error in %s: %.*s%s%s", what, head, m, peer, tb ? tb : "");
 }
 
 int rdL_pcall(lreactor *lr, rdL_call *call)

@@ -263,21 +263,43 @@ const char rdL_stream_framing = 's';
 
 /* A coroutine stream (reactor.stream): the read goes into the framer, its
  * task takes what it waits for (transport:_pull) when readReady() wakes it,
- * and what it leaves is kept for later, copied only then. */
+ * and what it leaves is kept for later, copied only then. A task waiting for
+ * the next frame at the framer's separator (the common case) gets it taken
+ * here, as readReady(frame); a read that does not complete it stays in C. */
 static void read_stream(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p,
                         size_t n)
 {
     rd_framer_t *f = &t->in;
     if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
+    int nargs = 0;
+    if (t->stream_reader == RDL_READER_UNTIL || t->stream_reader == RDL_READER_LINE) {
+        /* a task waits for the next frame: take it here, and hand it to
+         * readReady (which wakes the task), or wait on without entering Lua */
+        rd_span_t s;
+        size_t limit = t->stream_limit < 0 ? 0 : (size_t)t->stream_limit;
+        int line = t->stream_reader == RDL_READER_LINE;
+        /* (were the framer to hold another separator, Lua would pull: r = -1) */
+        int ours = f->delim && (!line || (f->dlen == 1 && *f->delim == '\n'));
+        int r = ours ? rd_framer_until(f, f->delim, f->dlen, limit, &s) : -1;
+        if (r == 0) goto keep;
+        if (r == 1) {
+            if (line && s.n && s.p[s.n - 1] == '\r') s.n--;
+            t->stream_reader = RDL_READER_NONE;
+            rdL_pushbytes(L, lr, s.p, s.n);
+            nargs = 1;
+        }
+    }
     lr->call->what = "dataReceived"; /* the name a user knows for a read */
     rdL_pushkey(L, lr, RDL_K_READREADY);
     lua_gettable(L, self);
     lua_pushvalue(L, self);
-    lua_call(L, 1, 0);
+    if (nargs) lua_rotate(L, -3, 2); /* readReady, self, frame */
+    lua_call(L, 1 + nargs, 0);
     if (t->conn.state == RD_CLOSED) {
         rd_framer_destroy(f);
         return;
     }
+keep:
     if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
 }
 

@@ -22,3 +22,16 @@ void rdL_log(lreactor *lr, const char *fmt, ...)
     fprintf(stderr, "reactor: %s\n", line);
     fflush(stderr);
 }
+
+void rdL_log_error(lreactor *lr, const char *fmt, ...)
+{
+    char line[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (lr && lr->on_error)
+        lr->on_error(lr->error_ud, line);
+    else
+        rdL_log(lr, "%s", line);
+}

@@ -27,6 +27,7 @@ static int loop_gc(lua_State *L)
 {
     lreactor *lr = luaL_checkudata(L, 1, RDL_LOOP);
     rdL_watchdog_stop(lr); /* joined first: the thread reads lr until then */
+    if (lr->loop.ev) ev_timer_stop(lr->loop.ev, &lr->step_timer);
     for (int i = 0; i < RDL_NSIGNALS; i++)
         rd_signal_stop(&lr->signals[i]);
     rd_loop_destroy(&lr->loop);
@@ -72,6 +73,60 @@ static int l_run(lua_State *L)
     lr->stopping = 0;
     lr->L = outer;
     return 0;
+}
+
+/* the step timer only wakes the loop */
+static void step_timeout(struct ev_loop *ev, ev_timer *w, int revents)
+{
+    (void)ev, (void)w, (void)revents;
+}
+
+/* One iteration (reactor.iterate, rd_step): callbacks run on L, as under
+ * run(); a stop() from one of them shuts down as run's does. */
+static int iterate(lua_State *L, lreactor *lr, double timeout)
+{
+    if (lr->running) return -1;
+    lua_State *outer = lr->L;
+    lr->L = L;
+    lr->running = 1;
+    lr->stopping = 0;
+    rdL_watchdog_start(lr, L);
+    if (timeout > 0) { /* EVRUN_ONCE waits for one event: this is one */
+        ev_timer_set(&lr->step_timer, timeout, 0.);
+        ev_timer_start(lr->loop.ev, &lr->step_timer);
+    }
+    rd_loop_step(&lr->loop, timeout != 0);
+    if (timeout > 0) ev_timer_stop(lr->loop.ev, &lr->step_timer);
+    int stopped = lr->stopping;
+    if (stopped) shutdown_all(L, lr);
+    lr->running = 0;
+    lr->stopping = 0;
+    lr->L = outer;
+    return stopped;
+}
+
+int reactor_iterate(lua_State *L, double timeout)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY);
+    lreactor *lr = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return lr ? iterate(L, lr, timeout) : -1;
+}
+
+/* iterate([timeout]) -> stopped: one loop iteration for a host whose main
+ * loop is Lua (a game's frame); waits at most timeout seconds (default 0:
+ * never blocks; a negative one waits for an event). Listeners and
+ * connections stay open, unlike run() with callLater(0, stop). */
+static int l_iterate(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    double timeout = luaL_optnumber(L, 1, 0);
+    int r = iterate(L, lr, timeout);
+    if (r < 0)
+        return luaL_error(L, "reactor.iterate: the reactor is already running (call it from the "
+                             "main loop, not from a callback)");
+    lua_pushboolean(L, r);
+    return 1;
 }
 
 /* setLimits{scriptTimeout = s, maxConnections = n}: for every callback and
@@ -130,6 +185,18 @@ static int l_stop(lua_State *L)
 static int l_running(lua_State *L)
 {
     lua_pushboolean(L, rdL_reactor(L)->running);
+    return 1;
+}
+
+/* _logerror(msg) -> taken: the report of a callback's error, to the host's
+ * error callback if it set one (true); else false, and reactor.log sends
+ * it to core.log (which a program may have replaced). */
+static int l_logerror(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    const char *msg = luaL_checkstring(L, 1);
+    if (lr->on_error) lr->on_error(lr->error_ud, msg);
+    lua_pushboolean(L, lr->on_error != NULL);
     return 1;
 }
 
@@ -243,6 +310,20 @@ void reactor_set_loop(lua_State *L, struct ev_loop *loop)
     config(L)->ev = loop;
 }
 
+void reactor_set_error(lua_State *L, reactor_log_fn fn, void *ud)
+{
+    struct rdl_config *cfg = config(L);
+    cfg->on_error = fn;
+    cfg->error_ud = ud;
+    lua_getfield(L, LUA_REGISTRYINDEX, RDL_LOOP_KEY); /* already open: takes effect now */
+    lreactor *lr = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (lr) {
+        lr->on_error = fn;
+        lr->error_ud = ud;
+    }
+}
+
 void reactor_set_log(lua_State *L, reactor_log_fn fn, void *ud)
 {
     struct rdl_config *cfg = config(L);
@@ -265,6 +346,8 @@ int luaopen_reactor_core(lua_State *L)
         {"callLater", rdL_calllater},
         {"run", l_run},
         {"stop", l_stop},
+        {"iterate", l_iterate},
+        {"_logerror", l_logerror},
         {"running", l_running},
         {"now", l_now},
         {"log", l_log},
@@ -307,6 +390,9 @@ int luaopen_reactor_core(lua_State *L)
             return luaL_error(L, "reactor: cannot create a loop");
         lr->log = cfg->log;
         lr->log_ud = cfg->log_ud;
+        lr->on_error = cfg->on_error;
+        lr->error_ud = cfg->error_ud;
+        ev_timer_init(&lr->step_timer, step_timeout, 0., 0.);
         lr->loop.data = lr;
         lr->loop.run_reads = rdL_run_reads;
         lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);

@@ -129,17 +129,23 @@ static int b_readuntil(lua_State *L)
         dlen == t->in.dlen) {
         rd_span_t s;
         /* inside the read's delivery (the common case), straight from the framer */
-        if (t->in.in &&
-            rd_framer_until(&t->in, t->in.delim, dlen,
-                            t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, &s) == 1) {
+        int r = t->in.in ? rd_framer_until(&t->in, t->in.delim, dlen,
+                                           t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, &s)
+                         : -2;
+        if (r == 1) {
             rdL_pushbytes(L, t->conn.loop->data, s.p, s.n);
             return 1;
+        }
+        if (r == 0) { /* not there yet: the Lua version waits */
+            lua_pushnil(L);
+            return slow(L);
         }
         rdL_stream_pull(L, t, RDL_PULL_UNTIL, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
         return slow(L); /* self, sep, what the pull gave */
     }
     lua_settop(L, 2);
+    lua_pushboolean(L, 1); /* "not pulled": the Lua version must look at the bytes itself */
     return slow(L);
 }
 
@@ -154,6 +160,7 @@ static int b_readline(lua_State *L)
         return slow(L); /* self, what the pull gave */
     }
     lua_settop(L, 1);
+    lua_pushboolean(L, 1); /* "not pulled", as in b_readuntil */
     return slow(L);
 }
 
@@ -202,7 +209,9 @@ int rdL_streambind(lua_State *L)
     return 4;
 }
 
-/* core._streamset(transport, limit | nil, wfast | nil, reader | nil) */
+/* core._streamset(transport, limit | nil, wfast | nil, reader | nil): reader
+ * is a boolean, or the RDL_READER_UNTIL / _LINE of a task that waits for the
+ * next frame at the framer's own separator */
 int rdL_streamset(lua_State *L)
 {
     ltransport *t = lua_touserdata(L, 1);
@@ -210,21 +219,43 @@ int rdL_streamset(lua_State *L)
                      "transport");
     if (!lua_isnoneornil(L, 2)) t->stream_limit = luaL_checkinteger(L, 2);
     if (!lua_isnoneornil(L, 3)) t->stream_wfast = (unsigned char)lua_toboolean(L, 3);
-    if (!lua_isnoneornil(L, 4)) t->stream_reader = (unsigned char)lua_toboolean(L, 4);
+    if (lua_type(L, 4) == LUA_TNUMBER) { /* RDL_READER_UNTIL or _LINE: waits for that frame */
+        lua_Integer r = luaL_checkinteger(L, 4);
+        luaL_argcheck(L, r == RDL_READER_UNTIL || r == RDL_READER_LINE, 4, "not a reader kind");
+        t->stream_reader = (unsigned char)r;
+    } else if (!lua_isnoneornil(L, 4))
+        t->stream_reader = (unsigned char)lua_toboolean(L, 4);
     return 0;
 }
 
 /* core._streamfast(readuntil, readline, readexactly, write): the class's
  * four methods, each a C closure over its Lua version, so the Lua version
  * counts the same levels to its caller as a connected stream's own
- * (core._streambind); a stream that is not connected has nothing to take
- * at once, so these only hand over. */
+ * (core._streambind); these only hand over (a stream that is not connected
+ * has nothing to take at once), telling a read's Lua version that nothing
+ * was pulled: Stream.readuntil(s, sep) on a connected s (a subclass calling
+ * its parent's) must look at the bytes s holds before it waits. */
+static int c_readuntil(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_pushboolean(L, 1); /* "not pulled" */
+    return slow(L);
+}
+
+static int c_readline(lua_State *L)
+{
+    lua_settop(L, 1);
+    lua_pushboolean(L, 1); /* "not pulled" */
+    return slow(L);
+}
+
 int rdL_streamfast(lua_State *L)
 {
+    static const lua_CFunction hand[] = {c_readuntil, c_readline, slow, slow};
     for (int i = 1; i <= 4; i++) {
         luaL_checktype(L, i, LUA_TFUNCTION);
         lua_pushvalue(L, i);
-        lua_pushcclosure(L, slow, 1);
+        lua_pushcclosure(L, hand[i - 1], 1);
     }
     return 4;
 }

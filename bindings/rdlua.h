@@ -34,6 +34,8 @@ struct rdl_config {
     struct ev_loop *ev;
     reactor_log_fn log;
     void *log_ud;
+    reactor_log_fn on_error;
+    void *error_ud;
 };
 
 enum { RDL_NSIGNALS = 6 };
@@ -96,6 +98,9 @@ typedef struct lreactor {
     int keys[RDL_NKEYS]; /* registry refs of the interned names */
     reactor_log_fn log;  /* where records go (NULL: stderr with "reactor: ") */
     void *log_ud;
+    reactor_log_fn on_error; /* where callback errors go (NULL: the log) */
+    void *error_ud;
+    ev_timer step_timer; /* bounds an iterate's wait */
     struct rdl_strcache strcache;
 } lreactor;
 
@@ -142,7 +147,9 @@ typedef struct ltransport {
     /* a coroutine stream's (lstream.c), set by core._streamset */
     lua_Integer stream_limit;    /* readuntil/readline: no separator within this many bytes */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
-    unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so) */
+    unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so);
+                                  * RDL_READER_UNTIL / _LINE: for the framer's separator, so a
+                                  * read takes the frame in C (ldispatch.c, read_stream) */
 } ltransport;
 
 typedef struct ltimer {
@@ -187,6 +194,8 @@ void rdL_unpin(lua_State *L, int *ref);
 /* llog.c: one logger for C and Lua */
 /* One record through lr's log function (printf-style). */
 void rdL_log(lreactor *lr, const char *fmt, ...);
+/* The same for the report of a callback's error: to lr->on_error if set. */
+void rdL_log_error(lreactor *lr, const char *fmt, ...);
 
 /* lwatchdog.c: a callback that runs too long is stopped */
 /* A callback begins or ends (depth 0 <-> 1): the clock starts or stops. */
@@ -220,6 +229,9 @@ void rdL_transport_write1(lua_State *L, ltransport *t, int idx); /* write the st
  * RDL_PULL_*, arg at argidx; pushes the string, nil (not there yet) or
  * false (no separator within limit bytes). */
 enum { RDL_PULL_UNTIL = 1, RDL_PULL_LINE, RDL_PULL_EXACT, RDL_PULL_SOME, RDL_PULL_ALL };
+/* ltransport.stream_reader: nobody, a reader Lua serves, or one waiting for
+ * the next frame at the framer's separator (core._streamset's 4th argument) */
+enum { RDL_READER_NONE = 0, RDL_READER_BUSY, RDL_READER_UNTIL, RDL_READER_LINE };
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit);
 int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
 int rdL_streambind(lua_State *L);     /* core._streambind(transport, slow...): lstream.c */

@@ -34,5 +34,13 @@ void reactor_preload(lua_State *L);
 void reactor_set_loop(lua_State *L, struct ev_loop *loop);
 /* Send log records to fn(ud, line). Before opening. */
 void reactor_set_log(lua_State *L, reactor_log_fn fn, void *ud);
+/* Send the report of a Lua error in a callback to fn(ud, message) instead
+ * of the log. Before or after opening. */
+void reactor_set_error(lua_State *L, reactor_log_fn fn, void *ud);
+/* reactor.iterate(timeout) from C: one loop iteration on L's reactor (opened
+ * already), waiting at most timeout seconds (0 never blocks, < 0 until an
+ * event). 1 = a callback called reactor.stop(), 0 = not, -1 = the reactor is
+ * already running (called from inside a callback). */
+int reactor_iterate(lua_State *L, double timeout);
 
 #endif

@@ -32,6 +32,7 @@ return {
   LoopingCall = require("reactor.loopingcall").LoopingCall,
   callLater = core.callLater,
   run = core.run,
+  iterate = core.iterate,
   stop = endpoints.stop,
   running = core.running,
   now = core.now,

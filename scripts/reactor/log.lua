@@ -14,7 +14,8 @@ end
 --- A callback of the runtime's own (migrate, stopFactory, shutdownRequested)
 --- failed: err is what core.traceback made of the error.
 function M.callbackError(name, err)
-  core.log(("error in %s: %s"):format(name, tostring(err)))
+  local msg = ("error in %s: %s"):format(name, tostring(err))
+  if not core._logerror(msg) then core.log(msg) end -- the host's error callback, if it set one
 end
 
 --- A warning about the user's code; where is "file" or "file:line".

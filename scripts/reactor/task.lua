@@ -160,7 +160,8 @@ local function reap()
 end
 M.reap = reap
 
-local function step(t, ...)
+-- t runs now: on the stack of tasks being resumed, and current. -> the one that was
+local function enter(t)
   local n = #inflight
   if n > 0 then
     reap()
@@ -170,6 +171,11 @@ local function step(t, ...)
   local prev = R.current
   R.current = t
   t.active = true
+  return prev
+end
+
+local function step(t, ...)
+  local prev = enter(t)
   return settle(t, prev, resume(t.co, ...))
 end
 -- resume t with ...: for a pool of tasks that park in a yield(WAIT) of their
@@ -228,6 +234,20 @@ function M.wake(t, n, ...)
     return true
   end
   step(t, ...)
+  return true
+end
+
+--- wake(t, n, v) for one value, without the varargs: a stream's reader
+--- woken with its frame, at every read.
+function M.wake1(t, n, v)
+  if t.waiting ~= n then return false end
+  t.waiting, t.cleanup, t.cleanobj = false, false, false
+  if t.active then
+    t.early = pack(v)
+    return true
+  end
+  local prev = enter(t)
+  settle(t, prev, resume(t.co, v))
   return true
 end
 

@@ -62,6 +62,23 @@ describe("reactor.serve and reactor.connect", function()
     assert.are.same({ "one", "two", "three" }, got)
   end)
 
+  -- (a readline between two readuntil("?") moves the framer's separator to
+  -- "\n"; the second readuntil must still look at the bytes already there,
+  -- not wait for a read that never comes)
+  it("readuntil, readline, readuntil on bytes that all came in one write", function()
+    local got = { withserver(function(s)
+      local a, b, c = s:readuntil("?"), s:readline(), s:readuntil("?")
+      local d, e = s:readline(nil), s:readuntil("?", nil)
+      s:write(("[%s][%s][%s][%s][%s]!"):format(a, b, c, d, e))
+      s:close()
+    end, function(port)
+      local s = assert(reactor.connect("127.0.0.1", port))
+      s:write("a?b\nc?d\ne?")
+      return s:readuntil("!")
+    end) }
+    assert.are.same({ "[a][b][c][d][e]" }, got)
+  end)
+
   it("readexactly and readuntil across many small writes and one large one", function()
     local frames = { withserver(function(s)
       s:write("AB")

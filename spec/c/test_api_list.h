@@ -1,0 +1,11 @@
+/* The library API's tests (rd_api_tests): reactord.h as a host uses it. */
+T(api_create_and_free)
+T(api_two_reactors_at_once)
+T(api_step0_never_blocks)
+T(api_on_the_hosts_libev_loop)
+T(api_fd_in_the_hosts_poll_loop)
+T(api_errors_are_returned_not_printed)
+T(api_lua_error_reaches_the_error_callback)
+T(api_register_c_function)
+T(api_reload_keeps_state)
+T(api_iterate_from_lua_keeps_listeners)
