@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -49,6 +50,7 @@ struct options {
     int check, watch;
     double script_timeout, grace, idle; /* seconds */
     long max_memory_mb, max_conns;
+    long workers; /* resolved count (auto = cores) */
 };
 
 /* A counting allocator (skynet's lalloc): past the limit an allocation fails,
@@ -130,6 +132,7 @@ static int parse(int argc, char **argv, struct options *o)
         {"grace", required_argument, NULL, 'G'},
         {"idle-timeout", required_argument, NULL, 'I'},
         {"max-connections", required_argument, NULL, 'C'},
+        {"workers", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0},
     };
     o->stdout_hold.saved = o->stdout_hold.tmp = -1;
@@ -141,6 +144,7 @@ static int parse(int argc, char **argv, struct options *o)
     o->idle = 0;
     o->max_memory_mb = 1024;
     o->max_conns = 0;
+    o->workers = 1;
     opterr = 0; /* we say it ourselves, in one line */
     int ch;
     while ((ch = getopt_long(argc, argv, ":p:hV", longopts, NULL)) != -1) {
@@ -169,6 +173,20 @@ static int parse(int argc, char **argv, struct options *o)
                 o->max_memory_mb = v;
             else
                 o->max_conns = v;
+            break;
+        }
+        case 'W': {
+            if (strcmp(optarg, "auto") == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                o->workers = n > 0 ? n : 1;
+                break;
+            }
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 1 || v > 1024)
+                return fail_usage(
+                    "bad --workers '%s': expected a count 1..1024, or auto (one per core)", optarg);
+            o->workers = v;
             break;
         }
         case 'p': {
@@ -200,6 +218,15 @@ static int parse(int argc, char **argv, struct options *o)
     int rest = argc - optind;
     if (rest < 1) return fail_usage("%smissing SCRIPT", "");
     if (rest > 2) return fail_usage("unexpected argument '%s'", argv[optind + 2]);
+    if (o->workers > 1) {
+        /* refused, not half-served: the master (supervision, shared
+         * listening sockets, rolling reload) is not in this build yet */
+        fprintf(stderr,
+                "reactord: --workers %ld: this build serves one process only "
+                "(--workers 1, the default): run without --workers\n",
+                o->workers);
+        return 2;
+    }
     o->script = argv[optind];
     if (rest == 2) o->host = argv[optind + 1];
     return 0;
@@ -238,6 +265,8 @@ static int pmain(lua_State *L)
     lua_setfield(L, -2, "idleTimeout");
     lua_pushinteger(L, o->max_conns);
     lua_setfield(L, -2, "maxConnections");
+    lua_pushinteger(L, o->workers);
+    lua_setfield(L, -2, "workers");
     hold_push(L, &o->stdout_hold);
     lua_setfield(L, -2, "stdout");
     lua_call(L, 1, 1);

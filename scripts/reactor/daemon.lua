@@ -64,6 +64,10 @@ local function watch_coroutines()
 end
 
 function M.main(opt)
+  -- reactor.worker: which worker this process is, of how many. One process
+  -- serves everything today, so id 1 of 1; a script that splits work by
+  -- worker reads it at load.
+  reactor.worker = { id = 1, count = opt.workers or 1 }
   if opt.check then
     local ok, err = reactor.check(opt.script)
     if not ok then error(err, 0) end
