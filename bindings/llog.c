@@ -8,30 +8,33 @@
 
 #include "rdlua.h"
 
-void rdL_log(lreactor *lr, const char *fmt, ...)
+/* One record, formatted: to fn(ud, line) if given, else to the log. */
+static void vrecord(lreactor *lr, reactor_log_fn fn, void *ud, const char *fmt, va_list ap)
 {
     char line[8192];
+    vsnprintf(line, sizeof line, fmt, ap);
+    if (fn) {
+        fn(ud, line);
+    } else if (lr && lr->log) {
+        lr->log(lr->log_ud, line);
+    } else {
+        fprintf(stderr, "reactor: %s\n", line);
+        fflush(stderr);
+    }
+}
+
+void rdL_log(lreactor *lr, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vrecord(lr, NULL, NULL, fmt, ap);
     va_end(ap);
-    if (lr && lr->log) {
-        lr->log(lr->log_ud, line);
-        return;
-    }
-    fprintf(stderr, "reactor: %s\n", line);
-    fflush(stderr);
 }
 
 void rdL_log_error(lreactor *lr, const char *fmt, ...)
 {
-    char line[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vrecord(lr, lr ? lr->on_error : NULL, lr ? lr->error_ud : NULL, fmt, ap);
     va_end(ap);
-    if (lr && lr->on_error)
-        lr->on_error(lr->error_ud, line);
-    else
-        rdL_log(lr, "%s", line);
 }
