@@ -276,14 +276,9 @@ static void read_stream(lua_State *L, lreactor *lr, ltransport *t, int self, con
         /* a task waits for the next frame: take it here, and hand it to
          * readReady (which wakes the task), or wait on without entering Lua */
         rd_span_t s;
-        size_t limit = t->stream_limit < 0 ? 0 : (size_t)t->stream_limit;
-        int line = t->stream_reader == RDL_READER_LINE;
-        /* (were the framer to hold another separator, Lua would pull: r = -1) */
-        int ours = f->delim && (!line || (f->dlen == 1 && *f->delim == '\n'));
-        int r = ours ? rd_framer_until(f, f->delim, f->dlen, limit, &s) : -1;
+        int r = rdL_stream_next(t, t->stream_reader == RDL_READER_LINE, &s);
         if (r == 0) goto keep;
         if (r == 1) {
-            if (line && s.n && s.p[s.n - 1] == '\r') s.n--;
             t->stream_reader = RDL_READER_NONE;
             rdL_pushbytes(L, lr, s.p, s.n);
             nargs = 1;

@@ -47,6 +47,16 @@ static void pull_until(lua_State *L, ltransport *t, int op, int argidx, lua_Inte
     }
 }
 
+int rdL_stream_next(ltransport *t, int line, rd_span_t *s)
+{
+    rd_framer_t *f = &t->in;
+    if (!f->delim || (line && !(f->dlen == 1 && *f->delim == '\n'))) return -1;
+    int r =
+        rd_framer_until(f, f->delim, f->dlen, t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, s);
+    if (r == 1 && line && s->n && s->p[s->n - 1] == '\r') s->n--;
+    return r;
+}
+
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit)
 {
     rd_framer_t *f = &t->in;
@@ -119,6 +129,23 @@ static ltransport *bound(lua_State *L)
     return lua_touserdata(L, lua_upvalueindex(2));
 }
 
+/* Hand a read over without pulling: its Lua version gets pulled = true and
+ * looks at the bytes held itself before it waits (the framer may hold
+ * another separator, after a readline). */
+static int unpulled_readuntil(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_pushboolean(L, 1);
+    return slow(L);
+}
+
+static int unpulled_readline(lua_State *L)
+{
+    lua_settop(L, 1);
+    lua_pushboolean(L, 1);
+    return slow(L);
+}
+
 static int b_readuntil(lua_State *L)
 {
     ltransport *t = bound(L);
@@ -129,9 +156,7 @@ static int b_readuntil(lua_State *L)
         dlen == t->in.dlen) {
         rd_span_t s;
         /* inside the read's delivery (the common case), straight from the framer */
-        int r = t->in.in ? rd_framer_until(&t->in, t->in.delim, dlen,
-                                           t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, &s)
-                         : -2;
+        int r = t->in.in ? rdL_stream_next(t, 0, &s) : -2;
         if (r == 1) {
             rdL_pushbytes(L, t->conn.loop->data, s.p, s.n);
             return 1;
@@ -144,9 +169,7 @@ static int b_readuntil(lua_State *L)
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
         return slow(L); /* self, sep, what the pull gave */
     }
-    lua_settop(L, 2);
-    lua_pushboolean(L, 1); /* "not pulled": the Lua version must look at the bytes itself */
-    return slow(L);
+    return unpulled_readuntil(L);
 }
 
 static int b_readline(lua_State *L)
@@ -159,9 +182,7 @@ static int b_readline(lua_State *L)
         lua_remove(L, 2);
         return slow(L); /* self, what the pull gave */
     }
-    lua_settop(L, 1);
-    lua_pushboolean(L, 1); /* "not pulled", as in b_readuntil */
-    return slow(L);
+    return unpulled_readline(L);
 }
 
 static int b_readexactly(lua_State *L)
@@ -235,23 +256,9 @@ int rdL_streamset(lua_State *L)
  * has nothing to take at once), telling a read's Lua version that nothing
  * was pulled: Stream.readuntil(s, sep) on a connected s (a subclass calling
  * its parent's) must look at the bytes s holds before it waits. */
-static int c_readuntil(lua_State *L)
-{
-    lua_settop(L, 2);
-    lua_pushboolean(L, 1); /* "not pulled" */
-    return slow(L);
-}
-
-static int c_readline(lua_State *L)
-{
-    lua_settop(L, 1);
-    lua_pushboolean(L, 1); /* "not pulled" */
-    return slow(L);
-}
-
 int rdL_streamfast(lua_State *L)
 {
-    static const lua_CFunction hand[] = {c_readuntil, c_readline, slow, slow};
+    static const lua_CFunction hand[] = {unpulled_readuntil, unpulled_readline, slow, slow};
     for (int i = 1; i <= 4; i++) {
         luaL_checktype(L, i, LUA_TFUNCTION);
         lua_pushvalue(L, i);

@@ -237,6 +237,10 @@ enum { RDL_PULL_UNTIL = 1, RDL_PULL_LINE, RDL_PULL_EXACT, RDL_PULL_SOME, RDL_PUL
  * the next frame at the framer's separator (core._streamset's 4th argument) */
 enum { RDL_READER_NONE = 0, RDL_READER_BUSY, RDL_READER_UNTIL, RDL_READER_LINE };
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit);
+/* The next frame at the framer's own separator (a reader of kind
+ * RDL_READER_UNTIL, line 0, or _LINE, line 1: without its "\r"): 1 and *s,
+ * 0 not there yet, < 0 too long or another separator held (Lua pulls). */
+int rdL_stream_next(ltransport *t, int line, rd_span_t *s);
 int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
 int rdL_streambind(lua_State *L);     /* core._streambind(transport, slow...): lstream.c */
 int rdL_untail(lua_State *L);         /* core._untail(fn): see lstream.c */
