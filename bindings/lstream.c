@@ -205,10 +205,12 @@ static int b_write(lua_State *L)
         lua_gettop(L) == 2) {
         size_t n;
         const char *p = lua_tolstring(L, 2, &n);
-        /* RD_ETOOBIG aborts it, and connectionLost says why */
-        if (rd_conn_write(&t->conn, p, n) == -ENOMEM) return luaL_error(L, "not enough memory");
-        lua_pushboolean(L, 1);
-        return 1;
+        if (t->conn.out.size + n <= t->conn.high) { /* a write that crosses it must wait: Lua's */
+            /* RD_ETOOBIG aborts it, and connectionLost says why */
+            if (rd_conn_write(&t->conn, p, n) == -ENOMEM) return luaL_error(L, "not enough memory");
+            lua_pushboolean(L, 1);
+            return 1;
+        }
     }
     return slow(L);
 }

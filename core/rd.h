@@ -214,8 +214,8 @@ typedef void (*rd_read_cb)(rd_conn_t *c, const char *data, size_t len);
  * inside another callback of the core. err is 0 or a -errno. */
 typedef void (*rd_lost_cb)(rd_conn_t *c, int reason, int err);
 /* Flow control: paused = 1 once queued output passes the high water mark
- * (reading stops too unless pause_reads was cleared), 0 once it drains
- * below the low one. */
+ * (reading stops too unless pause_reads was cleared), from inside the
+ * rd_conn_write that crossed it; 0 once a flush drains it below the low one. */
 typedef void (*rd_flow_cb)(rd_conn_t *c, int paused);
 /* The peer sent FIN. Return 1 to keep writing (half-close; reading stops),
  * 0 to flush and close (RD_DONE). After our own rd_conn_shutdown_write the

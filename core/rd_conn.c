@@ -113,8 +113,18 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
         return RD_ETOOBIG;
     }
     int r = rd_buf_append(&c->out, data, len);
-    if (r == 0 && len) rd__write_later(c);
-    return r;
+    if (r != 0 || !len) return r;
+    rd__write_later(c);
+    if (!c->flow_paused && c->out.size > c->high) {
+        /* crossed now: say so before the writer writes again (Twisted's write
+         * calls pauseProducing), so a loop that writes and never returns to
+         * the loop is paused too, not aborted at max_out */
+        c->flow_paused = 1;
+        update_reading(c);
+        if (c->on_flow) c->on_flow(c, 1);
+        if (c->state == RD_CLOSED) return RD_ECLOSED;
+    }
+    return 0;
 }
 
 int rd_conn_shutdown_write(rd_conn_t *c)
@@ -125,7 +135,8 @@ int rd_conn_shutdown_write(rd_conn_t *c)
     return 0;
 }
 
-/* Flow control, after every flush: one callback per crossing. */
+/* Flow control, after every flush (and a rise in rd_conn_write): one
+ * callback per crossing. */
 static void check_water(rd_conn_t *c)
 {
     if (!c->flow_paused && c->out.size > c->high) {

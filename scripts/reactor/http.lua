@@ -369,7 +369,6 @@ local CONNS = setmetatable({}, { __mode = "k" }) -- transport -> its connection 
 Res.__index = Res
 Res.__name = "reactor.http response"
 local need, prepare, await, wake = task.need, task.prepare, task.await, task.wake
-local FLUSH = 16 * 1024 -- bytes a streamed response queues before it lets the loop write them (the core's low mark)
 
 local function releasewait(self)
   self.wt, self.wn = false, false
@@ -534,12 +533,8 @@ function Res:write(data)
     end
   end
   local c = self.conn
-  -- the core writes after the callback (coalescing), and says
-  -- pauseProducing only then: past FLUSH bytes, let the loop write, then
-  -- wait while the output is still above its high water mark
-  if not c.wpaused and not self.lost and c.transport:bufferSize() > FLUSH then
-    task.sleep(0)
-  end
+  -- the write that crossed the high water mark said pauseProducing: wait
+  -- until the client has read the output down to the low one
   while c.wpaused and not self.lost do
     ok, why = waitres(self, "res:write()")
     if not ok then return nil, why end

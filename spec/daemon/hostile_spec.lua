@@ -119,8 +119,9 @@ return { protocol = Hog, watchers = {} }
       n:close()
       w:close()
       f:close()
-      -- the script was told, and chose to ignore it
-      assert.are.equal("1", pauses, "pauseProducing calls: " .. line)
+      -- the script was told (at each crossing of the high mark: the kernel
+      -- took the first MiBs), and chose to ignore it
+      assert.is_true(tonumber(pauses) >= 1, "pauseProducing calls: " .. line)
     end)
 
     it("pipelining zen questions without reading: the daemon stops reading it, stays small, serves others", function()
