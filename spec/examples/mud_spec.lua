@@ -197,4 +197,19 @@ describe("examples/mud", function()
     alice.close()
     bob2.close()
   end)
+
+  it("refuses a bad flag with what it expected, exit 2", function()
+    for _, case in ipairs {
+      { "-s x", "mud: bad spin 'x': expected milliseconds 0..99" },
+      { "-s 100", "mud: bad spin '100': expected milliseconds 0..99" },
+      { "-t -3", "mud: bad tick count '-3': expected an integer >= 0" },
+      { "-p 70000", "mud: bad port '70000': expected 0..65535" },
+    } do
+      local h = assert(io.popen(H.quote(mud_binary()) .. " " .. case[1] .. " 2>&1", "r"))
+      local out = h:read("a")
+      local _, how, code = h:close()
+      assert.are.same({ "exit", 2 }, { how, code }, case[1])
+      assert.are.equal(case[2] .. "\n", out)
+    end
+  end)
 end)
