@@ -15,7 +15,7 @@ ARGS       ?=
 
 DEPS := cmake make gcc pkg-config liblua5.4-dev lua5.4 libev-dev lua-busted lua-socket valgrind python3 lua-check cppcheck libhttp-parser-dev lua-cjson
 
-.PHONY: all run test deps bench bench-more format check-format clean valgrind fuzz fuzz-http fuzz-stream install
+.PHONY: all run test deps bench bench-more format check-format clean valgrind fuzz fuzz-http fuzz-httpbody fuzz-stream install
 
 all: $(BUILD)/.ran-cmake
 	$(CMAKE) --build $(BUILD) -j$(JOBS)
@@ -67,6 +67,14 @@ fuzz-http: $(FUZZ_BUILD)/.ran-cmake
 	$(FUZZ_BUILD)/fuzz_http -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  -dict=spec/fuzz/http.dict -artifact_prefix=$(FUZZ_BUILD)/artifacts/ \
 	  $(FUZZ_BUILD)/corpus-http spec/fuzz/corpus/http
+
+# Pipelined requests with streamed bodies (rd_http_body_read on the framer, as lhttp.c).
+fuzz-httpbody: $(FUZZ_BUILD)/.ran-cmake
+	$(CMAKE) --build $(FUZZ_BUILD) --target fuzz_httpbody -j$(JOBS)
+	mkdir -p $(FUZZ_BUILD)/corpus-httpbody $(FUZZ_BUILD)/artifacts
+	$(FUZZ_BUILD)/fuzz_httpbody -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -dict=spec/fuzz/http.dict -artifact_prefix=$(FUZZ_BUILD)/artifacts/ \
+	  $(FUZZ_BUILD)/corpus-httpbody spec/fuzz/corpus/httpbody
 
 # A coroutine stream's reads on the framer (core/rd_framer.c's rd_framer_until, peek, skip).
 fuzz-stream: $(FUZZ_BUILD)/.ran-cmake

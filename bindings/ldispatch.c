@@ -320,6 +320,10 @@ static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, si
             rdL_read_http(L, lr, t, self, p, n);
             return;
         }
+        if (lua_touserdata(L, -1) == &rdL_httpbody_framing) {
+            rdL_read_httpbody(L, lr, t, self, p, n);
+            return;
+        }
         const rd_frame_rule_t *rule = string_rule(lua_touserdata(L, -1));
         if (!rule) luaL_error(L, "delimiter must be a string or one of reactor.core.framing");
         read_strings(L, lr, t, self, rule, p, n);

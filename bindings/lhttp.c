@@ -7,7 +7,8 @@
  * body are whole is taken in one pass, in order, and handed to
  *   self:requestReceived(method, target, headers, body, minor, keepalive, path, query)
  * with headers a table of lower-case names (repeated fields joined with
- * ", "), body a string ("" when there is none; a chunked body decoded),
+ * ", "), body a string ("" when there is none; a chunked body decoded;
+ * false for a body above maxBody, streamed: see "Streamed bodies" below),
  * and for a target that starts with "/" its path and query (the part after
  * the first "?", "" without one; nil, nil for another form of target).
  * The head itself never becomes a Lua string: only its parts do. A bad
@@ -38,13 +39,24 @@
 #include "rdlua.h"
 
 const char rdL_http_framing = 'h';
+const char rdL_httpbody_framing = 'b';
 
-/* A protocol's limits (its class's _httplimits, from core._httplimits). */
+/* A protocol's limits (its class's _httplimits, from core._httplimits).
+ * lim is the parser's: its max_body is the larger of maxBody and
+ * maxStreamBody (the most a request may declare); whole is maxBody, the
+ * most a body handed whole to requestReceived may hold. */
 #define RDL_HTTP_LIMITS_MAGIC 0x72646c6du
 typedef struct lhttplimits {
     uint32_t magic;
     rd_http_limits_t lim;
+    uint64_t whole;
 } lhttplimits;
+
+/* Without _httplimits: the parser's defaults (rd_http_default_limits'
+ * values: 1 MiB whole), with a 64 MiB streaming limit. */
+#define RDL_HTTP_STREAM_BODY ((uint64_t)64 << 20)
+static const lhttplimits default_limits = {
+    RDL_HTTP_LIMITS_MAGIC, {8192, 32768, 100, RDL_HTTP_STREAM_BODY, 4096}, 1u << 20};
 
 static lua_Integer limitfield(lua_State *L, const char *name, lua_Integer dflt, lua_Integer max)
 {
@@ -62,7 +74,8 @@ static lua_Integer limitfield(lua_State *L, const char *name, lua_Integer dflt, 
 }
 
 /* core._httplimits{maxRequestLine=, maxHeaderBytes=, maxHeaders=, maxBody=,
- * maxChunkExt=} -> the limits, for a protocol class's _httplimits. */
+ * maxStreamBody=, maxChunkExt=} -> the limits, for a protocol class's
+ * _httplimits. */
 int rdL_httplimits(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -78,21 +91,25 @@ int rdL_httplimits(lua_State *L)
         .max_chunk_ext =
             (size_t)limitfield(L, "maxChunkExt", (lua_Integer)d->max_chunk_ext, 1 << 30),
     };
+    uint64_t stream = (uint64_t)limitfield(L, "maxStreamBody", (lua_Integer)RDL_HTTP_STREAM_BODY,
+                                           (lua_Integer)1 << 50);
     lhttplimits *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->magic = RDL_HTTP_LIMITS_MAGIC;
+    u->whole = lim.max_body;
+    if (stream > lim.max_body) lim.max_body = stream;
     u->lim = lim;
     return 1;
 }
 
 /* The limits of self's class, left on the stack (kept alive while used). */
-static const rd_http_limits_t *limits_of(lua_State *L, int self)
+static const lhttplimits *limits_of(lua_State *L, int self)
 {
     if (lua_getfield(L, self, "_httplimits") == LUA_TUSERDATA &&
         lua_rawlen(L, -1) == sizeof(lhttplimits)) {
         const lhttplimits *u = lua_touserdata(L, -1);
-        if (u->magic == RDL_HTTP_LIMITS_MAGIC) return &u->lim;
+        if (u->magic == RDL_HTTP_LIMITS_MAGIC) return u;
     }
-    return &rd_http_default_limits;
+    return &default_limits;
 }
 
 enum { RDL_HTTP_MAXHEADERS = 256, RDL_HTTP_NAME = 64 };
@@ -399,11 +416,13 @@ int rdL_httpbuild(lua_State *L)
 }
 
 /* A chunked body starting at p[0..n): its encoded length (> 0) once whole,
- * 0 if more bytes are needed, or -status. With b, the decoded data is
- * added to it. The decoder keeps no state across reads: an unfinished body
- * is decoded again from its start at the next read (bounded by the body
- * limit). */
-static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_Buffer *b)
+ * 0 if more bytes are needed, or -status; RDL_HTTP_STREAMED once more than
+ * whole data bytes are decoded. With b, the decoded data is added to it.
+ * The decoder keeps no state across reads: an unfinished body is decoded
+ * again from its start at the next read (bounded by whole). */
+#define RDL_HTTP_STREAMED (-1)
+static long chunked_upto(const char *p, size_t n, const rd_http_limits_t *lim, luaL_Buffer *b,
+                         uint64_t whole)
 {
     rd_http_chunked_t c;
     rd_http_chunked_init(&c, lim);
@@ -412,6 +431,7 @@ static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_B
         rd_http_span_t data = {NULL, 0};
         long r = rd_http_chunked_decode(&c, p + used, n - used, &data);
         if (r < 0) return r;
+        if (c.total > whole) return RDL_HTTP_STREAMED;
         if (b && data.n) luaL_addlstring(b, data.p, data.n);
         used += (size_t)r;
         if (r == 0 || used == n) {
@@ -420,6 +440,11 @@ static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_B
         }
     }
     return (long)used;
+}
+
+static long chunked(const char *p, size_t n, const rd_http_limits_t *lim, luaL_Buffer *b)
+{
+    return chunked_upto(p, n, lim, b, UINT64_MAX);
 }
 
 /* An origin-form target ("/p?q"): its path and query ("" without a "?"),
@@ -482,13 +507,113 @@ static void bad(lua_State *L, lreactor *lr, ltransport *t, int self, long status
     lua_call(L, 3, 0);
 }
 
-void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p, size_t n)
+/*{====================================================================
+ * Streamed bodies. A body above the whole limit (maxBody), with a
+ * Content-Length or chunked, up to the parser's limit (maxStreamBody): the
+ * request is handed to requestReceived as soon as its head is whole, with
+ * body false; then each run of the body's data is self:bodyReceived(part)
+ * as it is read (spans of the read buffer; chunked framing decoded by
+ * rd_http_chunked_decode, which keeps its state across reads), and the end
+ * is self:bodyReceived(nil), or self:bodyReceived(nil, why) for a bad
+ * chunked body (then badRequest, as for a bad head). Meanwhile the
+ * connection's delimiter is rdL_httpbody_framing (set on self, so the
+ * dispatcher sends the reads to rdL_read_httpbody) and the decoder's state
+ * is the userdata self._httpbody; both go at the end, and the requests
+ * after it are parsed as before. bodyReceived may pauseReading(): the rest
+ * waits in the framer until resumeReading() redelivers it. A protocol
+ * without bodyReceived gets 413 for such a body (as before streaming).
+ *=====================================================================*/
+
+#define RDL_HTTP_BODY_MAGIC 0x7264626fu
+typedef struct lhttpbody {
+    uint32_t magic;
+    rd_http_body_reader_t r;
+} lhttpbody;
+
+/* self._httpbody and self.delimiter: the value at idx and the body framing
+ * (body mode), or nil and nil (the class's framing again) */
+static void setmode(lua_State *L, int self, int idx)
+{
+    int on = !lua_isnil(L, idx);
+    lua_pushliteral(L, "_httpbody");
+    lua_pushvalue(L, idx);
+    lua_rawset(L, self);
+    lua_pushliteral(L, "delimiter");
+    if (on)
+        lua_pushlightuserdata(L, (void *)&rdL_httpbody_framing);
+    else
+        lua_pushnil(L);
+    lua_rawset(L, self);
+}
+
+/* The body ends (why NULL) or is bad: body mode off, then
+ * self:bodyReceived(nil [, why]). */
+static void endbody(lua_State *L, lreactor *lr, int self, const char *why)
+{
+    lua_pushnil(L);
+    setmode(L, self, lua_gettop(L));
+    lua_pop(L, 1);
+    lr->call->what = "bodyReceived";
+    lua_getfield(L, self, "bodyReceived");
+    lua_pushvalue(L, self);
+    lua_pushnil(L);
+    if (why)
+        lua_pushstring(L, why);
+    else
+        lua_pushnil(L);
+    lua_call(L, 3, 0);
+}
+
+/* One step of a streamed body: 1 to go on, 0 when this read is done with. */
+static int bodystep(lua_State *L, lreactor *lr, ltransport *t, int self, lhttpbody **bp)
 {
     rd_framer_t *f = &t->in;
-    if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
-    const rd_http_limits_t *lim = limits_of(L, self);
+    lhttpbody *b = *bp;
+    rd_span_t s = rd_framer_peek(f);
+    if (s.n == 0) return 0;
+    rd_http_span_t d;
+    long r = rd_http_body_read(&b->r, s.p, s.n, &d);
+    if (r < 0) {
+        const char *why = b->r.why; /* static text: b may go with the mode */
+        *bp = NULL;
+        rd_framer_skip(f, s.n);
+        endbody(L, lr, self, why ? why : "bad chunked body");
+        if (t->conn.state == RD_OPEN) bad(L, lr, t, self, -r, why);
+        return 0;
+    }
+    size_t used = (size_t)r;
+    int done = rd_http_body_done(&b->r);
+    if (used == 0 && !done) return 0;
+    if (d.n) {
+        lr->call->what = "bodyReceived";
+        lua_getfield(L, self, "bodyReceived");
+        lua_pushvalue(L, self);
+        lua_pushlstring(L, d.p, d.n);
+        rd_framer_skip(f, used);
+        lua_call(L, 2, 0);
+    } else {
+        rd_framer_skip(f, used);
+    }
+    if (done) {
+        *bp = NULL;
+        if (t->conn.state != RD_CLOSED) endbody(L, lr, self, NULL);
+    }
+    return 1;
+}
+
+/* Every whole request in the framer's bytes, then the framer keeps the
+ * rest; b the streamed body being read, or NULL. */
+static void frame(lua_State *L, lreactor *lr, ltransport *t, int self, lhttpbody *b)
+{
+    rd_framer_t *f = &t->in;
+    const lhttplimits *limits = limits_of(L, self);
+    const rd_http_limits_t *lim = &limits->lim;
     rd_http_header_t headers[RDL_HTTP_MAXHEADERS];
     while (t->conn.state == RD_OPEN && !t->conn.user_paused) {
+        if (b) {
+            if (!bodystep(L, lr, t, self, &b)) break;
+            continue;
+        }
         rd_span_t s = rd_framer_peek(f);
         if (s.n == 0) break;
         if (f->scanned && f->scanned <= s.n && !rd_http_need_parse(s.p, f->scanned, s.n, lim))
@@ -506,22 +631,33 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         }
         size_t whole = (size_t)h;
         long blen = 0; /* a chunked body's encoded length, once it is whole */
-        int missing = 0;
+        int missing = 0, streamed = 0;
         if (req.body == RD_HTTP_BODY_LENGTH) {
             missing = s.n - whole < req.content_length;
+            streamed = req.content_length > limits->whole;
         } else if (req.body == RD_HTTP_BODY_CHUNKED) {
-            blen = chunked(s.p + whole, s.n - whole, lim, NULL);
-            if (blen < 0) {
+            blen = chunked_upto(s.p + whole, s.n - whole, lim, NULL, limits->whole);
+            streamed = blen == RDL_HTTP_STREAMED;
+            if (blen < 0 && !streamed) {
                 bad(L, lr, t, self, -blen, "bad chunked body");
                 return;
             }
             missing = blen == 0;
         }
-        if (missing) {
-            if (req.expect_continue && !(f->need & NEED_CONTINUED)) {
-                f->need |= NEED_CONTINUED; /* once per request */
-                callself(L, lr, self, "continueRequested");
+        if (streamed) {
+            if (lua_getfield(L, self, "bodyReceived") == LUA_TNIL) {
+                bad(L, lr, t, self, 413, "body above the body limit");
+                return;
             }
+            lua_pop(L, 1);
+            missing = 1; /* (for the Expect below) */
+        }
+        if (missing && req.expect_continue && !(f->need & NEED_CONTINUED)) {
+            f->need |= NEED_CONTINUED; /* once per request */
+            callself(L, lr, self, "continueRequested");
+            if (t->conn.state != RD_OPEN) break;
+        }
+        if (missing && !streamed) {
             if (t->conn.state == RD_OPEN) unfinished(L, lr, f, self);
             break;
         }
@@ -532,14 +668,23 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         lua_pushlstring(L, req.target.p, req.target.n);
         int targetidx = lua_gettop(L);
         pushheaders(L, lr, &req);
-        if (req.body == RD_HTTP_BODY_LENGTH) {
+        if (streamed) {
+            lhttpbody *nb = lua_newuserdatauv(L, sizeof *nb, 0);
+            memset(nb, 0, sizeof *nb);
+            nb->magic = RDL_HTTP_BODY_MAGIC;
+            rd_http_body_init(&nb->r, &req, lim);
+            setmode(L, self, lua_gettop(L)); /* self keeps it while it is read */
+            lua_pop(L, 1);
+            lua_pushboolean(L, 0);
+            b = nb;
+        } else if (req.body == RD_HTTP_BODY_LENGTH) {
             lua_pushlstring(L, s.p + whole, (size_t)req.content_length);
             whole += (size_t)req.content_length;
         } else if (req.body == RD_HTTP_BODY_CHUNKED) {
-            luaL_Buffer b;
-            luaL_buffinit(L, &b);
-            chunked(s.p + whole, s.n - whole, lim, &b);
-            luaL_pushresult(&b);
+            luaL_Buffer buf;
+            luaL_buffinit(L, &buf);
+            chunked(s.p + whole, s.n - whole, lim, &buf);
+            luaL_pushresult(&buf);
             whole += (size_t)blen;
         } else {
             lua_pushliteral(L, "");
@@ -555,6 +700,28 @@ void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const ch
         return;
     }
     if (rd_framer_keep(f) < 0) luaL_error(L, "not enough memory");
+}
+
+void rdL_read_http(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p, size_t n)
+{
+    if (rd_framer_feed(&t->in, p, n) < 0) luaL_error(L, "not enough memory");
+    frame(L, lr, t, self, NULL);
+}
+
+void rdL_read_httpbody(lua_State *L, lreactor *lr, ltransport *t, int self, const char *p, size_t n)
+{
+    if (rd_framer_feed(&t->in, p, n) < 0) luaL_error(L, "not enough memory");
+    lhttpbody *b = NULL;
+    if (lua_getfield(L, self, "_httpbody") == LUA_TUSERDATA &&
+        lua_rawlen(L, -1) == sizeof(lhttpbody)) {
+        b = lua_touserdata(L, -1);
+        if (b->magic != RDL_HTTP_BODY_MAGIC) b = NULL;
+    }
+    if (!b) { /* the state is gone (not ours): back to heads */
+        lua_pushnil(L);
+        setmode(L, self, lua_gettop(L));
+    }
+    frame(L, lr, t, self, b);
 }
 
 /*{====================================================================

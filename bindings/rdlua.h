@@ -118,6 +118,10 @@ extern const char rdL_stream_framing;
 extern const char rdL_http_framing;
 void rdL_read_http(lua_State *L, lreactor *lr, struct ltransport *t, int self, const char *p,
                    size_t n);
+/* the same protocol while a request's body is streamed (its bodyReceived) */
+extern const char rdL_httpbody_framing;
+void rdL_read_httpbody(lua_State *L, lreactor *lr, struct ltransport *t, int self, const char *p,
+                       size_t n);
 int rdL_httplimits(lua_State *L);   /* core._httplimits{...}: a class's _httplimits */
 int rdL_httpbuild(lua_State *L);    /* core._httpbuild(...): a response's bytes */
 int rdL_httpresponse(lua_State *L); /* core._httpresponse(...): a client's response head */

@@ -738,3 +738,37 @@ long rd_http_parse_response(const char *buf, size_t len, rd_http_resp_t *resp,
     }
 }
 #undef RFAIL
+
+/*{====================================================================
+ * A request's body across reads
+ *=====================================================================*/
+
+void rd_http_body_init(rd_http_body_reader_t *b, const rd_http_req_t *req,
+                       const rd_http_limits_t *lim)
+{
+    memset(b, 0, sizeof *b);
+    b->chunked = req->body == RD_HTTP_BODY_CHUNKED;
+    if (b->chunked)
+        rd_http_chunked_init(&b->c, lim);
+    else if (req->body == RD_HTTP_BODY_LENGTH)
+        b->left = req->content_length;
+}
+
+long rd_http_body_read(rd_http_body_reader_t *b, const char *p, size_t n, rd_http_span_t *data)
+{
+    if (b->chunked) {
+        long r = rd_http_chunked_decode(&b->c, p, n, data);
+        if (r < 0) b->why = b->c.why;
+        return r;
+    }
+    size_t k = b->left < n ? (size_t)b->left : n;
+    b->left -= k;
+    data->p = p;
+    data->n = k;
+    return (long)k;
+}
+
+int rd_http_body_done(const rd_http_body_reader_t *b)
+{
+    return b->chunked ? rd_http_chunked_done(&b->c) : b->left == 0;
+}

@@ -180,4 +180,27 @@ long rd_http_chunked_decode(rd_http_chunked_t *c, const char *p, size_t n, rd_ht
  * after those used belong to the next request. */
 int rd_http_chunked_done(const rd_http_chunked_t *c);
 
+/*{====================================================================
+ * A request's body read across reads (a server streaming a body too big to
+ * wait for whole): Content-Length or chunked alike, spans of the bytes
+ * given, nothing copied.
+ *=====================================================================*/
+
+typedef struct rd_http_body_reader {
+    int chunked;         /* private */
+    uint64_t left;       /* private: Content-Length bytes still to come */
+    rd_http_chunked_t c; /* private */
+    const char *why;     /* ro: after an error, what was wrong (static text) */
+} rd_http_body_reader_t;
+
+/* A reader at the start of req's body (req->body LENGTH or CHUNKED). */
+void rd_http_body_init(rd_http_body_reader_t *b, const rd_http_req_t *req,
+                       const rd_http_limits_t *lim);
+/* Read from p[0..n): the bytes used (0..n), *data the body data among them
+ * (maybe empty, one span per call), or -status with b->why set. Call again
+ * on the rest while it uses bytes and is not done. */
+long rd_http_body_read(rd_http_body_reader_t *b, const char *p, size_t n, rd_http_span_t *data);
+/* 1 once the whole body is read: the bytes after belong to the next request. */
+int rd_http_body_done(const rd_http_body_reader_t *b);
+
 #endif

@@ -3,7 +3,8 @@
 -- The heads are parsed in C from the connection's read buffer (lhttp.c:
 -- reactor.core.framing.http): every whole request in a read is handed to
 -- requestReceived in one pass, its headers a table of lower-case names and
--- its body decoded (Content-Length or chunked). Each request's handler runs
+-- its body decoded (Content-Length or chunked; above maxBody, read in parts
+-- with req:read, see "Request bodies in parts"). Each request's handler runs
 -- as a task (it may reactor.sleep, connect, gather); the responses leave in
 -- request order, each as soon as it and all before it are done, so the ones
 -- ready after one read batch leave in one write (the core coalesces).
@@ -593,6 +594,163 @@ function Res:_done(ok)
   end
 end
 
+--{=====================================================================
+-- Request bodies in parts: req:read([n]), req:readall([max])
+--======================================================================
+
+-- A body above maxBody (up to maxStreamBody) is not req.body: requestReceived
+-- gets body false as soon as the head is whole, and lhttp.c hands the body's
+-- data to bodyReceived as it reads it. The parts wait in the request's queue
+-- (req._bs: parts at integer keys first..last) for the handler's req:read;
+-- with BODY_HIGH bytes queued, reading stops until the handler has taken them
+-- down to BODY_LOW. A handler that returns before the body's end has its
+-- response sent with Connection: close and nothing more is read.
+local BODY_HIGH, BODY_LOW = 256 * 1024, 64 * 1024
+
+local function bodycancel(bs) -- the reader's task was cancelled, or woken
+  bs.wt, bs.wn = false, false
+  local tm = bs.timer
+  if tm then
+    bs.timer = false
+    tm:cancel()
+  end
+end
+
+local function bodywake(bs, ...)
+  local t, n = bs.wt, bs.wn
+  if not t then return end
+  bodycancel(bs)
+  wake(t, n, ...)
+end
+
+local function bodytimeout(bs)
+  bs.timer = false
+  bodywake(bs, nil, "timeout")
+end
+
+local function checkn(n, fname, what)
+  if n ~= nil and (math.type(n) ~= "integer" or n < 0) then
+    error(("bad argument #1 to '%s' (expected %s, got %s)"):format(fname, what, show(n)), 3)
+  end
+end
+
+--- req:read([n]) -> the next part of the body (at most n bytes), nil at its end,
+--- or nil, why ("closed": the client went; "timeout": nothing for requestTimeout
+--- seconds; the parser's reason for a bad chunked body). A whole body (req.body)
+--- is read the same way.
+local function reqread(req, n)
+  if getmetatable(req) ~= M._REQ then
+    error("req:read(): call it with ':' on the request a handler gets", 2)
+  end
+  checkn(n, "read", "a byte count >= 1, or nothing")
+  if n == 0 then error("bad argument #1 to 'read' (expected a byte count >= 1, or nothing, got 0)", 2) end
+  local bs = rawget(req, "_bs")
+  if not bs then -- a whole body: req.body, from where the last read ended
+    local body, pos = rawget(req, "body") or "", rawget(req, "_rpos") or 1
+    if pos > #body then return nil end
+    local last = n and pos + n - 1 or #body
+    rawset(req, "_rpos", last + 1)
+    if pos == 1 and last >= #body then return body end
+    return sub(body, pos, last)
+  end
+  while true do
+    local i = bs.first
+    local piece = bs[i]
+    if piece then
+      if n and #piece > n then
+        bs[i] = sub(piece, n + 1)
+        piece = sub(piece, 1, n)
+      else
+        bs[i] = nil
+        bs.first = i + 1
+      end
+      local q = bs.queued - #piece
+      bs.queued = q
+      if bs.paused and q < BODY_LOW then
+        bs.paused = false
+        local c = bs.conn
+        if not c.paused and not c.lost then c.transport:resumeReading() end
+      end
+      return piece
+    end
+    if bs.ended then
+      if bs.err then return nil, bs.err end
+      return nil
+    end
+    local c = bs.conn
+    if c.lost then return nil, "closed" end
+    if bs.wt then return nil, "busy" end -- another task reads this body
+    local t = need("req:read()", 2)
+    bs.wt, bs.wn = t, prepare(t)
+    local after = c._requesttimeout
+    if after then bs.timer = core.callLater(after, bodytimeout, bs) end
+    local ok, why = await(t, bodycancel, bs)
+    if not ok then return nil, why end
+  end
+end
+
+--- req:readall([max]) -> the rest of the body as one string (at most max bytes,
+--- else nil, "the body is above MAX bytes"), or nil, why as req:read gives it.
+local function reqreadall(req, max)
+  if getmetatable(req) ~= M._REQ then
+    error("req:readall(): call it with ':' on the request a handler gets", 2)
+  end
+  checkn(max, "readall", "a byte count >= 0, or nothing")
+  local parts, total = {}, 0
+  while true do
+    local piece, why = reqread(req)
+    if not piece then
+      if why then return nil, why end
+      return concat(parts)
+    end
+    total = total + #piece
+    if max and total > max then return nil, ("the body is above %d bytes"):format(max) end
+    parts[#parts + 1] = piece
+  end
+end
+
+-- a handler's [status,] [headers,] body with Connection: close added (as build tells them apart)
+local function closing(a, b, c)
+  local status, headers, body = a, b, c
+  if math.type(a) ~= "integer" then
+    status = 200
+    if type(a) == "table" then headers, body = a, b else headers, body = nil, a end
+  elseif type(b) ~= "table" and b ~= nil then
+    headers, body = nil, b
+  end
+  local h = { Connection = "close" }
+  if type(headers) == "table" then
+    for k, v in pairs(headers) do
+      if not (type(k) == "string" and k:lower() == "connection") then h[k] = v end
+    end
+  end
+  return status, h, body
+end
+
+-- the handler of a request with a streamed body: when it returns before the
+-- body's end, nothing more is read and its response closes the connection
+local function streamed(handler)
+  return function(req)
+    local a, b, c = handler(req)
+    local bs = rawget(req, "_bs")
+    if bs.ended then return a, b, c end
+    bs.abandoned = true
+    for i = bs.first, bs.last do bs[i] = nil end
+    bs.queued = 0
+    local conn = bs.conn
+    if not conn.paused then
+      conn.paused = true
+      if not conn.lost then conn.transport:pauseReading() end
+    end
+    local res = rawget(req, "_res")
+    if res then -- req:respond: its last part closes
+      res.close = true
+      return a, b, c
+    end
+    return closing(a, b, c)
+  end
+end
+
 
 -- Request tasks are kept for the next request when they are done (a task
 -- and its coroutine made per request cost more than the rest of the
@@ -689,6 +847,12 @@ local REQ = {
   __name = "reactor.http request",
   __index = function(req, k)
     if k == "respond" then return reqrespond end
+    if k == "read" then return reqread end
+    if k == "readall" then return reqreadall end
+    if k == "body" and rawget(req, "_bs") then
+      error("req.body: this request's body is above the app's maxBody, so it is not read whole: " ..
+        "read it in parts with req:read([n]), or whole with req:readall([max])", 2)
+    end
     if k == "query" or k == "params" then
       local t = {}
       rawset(req, k, t)
@@ -710,6 +874,7 @@ local function Conn(app)
     self.closeat, self.paused, self.lost = false, false, false
     self.served, self.headtimer, self.wpaused = false, false, false
     self.closeslot, self.sq = false, false -- (req:respond's)
+    self.bodybs = false -- the request whose body is being read in parts (bodyReceived)
     CONNS[self.transport] = self
     local ka = C._keepalive -- seconds an idle connection is kept, or false
     if ka then self.transport:setTimeout(ka) end
@@ -756,7 +921,7 @@ local function Conn(app)
       ht:cancel()
     end
     local close = not keepalive
-    if close then -- nothing after it is read
+    if close and body ~= false then -- nothing after it is read (after a streamed body: bodyReceived)
       self.paused = true
       self.transport:pauseReading()
     end
@@ -801,6 +966,14 @@ local function Conn(app)
       self.transport:pauseReading()
     end
     if close then self.closeslot = slot end -- (req:respond's)
+    if body == false then -- its body comes in parts (bodyReceived), for req:read
+      req.body = nil
+      local bs = { conn = self, slot = slot, first = 1, last = 0, queued = 0, ended = false, err = false,
+        wt = false, wn = false, timer = false, paused = false, closeafter = close, abandoned = false }
+      rawset(req, "_bs", bs)
+      self.bodybs = bs
+      handler = streamed(handler)
+    end
     local t -- the request's task: an idle one (dispatch, inline), or a new one
     if nidle > 0 then
       t = idle[nidle]
@@ -815,6 +988,34 @@ local function Conn(app)
       t = spawn(TASK, worker, self, slot, handler, req, close)
     end
     if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
+  end
+
+  -- a part of a streamed body (lhttp.c), or its end (data nil; why if it was bad)
+  function C:bodyReceived(data, why)
+    local bs = self.bodybs
+    if not bs then return end
+    if data then
+      if bs.abandoned then -- the handler is done: nothing more is read
+        self.paused = true
+        return self.transport:pauseReading()
+      end
+      local i = bs.last + 1
+      bs.last, bs[i] = i, data
+      local q = bs.queued + #data
+      bs.queued = q
+      if q >= BODY_HIGH then -- the handler does not keep up: wait for its reads
+        bs.paused = true
+        self.transport:pauseReading()
+      end
+      return bodywake(bs, true)
+    end
+    bs.ended, bs.err = true, why or false
+    self.bodybs = false
+    if bs.closeafter and not self.paused then -- Connection: close: nothing after it is read
+      self.paused = true
+      self.transport:pauseReading()
+    end
+    bodywake(bs, true)
   end
 
   -- a head with Expect: 100-continue waits for its body: ask for it now,
@@ -868,17 +1069,23 @@ local function Conn(app)
     end
     -- a handler streaming its response is told at its next write (nil,
     -- "closed"), and it finishes as it likes; the others are cancelled
-    local sq = self.sq
+    local sq, bs = self.sq, self.bodybs
+    self.bodybs = false
     for slot, t in pairs(self.tasks) do
       local r = sq and sq[slot]
-      if r then r:_lost() else t:cancel() end
+      if r then
+        r:_lost()
+      elseif not (bs and bs.slot == slot) then -- (a handler reading its body is told: nil, "closed")
+        t:cancel()
+      end
     end
+    if bs then bodywake(bs, nil, "closed") end
   end
 
   return C
 end
 
---- http.app([{maxBody =, maxRequestLine =, maxHeaderBytes =, maxHeaders =, maxChunkExt =,
+--- http.app([{maxBody =, maxStreamBody =, maxRequestLine =, maxHeaderBytes =, maxHeaders =, maxChunkExt =,
 --- keepAliveTimeout = 60, requestTimeout = 30}]) -> an app: routes, and the protocol that serves them (with
 --- those limits; a connection with no request in flight closes after keepAliveTimeout
 --- seconds without a byte from its client, never while a handler runs; a request

@@ -108,7 +108,7 @@ describe("reactor.http streamed responses", function()
   local SCRIPT = [[
 local http = require "reactor.http"
 local reactor = require "reactor"
-local app = http.app { maxBody = 1000 }
+local app = http.app { maxBody = 1000, maxStreamBody = 1000 }
 local HIGH, PART = 65536, ("x"):rep(16384)
 local seen = { maxbefore = 0, crossings = 0, writes = 0 }
 local lost -- what a write said once the client went

@@ -409,7 +409,7 @@ describe("reactor.http connections", function()
   end)
 
   it("takes its limits from http.app{...}", function()
-    local app = http.app { maxBody = 4, maxHeaders = 2, maxRequestLine = 30 }
+    local app = http.app { maxBody = 4, maxStreamBody = 4, maxHeaders = 2, maxRequestLine = 30 }
     app:post("/", function(r) return r.body end)
     local cases = {
       { req("POST", "/", "Content-Length: 4\r\n", "abcd"), 200 },
