@@ -727,21 +727,32 @@ local function closing(a, b, c)
   return status, h, body
 end
 
--- the handler of a request with a streamed body: when it returns before the
--- body's end, nothing more is read and its response closes the connection
+-- the handler is done (or failed) before its streamed body's end: nothing
+-- more is read, and the connection closes after its response
+local function abandon(req)
+  local bs = rawget(req, "_bs")
+  if bs.ended or bs.abandoned then return false end
+  bs.abandoned = true
+  for i = bs.first, bs.last do bs[i] = nil end
+  bs.queued = 0
+  local conn = bs.conn
+  if not conn.paused then
+    conn.paused = true
+    if not conn.lost then conn.transport:pauseReading() end
+  end
+  if not conn.closeat or bs.slot < conn.closeat then conn.closeat = bs.slot end
+  return true
+end
+
+local ABANDON = { __close = function(g) if g[1] then abandon(g[1]) end end } -- (an error too)
+
+-- the handler of a request with a streamed body (abandon above)
 local function streamed(handler)
   return function(req)
+    local guard <close> = setmetatable({ req }, ABANDON)
     local a, b, c = handler(req)
-    local bs = rawget(req, "_bs")
-    if bs.ended then return a, b, c end
-    bs.abandoned = true
-    for i = bs.first, bs.last do bs[i] = nil end
-    bs.queued = 0
-    local conn = bs.conn
-    if not conn.paused then
-      conn.paused = true
-      if not conn.lost then conn.transport:pauseReading() end
-    end
+    guard[1] = false
+    if not abandon(req) then return a, b, c end
     local res = rawget(req, "_res")
     if res then -- req:respond: its last part closes
       res.close = true
