@@ -122,6 +122,29 @@ describe("reactord --workers", function()
     assert.are.equal(0, (d:stop()))
   end)
 
+  it("examples/pid_echo.lua under --workers 2 answers with both workers' pids, never the master's", function()
+    local d = H.start_logged_daemon { script = "examples/pid_echo.lua", args = { "--workers", "2" } }
+    local workers = { [started(d, 1)] = 0, [started(d, 2)] = 0 }
+    for i = 1, 40 do
+      local s = assert(H.connect(d.port))
+      local msg = "hello " .. i
+      assert(H.send_all(s, msg))
+      assert.are.equal("received ", (H.read_exact(s, #"received ")))
+      local digits = ""
+      repeat
+        local c = assert(H.read_exact(s, 1))
+        if c ~= " " then digits = digits .. c end
+      until c == " "
+      assert.are.equal(": " .. msg, (H.read_exact(s, #msg + 2)))
+      s:close()
+      local pid = assert(tonumber(digits), "not a pid: " .. digits)
+      assert(workers[pid], "pid " .. pid .. " is no worker (master " .. d.pid .. ")")
+      workers[pid] = workers[pid] + 1
+    end
+    for pid, n in pairs(workers) do assert.is_true(n > 0, "worker pid " .. pid .. " never answered") end
+    assert.are.equal(0, (d:stop()))
+  end)
+
   it("a killed worker is replaced (its exit logged), and connections queued meanwhile are answered", function()
     local d = H.start_logged_daemon { script = PID_BLOCK, args = { "--workers", "2" } }
     started(d, 1)
