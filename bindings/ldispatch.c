@@ -302,6 +302,7 @@ keep:
 static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, size_t n)
 {
     /* t itself stays pinned (t->ref) until its lost report, after this call */
+    lr->reads++;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
     int self = lua_gettop(L);
     rdL_pushkey(L, lr, RDL_K_DELIMITER);

@@ -4,6 +4,7 @@
  * is pinned while it listens, and holds its factory in uservalue 1; each
  * accepted connection becomes a transport with that factory.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "rdlua.h"
@@ -192,6 +193,23 @@ int rdL_listen(lua_State *L)
                                               : lua_pushfstring(L, "%s:%d", host, (int)port);
         return rdL_pushfail(L, r, where);
     }
+    adopt(L, lr, ls, 2, 3);
+    return 1;
+}
+
+/* adoptTCP(fd, factory [, {maxConnections=, ...}]): accept on a socket
+ * that listens already (the daemon's master passed it to this worker); the
+ * listener owns fd from here on. */
+int rdL_adopttcp(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    lua_Integer fd = luaL_checkinteger(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 1, "not a descriptor");
+    lua_settop(L, 3);
+    llistener *ls = newlistener(L);
+    int r = rd_listener_adopt(&ls->listener, &lr->loop, (int)fd);
+    if (r < 0) return rdL_pushfail(L, r, lua_pushfstring(L, "fd %d", (int)fd));
     adopt(L, lr, ls, 2, 3);
     return 1;
 }

@@ -226,7 +226,7 @@ static int l_now(lua_State *L)
 static int l_stats(lua_State *L)
 {
     lreactor *lr = rdL_reactor(L);
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 8);
     lua_pushinteger(L, (lua_Integer)lr->ntransports);
     lua_setfield(L, -2, "connections");
     lua_pushinteger(L, (lua_Integer)lr->ntimers);
@@ -241,6 +241,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "refused");
     lua_pushinteger(L, (lua_Integer)lua_gc(L, LUA_GCCOUNT) * 1024 + lua_gc(L, LUA_GCCOUNTB));
     lua_setfield(L, -2, "memory");
+    lua_pushinteger(L, (lua_Integer)lr->reads);
+    lua_setfield(L, -2, "reads");
     return 1;
 }
 
@@ -342,6 +344,7 @@ int luaopen_reactor_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"listenTCP", rdL_listen},
+        {"adoptTCP", rdL_adopttcp},
         {"connectTCP", rdL_connect},
         {"callLater", rdL_calllater},
         {"run", l_run},

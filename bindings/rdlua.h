@@ -93,6 +93,7 @@ typedef struct lreactor {
     struct rdL_watchdog *wd;                 /* the watchdog thread, once started */
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     size_t nudps;
+    size_t reads; /* reads handed to a protocol (the daemon's "requests") */
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];
     int keys[RDL_NKEYS]; /* registry refs of the interned names */
@@ -267,6 +268,7 @@ int rdL_made(ltransport *t);
 void rdL_open_listener(lua_State *L);
 int rdL_listen(lua_State *L);
 int rdL_listenunix(lua_State *L);
+int rdL_adopttcp(lua_State *L); /* a socket that listens already (workers) */
 void rdL_listener_close(lua_State *L, rd_listener_t *l); /* and unpin */
 
 /* lendpoint.c: connections we make */

@@ -396,6 +396,11 @@ int rd_listener_open_unix(rd_listener_t *l, rd_loop_t *loop, const char *path, i
  * that does not resolve gives RD_ENOTFOUND; a port outside 0..65535,
  * -EINVAL. */
 int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int port, int backlog);
+/* Accept on fd, a TCP socket that already listens (bound by another
+ * process, e.g. the reactord master, and passed over SCM_RIGHTS): l owns
+ * fd from here on (rd_listener_close closes it). Made non-blocking and
+ * close-on-exec. -EINVAL for a Unix socket, -errno if fd is no socket. */
+int rd_listener_adopt(rd_listener_t *l, rd_loop_t *loop, int fd);
 /* Stop accepting and close the socket; idempotent. The conns it accepted
  * stay open and forget it (c->listener = NULL): l's memory may be freed. */
 void rd_listener_close(rd_listener_t *l);

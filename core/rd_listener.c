@@ -133,6 +133,20 @@ int rd_listener_open(rd_listener_t *l, rd_loop_t *loop, const char *host, int po
     return 0;
 }
 
+int rd_listener_adopt(rd_listener_t *l, rd_loop_t *loop, int fd)
+{
+    defaults(l, loop);
+    socklen_t len = sizeof l->addr;
+    memset(&l->addr, 0, sizeof l->addr);
+    if (getsockname(fd, &l->addr.sa, &len) < 0) return -errno;
+    if (l->addr.sa.sa_family == AF_UNIX) return -EINVAL; /* TCP only: no path to own */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return -errno;
+    start(l, fd);
+    return 0;
+}
+
 /* Is a server accepting on the socket file at sun? */
 static int alive(const struct sockaddr_un *sun)
 {

@@ -5,11 +5,11 @@
 -- The seed answers a message with "received <pid> : <message>", the pid of
 -- the process that handled it (a child per connection under ForkingMixIn, a
 -- thread's name under ThreadingMixIn). reactor.getpid() is the pid of the
--- process serving the connection: its worker's. This build runs one process
--- (one worker, reactor.worker = {id = 1, count = 1}), so it is the daemon's,
--- the same for all. A message is what one read brings (the seed's recv(1024)); unlike the
--- seed, which answers once and hangs up, a connection may send as many as it
--- likes.
+-- process serving the connection: its worker's. Without --workers one
+-- process serves all (reactor.worker = {id = 1, count = 1}); under
+-- `reactord --workers N` connections spread over N pids. A message is what
+-- one read brings (the seed's recv(1024)); unlike the seed, which answers
+-- once and hangs up, a connection may send as many as it likes.
 local reactor = require "reactor"
 
 local PidEcho = {}

@@ -15,8 +15,11 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "control.h"
 #include "hold.h"
+#include "master.h"
 #include "reactor.h"
+#include "worker_link.h"
 
 static const char usage[] =
     "usage: reactord [options] SCRIPT [HOST]\n"
@@ -35,6 +38,12 @@ static const char usage[] =
     "      --max-connections N  refuse connections beyond N open ones (default: no limit)\n"
     "      --idle-timeout SECONDS  close connections that send nothing for that long\n"
     "      --grace SECONDS   on SIGTERM/SIGINT, let connections finish this long (default 5)\n"
+    "      --workers N       a master and N worker processes (auto = one per core;\n"
+    "                        default 1 = this process serves); see reactord(1)\n"
+    "      --shared-socket   with --workers: one listening socket for all workers\n"
+    "                        (default: one SO_REUSEPORT socket per worker)\n"
+    "      --control PATH    with --workers: answer --status on a Unix socket at PATH\n"
+    "      --status PATH     print per-worker figures from the master at PATH\n"
     "  -h, --help        show this help\n"
     "  -V, --version     show the version\n"
     "\n"
@@ -51,6 +60,9 @@ struct options {
     double script_timeout, grace, idle; /* seconds */
     long max_memory_mb, max_conns;
     long workers; /* resolved count (auto = cores) */
+    int shared;   /* --shared-socket */
+    const char *control, *status;
+    struct worker_link link; /* fd -1 unless this process is a worker */
 };
 
 /* A counting allocator (skynet's lalloc): past the limit an allocation fails,
@@ -59,6 +71,7 @@ struct options {
 struct memlimit {
     size_t used, limit; /* bytes; limit 0 = none */
     int hit;            /* an allocation was refused since the last log record */
+    char prefix[32];    /* "reactord: ", or "reactord: worker 2: " */
 };
 
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -92,12 +105,11 @@ static void daemon_log(void *ud, const char *line)
 {
     struct memlimit *m = ud;
     if (m->hit && strstr(line, "not enough memory"))
-        fprintf(
-            stderr,
-            "reactord: %s (--max-memory is %zu MiB: raise it, or find what holds on to memory)\n",
-            line, m->limit / (1024 * 1024));
+        fprintf(stderr,
+                "%s%s (--max-memory is %zu MiB: raise it, or find what holds on to memory)\n",
+                m->prefix, line, m->limit / (1024 * 1024));
     else
-        fprintf(stderr, "reactord: %s\n", line);
+        fprintf(stderr, "%s%s\n", m->prefix, line);
     m->hit = 0;
     fflush(stderr);
 }
@@ -133,6 +145,10 @@ static int parse(int argc, char **argv, struct options *o)
         {"idle-timeout", required_argument, NULL, 'I'},
         {"max-connections", required_argument, NULL, 'C'},
         {"workers", required_argument, NULL, 'W'},
+        {"shared-socket", no_argument, NULL, 'S'},
+        {"control", required_argument, NULL, 'K'},
+        {"status", required_argument, NULL, 's'},
+        {"worker-link", required_argument, NULL, 'L'}, /* the master's, not documented */
         {NULL, 0, NULL, 0},
     };
     o->stdout_hold.saved = o->stdout_hold.tmp = -1;
@@ -145,6 +161,9 @@ static int parse(int argc, char **argv, struct options *o)
     o->max_memory_mb = 1024;
     o->max_conns = 0;
     o->workers = 1;
+    o->shared = 0;
+    o->control = o->status = NULL;
+    o->link.fd = -1;
     opterr = 0; /* we say it ourselves, in one line */
     int ch;
     while ((ch = getopt_long(argc, argv, ":p:hV", longopts, NULL)) != -1) {
@@ -189,6 +208,21 @@ static int parse(int argc, char **argv, struct options *o)
             o->workers = v;
             break;
         }
+        case 'S':
+            o->shared = 1;
+            break;
+        case 'K':
+            if (!*optarg) return fail_usage("%s--control needs a path", "");
+            o->control = optarg;
+            break;
+        case 's':
+            if (!*optarg) return fail_usage("%s--status needs a path", "");
+            o->status = optarg;
+            break;
+        case 'L':
+            if (worker_link_parse(&o->link, optarg) < 0)
+                return fail_usage("bad --worker-link '%s' (the master's own option)", optarg);
+            break;
         case 'p': {
             char *end;
             long p = strtol(optarg, &end, 10);
@@ -216,17 +250,16 @@ static int parse(int argc, char **argv, struct options *o)
         }
     }
     int rest = argc - optind;
+    if (o->status) {
+        if (rest > 0) return fail_usage("--status takes no SCRIPT (got '%s')", argv[optind]);
+        return 0;
+    }
     if (rest < 1) return fail_usage("%smissing SCRIPT", "");
     if (rest > 2) return fail_usage("unexpected argument '%s'", argv[optind + 2]);
-    if (o->workers > 1) {
-        /* refused, not half-served: the master (supervision, shared
-         * listening sockets, rolling reload) is not in this build yet */
-        fprintf(stderr,
-                "reactord: --workers %ld: this build serves one process only "
-                "(--workers 1, the default): run without --workers\n",
-                o->workers);
-        return 2;
-    }
+    if (o->link.fd < 0 && o->workers > 1 && o->watch)
+        return fail_usage("%s--watch serves one process only: with --workers, reload with SIGHUP "
+                          "to the master",
+                          "");
     o->script = argv[optind];
     if (rest == 2) o->host = argv[optind + 1];
     return 0;
@@ -269,6 +302,10 @@ static int pmain(lua_State *L)
     lua_setfield(L, -2, "workers");
     hold_push(L, &o->stdout_hold);
     lua_setfield(L, -2, "stdout");
+    if (o->link.fd >= 0) {
+        worker_link_push(L, &o->link);
+        lua_setfield(L, -2, "link");
+    }
     lua_call(L, 1, 1);
     return 1;
 }
@@ -278,8 +315,14 @@ int main(int argc, char **argv)
     struct options o;
     int r = parse(argc, argv, &o);
     if (r != 0) return r < 0 ? 0 : r;
+    if (o.status) return control_status(o.status);
+    if (o.link.fd < 0 && (o.workers > 1 || o.control)) {
+        struct master_opts mo = {(int)o.workers, o.shared, o.control, o.script, argc, argv};
+        return master_run(&mo);
+    }
     signal(SIGPIPE, SIG_IGN); /* core sends with MSG_NOSIGNAL; this covers scripts' C modules */
-    struct memlimit mem = {0, (size_t)o.max_memory_mb * 1024 * 1024, 0};
+    struct memlimit mem = {0, (size_t)o.max_memory_mb * 1024 * 1024, 0, "reactord: "};
+    if (o.link.fd >= 0) snprintf(mem.prefix, sizeof mem.prefix, "reactord: worker %d: ", o.link.id);
     lua_State *L = lua_newstate(limited_alloc, &mem);
     if (!L) {
         fprintf(stderr, "reactord: not enough memory\n");
@@ -294,7 +337,7 @@ int main(int argc, char **argv)
     if (status != LUA_OK) {
         /* daemon.lua raises user errors as plain "what went wrong" strings */
         const char *msg = lua_tostring(L, -1);
-        fprintf(stderr, "reactord: %s\n", msg ? msg : "(error object is not a string)");
+        fprintf(stderr, "%s%s\n", mem.prefix, msg ? msg : "(error object is not a string)");
         code = 1;
     } else {
         code = (int)lua_tointeger(L, -1);

@@ -63,11 +63,32 @@ local function watch_coroutines()
   end
 end
 
+-- A worker of `reactord --workers N` (opt.link, worker_link.c): its
+-- listening sockets come from the master, which prints their lines; it
+-- tells the master when it serves, beats every 100 ms with its figures, and
+-- answers each reload. The master's death (getppid changes) drains it.
+local function worker(link, service, stop)
+  local t = reactor.LoopingCall(function()
+    if link.orphaned() then return stop() end
+    local s = core._stats()
+    link.send(("H %d %d %d %d"):format(s.open, s.reads, s.memory, service.generation))
+  end)
+  t:start(0.1, false)
+  link.send("U")
+  return t
+end
+
+local function keys(service)
+  local list = {}
+  for key in pairs(service.listeners) do list[#list + 1] = key end
+  return "K " .. table.concat(list, "\n")
+end
+
 function M.main(opt)
-  -- reactor.worker: which worker this process is, of how many. One process
-  -- serves everything today, so id 1 of 1; a script that splits work by
-  -- worker reads it at load.
-  reactor.worker = { id = 1, count = opt.workers or 1 }
+  -- reactor.worker: which worker this process is, of how many; a script
+  -- that splits work by worker reads it at load.
+  local link = opt.link
+  reactor.worker = { id = link and link.id or 1, count = link and link.count or opt.workers or 1 }
   if opt.check then
     local ok, err = reactor.check(opt.script)
     if not ok then error(err, 0) end
@@ -82,7 +103,14 @@ function M.main(opt)
   local stop = function() reactor.stop() end
   reactor.onSignal("SIGINT", function(...) return stop(...) end)
   reactor.onSignal("SIGTERM", function(...) return stop(...) end)
-  reactor.onSignal("SIGHUP", function() if service then service:reload() end end)
+  reactor.onSignal("SIGHUP", function()
+    if not service then return end
+    local ok, why = service:reload()
+    if link then
+      link.send(ok and ("r 1 %d"):format(service.generation) or "r 0 " .. tostring(why))
+      if ok then link.send(keys(service)) end
+    end
+  end)
   -- The first line on stdout is the listening line (documented; scripts and
   -- tests wait for it), yet the script's top level, which may print, runs
   -- first: main.c holds fd 1 back until the listening lines are out.
@@ -93,7 +121,16 @@ function M.main(opt)
     host = opt.host,
     port = opt.port,
     idleTimeout = opt.idleTimeout,
+    listenTCP = link and function(port, factory, o)
+      local fd, msg = link.listen(o.key, o.interface or "127.0.0.1", port, o.backlog or 511)
+      if not fd then return nil, msg end
+      return core.adoptTCP(fd, factory, o)
+    end,
+    listenUDP = link and function()
+      return nil, "--workers serves TCP ports only so far (run a script with UDP ports without --workers)"
+    end,
     onListen = function(addr)
+      if link then return end -- the master prints it, once for all workers
       local line = ("reactord: listening on %s\n"):format(portname(addr))
       if held then
         held[#held + 1] = line
@@ -109,6 +146,7 @@ function M.main(opt)
   end
   if not service then error(err, 0) end
   stop = graceful(service, opt.grace or 5)
+  if link then worker(link, service, function() return stop() end) end
 
   local watcher
   local function watch()

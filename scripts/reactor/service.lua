@@ -443,14 +443,16 @@ end
 -- runs the new class from its first datagram.
 function Service:_bind(l)
   if l.udp then
+    if self.opts.listenUDP then return self.opts.listenUDP(l) end
     local proto = { factory = self.factory }
     local port, msg, code = endpoints.bind(core.listenUDP, l.port, proto, l.host)
     if port then self._udp[port] = proto end
     return port, msg, code
   end
-  local o = { interface = l.host }
+  local o = { interface = l.host, key = l.key }
   for _, k in ipairs(LIMITS) do o[k] = l[k] end
-  return endpoints.bind(core.listenTCP, l.port, self.factory, o)
+  -- opts.listenTCP: how a worker gets its socket from the master (reactor.daemon)
+  return endpoints.bind(self.opts.listenTCP or core.listenTCP, l.port, self.factory, o)
 end
 
 -- Open what gen declares and is not open yet, then count each in the
