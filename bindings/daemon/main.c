@@ -316,11 +316,13 @@ int main(int argc, char **argv)
     int r = parse(argc, argv, &o);
     if (r != 0) return r < 0 ? 0 : r;
     if (o.status) return control_status(o.status);
+    /* core sends with MSG_NOSIGNAL; this covers scripts' C modules, and a
+     * master (or a worker) whose stdout reader has gone */
+    signal(SIGPIPE, SIG_IGN);
     if (o.link.fd < 0 && (o.workers > 1 || o.control)) {
         struct master_opts mo = {(int)o.workers, o.shared, o.control, o.script, argc, argv};
         return master_run(&mo);
     }
-    signal(SIGPIPE, SIG_IGN); /* core sends with MSG_NOSIGNAL; this covers scripts' C modules */
     struct memlimit mem = {0, (size_t)o.max_memory_mb * 1024 * 1024, 0, "reactord: "};
     if (o.link.fd >= 0) snprintf(mem.prefix, sizeof mem.prefix, "reactord: worker %d: ", o.link.id);
     lua_State *L = lua_newstate(limited_alloc, &mem);
