@@ -225,8 +225,9 @@ static int t_adopt(lua_State *L)
     t->conn.high = high;
     t->conn.low = low > high ? high : low;
     t->conn.max_out = max_out;
-    if (idle > 0) rd_conn_set_timeout(&t->conn, idle);
+    int timed = idle > 0 ? rd_conn_set_timeout(&t->conn, idle) : 0;
     rdL_made(t);
+    if (timed < 0 && t->conn.state == RD_OPEN) rd_conn_close(&t->conn, RD_LOST, timed);
     if (t->conn.state == RD_OPEN) rd_conn_start(&t->conn);
     leave(run);
     if (t->made)

@@ -354,8 +354,8 @@ static int transport_settimeout(lua_State *L)
     ltransport *t = checktransport(L);
     double secs = luaL_optnumber(L, 2, 0);
     luaL_argcheck(L, secs >= 0, 2, "timeout must be >= 0");
-    double old = t->conn.timeout;
-    rd_conn_set_timeout(&t->conn, secs);
+    double old = rd_conn_timeout(&t->conn);
+    if (rd_conn_set_timeout(&t->conn, secs) < 0) return luaL_error(L, "not enough memory");
     if (old > 0)
         lua_pushnumber(L, old);
     else
