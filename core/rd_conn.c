@@ -182,7 +182,7 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     if (c->fd >= 0) close(c->fd);
     c->fd = c->wfd = -1;
     c->state = RD_CLOSED;
-    c->reason = reason;
+    c->reason = (unsigned char)reason;
     c->err = err;
     rd__link_del(&c->link);
     if (c->ready) { /* its batched read will not happen */
