@@ -160,6 +160,14 @@ static void leave_lines(lua_State *L, lreactor *lr, ltransport *t, int self)
         lua_pop(L, 1);
 }
 
+/* A few bytes compared inline: memcmp is a call, at every read. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int delim,
                        const char *p, size_t n)
 {
@@ -175,7 +183,7 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     rd_framer_t *f = &t->in;
     if (f->rule != &rd_frame_line) rd_framer_set_rule(f, &rd_frame_line); /* a reload changed it */
     if (dlen <= sizeof t->delim) { /* the usual: a copy of our own, no ref */
-        if (f->delim != t->delim || f->dlen != dlen || memcmp(t->delim, d, dlen) != 0) {
+        if (f->delim != t->delim || f->dlen != dlen || !same_bytes(t->delim, d, dlen)) {
             rdL_unpin(L, &t->delim_ref); /* a long one's, or a stream's separator */
             f->delim = NULL;             /* a new one: the rule starts over */
             memcpy(t->delim, d, dlen);
@@ -309,8 +317,7 @@ static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, si
 {
     /* t itself stays pinned (t->ref) until its lost report, after this call */
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
-    lua_replace(L, -2);
+    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL); /* on_read's settop drops both */
     int self = lua_gettop(L);
     rdL_pushkey(L, lr, RDL_K_DELIMITER);
     int kind = lua_gettable(L, self);
