@@ -214,8 +214,8 @@ double rd_next_deadline(rd_reactor *r)
     if (!loop->clock) /* connections' connect and idle timeouts */
         for (rd_link_t *l = loop->conns.next; l != &loop->conns; l = l->next) {
             rd_conn_t *c = rd__container(l, rd_conn_t, link);
-            if (!ev_is_active(&c->timer)) continue;
-            double left = ev_timer_remaining(r->ev, &c->timer);
+            double left = rd_conn_timer_remaining(c);
+            if (left < 0) continue;
             if (best < 0 || left < best) best = left;
         }
     return best;

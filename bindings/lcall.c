@@ -231,7 +231,8 @@ const char *rdL_peername(const rd_conn_t *c, char *buf, size_t size)
 static int tramp_defined(lua_State *L)
 {
     rdL_call *call = rdL_thiscall(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, call->t->self_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, call->t->ref);
+    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL);
     if (lua_getfield(L, -1, call->what) != LUA_TFUNCTION) return 0;
     lua_Debug ar;
     lua_getinfo(L, ">S", &ar);
@@ -257,7 +258,7 @@ static void report(lreactor *lr, rdL_call *call)
     int head = tb ? (int)(tb - m) : (int)strlen(m);
     if (call->status == LUA_ERRMEM) {
         const char *at = NULL;
-        if (call->t && call->t->self_ref != LUA_NOREF && what[0]) {
+        if (call->t && call->t->made && call->t->ref != LUA_NOREF && what[0]) {
             rdL_call where = {.fn = tramp_defined, .t = call->t, .what = what};
             lua_pushcfunction(L, tramp_defined);
             lua_pushlightuserdata(L, &where);

@@ -74,7 +74,6 @@ static int tramp_made(lua_State *L)
     lua_setfield(L, self, "transport");
     lua_pushvalue(L, self);
     lua_setiuservalue(L, ud, RDL_UV_PROTOCOL);
-    rdL_pin(L, self, &t->self_ref);
     t->made = 1;
     call->what = "connectionMade";
     if (pushmethod(L, self, "connectionMade")) lua_call(L, 1, 0);
@@ -161,6 +160,14 @@ static void leave_lines(lua_State *L, lreactor *lr, ltransport *t, int self)
         lua_pop(L, 1);
 }
 
+/* A few bytes compared inline: memcmp is a call, at every read. */
+static inline int same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int delim,
                        const char *p, size_t n)
 {
@@ -175,7 +182,14 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     lua_pop(L, 1);
     rd_framer_t *f = &t->in;
     if (f->rule != &rd_frame_line) rd_framer_set_rule(f, &rd_frame_line); /* a reload changed it */
-    if (d != f->delim) { /* a new delimiter (the first read, a reload): keep it alive */
+    if (dlen <= sizeof t->delim) { /* the usual: a copy of our own, no ref */
+        if (f->delim != t->delim || f->dlen != dlen || !same_bytes(t->delim, d, dlen)) {
+            rdL_unpin(L, &t->delim_ref); /* a long one's, or a stream's separator */
+            f->delim = NULL;             /* a new one: the rule starts over */
+            memcpy(t->delim, d, dlen);
+        }
+        d = t->delim;
+    } else if (d != f->delim) { /* a long one, new (the first read, a reload): keep it alive */
         rdL_unpin(L, &t->delim_ref);
         rdL_pin(L, delim, &t->delim_ref);
     }
@@ -303,7 +317,8 @@ static void deliver(lua_State *L, lreactor *lr, ltransport *t, const char *p, si
 {
     /* t itself stays pinned (t->ref) until its lost report, after this call */
     lr->reads++;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->self_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    lua_getiuservalue(L, -1, RDL_UV_PROTOCOL); /* on_read's settop drops both */
     int self = lua_gettop(L);
     rdL_pushkey(L, lr, RDL_K_DELIMITER);
     int kind = lua_gettable(L, self);
@@ -458,7 +473,7 @@ static void on_lost(rd_conn_t *c, int reason, int err)
         char peer[80];
         rdL_log(lr,
                 "aborted %s: more than %zu bytes of output queued for a peer that does not read",
-                rdL_peername(c, peer, sizeof peer), c->max_out);
+                rdL_peername(c, peer, sizeof peer), (size_t)c->max_out);
     }
     if (t->from) t->from->open--;
     rdL_call call = {.fn = tramp_lost, .t = t, .what = "connectionLost"};

@@ -222,11 +222,10 @@ static int t_adopt(lua_State *L)
     rd_conn_init(&t->conn, &lr->loop, s->fd, &peer);
     s->fd = -1;
     t->conn.host = host; /* the socketpair's own name says nothing */
-    t->conn.high = high;
-    t->conn.low = low > high ? high : low;
-    t->conn.max_out = max_out;
-    if (idle > 0) rd_conn_set_timeout(&t->conn, idle);
+    rd_conn_marks(&t->conn, high, low > high ? high : low, max_out);
+    int timed = idle > 0 ? rd_conn_set_timeout(&t->conn, idle) : 0;
     rdL_made(t);
+    if (timed < 0 && t->conn.state == RD_OPEN) rd_conn_close(&t->conn, RD_LOST, timed);
     if (t->conn.state == RD_OPEN) rd_conn_start(&t->conn);
     leave(run);
     if (t->made)

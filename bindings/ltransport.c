@@ -34,7 +34,7 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
     memset(t, 0, sizeof *t);
     t->conn.state = RD_CLOSED; /* harmless to finalize until core adopts it */
     t->conn.fd = -1;
-    t->ref = t->self_ref = t->err_ref = t->delim_ref = LUA_NOREF;
+    t->ref = t->err_ref = t->delim_ref = LUA_NOREF;
     t->magic = RDL_TRANSPORT_MAGIC;
     rd_framer_init(&t->in);
     luaL_setmetatable(L, RDL_TRANSPORT);
@@ -48,7 +48,6 @@ void rdL_transport_unpin(lua_State *L, ltransport *t)
     lreactor *lr = t->conn.loop ? t->conn.loop->data : rdL_reactor(L);
     if (t->ref == LUA_NOREF) return;
     rdL_unpin(L, &t->ref);
-    rdL_unpin(L, &t->self_ref);
     rdL_unpin(L, &t->err_ref);
     rdL_unpin(L, &t->delim_ref);
     lr->ntransports--;
@@ -354,8 +353,8 @@ static int transport_settimeout(lua_State *L)
     ltransport *t = checktransport(L);
     double secs = luaL_optnumber(L, 2, 0);
     luaL_argcheck(L, secs >= 0, 2, "timeout must be >= 0");
-    double old = t->conn.timeout;
-    rd_conn_set_timeout(&t->conn, secs);
+    double old = rd_conn_timeout(&t->conn);
+    if (rd_conn_set_timeout(&t->conn, secs) < 0) return luaL_error(L, "not enough memory");
     if (old > 0)
         lua_pushnumber(L, old);
     else
@@ -374,9 +373,7 @@ static int transport_setlimits(lua_State *L)
     if (lua_getfield(L, 2, "low") != LUA_TNIL) low = (size_t)luaL_checkinteger(L, -1);
     if (lua_getfield(L, 2, "max") != LUA_TNIL) max = (size_t)luaL_checkinteger(L, -1);
     luaL_argcheck(L, low <= high, 2, "low must not exceed high");
-    c->high = high;
-    c->low = low;
-    c->max_out = max;
+    rd_conn_marks(c, high, low, max);
     return 0;
 }
 

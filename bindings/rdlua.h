@@ -136,21 +136,24 @@ enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_ORIGIN, RDL_TRANSPORT_UVS = 3
 #define RDL_UV_CONNECTOR RDL_UV_ORIGIN
 #define RDL_UV_LISTENER RDL_UV_ORIGIN
 
+#define RDL_DELIM_INLINE 5
 typedef struct ltransport {
-    /* the read path's fields first, next to the conn's hot ones */
-    int self_ref;   /* the protocol instance, for the read path (also uservalue 1) */
+    /* the read path's fields first, next to the conn's hot ones. One
+     * registry ref per connection (ref): the protocol instance is uservalue
+     * 1, a short delimiter is copied into delim (issue 12: memory per idle
+     * connection; each ref is 16 bytes of the registry's array, doubled) */
     uint32_t magic; /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
     int ref;        /* pins the userdata while core may call back */
     int err_ref;    /* the error message that closed it, if any */
+    int delim_ref;  /* the framer's delimiter string when it is not delim's copy */
     rd_conn_t conn;
     rd_framer_t in; /* the partial frame: survives a reload byte for byte */
-    int delim_ref;  /* the framer's delimiter string, alive while it is set */
-    /* flags as bits and no padding: 552 bytes, not 568, so that with the
-     * userdata's header and three uservalues it takes 656 bytes of malloc,
-     * not 672 (issue 12: memory per idle connection) */
-    unsigned raw : 1;      /* line mode switched off (setRawMode) */
-    unsigned made : 1;     /* connectionMade has been called */
-    unsigned outgoing : 1; /* made by connectTCP */
+    /* flags as bits and no padding: 480 bytes, so that with the userdata's
+     * header and three uservalues it takes 576 bytes of malloc */
+    unsigned char raw : 1;        /* line mode switched off (setRawMode) */
+    unsigned char made : 1;       /* connectionMade has been called */
+    unsigned char outgoing : 1;   /* made by connectTCP */
+    char delim[RDL_DELIM_INLINE]; /* a line delimiter this short, copied (in.delim points here) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
     unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so);

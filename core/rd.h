@@ -249,31 +249,53 @@ struct rd_conn {
     unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored;
                                 * 2 = its two fds share one file description */
     unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
+    unsigned char reason;      /* ro: why it closed (enum rd_reason), once CLOSED */
     rd_link_t rlink;           /* private: in loop->ready */
     rd_link_t qlink;           /* private: in pending_writes or pending_lost */
     rd_buf_t out;              /* private: queued output */
-    size_t high, low;          /* rw: output water marks */
-    size_t max_out;            /* rw: a write past this while above high aborts (RD_ETOOBIG) */
-    double timeout;            /* ro: idle timeout in seconds, 0 = none */
-    double last_read;          /* private */
+    uint32_t high, low;        /* rw: output water marks (4 bytes each: see rd_conn_marks) */
+    uint32_t max_out;          /* rw: a write past this while above high aborts (RD_ETOOBIG) */
+    int err;                   /* ro: why it closed (0 or a -errno), once CLOSED */
+    struct rd__conntimer *tm;  /* private: the connect or idle timer, allocated
+                                * only once one is set (most conns never have
+                                * one: 64 bytes each saved); see rd_conn_timeout */
     rd_read_cb on_read;        /* rw */
     ev_io wio;                 /* private */
-    union {
-        ev_timer timer;  /* private: connect, then idle timeout */
-        rd__tw_t vtimer; /* private: the same on a virtual clock */
-    };
-    int reason, err;          /* ro: why it closed, once CLOSED */
-    rd_link_t link;           /* private: in loop->conns */
-    rd_addr_t peer, host;     /* ro: cached, valid after close */
-    rd_listener_t *listener;  /* ro: accepted by (counts it), or NULL once that closed */
-    int rflags, wflags;       /* private: a stream's fd flags before we took it */
-    rd_lost_cb on_lost;       /* rw: NULL = no notification (finalizers) */
-    rd_connect_cb on_connect; /* rw */
-    rd_flow_cb on_flow;       /* rw: optional */
-    rd_eof_cb on_eof;         /* rw: optional */
-    rd_timeout_cb on_timeout; /* rw: optional */
-    void *data;               /* rw */
+    rd_link_t link;            /* private: in loop->conns */
+    rd_addr_t peer, host;      /* ro: cached, valid after close */
+    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
+    int rflags, wflags;        /* private: a stream's fd flags before we took it */
+    rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
+    rd_connect_cb on_connect;  /* rw */
+    rd_flow_cb on_flow;        /* rw: optional */
+    rd_eof_cb on_eof;          /* rw: optional */
+    rd_timeout_cb on_timeout;  /* rw: optional */
+    void *data;                /* rw */
 };
+
+/* A conn's timer, out of line: connect, then idle timeout. */
+struct rd__conntimer {
+    union {
+        ev_timer timer;  /* connect, then idle timeout */
+        rd__tw_t vtimer; /* the same on a virtual clock */
+    };
+    rd_conn_t *c;
+    double timeout;   /* idle timeout in seconds, 0 = none */
+    double last_read; /* when the conn last read, while timeout > 0 */
+};
+
+/* Set the water marks and the cap from size_t values (larger ones are
+ * clamped to 4 GiB - 1, which no output queue reaches). */
+static inline uint32_t rd__mark(size_t v)
+{
+    return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+static inline void rd_conn_marks(rd_conn_t *c, size_t high, size_t low, size_t max_out)
+{
+    c->high = rd__mark(high);
+    c->low = rd__mark(low);
+    c->max_out = rd__mark(max_out);
+}
 
 /* Defaults for new connections: flow control and limits. */
 #define RD_HIGH_WATER (64 * 1024)
@@ -311,8 +333,15 @@ void rd_conn_redeliver(rd_conn_t *c);
 /* Close after `seconds` with nothing read (0 = never); the clock restarts
  * at every read. One timer per conn, re-armed only when it fires (ev.pod,
  * "Be smart about timeouts"). Ignored while CONNECTING (the timer is the
- * connect timeout's then: set it from on_connect) and once CLOSED. */
-void rd_conn_set_timeout(rd_conn_t *c, double seconds);
+ * connect timeout's then: set it from on_connect) and once CLOSED. The
+ * timer is allocated at the first timeout set: -ENOMEM if that fails (the
+ * conn is unchanged), else 0. */
+int rd_conn_set_timeout(rd_conn_t *c, double seconds);
+/* The idle timeout in seconds (0 = none). */
+double rd_conn_timeout(const rd_conn_t *c);
+/* Seconds until the conn's connect or idle timer fires on libev's clock,
+ * or -1 if none is running (or a virtual clock is installed). */
+double rd_conn_timer_remaining(const rd_conn_t *c);
 
 /* Ending a connection: five verbs, one per thing an owner needs.
  *

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <time.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
@@ -24,6 +25,7 @@
 static void read_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void write_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void timer_stop(rd_conn_t *c);
+static void timer_free(rd_conn_t *c);
 
 static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
 {
@@ -39,12 +41,11 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     memset(&c->host, 0, sizeof c->host);
     ev_io_init(&c->rio, read_cb, fd, EV_READ);
     ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
-    ev_init(&c->timer, NULL);
+    c->tm = NULL;
     c->listener = NULL;
     c->high = RD_HIGH_WATER;
     c->low = RD_LOW_WATER;
     c->max_out = RD_MAX_OUTPUT;
-    c->timeout = c->last_read = 0;
     c->flow_paused = c->user_paused = c->redeliver = c->eof = c->shut_wr = 0;
     c->pause_reads = 1;
     /* the callback fields are the owner's: set before or after init */
@@ -171,7 +172,7 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     rd_loop_t *loop = c->loop;
     ev_io_stop(loop->ev, &c->rio);
     ev_io_stop(loop->ev, &c->wio);
-    timer_stop(c);
+    timer_free(c);
     rd_buf_clear(&c->out);
     if (c->stream) { /* give the descriptions back as we found them */
         fcntl(c->fd, F_SETFL, c->rflags);
@@ -181,7 +182,7 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     if (c->fd >= 0) close(c->fd);
     c->fd = c->wfd = -1;
     c->state = RD_CLOSED;
-    c->reason = reason;
+    c->reason = (unsigned char)reason;
     c->err = err;
     rd__link_del(&c->link);
     if (c->ready) { /* its batched read will not happen */
@@ -326,7 +327,7 @@ void rd__conn_read(rd_conn_t *c)
                       : recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
-        if (c->timeout > 0) c->last_read = rd_now(loop);
+        if (c->tm && c->tm->timeout > 0) c->tm->last_read = rd_now(loop);
         c->on_read(c, loop->rbuf, (size_t)n);
         /* on_read may longjmp to the owner's run_reads (rd_loop_read_ready):
          * then the lines below are skipped, which is safe: c has left the
@@ -372,50 +373,72 @@ static void vconnect_cb(rd__tw_t *e);
 
 static void timer_stop(rd_conn_t *c)
 {
+    if (!c->tm) return;
     if (c->loop->clock)
-        rd__tw_stop(c->loop->clock, &c->vtimer);
+        rd__tw_stop(c->loop->clock, &c->tm->vtimer);
     else
-        ev_timer_stop(c->loop->ev, &c->timer);
+        ev_timer_stop(c->loop->ev, &c->tm->timer);
+}
+
+/* Stopped and gone: at close, and once a connect succeeded. */
+static void timer_free(rd_conn_t *c)
+{
+    timer_stop(c);
+    free(c->tm);
+    c->tm = NULL;
+}
+
+/* The conn's timer, allocated at first use (stopped, no timeout). */
+static int timer_get(rd_conn_t *c)
+{
+    if (c->tm) return 0;
+    struct rd__conntimer *tm = calloc(1, sizeof *tm);
+    if (!tm) return -ENOMEM;
+    ev_init(&tm->timer, NULL);
+    tm->c = c;
+    c->tm = tm;
+    return 0;
 }
 
 /* The idle timer, to fire in `after` seconds (it may be running: idle_cb). */
 static void idle_arm(rd_conn_t *c, double after)
 {
     if (c->loop->clock) {
-        rd__tw_start(c->loop->clock, &c->vtimer, after, 0, vidle_cb);
+        rd__tw_start(c->loop->clock, &c->tm->vtimer, after, 0, vidle_cb);
         return;
     }
-    c->timer.repeat = after; /* ev_init'ed with idle_cb by whoever first armed it */
-    ev_timer_again(c->loop->ev, &c->timer);
+    c->tm->timer.repeat = after; /* ev_init'ed with idle_cb by whoever first armed it */
+    ev_timer_again(c->loop->ev, &c->tm->timer);
 }
 
 static void connect_arm(rd_conn_t *c, double after)
 {
     if (c->loop->clock) {
-        rd__tw_start(c->loop->clock, &c->vtimer, after, 0, vconnect_cb);
+        rd__tw_start(c->loop->clock, &c->tm->vtimer, after, 0, vconnect_cb);
         return;
     }
-    ev_timer_init(&c->timer, connect_timeout_cb, after, 0.);
-    ev_timer_start(c->loop->ev, &c->timer);
+    ev_timer_init(&c->tm->timer, connect_timeout_cb, after, 0.);
+    ev_timer_start(c->loop->ev, &c->tm->timer);
 }
 
 /* A started timer moves to the other clock with the time it has left. */
 void rd__conn_switch(rd_conn_t *c, rd_clock_t *from, rd_clock_t *to)
 {
-    if (!ev_is_active(&c->timer)) return; /* vtimer.slot lies where timer.active does */
+    struct rd__conntimer *tm = c->tm;
+    if (!tm || !ev_is_active(&tm->timer)) return; /* vtimer.slot lies where timer.active does */
     int idle = c->state != RD_CONNECTING;
     double left;
     if (from) {
-        left = rd__tw_remaining(from, &c->vtimer);
-        rd__tw_stop(from, &c->vtimer);
+        left = rd__tw_remaining(from, &tm->vtimer);
+        rd__tw_stop(from, &tm->vtimer);
     } else {
-        left = ev_timer_remaining(c->loop->ev, &c->timer);
-        ev_timer_stop(c->loop->ev, &c->timer);
+        left = ev_timer_remaining(c->loop->ev, &tm->timer);
+        ev_timer_stop(c->loop->ev, &tm->timer);
     }
     if (left < 0) left = 0;
     rd_clock_t *was = c->loop->clock; /* the arms read the loop's clock */
     c->loop->clock = to;
-    if (!to) ev_init(&c->timer, idle ? idle_cb : connect_timeout_cb);
+    if (!to) ev_init(&tm->timer, idle ? idle_cb : connect_timeout_cb);
     if (idle)
         idle_arm(c, left);
     else
@@ -426,7 +449,7 @@ void rd__conn_switch(rd_conn_t *c, rd_clock_t *from, rd_clock_t *to)
 static void idle_fired(rd_conn_t *c)
 {
     rd_loop_t *loop = c->loop;
-    double left = c->last_read + c->timeout - rd_now(loop);
+    double left = c->tm->last_read + c->tm->timeout - rd_now(loop);
     if (left > 1e-3) { /* read since it was armed: sleep the rest */
         idle_arm(c, left);
         return;
@@ -435,10 +458,10 @@ static void idle_fired(rd_conn_t *c)
         c->on_timeout(c);
     else
         rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
-    if (c->state != RD_CLOSED && c->timeout > 0 && !ev_is_active(&c->timer)) {
+    if (c->state != RD_CLOSED && c->tm && c->tm->timeout > 0 && !ev_is_active(&c->tm->timer)) {
         /* the owner kept it: the clock starts again */
-        c->last_read = rd_now(loop);
-        idle_arm(c, c->timeout);
+        c->tm->last_read = rd_now(loop);
+        idle_arm(c, c->tm->timeout);
     }
     rd_loop_settle(loop);
 }
@@ -446,24 +469,42 @@ static void idle_fired(rd_conn_t *c)
 static void idle_cb(struct ev_loop *ev, ev_timer *w, int revents)
 {
     (void)ev, (void)revents;
-    idle_fired(rd__container(w, rd_conn_t, timer));
+    idle_fired(rd__container(w, struct rd__conntimer, timer)->c);
 }
 
 static void vidle_cb(rd__tw_t *e)
 {
-    idle_fired(rd__container(e, rd_conn_t, vtimer));
+    idle_fired(rd__container(e, struct rd__conntimer, vtimer)->c);
 }
 
-void rd_conn_set_timeout(rd_conn_t *c, double seconds)
+int rd_conn_set_timeout(rd_conn_t *c, double seconds)
 {
-    if (c->state == RD_CLOSED || c->state == RD_CONNECTING) return;
-    timer_stop(c);
-    c->timeout = seconds > 0 ? seconds : 0;
-    if (c->timeout > 0) {
-        c->last_read = rd_now(c->loop);
-        if (!c->loop->clock) ev_init(&c->timer, idle_cb);
-        idle_arm(c, c->timeout);
+    if (c->state == RD_CLOSED || c->state == RD_CONNECTING) return 0;
+    if (!(seconds > 0)) {
+        if (c->tm) {
+            timer_stop(c);
+            c->tm->timeout = 0;
+        }
+        return 0;
     }
+    if (timer_get(c) < 0) return -ENOMEM;
+    timer_stop(c);
+    c->tm->timeout = seconds;
+    c->tm->last_read = rd_now(c->loop);
+    if (!c->loop->clock) ev_init(&c->tm->timer, idle_cb);
+    idle_arm(c, seconds);
+    return 0;
+}
+
+double rd_conn_timeout(const rd_conn_t *c)
+{
+    return c->tm ? c->tm->timeout : 0;
+}
+
+double rd_conn_timer_remaining(const rd_conn_t *c)
+{
+    if (!c->tm || c->loop->clock || !ev_is_active(&c->tm->timer)) return -1;
+    return ev_timer_remaining(c->loop->ev, &c->tm->timer);
 }
 
 /*{====================================================================
@@ -482,7 +523,7 @@ static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
         rd_conn_close(c, err == ECONNREFUSED ? RD_REFUSED : RD_LOST, -err);
     } else {
         ev_io_stop(ev, &c->wio);
-        timer_stop(c);
+        timer_free(c);
         ev_set_cb(&c->wio, write_cb);
         c->state = RD_OPEN;
         cache_host(c);
@@ -503,12 +544,12 @@ static void connect_timed_out(rd_conn_t *c)
 static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents)
 {
     (void)ev, (void)revents;
-    connect_timed_out(rd__container(w, rd_conn_t, timer));
+    connect_timed_out(rd__container(w, struct rd__conntimer, timer)->c);
 }
 
 static void vconnect_cb(rd__tw_t *e)
 {
-    connect_timed_out(rd__container(e, rd_conn_t, vtimer));
+    connect_timed_out(rd__container(e, struct rd__conntimer, vtimer)->c);
 }
 
 int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
@@ -545,8 +586,17 @@ static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct soc
         close(fd);
         return err;
     }
+    struct rd__conntimer *tm = NULL;
+    if (timeout > 0 && !(tm = calloc(1, sizeof *tm))) {
+        close(fd);
+        return -ENOMEM;
+    }
     common_init(c, loop, fd, peer);
     c->state = RD_CONNECTING;
+    if (tm) {
+        tm->c = c;
+        c->tm = tm;
+    }
     /* even an immediate success is reported from the loop, never from here */
     ev_set_cb(&c->wio, connected_cb);
     ev_io_start(loop->ev, &c->wio);

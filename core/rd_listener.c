@@ -76,11 +76,10 @@ static void accept_cb(struct ev_loop *ev, ev_io *w, int revents)
         rd_conn_init(c, loop, fd, &peer);
         c->listener = l;
         l->nconns++;
-        c->high = l->high;
-        c->low = l->low;
-        c->max_out = l->max_out;
-        if (l->idle > 0) rd_conn_set_timeout(c, l->idle);
+        rd_conn_marks(c, l->high, l->low, l->max_out);
+        int timed = l->idle > 0 ? rd_conn_set_timeout(c, l->idle) : 0;
         l->on_accept(l, c);
+        if (timed < 0 && c->state == RD_OPEN) rd_conn_close(c, RD_LOST, timed); /* no memory */
         if (c->state == RD_OPEN) rd_conn_start(c);
         if (l->fd < 0) break; /* closed by its own callback */
     }
