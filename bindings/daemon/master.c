@@ -657,7 +657,13 @@ static void reload(struct master *m)
         return;
     }
     char out[2048];
-    if (check(m, out, sizeof out) != 0) {
+    int failed = check(m, out, sizeof out) != 0;
+    /* the master read no heartbeat while --check ran (up to 10 s): not the
+     * workers' fault, so their clocks restart now */
+    double t = now();
+    for (int i = 0; i < m->o->workers; i++)
+        if (m->slots[i].pid > 0) m->slots[i].last_beat = t;
+    if (failed) {
         tidy(out);
         mlog(m, "reload failed, nothing changed in any worker: %s", out);
         return;

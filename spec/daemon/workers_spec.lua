@@ -327,6 +327,21 @@ return P
       assert.are.equal(0, H.count(d:stderr(), "reloaded"), d:stderr())
     end)
 
+    it("a --check slower than the heartbeat limit kills no worker: the reload goes through", function()
+      local path = H.write_script(version(1))
+      local d = H.start_logged_daemon { script = path, args = { "--workers", "2" } }
+      started(d, 1)
+      started(d, 2)
+      -- the new version spins 3 s at load only where it is checked (one
+      -- process: count 1), longer than the 2 s a worker may go unheard
+      H.save_by_rename(path, "if require('reactor').worker.count == 1 then\n"
+        .. "  local t = os.clock() + 3\n  while os.clock() < t do end\nend\n" .. version(2))
+      assert.is_true(H.send_signal(d, "HUP"))
+      assert(d:wait_line("^reactord: reload done: 2 of 2 workers reloaded in place$"), d:stderr())
+      assert.are.equal(0, H.count(d:stderr(), "no heartbeat"), d:stderr())
+      assert.are.equal(0, (d:stop()))
+    end)
+
     it("a good script: each worker reloads in place, live connections keep their state, nothing drops", function()
       local path = H.write_script(version(1))
       local d = H.start_logged_daemon { script = path, args = { "--workers", "2" } }
