@@ -206,19 +206,7 @@ double rd_next_deadline(rd_reactor *r)
     if (!lr) return -1;
     rd_loop_t *loop = &lr->loop;
     if (ev_pending_count(r->ev) || rd_loop_has_ready(loop)) return 0;
-    double best = -1;
-    for (rd_link_t *l = loop->timers.next; l != &loop->timers; l = l->next) {
-        double left = rd_timer_remaining(rd__container(l, rd_timer_t, link));
-        if (best < 0 || left < best) best = left;
-    }
-    if (!loop->clock) /* connections' connect and idle timeouts */
-        for (rd_link_t *l = loop->conns.next; l != &loop->conns; l = l->next) {
-            rd_conn_t *c = rd__container(l, rd_conn_t, link);
-            double left = rd_conn_timer_remaining(c);
-            if (left < 0) continue;
-            if (best < 0 || left < best) best = left;
-        }
-    return best;
+    return rd_loop_next_deadline(loop);
 }
 
 /*{====================================================================

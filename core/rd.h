@@ -117,6 +117,15 @@ typedef struct rd__tw {
     double at, repeat;             /* private: deadline; period, 0 = one-shot */
 } rd__tw_t;
 
+/* An entry of the loop's deadline heap (rd_loop_next_deadline): a started
+ * libev timer of an rd_timer or of a conn, keyed on its own deadline. */
+typedef struct rd__dl {
+    ev_timer *w;   /* private: the timer it stands for */
+    double at;     /* private: w's deadline when last synced (libev moves w's own
+                    * before the callback: the heap must not see that until then) */
+    unsigned slot; /* private: heap index + 1; 0 = not in the heap */
+} rd__dl_t;
+
 /*{====================================================================
  * Loop
  *=====================================================================*/
@@ -165,6 +174,9 @@ struct rd_loop {
     rd_clock_t *clock; /* ro: the virtual clock timers run on, or NULL (rd_loop_set_clock) */
     size_t events;     /* ro: events handled while counted (rd_loop_flush) */
     ev_check count;    /* private: counts each iteration's events while flushing */
+    rd__dl_t **dl;     /* private: started libev timers (rd_timer, conns'), earliest first */
+    size_t ndl, dlcap; /* private */
+    int dl_lost;       /* private: the heap could not grow: rd_loop_next_deadline walks */
 };
 
 /* Set up a loop on ev, or on a new libev loop of its own when ev is NULL. */
@@ -196,6 +208,14 @@ void rd_loop_settle(rd_loop_t *loop);
 void rd_loop_read_ready(rd_loop_t *loop);
 /* Whether any connection waits to be read. */
 int rd_loop_has_ready(const rd_loop_t *loop);
+/* Seconds until the earliest started timer fires (every rd_timer and every
+ * conn's connect or idle timer), -1 if none: O(1), from a heap kept as
+ * they start, stop and fire. An idle timer is re-armed only when it fires,
+ * so this is when it fires, not last read + timeout: a host may wake once
+ * early for a conn that read, never late. Overdue timers give <= 0. */
+double rd_loop_next_deadline(const rd_loop_t *loop);
+/* The same by walking every timer and conn: the reference, for tests. */
+double rd__loop_next_deadline_walk(const rd_loop_t *loop);
 /* The loop's notion of now, monotonic seconds: the virtual clock's time
  * while one is installed (rd_loop_set_clock). */
 double rd_now(const rd_loop_t *loop);
@@ -282,6 +302,7 @@ struct rd__conntimer {
     rd_conn_t *c;
     double timeout;   /* idle timeout in seconds, 0 = none */
     double last_read; /* when the conn last read, while timeout > 0 */
+    rd__dl_t dl;      /* private: timer's place in the loop's deadline heap */
 };
 
 /* Set the water marks and the cap from size_t values (larger ones are
@@ -481,6 +502,7 @@ struct rd_timer {
     };
     rd_loop_t *loop; /* ro */
     rd_link_t link;  /* private */
+    rd__dl_t dl;     /* private: w's place in the loop's deadline heap */
     rd_timer_cb cb;  /* rw */
     void *data;      /* rw */
 };
@@ -626,6 +648,11 @@ int rd__addr_local(rd_addr_t *a, const char *host, int port, int socktype);
 void rd__link_init(rd_link_t *l);
 void rd__link_add(rd_link_t *head, rd_link_t *l);
 void rd__link_del(rd_link_t *l);
+/* Bring n's heap entry in line with its libev timer: in at its deadline if
+ * started, out if not (after every ev_timer start, stop, again, and at the
+ * start of its callback: libev has rescheduled or stopped it by then). */
+void rd__dl_sync(rd_loop_t *loop, rd__dl_t *n);
+void rd__dl_del(rd_loop_t *loop, rd__dl_t *n);
 #define rd__container(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
 /* The settle's two queues, one link for both (qlink): a conn is on
  * pending_writes only while not CLOSED, on pending_lost only once CLOSED,

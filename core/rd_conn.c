@@ -374,10 +374,12 @@ static void vconnect_cb(rd__tw_t *e);
 static void timer_stop(rd_conn_t *c)
 {
     if (!c->tm) return;
-    if (c->loop->clock)
+    if (c->loop->clock) {
         rd__tw_stop(c->loop->clock, &c->tm->vtimer);
-    else
+    } else {
         ev_timer_stop(c->loop->ev, &c->tm->timer);
+        rd__dl_del(c->loop, &c->tm->dl);
+    }
 }
 
 /* Stopped and gone: at close, and once a connect succeeded. */
@@ -396,6 +398,7 @@ static int timer_get(rd_conn_t *c)
     if (!tm) return -ENOMEM;
     ev_init(&tm->timer, NULL);
     tm->c = c;
+    tm->dl.w = &tm->timer;
     c->tm = tm;
     return 0;
 }
@@ -409,6 +412,7 @@ static void idle_arm(rd_conn_t *c, double after)
     }
     c->tm->timer.repeat = after; /* ev_init'ed with idle_cb by whoever first armed it */
     ev_timer_again(c->loop->ev, &c->tm->timer);
+    rd__dl_sync(c->loop, &c->tm->dl);
 }
 
 static void connect_arm(rd_conn_t *c, double after)
@@ -419,6 +423,7 @@ static void connect_arm(rd_conn_t *c, double after)
     }
     ev_timer_init(&c->tm->timer, connect_timeout_cb, after, 0.);
     ev_timer_start(c->loop->ev, &c->tm->timer);
+    rd__dl_sync(c->loop, &c->tm->dl);
 }
 
 /* A started timer moves to the other clock with the time it has left. */
@@ -434,6 +439,7 @@ void rd__conn_switch(rd_conn_t *c, rd_clock_t *from, rd_clock_t *to)
     } else {
         left = ev_timer_remaining(c->loop->ev, &tm->timer);
         ev_timer_stop(c->loop->ev, &tm->timer);
+        rd__dl_del(c->loop, &tm->dl);
     }
     if (left < 0) left = 0;
     rd_clock_t *was = c->loop->clock; /* the arms read the loop's clock */
@@ -469,7 +475,9 @@ static void idle_fired(rd_conn_t *c)
 static void idle_cb(struct ev_loop *ev, ev_timer *w, int revents)
 {
     (void)ev, (void)revents;
-    idle_fired(rd__container(w, struct rd__conntimer, timer)->c);
+    struct rd__conntimer *tm = rd__container(w, struct rd__conntimer, timer);
+    rd__dl_sync(tm->c->loop, &tm->dl); /* libev repeated it (repeat is set by again) */
+    idle_fired(tm->c);
 }
 
 static void vidle_cb(rd__tw_t *e)
@@ -544,7 +552,9 @@ static void connect_timed_out(rd_conn_t *c)
 static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents)
 {
     (void)ev, (void)revents;
-    connect_timed_out(rd__container(w, struct rd__conntimer, timer)->c);
+    struct rd__conntimer *tm = rd__container(w, struct rd__conntimer, timer);
+    rd__dl_sync(tm->c->loop, &tm->dl); /* a one-shot: libev stopped it */
+    connect_timed_out(tm->c);
 }
 
 static void vconnect_cb(rd__tw_t *e)
@@ -595,6 +605,7 @@ static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct soc
     c->state = RD_CONNECTING;
     if (tm) {
         tm->c = c;
+        tm->dl.w = &tm->timer;
         c->tm = tm;
     }
     /* even an immediate success is reported from the loop, never from here */

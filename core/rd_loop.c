@@ -9,6 +9,7 @@
  * beforeSleep) and after each callback the core makes.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -103,6 +104,9 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     loop->max_conns = 0;
     loop->clock = NULL;
     loop->events = 0;
+    loop->dl = NULL;
+    loop->ndl = loop->dlcap = 0;
+    loop->dl_lost = 0;
     ev_init(&loop->count, NULL); /* rd_loop_flush's (rd_clock.c) */
     ev_prepare_init(&loop->prepare, prepare_cb);
     ev_prepare_start(ev, &loop->prepare);
@@ -125,6 +129,9 @@ void rd_loop_destroy(rd_loop_t *loop)
     loop->resolver = NULL;
     free(loop->rbuf);
     loop->rbuf = NULL;
+    free(loop->dl);
+    loop->dl = NULL;
+    loop->ndl = loop->dlcap = 0;
 }
 
 void rd_loop_run(rd_loop_t *loop)
@@ -225,4 +232,131 @@ void rd_signal_stop(rd_signal_t *s)
     if (!ev_is_active(&s->w)) return;
     ev_ref(s->loop->ev);
     ev_signal_stop(s->loop->ev, &s->w);
+}
+
+/*{====================================================================
+ * The deadline heap: every started libev timer of an rd_timer or a conn,
+ * earliest first, so a host's "how long may I sleep" is O(1) and each
+ * start, stop or fire O(log n). The key is the ev_timer's own deadline
+ * (libev's `at`, monotonic while started) copied at each sync: libev
+ * reschedules a repeating timer before its callback runs, and a key that
+ * moved under the heap would corrupt it for the operations in between. So
+ * the top's remaining time is ev_timer_remaining's, and a read costs
+ * nothing (an idle timer is re-armed only when it fires).
+ *=====================================================================*/
+
+static double dl_at(const rd__dl_t *n)
+{
+    return n->at;
+}
+
+static void dl_place(rd_loop_t *loop, size_t i, rd__dl_t *n)
+{
+    loop->dl[i] = n;
+    n->slot = (unsigned)i + 1;
+}
+
+static void dl_up(rd_loop_t *loop, size_t i)
+{
+    rd__dl_t *n = loop->dl[i];
+    double at = dl_at(n);
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!(at < dl_at(loop->dl[parent]))) break;
+        dl_place(loop, i, loop->dl[parent]);
+        i = parent;
+    }
+    dl_place(loop, i, n);
+}
+
+static void dl_down(rd_loop_t *loop, size_t i)
+{
+    rd__dl_t *n = loop->dl[i];
+    double at = dl_at(n);
+    for (;;) {
+        size_t child = 2 * i + 1;
+        if (child >= loop->ndl) break;
+        if (child + 1 < loop->ndl && dl_at(loop->dl[child + 1]) < dl_at(loop->dl[child])) child++;
+        if (!(dl_at(loop->dl[child]) < at)) break;
+        dl_place(loop, i, loop->dl[child]);
+        i = child;
+    }
+    dl_place(loop, i, n);
+}
+
+static void dl_fix(rd_loop_t *loop, size_t i)
+{
+    if (i > 0 && dl_at(loop->dl[i]) < dl_at(loop->dl[(i - 1) / 2]))
+        dl_up(loop, i);
+    else
+        dl_down(loop, i);
+}
+
+void rd__dl_del(rd_loop_t *loop, rd__dl_t *n)
+{
+    if (!n->slot) return;
+    size_t i = n->slot - 1;
+    n->slot = 0;
+    rd__dl_t *last = loop->dl[--loop->ndl];
+    if (i == loop->ndl) return;
+    dl_place(loop, i, last);
+    dl_fix(loop, i);
+}
+
+void rd__dl_sync(rd_loop_t *loop, rd__dl_t *n)
+{
+    if (!ev_is_active(n->w)) {
+        rd__dl_del(loop, n);
+        return;
+    }
+    n->at = n->w->at;
+    if (n->slot) {
+        dl_fix(loop, n->slot - 1);
+        return;
+    }
+    if (loop->ndl == loop->dlcap) {
+        size_t cap = loop->dlcap ? loop->dlcap * 2 : 64;
+        rd__dl_t **h = realloc(loop->dl, cap * sizeof *h);
+        if (!h) { /* the timer runs all the same; the deadline is found by walking */
+            loop->dl_lost = 1;
+            return;
+        }
+        loop->dl = h;
+        loop->dlcap = cap;
+    }
+    loop->dl[loop->ndl] = n;
+    dl_up(loop, loop->ndl++);
+}
+
+double rd__loop_next_deadline_walk(const rd_loop_t *loop)
+{
+    double best = -1;
+    int first = 1;
+    for (rd_link_t *l = loop->timers.next; l != &loop->timers; l = l->next) {
+        double left = rd_timer_remaining(rd__container(l, rd_timer_t, link));
+        if (first || left < best) best = left;
+        first = 0;
+    }
+    if (!loop->clock) /* connections' connect and idle timeouts */
+        for (rd_link_t *l = loop->conns.next; l != &loop->conns; l = l->next) {
+            rd_conn_t *c = rd__container(l, rd_conn_t, link);
+            if (!c->tm || !ev_is_active(&c->tm->timer)) continue;
+            double left = ev_timer_remaining(loop->ev, &c->tm->timer);
+            if (first || left < best) best = left;
+            first = 0;
+        }
+    return best;
+}
+
+double rd_loop_next_deadline(const rd_loop_t *loop)
+{
+    if (loop->clock) { /* its own heap holds every timer, conns' too */
+        double next = rd_clock_next(loop->clock);
+        if (next == INFINITY) return -1;
+        double left = next - loop->clock->now;
+        return left > 0 ? left : 0;
+    }
+    if (loop->dl_lost) return rd__loop_next_deadline_walk(loop);
+    if (!loop->ndl) return -1;
+    return ev_timer_remaining(loop->ev, loop->dl[0]->w);
 }

@@ -6,6 +6,7 @@
 static void fired(rd_timer_t *t)
 {
     rd_loop_t *loop = t->loop;
+    if (!loop->clock) rd__dl_sync(loop, &t->dl); /* libev rescheduled or stopped it */
     if (!ev_is_active(&t->w)) { /* on either clock: tw.slot lies where w.active does */
         rd__link_del(&t->link);
         loop->ntimers--;
@@ -31,6 +32,8 @@ void rd_timer_init(rd_timer_t *t, rd_loop_t *loop, rd_timer_cb cb)
     t->cb = cb;
     t->data = NULL;
     rd__link_init(&t->link);
+    t->dl.w = &t->w;
+    t->dl.slot = 0;
     ev_init(&t->w, timer_cb);
 }
 
@@ -47,6 +50,7 @@ int rd_timer_start(rd_timer_t *t, double after, double repeat)
         ev_init(&t->w, timer_cb); /* the union may hold a virtual timer's bytes */
         ev_timer_set(&t->w, after, repeat);
         ev_timer_start(loop->ev, &t->w);
+        rd__dl_sync(loop, &t->dl);
     }
     rd__link_add(&loop->timers, &t->link);
     loop->ntimers++;
@@ -55,6 +59,7 @@ int rd_timer_start(rd_timer_t *t, double after, double repeat)
 
 void rd_timer_stop(rd_timer_t *t)
 {
+    rd__dl_del(t->loop, &t->dl); /* even inactive: a fired one-shot whose callback is pending */
     if (!ev_is_active(&t->w)) return;
     if (t->loop->clock)
         rd__tw_stop(t->loop->clock, &t->tw);
@@ -91,6 +96,7 @@ void rd__timer_switch(rd_timer_t *t, rd_clock_t *from, rd_clock_t *to)
         left = ev_timer_remaining(ev, &t->w);
         repeat = t->w.repeat;
         ev_timer_stop(ev, &t->w);
+        rd__dl_del(t->loop, &t->dl);
     }
     if (left < 0) left = 0;
     if (to) {
@@ -99,5 +105,6 @@ void rd__timer_switch(rd_timer_t *t, rd_clock_t *from, rd_clock_t *to)
         ev_init(&t->w, timer_cb);
         ev_timer_set(&t->w, left, repeat);
         ev_timer_start(ev, &t->w);
+        rd__dl_sync(t->loop, &t->dl);
     }
 }
