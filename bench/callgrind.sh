@@ -33,6 +33,7 @@
 #   HTTP        1 = HTTP keep-alive instead of zen: HTTP_SCRIPT [examples/http_hello.lua]
 #               under bench/http_load.py (python3; every response checked), PIPELINE
 #               requests in flight per connection [1]; the figure is per HTTP request
+#   PIPELINE    for zen too: questions in flight per connection (rd_loadgen -D) [1]
 set -u
 
 say() { printf '%s\n' "$*" >&2; }
@@ -166,7 +167,7 @@ run_once() {
         timeout -k 5 "$TIMEOUT" python3 "$ROOT/bench/http_load.py" -c "$CONNS" -n "$REQUESTS" \
             -P "$PIPELINE" "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
     else
-        timeout -k 5 "$TIMEOUT" "$LOADGEN" -q -c "$CONNS" -n "$REQUESTS" -w 0 -t 60 \
+        timeout -k 5 "$TIMEOUT" "$LOADGEN" -q -c "$CONNS" -n "$REQUESTS" -w 0 -t 60 -D "$PIPELINE" \
             "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
     fi
     LOADGEN_PID=$!
