@@ -7,17 +7,17 @@
  * body are whole is taken in one pass, in order, and handed to
  *   self:requestReceived(method, target, headers, body, minor, keepalive, path, query)
  * with headers a table of lower-case names (repeated fields joined with
- * ", "), body a string ("" when there is none; a chunked body decoded;
- * false for a body above maxBody, streamed: see "Streamed bodies" below),
- * and for a target that starts with "/" its path and query (the part after
- * the first "?", "" without one; nil, nil for another form of target).
- * The head itself never becomes a Lua string: only its parts do. A bad
- * request is self:badRequest(status, why) once, and reading stops (the
- * Lua side answers after the responses before it, and closes; without a
- * badRequest the connection just closes). What is left of an unfinished
- * request is kept in the framer, copied once. The limits are the class's
- * _httplimits (core._httplimits), else the parser's defaults.
- * core._httpbuild makes a response's bytes (below).
+ * ", "; for a class whose limits were made raw, core._httplimits(opts,
+ * true), the field lines as one string instead, which core._httpheaders
+ * turns into that table when the handler first reads it), body a string ("" when there is none; a
+ * chunked body decoded; false for a body above maxBody, streamed: see "Streamed bodies" below), and
+ * for a target that starts with "/" its path and query (the part after the first "?", "" without
+ * one; nil, nil for another form of target). The head itself never becomes a Lua string: only its
+ * parts do. A bad request is self:badRequest(status, why) once, and reading stops (the Lua side
+ * answers after the responses before it, and closes; without a badRequest the connection just
+ * closes). What is left of an unfinished request is kept in the framer, copied once. The limits are
+ * the class's _httplimits (core._httplimits), else the parser's defaults. core._httpbuild makes a
+ * response's bytes (below).
  *
  * pauseReading() in requestReceived stops the requests still buffered too;
  * resumeReading() has them delivered (rd_conn_redeliver), as for lines.
@@ -48,6 +48,8 @@ const char rdL_httpbody_framing = 'b';
 #define RDL_HTTP_LIMITS_MAGIC 0x72646c6du
 typedef struct lhttplimits {
     uint32_t magic;
+    int raw; /* 1: the headers go to requestReceived as their raw block (a string),
+              * for core._httpheaders to make the table of when first read */
     rd_http_limits_t lim;
     uint64_t whole;
 } lhttplimits;
@@ -56,7 +58,7 @@ typedef struct lhttplimits {
  * values: 1 MiB whole), with a 64 MiB streaming limit. */
 #define RDL_HTTP_STREAM_BODY ((uint64_t)64 << 20)
 static const lhttplimits default_limits = {
-    RDL_HTTP_LIMITS_MAGIC, {8192, 32768, 100, RDL_HTTP_STREAM_BODY, 4096}, 1u << 20};
+    RDL_HTTP_LIMITS_MAGIC, 0, {8192, 32768, 100, RDL_HTTP_STREAM_BODY, 4096}, 1u << 20};
 
 static lua_Integer limitfield(lua_State *L, const char *name, lua_Integer dflt, lua_Integer max)
 {
@@ -73,9 +75,10 @@ static lua_Integer limitfield(lua_State *L, const char *name, lua_Integer dflt, 
     return v;
 }
 
-/* core._httplimits{maxRequestLine=, maxHeaderBytes=, maxHeaders=, maxBody=,
- * maxStreamBody=, maxChunkExt=} -> the limits, for a protocol class's
- * _httplimits. */
+/* core._httplimits({maxRequestLine=, maxHeaderBytes=, maxHeaders=, maxBody=,
+ * maxStreamBody=, maxChunkExt=} [, raw]) -> the limits, for a protocol
+ * class's _httplimits; raw true: its requestReceived gets the headers as
+ * their raw block (see core._httpheaders). */
 int rdL_httplimits(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -93,8 +96,10 @@ int rdL_httplimits(lua_State *L)
     };
     uint64_t stream = (uint64_t)limitfield(L, "maxStreamBody", (lua_Integer)RDL_HTTP_STREAM_BODY,
                                            (lua_Integer)1 << 50);
+    int raw = lua_toboolean(L, 2);
     lhttplimits *u = lua_newuserdatauv(L, sizeof *u, 0);
     u->magic = RDL_HTTP_LIMITS_MAGIC;
+    u->raw = raw;
     u->whole = lim.max_body;
     if (stream > lim.max_body) lim.max_body = stream;
     u->lim = lim;
@@ -114,12 +119,12 @@ static const lhttplimits *limits_of(lua_State *L, int self)
 
 enum { RDL_HTTP_MAXHEADERS = 256, RDL_HTTP_NAME = 64 };
 
-/* Push the header table of req: lower-case names, repeats joined. */
-static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
+/* Push the header table of n fields: lower-case names, repeats joined. */
+static void pushfields(lua_State *L, lreactor *lr, const rd_http_header_t *hs, size_t n)
 {
-    lua_createtable(L, 0, (int)req->nheaders);
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const rd_http_header_t *h = &req->headers[i];
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        const rd_http_header_t *h = &hs[i];
         char low[RDL_HTTP_NAME];
         if (h->name.n <= sizeof low) {
             for (size_t k = 0; k < h->name.n; k++) {
@@ -147,6 +152,56 @@ static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req)
         }
         lua_rawset(L, -3);
     }
+}
+
+/* Push req's headers: the table, or for a raw class the field lines as
+ * they came (one string, the spans' bytes only: no table per request for a
+ * handler that never reads req.headers). */
+static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req, int raw)
+{
+    if (!raw) {
+        pushfields(L, lr, req->headers, req->nheaders);
+        return;
+    }
+    if (req->nheaders == 0) {
+        lua_pushliteral(L, "");
+        return;
+    }
+    const rd_http_header_t *last = &req->headers[req->nheaders - 1];
+    const char *from = req->headers[0].name.p;
+    lua_pushlstring(L, from, (size_t)(last->value.p + last->value.n - from));
+}
+
+/* core._httpheaders(raw) -> the header table of a raw block (pushheaders):
+ * "Name: value" lines split at CRLF, the value's outer SP/HTAB dropped as
+ * the parser drops them; a line without a colon is skipped. */
+int rdL_httpheaders(lua_State *L)
+{
+    size_t n;
+    const char *p = luaL_checklstring(L, 1, &n);
+    lreactor *lr = rdL_reactor(L);
+    rd_http_header_t hs[RDL_HTTP_MAXHEADERS];
+    size_t nh = 0, i = 0;
+    while (i < n && nh < RDL_HTTP_MAXHEADERS) {
+        const char *e = memchr(p + i, '\r', n - i);
+        size_t end = e ? (size_t)(e - p) : n;
+        const char *c = memchr(p + i, ':', end - i);
+        if (c) {
+            size_t vs = (size_t)(c - p) + 1, ve = end;
+            while (vs < ve && (p[vs] == ' ' || p[vs] == '\t'))
+                vs++;
+            while (ve > vs && (p[ve - 1] == ' ' || p[ve - 1] == '\t'))
+                ve--;
+            hs[nh].name.p = p + i;
+            hs[nh].name.n = (size_t)(c - p) - i;
+            hs[nh].value.p = p + vs;
+            hs[nh].value.n = ve - vs;
+            nh++;
+        }
+        i = end + 2; /* past the CRLF */
+    }
+    pushfields(L, lr, hs, nh);
+    return 1;
 }
 
 /*{====================================================================
@@ -667,7 +722,7 @@ static void frame(lua_State *L, lreactor *lr, ltransport *t, int self, lhttpbody
         lua_pushlstring(L, req.method.p, req.method.n);
         lua_pushlstring(L, req.target.p, req.target.n);
         int targetidx = lua_gettop(L);
-        pushheaders(L, lr, &req);
+        pushheaders(L, lr, &req, limits->raw);
         if (streamed) {
             lhttpbody *nb = lua_newuserdatauv(L, sizeof *nb, 0);
             memset(nb, 0, sizeof *nb);

@@ -379,6 +379,7 @@ int luaopen_reactor_core(lua_State *L)
         {"broadcast", rdL_broadcast},
         {"_testing", rdL_testing},
         {"_httplimits", rdL_httplimits},
+        {"_httpheaders", rdL_httpheaders},
         {"_httpbuild", rdL_httpbuild},
         {"_httpresponse", rdL_httpresponse},
         {"_httpdechunk", rdL_httpdechunk},

@@ -124,6 +124,7 @@ extern const char rdL_httpbody_framing;
 void rdL_read_httpbody(lua_State *L, lreactor *lr, struct ltransport *t, int self, const char *p,
                        size_t n);
 int rdL_httplimits(lua_State *L);   /* core._httplimits{...}: a class's _httplimits */
+int rdL_httpheaders(lua_State *L);  /* core._httpheaders(raw): a raw header block's table */
 int rdL_httpbuild(lua_State *L);    /* core._httpbuild(...): a response's bytes */
 int rdL_httpresponse(lua_State *L); /* core._httpresponse(...): a client's response head */
 int rdL_httpdechunk(lua_State *L);  /* core._httpdechunk(...): a chunked body, decoded */

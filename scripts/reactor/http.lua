@@ -2,7 +2,8 @@
 --
 -- The heads are parsed in C from the connection's read buffer (lhttp.c:
 -- reactor.core.framing.http): every whole request in a read is handed to
--- requestReceived in one pass, its headers a table of lower-case names and
+-- requestReceived in one pass, its headers (a table of lower-case names,
+-- made when the handler first reads req.headers) and
 -- its body decoded (Content-Length or chunked; above maxBody, read in parts
 -- with req:read, see "Request bodies in parts"). Each request's handler runs
 -- as a task (it may reactor.sleep, connect, gather); the responses leave in
@@ -853,7 +854,10 @@ local function dispatch(self, slot, handler, req, close)
   return spawn(TASK, worker, self, slot, handler, req, close)
 end
 
--- a request's empty query and params tables, made when first read
+-- a request's empty query and params tables, and its headers table, made
+-- when first read (lhttp.c hands the headers over as their raw lines: a
+-- handler that never reads req.headers costs no table)
+local httpheaders = core._httpheaders
 local REQ = {
   __name = "reactor.http request",
   __index = function(req, k)
@@ -866,6 +870,11 @@ local REQ = {
     end
     if k == "query" or k == "params" then
       local t = {}
+      rawset(req, k, t)
+      return t
+    end
+    if k == "headers" then -- made from the head's field lines when first read
+      local t = httpheaders(rawget(req, "_hdr") or "")
       rawset(req, k, t)
       return t
     end
@@ -964,7 +973,7 @@ local function Conn(app)
       if not q then return refuse(self, 400, true) end
     end
     -- an empty query or params table is made when it is first read (REQ)
-    local req = setmetatable({ method = method, target = target, path = path, headers = headers, body = body,
+    local req = setmetatable({ method = method, target = target, path = path, _hdr = headers, body = body,
       version = minor == 0 and "1.0" or "1.1", transport = self.transport }, REQ) -- 7 fields: 8 slots
     if q then req.query = q end
     if params then req.params = params end
@@ -1107,7 +1116,8 @@ function M.app(opts)
   end
   local app = setmetatable({ _routes = {}, _static = {}, _params = false }, App)
   app.protocol = Conn(app)
-  app.protocol._httplimits = false -- the parser's defaults (and lhttp.c's lookup ends here)
+  -- the parser's defaults (and lhttp.c's lookup ends here), the headers raw (REQ)
+  app.protocol._httplimits = core._httplimits({}, true)
   app.protocol._keepalive, app.protocol._requesttimeout = 60, 30
   if opts then
     local rt = opts.requestTimeout
@@ -1122,7 +1132,7 @@ function M.app(opts)
         :format(show(ka)), 2)
     end
     if ka ~= nil then app.protocol._keepalive = ka end
-    local ok, lim = pcall(core._httplimits, opts)
+    local ok, lim = pcall(core._httplimits, opts, true)
     if not ok then error(("bad argument #1 to 'app' (%s)"):format(lim), 2) end
     app.protocol._httplimits = lim
   end

@@ -91,6 +91,38 @@ describe("reactor.http router", function()
       bodies(responses(tr:value())))
   end)
 
+  it("makes req.headers from the head's field lines when a handler first reads it", function()
+    local a = http.app()
+    local seen = {}
+    a:get("/all", function(r)
+      local first = r.headers
+      assert(first == r.headers, "req.headers is made once per request")
+      local keys = {}
+      for k, v in pairs(r.headers) do keys[#keys + 1] = k .. "=[" .. v .. "]" end
+      table.sort(keys)
+      seen[#seen + 1] = table.concat(keys, " ")
+      return "ok"
+    end)
+    a:get("/none", function() return "untouched" end)
+    local _, tr = connect(a.protocol)
+    local many = {}
+    for i = 1, 40 do many[#many + 1] = ("X-N%d: %d\r\n"):format(i, i) end
+    tr:feed(req("GET", "/all", "X-Pad:  \t spaced\t  \r\nX-Empty:\r\nX-E2: \r\nCookie: a=1\r\ncookie: b=2\r\n") ..
+      req("GET", "/none", "X-Unread: 1\r\n") ..
+      ("GET /all HTTP/1.1\r\n\r\n") .. -- HTTP/1.1 without Host is a 400 and the end of the connection
+      "")
+    testing.flush()
+    local rs = responses(tr:value())
+    assert.same({ 200, 200, 400 }, { rs[1].status, rs[2].status, rs[3].status })
+    assert.equal("cookie=[a=1, b=2] host=[t] x-e2=[] x-empty=[] x-pad=[spaced]", seen[1])
+    local _, tr2 = connect(a.protocol)
+    tr2:feed(req("GET", "/all", table.concat(many)))
+    testing.flush()
+    assert.equal(200, responses(tr2:value())[1].status)
+    assert.equal(41, select(2, seen[2]:gsub("=%[", "")))
+    assert.truthy(seen[2]:find("x-n40=[40]", 1, true))
+  end)
+
   it("parses the query string and gives lower-case header names", function()
     local _, tr = connect(app.protocol)
     tr:feed(req("GET", "/q?a=1&b=x+y&c=%26&d") ..
