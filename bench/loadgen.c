@@ -26,6 +26,22 @@
  * (one message to 99 others is 99 deliveries), latency from send to each
  * delivery. At the end it waits for every message sent to reach everyone.
  *
+ * Echo (-m echo): each connection keeps a window (-W bytes, default 64 KiB) of
+ * a pseudo-random byte stream in flight (its own offset into a 1,000,003-byte
+ * pattern, a prime so the stream never lines up with a buffer size) and checks
+ * every byte that comes back at its place in the stream: a wrong, missing,
+ * doubled or reordered byte is a mismatch. A connection is up once its first
+ * 16 bytes came back. Counted: MB (10^6 bytes) echoed and checked per second;
+ * the summary's requests/rps/srv_us_per_req are in MB (unit=MB). At the end it
+ * waits for every byte sent to come back.
+ *
+ * Connection rate (-m connrate): -c connections at a time, each one cycle after
+ * another: connect, ask one zen question, check the answer, close with
+ * SO_LINGER 0 (an RST: the loopback fills with no TIME-WAIT sockets, so the
+ * run is bounded by the server, not by ephemeral ports). Counted: connections
+ * per second (unit=connection), latency of a whole cycle. Every connect
+ * failure, wrong answer, early close or time-out is an error.
+ *
  * Idle mode (-i): open -c connections, do one request on each (so the server
  * has built its per-connection state), print "rd_loadgen: idle: N connections
  * ready", then hold them until SIGTERM/SIGINT (or -d seconds if given).
@@ -50,6 +66,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,8 +162,8 @@ struct conn {
     double not_before; /* ev time before which no reconnect */
 };
 
-enum mode { M_ZEN, M_INT32, M_CHAT };
-static const char *const mode_names[] = {"zen", "int32", "chat"};
+enum mode { M_ZEN, M_INT32, M_CHAT, M_ECHO, M_CONNRATE, M_COUNT };
+static const char *const mode_names[] = {"zen", "int32", "chat", "echo", "connrate"};
 
 /* P_DRAIN: measuring is over, no new questions, outstanding answers awaited */
 enum phase { P_CONNECT, P_WARMUP, P_MEASURE, P_DRAIN, P_DONE };
@@ -189,6 +206,9 @@ static struct {
     uint64_t notices; /* chat: join notices received */
     int *dirty;       /* chat: connections with output to flush */
     int ndirty;
+    struct ex *e;              /* echo: per connection */
+    uint64_t window;           /* echo: -W, bytes in flight per connection */
+    uint64_t checked;          /* echo: bytes echoed and checked, warm-up included */
     int server_pid;            /* -S: sample this process's CPU time */
     double srv_cpu0, srv_cpu1; /* its user+system seconds at start/end */
 } g;
@@ -204,8 +224,8 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* User + system CPU seconds of process pid (from /proc), or -1. */
-static double proc_cpu_secs(int pid)
+/* User + system CPU seconds of process pid (from /proc), or -1; its parent in *ppid. */
+static double proc_cpu_secs(int pid, int *ppid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -216,16 +236,44 @@ static double proc_cpu_secs(int pid)
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     unsigned long long ut, st;
+    int pp;
     if (!p ||
-        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        sscanf(p + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &pp, &ut, &st) != 3)
         return -1;
+    if (ppid) *ppid = pp;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The same for pid and all its descendants: a master's workers serve, so a
+ * server's CPU is the whole tree's (this kernel has no /proc/PID/task/TID/children,
+ * so the children are found by their parent field). */
+static double proc_tree_cpu_secs(int pid, int depth)
+{
+    double t = proc_cpu_secs(pid, NULL);
+    if (t < 0 || depth > 4) return t;
+    DIR *d = opendir("/proc");
+    if (!d) return t;
+    struct dirent *de;
+    /* readdir_r is deprecated; this program has one thread */
+    // cppcheck-suppress readdirCalled
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long q = strtol(de->d_name, &end, 10);
+        int pp;
+        if (*end || q <= 0 || q == pid) continue;
+        if (proc_cpu_secs((int)q, &pp) >= 0 && pp == pid) {
+            double ct = proc_tree_cpu_secs((int)q, depth + 1);
+            if (ct > 0) t += ct;
+        }
+    }
+    closedir(d);
+    return t;
 }
 
 static void sample_cpu(struct rusage *ru, double *srv)
 {
     getrusage(RUSAGE_SELF, ru);
-    if (g.server_pid) *srv = proc_cpu_secs(g.server_pid);
+    if (g.server_pid) *srv = proc_tree_cpu_secs(g.server_pid, 0);
 }
 
 static void finish(void);
@@ -935,12 +983,287 @@ static uint64_t chat_verify(void)
     return bad;
 }
 
+/* ---- echo: a window of a pseudo-random stream, every byte checked ------ */
+
+#define PAT_LEN 1000003u /* a prime: a stream wraps at no buffer-sized boundary */
+#define PAT_PAD 65536u   /* >= the longest single send or read (rbuf) */
+#define ECHO_FIRST 16u   /* bytes that confirm a connection */
+#define WINDOW_MAX (64u << 20)
+
+struct ex {
+    uint64_t sent, recv; /* stream bytes sent / echoed and checked */
+    uint32_t base;       /* where this connection's stream starts in pat */
+};
+
+static unsigned char *pat; /* PAT_LEN + PAT_PAD bytes: the tail repeats the head */
+
+static struct ex *E(const struct conn *c)
+{
+    return &g.e[c - g.c];
+}
+
+static const unsigned char *ex_at(const struct ex *e, uint64_t off)
+{
+    return pat + (e->base + off) % PAT_LEN;
+}
+
+static void pat_init(void)
+{
+    uint64_t x = 0x9e3779b97f4a7c15u; /* xorshift64*: fixed, so runs compare */
+    for (uint32_t i = 0; i < PAT_LEN; i++) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        pat[i] = (unsigned char)((x * 0x2545f4914f6cdd1du) >> 56);
+    }
+    memcpy(pat + PAT_LEN, pat, PAT_PAD);
+}
+
+static int ex_may_send(void)
+{
+    if (g.phase != P_WARMUP && g.phase != P_MEASURE) return 0;
+    return !(g.total && g.phase == P_MEASURE && g.done >= g.total);
+}
+
+/* Send stream bytes until `upto` have gone out or the socket is full; -1 if
+ * the connection failed. */
+static int ex_push(struct conn *c, uint64_t upto)
+{
+    struct ex *e = E(c);
+    while (e->sent < upto) {
+        uint64_t n = upto - e->sent;
+        if (n > PAT_PAD) n = PAT_PAD;
+        ssize_t w = send(c->io.fd, ex_at(e, e->sent), (size_t)n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            return -1;
+        }
+        e->sent += (uint64_t)w;
+    }
+    set_events(c, e->sent < upto ? EV_READ | EV_WRITE : EV_READ);
+    return 0;
+}
+
+/* A confirmed connection after progress: refill its window (or, once the run
+ * stops sending, wait for what is owed), and keep the busy count right. */
+static void ex_settle(struct conn *c)
+{
+    struct ex *e = E(c);
+    uint64_t upto = ex_may_send() ? e->recv + g.window : e->sent;
+    if (upto > e->sent && c->state == C_READY) {
+        c->t_send = now_ns();
+        px_mark_busy(c);
+    }
+    if (ex_push(c, upto) < 0) {
+        px_fail_write(c);
+        return;
+    }
+    if (e->sent == e->recv && c->state == C_BUSY) {
+        c->state = C_READY;
+        g.busy--;
+        g.ready++;
+    }
+    if (g.phase == P_DRAIN && g.busy == 0) finish();
+}
+
+/* Connected: send the first bytes of the stream, up once they come back. */
+static void ex_first(struct conn *c)
+{
+    struct ex *e = E(c);
+    int ci = (int)(c - g.c);
+    e->sent = e->recv = 0;
+    e->base = (uint32_t)(((uint64_t)ci * 104729u) % PAT_LEN);
+    c->state = C_FIRST;
+    c->t_send = now_ns();
+    if (ex_push(c, ECHO_FIRST) < 0) conn_retry(c);
+}
+
+static void ex_cb(struct conn *c, int revents)
+{
+    struct ex *e = E(c);
+    if (revents & EV_WRITE) {
+        if (ex_push(c, c->state == C_FIRST ? ECHO_FIRST
+                                           : (ex_may_send() ? e->recv + g.window : e->sent)) < 0) {
+            px_fail_write(c);
+            return;
+        }
+    }
+    if (!(revents & EV_READ) || c->io.fd < 0 || c->state == C_DEAD || c->state == C_WAIT) return;
+    ssize_t n = read(c->io.fd, rbuf, sizeof rbuf);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        if (c->state == C_FIRST) {
+            conn_retry(c);
+        } else {
+            g.dropped++;
+            if (!g.quiet)
+                fprintf(stderr,
+                        "rd_loadgen: connection %d %s by server after %" PRIu64 " of %" PRIu64
+                        " bytes echoed\n",
+                        (int)(c - g.c), n == 0 ? "closed" : "reset", e->recv, e->sent);
+            conn_kill(c);
+        }
+        return;
+    }
+    size_t len = (size_t)n;
+    if (len > e->sent - e->recv) {
+        px_show_mismatch(c, "more bytes back than were sent:", rbuf, len);
+        px_bad(c);
+        return;
+    }
+    const unsigned char *want = ex_at(e, e->recv);
+    if (memcmp(rbuf, want, len) != 0) {
+        size_t k = 0;
+        while ((unsigned char)rbuf[k] == want[k])
+            k++;
+        g.mismatches++;
+        if (g.reported++ < 5)
+            fprintf(stderr,
+                    "rd_loadgen: echo mismatch on connection %d at stream byte %" PRIu64
+                    ": expected 0x%02x, got 0x%02x\n",
+                    (int)(c - g.c), e->recv + k, want[k], (unsigned char)rbuf[k]);
+        px_bad(c);
+        return;
+    }
+    e->recv += len;
+    g.checked += len;
+    c->t_send = now_ns(); /* the reply time-out counts from the last progress */
+    if (c->state == C_FIRST) {
+        if (e->recv == ECHO_FIRST) px_confirmed(c);
+        return;
+    }
+    if (g.phase == P_MEASURE) {
+        g.done += len;
+        if (g.total && g.done >= g.total) end_measure();
+        if (g.phase == P_DONE) return;
+    }
+    ex_settle(c);
+}
+
+/* ---- connrate: connect, one question, its answer, close; again --------- */
+
+static void cr_fail(struct conn *c)
+{
+    conn_close(c);
+    c->state = C_DEAD;
+    g.dead++;
+    g.busy--;
+    if (g.busy == 0) finish();
+}
+
+static void cr_ask(struct conn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err != 0) {
+        g.connfail++;
+        if (g.reported++ < 5)
+            fprintf(stderr, "rd_loadgen: connect (connection %d): %s\n", (int)(c - g.c),
+                    strerror(err ? err : errno));
+        cr_fail(c);
+        return;
+    }
+    c->got = 0;
+    ssize_t w = send(c->io.fd, zen[c->q].q, zen[c->q].qlen, MSG_NOSIGNAL);
+    if (w != (ssize_t)zen[c->q].qlen) { /* a fresh socket takes 25 bytes whole */
+        g.dropped++;
+        if (g.reported++ < 5)
+            fprintf(stderr, "rd_loadgen: send on a new connection: %s\n",
+                    w < 0 ? strerror(errno) : "short write");
+        cr_fail(c);
+        return;
+    }
+    c->state = C_BUSY;
+    set_events(c, EV_READ);
+}
+
+static void cr_start(struct conn *c)
+{
+    const struct addrinfo *ai = g.addr;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fprintf(stderr, "rd_loadgen: socket: %s\n", strerror(errno));
+        g.connfail++;
+        c->io.fd = -1;
+        cr_fail(c);
+        return;
+    }
+    int one = 1;
+    struct linger lg = {1, 0}; /* close sends an RST: no TIME-WAIT left behind */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    c->state = C_CONNECTING;
+    c->t_send = now_ns();
+    ev_io_init(&c->io, conn_cb, fd, EV_WRITE);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        cr_ask(c);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        g.connfail++;
+        if (g.reported++ < 5) fprintf(stderr, "rd_loadgen: connect: %s\n", strerror(errno));
+        cr_fail(c);
+        return;
+    }
+    ev_io_start(loop, &c->io);
+}
+
+static void cr_cb(struct conn *c, int revents)
+{
+    if (c->state == C_CONNECTING) {
+        cr_ask(c);
+        return;
+    }
+    if (!(revents & EV_READ) || c->state != C_BUSY) return;
+    ssize_t n = read(c->io.fd, rbuf, sizeof rbuf);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        g.dropped++;
+        if (g.reported++ < 5)
+            fprintf(stderr, "rd_loadgen: connection %s by the server before its answer\n",
+                    n == 0 ? "closed" : "reset");
+        cr_fail(c);
+        return;
+    }
+    size_t len = (size_t)n;
+    if (len > zen[c->q].alen - c->got || memcmp(rbuf, zen[c->q].a + c->got, len) != 0) {
+        g.mismatches++;
+        report_mismatch(c, rbuf, len);
+        cr_fail(c);
+        return;
+    }
+    c->got += (uint32_t)len;
+    if (c->got < zen[c->q].alen) return;
+    uint64_t t = now_ns();
+    conn_close(c);
+    c->q = (c->q + 1) % NQUESTIONS;
+    g.busy--;
+    if (g.phase == P_MEASURE) {
+        hist_add(&g.hist, t - c->t_send);
+        g.done++;
+        if (g.total && g.done >= g.total) end_measure();
+    }
+    if (g.phase == P_DONE) return;
+    if (may_send_more()) {
+        g.busy++;
+        cr_start(c);
+        return;
+    }
+    c->state = C_READY;
+    if (g.phase == P_DRAIN && g.busy == 0) finish();
+}
+
 static void on_connected(struct conn *c)
 {
     int err = 0;
     socklen_t el = sizeof err;
     if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0 || err != 0) {
         conn_retry(c);
+        return;
+    }
+    if (g.mode == M_ECHO) {
+        ex_first(c);
         return;
     }
     if (g.px) {
@@ -955,8 +1278,16 @@ static void conn_cb(struct ev_loop *l, ev_io *w, int revents)
 {
     (void)l;
     struct conn *c = (struct conn *)w;
+    if (g.mode == M_CONNRATE) {
+        cr_cb(c, revents);
+        return;
+    }
     if (c->state == C_CONNECTING) {
         on_connected(c);
+        return;
+    }
+    if (g.mode == M_ECHO) {
+        ex_cb(c, revents);
         return;
     }
     if (g.px) {
@@ -1000,6 +1331,10 @@ static void start_connect(struct conn *c)
     c->t_state = now_ns();
     ev_io_init(&c->io, conn_cb, fd, EV_WRITE);
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        if (g.mode == M_ECHO) {
+            ex_first(c);
+            return;
+        }
         if (g.px) {
             px_first(c, c->t_state);
             return;
@@ -1045,7 +1380,18 @@ static void scan_cb(struct ev_loop *l, ev_timer *w, int revents)
     (void)revents;
     uint64_t t = now_ns();
     uint64_t ct = (uint64_t)(g.connect_timeout * 1e9), rt = (uint64_t)(g.reply_timeout * 1e9);
-    for (int i = 0; i < g.conns; i++) {
+    for (int i = 0; i < g.conns && g.mode == M_CONNRATE; i++) {
+        struct conn *c = &g.c[i];
+        if ((c->state == C_CONNECTING || c->state == C_BUSY) && t - c->t_send > rt) {
+            g.timeouts++;
+            if (g.reported++ < 5)
+                fprintf(stderr, "rd_loadgen: connection %d: no %s after %.1fs\n", i,
+                        c->state == C_CONNECTING ? "connect" : "complete answer", g.reply_timeout);
+            cr_fail(c);
+            if (g.phase == P_DONE) return;
+        }
+    }
+    for (int i = 0; i < g.conns && g.mode != M_CONNRATE; i++) {
         struct conn *c = &g.c[i];
         if (c->state == C_CONNECTING || c->state == C_FIRST) {
             if (t - c->t_state > ct) conn_retry(c);
@@ -1127,7 +1473,16 @@ static void start_run(void)
     uint64_t t = now_ns();
     for (int i = 0; i < g.conns && g.phase != P_DONE; i++) {
         struct conn *c = &g.c[i];
+        if (g.mode == M_CONNRATE) {
+            g.busy++;
+            cr_start(c);
+            continue;
+        }
         if (c->state != C_READY) continue;
+        if (g.mode == M_ECHO) {
+            ex_settle(c);
+            continue;
+        }
         if (g.px) {
             px_start(c, t);
             continue;
@@ -1195,8 +1550,11 @@ static void usage(FILE *f)
                "  -C SEC   give up if the connections are not all up after SEC (default 60)\n"
                "  -S PID   also report the CPU time process PID (the server) spent while\n"
                "           measuring: srv_cpu (%% of one CPU) and srv_us_per_req\n"
-               "  -m MODE  zen (default), int32 (Int32StringReceiver echo frames) or chat\n"
-               "           (examples/chat.lua's room: every connection a member)\n"
+               "  -m MODE  zen (default), int32 (Int32StringReceiver echo frames), chat\n"
+               "           (examples/chat.lua's room: every connection a member), echo (a\n"
+               "           checked byte stream, MB/s) or connrate (connect, one zen question,\n"
+               "           close with an RST; connections/s, -c of them at a time)\n"
+               "  -W BYTES echo: bytes in flight per connection (default 65536)\n"
                "  -D N     requests in flight per connection (default 1; int32 and chat: 16\n"
                "           and 4); chat: messages per member not yet delivered to all\n"
                "  -q       quieter: no per-connection messages\n");
@@ -1241,13 +1599,15 @@ int main(int argc, char **argv)
 
     int opt;
     g.depth = 0;
-    while ((opt = getopt(argc, argv, "c:d:n:w:iP:t:C:S:m:D:qh")) != -1) {
+    g.window = 65536;
+    while ((opt = getopt(argc, argv, "c:d:n:w:iP:t:C:S:m:D:W:qh")) != -1) {
         switch (opt) {
         case 'm':
-            for (g.mode = 0; g.mode < 3 && strcmp(optarg, mode_names[g.mode]) != 0; g.mode++)
+            for (g.mode = 0; g.mode < M_COUNT && strcmp(optarg, mode_names[g.mode]) != 0; g.mode++)
                 ;
-            if (g.mode == 3) {
-                fprintf(stderr, "rd_loadgen: -m: zen, int32 or chat, not %s\n", optarg);
+            if (g.mode == M_COUNT) {
+                fprintf(stderr, "rd_loadgen: -m: zen, int32, chat, echo or connrate, not %s\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -1260,6 +1620,13 @@ int main(int argc, char **argv)
             break;
         case 'c':
             g.conns = (int)parse_num(optarg, opt);
+            break;
+        case 'W':
+            g.window = (uint64_t)parse_num(optarg, opt);
+            if (g.window < ECHO_FIRST || g.window > WINDOW_MAX) {
+                fprintf(stderr, "rd_loadgen: -W: %u to %u bytes\n", ECHO_FIRST, WINDOW_MAX);
+                return 2;
+            }
             break;
         case 'd':
             g.duration = parse_num(optarg, opt);
@@ -1304,7 +1671,15 @@ int main(int argc, char **argv)
     g.host = argv[optind];
     g.port = argv[optind + 1];
     if (!g.depth) g.depth = g.mode == M_INT32 ? 16 : g.mode == M_CHAT ? 4 : 1;
-    g.px = g.mode != M_ZEN || g.depth > 1;
+    if ((g.mode == M_ECHO || g.mode == M_CONNRATE) && g.depth != 1) {
+        fprintf(stderr, "rd_loadgen: -D does not apply to -m %s\n", mode_names[g.mode]);
+        return 2;
+    }
+    g.px = g.mode == M_INT32 || g.mode == M_CHAT || (g.mode == M_ZEN && g.depth > 1);
+    if (g.mode != M_ZEN && g.idle) {
+        fprintf(stderr, "rd_loadgen: -i works with -m zen -D 1 only\n");
+        return 2;
+    }
     if (g.px && g.idle) {
         fprintf(stderr, "rd_loadgen: -i works with -m zen -D 1 only\n");
         return 2;
@@ -1334,6 +1709,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "rd_loadgen: out of memory\n");
         return 1;
     }
+    if (g.mode == M_ECHO) {
+        g.e = calloc((size_t)g.conns, sizeof *g.e);
+        pat = malloc(PAT_LEN + PAT_PAD);
+        if (!g.e || !pat) {
+            fprintf(stderr, "rd_loadgen: out of memory\n");
+            return 1;
+        }
+        pat_init();
+    }
     if (g.px) {
         g.x = calloc((size_t)g.conns, sizeof *g.x);
         g.dirty = calloc((size_t)g.conns, sizeof *g.dirty);
@@ -1357,7 +1741,7 @@ int main(int argc, char **argv)
         g.c[i].state = C_WAIT;
         g.queue[i] = i;
     }
-    g.qlen = g.conns;
+    g.qlen = g.mode == M_CONNRATE ? 0 : g.conns; /* connrate connects in start_run */
 
     loop = ev_default_loop(EVFLAG_AUTO);
     ev_signal sigint_w, sigterm_w;
@@ -1372,7 +1756,10 @@ int main(int argc, char **argv)
     ev_init(&phase_w, phase_cb);
 
     g.t_connect_start = ev_time();
-    pump();
+    if (g.mode == M_CONNRATE)
+        start_run();
+    else
+        pump();
     if (g.phase != P_DONE) ev_run(loop, 0);
 
     double secs = (double)(g.t_measure_end - g.t_measure_start) / 1e9;
@@ -1381,11 +1768,14 @@ int main(int argc, char **argv)
                  (double)(r1->ru_stime.tv_sec - r0->ru_stime.tv_sec) +
                  (double)(r1->ru_utime.tv_usec - r0->ru_utime.tv_usec) / 1e6 +
                  (double)(r1->ru_stime.tv_usec - r0->ru_stime.tv_usec) / 1e6;
-    char srv[96] = "";
+    /* what one "request" is: echo counts MB (10^6 bytes) echoed, connrate connections */
+    double units = g.mode == M_ECHO ? (double)g.done / 1e6 : (double)g.done;
+    int prec = g.mode == M_ECHO ? 1 : 0;
+    char srv[128] = "";
     if (g.server_pid && secs > 0 && g.done && g.srv_cpu0 >= 0 && g.srv_cpu1 >= 0) {
         double sc = g.srv_cpu1 - g.srv_cpu0;
-        snprintf(srv, sizeof srv, " srv_cpu=%.0f%% srv_us_per_req=%.2f", 100.0 * sc / secs,
-                 sc * 1e6 / (double)g.done);
+        snprintf(srv, sizeof srv, " srv_cpu=%.0f%% srv_us_per_req=%.2f srv_cpu_s=%.3f",
+                 100.0 * sc / secs, sc * 1e6 / units, sc);
     }
     struct rusage rtot; /* the whole process, connects and warm-up included */
     getrusage(RUSAGE_SELF, &rtot);
@@ -1408,7 +1798,16 @@ int main(int argc, char **argv)
                g.conns, alive, g.connect_secs, secs, g.mismatches, g.dropped, g.timeouts,
                g.connfail, g.retries, errors);
     } else {
-        char extra[160] = "";
+        char extra[160] = "", lat[96] = " p50_us=- p99_us=- max_us=-";
+        if (g.mode != M_ECHO) /* echo is a stream: no reply to time */
+            snprintf(lat, sizeof lat, " p50_us=%.1f p99_us=%.1f max_us=%.1f",
+                     hist_pct(&g.hist, 50) / 1e3, hist_pct(&g.hist, 99) / 1e3,
+                     (double)g.hist.max / 1e3);
+        if (g.mode == M_ECHO)
+            snprintf(extra, sizeof extra,
+                     " proto=echo unit=MB window=%" PRIu64 " bytes=%" PRIu64 " checked=%" PRIu64,
+                     g.window, g.done, g.checked);
+        if (g.mode == M_CONNRATE) snprintf(extra, sizeof extra, " proto=connrate unit=connection");
         if (g.px) {
             uint64_t sent = 0;
             for (int i = 0; i < g.conns; i++)
@@ -1419,21 +1818,21 @@ int main(int argc, char **argv)
                 snprintf(extra + strlen(extra), sizeof extra - strlen(extra), " notices=%" PRIu64,
                          g.notices);
         }
-        printf("rd_loadgen: mode=load conns=%d connect_secs=%.3f secs=%.3f requests=%" PRIu64
-               " rps=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f cpu=%.0f%%%s mismatches=%" PRIu64
-               " dropped=%" PRIu64 " timeouts=%" PRIu64 " connfail=%" PRIu64 " retries=%" PRIu64
-               " errors=%" PRIu64 " cpu_total_s=%.3f%s%s\n",
-               g.conns, g.connect_secs, secs, g.done, secs > 0 ? (double)g.done / secs : 0.0,
-               hist_pct(&g.hist, 50) / 1e3, hist_pct(&g.hist, 99) / 1e3, (double)g.hist.max / 1e3,
-               secs > 0 ? 100.0 * cpu / secs : 0.0, srv, g.mismatches, g.dropped, g.timeouts,
-               g.connfail, g.retries, errors, cpu_total, g.interrupted ? " interrupted=1" : "",
-               extra);
+        printf(
+            "rd_loadgen: mode=load conns=%d connect_secs=%.3f secs=%.3f requests=%.*f"
+            " rps=%.*f%s cpu=%.0f%%%s mismatches=%" PRIu64 " dropped=%" PRIu64 " timeouts=%" PRIu64
+            " connfail=%" PRIu64 " retries=%" PRIu64 " errors=%" PRIu64 " cpu_total_s=%.3f%s%s\n",
+            g.conns, g.connect_secs, secs, prec, units, prec, secs > 0 ? units / secs : 0.0, lat,
+            secs > 0 ? 100.0 * cpu / secs : 0.0, srv, g.mismatches, g.dropped, g.timeouts,
+            g.connfail, g.retries, errors, cpu_total, g.interrupted ? " interrupted=1" : "", extra);
     }
     fflush(stdout);
     freeaddrinfo(g.addr);
     for (int i = 0; g.x && g.mode == M_CHAT && i < g.conns; i++)
         free(g.x[i].next_from);
     free(g.x);
+    free(g.e);
+    free(pat);
     free(g.dirty);
     free(g.c);
     free(g.queue);

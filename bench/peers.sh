@@ -8,7 +8,9 @@
 #   BENCH_QUICK=1   short runs (1 s, 2 rounds, 2000 idle connections): a check, not figures
 #   REPEAT, DURATION, WARMUP   as bench/run.sh (defaults: 3, 2, 1)
 #   SKIP_SETUP=1    do not install missing peers
-#   SECTIONS        which loads ["zen zen16 http"]
+#   SECTIONS        which loads ["zen zen16 echo connrate http"]
+#   ECHO_CONNS, ECHO_WINDOW  echo streaming: connections ["1 50"], bytes in flight each [65536]
+#   CONNRATE_CONNS  connection rate: connections at a time ["1 50"]
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -19,6 +21,7 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
     : "${REPEAT:=3}" "${DURATION:=2}" "${WARMUP:=1}" "${IDLE_CONNS:=10000}" "${ZEN_CONNS:=1 50 1000 10000}"
 fi
+: "${SECTIONS:=zen zen16 echo connrate http}" "${ECHO_CONNS:=1 50}" "${ECHO_WINDOW:=65536}" "${CONNRATE_CONNS:=1 50}"
 export REPEAT DURATION WARMUP BUILD_DIR REACTORD
 OUT=bench/results
 mkdir -p "$OUT"
@@ -43,9 +46,10 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 say "open-file limit $(ulimit -n)"
 
-ZEN_PEERS="raw_zen reactord node_zen py_zen uvloop_zen twisted_zen luv_zen cqueues_zen"
+ZEN_PEERS="raw_zen reactord reactord_w2 node_zen py_zen uvloop_zen twisted_zen luv_zen cqueues_zen"
+ECHO_PEERS="raw_echo reactord_echo reactord_echo_w2 node_echo py_echo uvloop_echo twisted_echo luv_echo cqueues_echo"
 if "$REACTORD" --help 2>&1 | grep -q -- '--workers'; then
-    say "NOTE: reactord --workers exists, but this bench does not run it yet (its CPU is the master's plus the workers')"
+    say "NOTE: reactord_w2 rows are reactord --workers 2 on both CPUs, so they share CPU 1 with the load generator; their server CPU is the master's plus the workers'"
 else
     say "NOTE: reactord has no --workers flag in this build: the N-worker rows are skipped"
 fi
@@ -55,20 +59,34 @@ n_zen=$(wc -w <<<"$ZEN_PEERS")
 per_run=$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN {print d + w + 0.5}')
 plan_zen=$(awk -v n="$n_zen" -v r="$REPEAT" -v p="$per_run" -v c="$(wc -w <<<"$ZEN_CONNS")" 'BEGIN {printf "%d", n * r * p * c + n * 20}')
 plan_pipe=$(awk -v n="$n_zen" -v r="$REPEAT" -v p="$per_run" 'BEGIN {printf "%d", n * r * p}')
+plan_echo=$(awk -v n="$(wc -w <<<"$ECHO_PEERS")" -v r="$REPEAT" -v p="$per_run" -v c="$(wc -w <<<"$ECHO_CONNS")" 'BEGIN {printf "%d", n * r * p * c + n}')
+plan_conn=$(awk -v n="$n_zen" -v r="$REPEAT" -v p="$per_run" -v c="$(wc -w <<<"$CONNRATE_CONNS")" 'BEGIN {printf "%d", n * r * p * c + n}')
 plan_http=$(awk -v r="$REPEAT" -v p="$per_run" 'BEGIN {printf "%d", 5 * 3 * r * (p + 0.5)}')
 left() { # left PLANNED_SECONDS_OF_WHAT_REMAINS
     say "----- $1; about $2 s planned from here ($(($(date +%s) - T0)) s so far)"
 }
 
 # ---- zen: 1 in flight, every connection count, memory per idle connection ----
-left "zen, 1 in flight, connections $ZEN_CONNS, and idle memory at $IDLE_CONNS" $((plan_zen + plan_pipe + plan_http))
-[[ " ${SECTIONS:-zen zen16 http} " = *" zen "* ]] &&
+left "zen, 1 in flight, connections $ZEN_CONNS, and idle memory at $IDLE_CONNS" $((plan_zen + plan_pipe + plan_echo + plan_conn + plan_http))
+[[ " ${SECTIONS} " = *" zen "* ]] &&
     PEERS=$ZEN_PEERS CONNS=$ZEN_CONNS IDLE_CONNS=$IDLE_CONNS DEPTH=1 RESULTS=$RESULTS bench/run.sh | tee "$OUT/zen.txt"
 
 # ---- zen: 16 pipelined, 50 connections ----
-left "zen, 16 pipelined, 50 connections" $((plan_pipe + plan_http))
-[[ " ${SECTIONS:-zen zen16 http} " = *" zen16 "* ]] &&
+left "zen, 16 pipelined, 50 connections" $((plan_pipe + plan_echo + plan_conn + plan_http))
+[[ " ${SECTIONS} " = *" zen16 "* ]] &&
     PEERS=$ZEN_PEERS CONNS=50 IDLE_CONNS=0 DEPTH=16 RESULTS=$RESULTS bench/run.sh | tee "$OUT/zen16.txt"
+
+# ---- echo streaming: a window of checked bytes in flight per connection, MB/s ----
+left "echo streaming, ${ECHO_WINDOW}-byte window, connections $ECHO_CONNS" $((plan_echo + plan_conn + plan_http))
+[[ " ${SECTIONS} " = *" echo "* ]] &&
+    PEERS=$ECHO_PEERS BASE=raw_echo LOADGEN_ARGS="-m echo -W $ECHO_WINDOW" CONNS=$ECHO_CONNS IDLE_CONNS=0 DEPTH=1 \
+        RESULT_TAG=echo RESULTS=$RESULTS bench/run.sh | tee "$OUT/echo.txt"
+
+# ---- connection rate: connect, one zen question, close (RST), again; connections/s ----
+left "connection rate (zen), connections at a time $CONNRATE_CONNS" $((plan_conn + plan_http))
+[[ " ${SECTIONS} " = *" connrate "* ]] &&
+    PEERS=$ZEN_PEERS LOADGEN_ARGS="-m connrate" CONNS=$CONNRATE_CONNS IDLE_CONNS=0 DEPTH=1 \
+        RESULT_TAG=connrate RESULTS=$RESULTS bench/run.sh | tee "$OUT/connrate.txt"
 
 # ---- HTTP hello: reactord's router, raw C, nginx, nginx-lua, Node http ----
 left "HTTP hello with wrk (checking each response): 50 and 1000 connections, 16 pipelined" $plan_http
@@ -124,7 +142,7 @@ ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 HZ=$(getconf CLK_TCK)
 wdur=$(awk -v d="$DURATION" 'BEGIN {printf "%d", (d < 1 ? 1 : d + 0.5)}')
 HTTP_LOADS=("50 1" "1000 1" "50 16") # connections, pipelined depth
-[[ " ${SECTIONS:-zen zen16 http} " = *" http "* ]] || HTTP_LOADS=()
+[[ " ${SECTIONS} " = *" http "* ]] || HTTP_LOADS=()
 for load in "${HTTP_LOADS[@]}"; do
     read -r conns depth <<<"$load"
     for ((i = 1; i <= REPEAT; i++)); do

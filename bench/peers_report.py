@@ -16,13 +16,13 @@ mem = {}
 http = defaultdict(list)
 for line in open(raw):
     f = line.split()
-    if f[0] == "zen":
+    if f[0] in ("zen", "echo", "connrate"):
         depth, peer, conns, rps, sus, pair = f[1:7]
         runs = [float(x) for x in (f[7] if len(f) > 7 else "").split(",") if x]
-        load = "zen c=%s" % conns + (" x%s pipelined" % depth if depth != "1" else "")
+        load = "%s c=%s" % (f[0], conns) + (" x%s pipelined" % depth if depth != "1" else "")
         per = "%.0f" % (1e6 / float(sus)) if sus not in ("-", "0", "0.00") else "-"
         spread = "%.2f-%.2f" % (min(runs), max(runs)) if runs else "-"
-        rows.append([load, peer, rps, spread, pair if peer != "raw_zen" else "1.00", per])
+        rows.append([load, peer, rps, spread, pair if peer not in ("raw_zen", "raw_echo") else "1.00", per])
     elif f[0] == "mem":
         mem[f[1]] = f[2]
     elif f[0] == "httpround":
@@ -38,7 +38,7 @@ for (conns, depth, peer), rs in http.items():
     rows.append([load, peer, "%.0f" % med, "%.0f-%.0f" % (min(r for r, _ in ok), max(r for r, _ in ok)),
                  None, "%.0f" % statistics.median(p for _, p in ok)])
 # HTTP ratios: median req/s over raw_http's
-base = {r[0]: r for r in rows if r[1] in ("raw_zen", "raw_http")}
+base = {r[0]: r for r in rows if r[1] in ("raw_zen", "raw_http", "raw_echo")}
 for r in rows:
     if r[4] is None:
         b = base.get(r[0])
@@ -54,16 +54,20 @@ with open(os.path.join(out, "peers.md"), "w") as md:
         md.write("| %s |\n" % " | ".join(r))
     md.write("\nzen rows: req/s is the best round, `x raw C` the pair median, spread the min-max of "
              "the per-round ratios to raw C; http rows: req/s is the median round, spread its min-max "
-             "req/s, `x raw C` the median over raw_http's.\n\n")
+             "req/s, `x raw C` the median over raw_http's.\n"
+             "echo rows: a \"req\" is one MB (10^6 bytes) echoed and checked (req/s = MB/s), raw C is raw_echo; "
+             "connrate rows: one connection (connect, a zen question, its answer, close with an RST). "
+             "reactord_w2 rows: --workers 2, which on this 2-CPU machine shares CPU 1 with the load "
+             "generator; their server CPU is master + workers.\n\n")
     md.write("| peer | bytes per idle connection |\n|---|---:|\n")
     for p, v in mem.items():
         md.write("| %s | %s |\n" % (p, v))
 
 # chart: one cluster per load, one bar per peer, the ratio to raw C
 loads = list(dict.fromkeys(r[0] for r in rows))
-peers = list(dict.fromkeys(r[1].replace("_http", "").replace("_zen", "") for r in rows))
+peers = list(dict.fromkeys(r[1].replace("_http", "").replace("_zen", "").replace("_echo", "") for r in rows))
 peers = [p for p in peers if p != "raw"]
-val = {(r[0], r[1].replace("_http", "").replace("_zen", "")): r[6] for r in rows}  # per server CPU-s: the figure that noise moves least
+val = {(r[0], r[1].replace("_http", "").replace("_zen", "").replace("_echo", "")): r[6] for r in rows}  # per server CPU-s: the figure that noise moves least
 dat = os.path.join(out, "peers.dat")
 with open(dat, "w") as d:
     d.write('load ' + " ".join(peers) + "\n")

@@ -14,7 +14,11 @@
 #   RESULTS     if set, a file to append one line per row to, for bench/peers.sh:
 #               "zen DEPTH PEER CONNS RPS US_PER_REQ PAIR_MEDIAN RATIO_RUNS" and
 #               "mem PEER BYTES_PER_CONN"
-#   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
+#   BASE        the peer every ratio is to [raw_zen]; raw_echo for -m echo
+#   LOADGEN_ARGS  more rd_loadgen options, e.g. "-m echo -W 65536" or "-m connrate"
+#               (echo counts MB as its "requests", connrate connections)
+#   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]; the --workers 2 peers
+#               (reactord_w2, reactord_echo_w2) get both CPUs, the load's one included
 #   BENCH_SPIN  1 = keep both CPUs out of the idle state with SCHED_IDLE spinners [1]
 #               (on VMs a halted vCPU takes ~1 ms to wake, which would swamp the
 #               1-connection numbers; the spinners yield at once to any real work)
@@ -37,6 +41,8 @@ RESULTS=${RESULTS:-}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 BENCH_SPIN=${BENCH_SPIN:-1}
+BASE=${BASE:-raw_zen}
+LOADGEN_ARGS=${LOADGEN_ARGS:-}
 HOST=127.0.0.1
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/reactord-bench.XXXXXX") || exit 1
@@ -87,6 +93,7 @@ if [ ! -x "$LOADGEN" ] && [ -x "$BUILD_DIR/bench/rd_loadgen" ]; then
     LOADGEN=$BUILD_DIR/bench/rd_loadgen
     RAW_ZEN=$BUILD_DIR/bench/raw_zen
 fi
+RAW_ECHO=$(dirname "$RAW_ZEN")/raw_echo
 if [ -x "$LOADGEN" ] && [ -x "$RAW_ZEN" ] && [ "$LOADGEN" -nt bench/loadgen.c ] &&
     [ "$RAW_ZEN" -nt bench/raw_zen.c ]; then
     say "bench: using $LOADGEN and $RAW_ZEN"
@@ -94,8 +101,10 @@ else
     say "bench: building rd_loadgen and raw_zen with cc into $WORK"
     LOADGEN=$WORK/rd_loadgen
     RAW_ZEN=$WORK/raw_zen
+    RAW_ECHO=$WORK/raw_echo
     if ! cc -std=c11 -O2 -Wall -Wextra -o "$LOADGEN" bench/loadgen.c -lev ||
-        ! cc -std=c11 -O2 -Wall -Wextra -o "$RAW_ZEN" bench/raw_zen.c -lev; then
+        ! cc -std=c11 -O2 -Wall -Wextra -o "$RAW_ZEN" bench/raw_zen.c -lev ||
+        ! cc -std=c11 -O2 -Wall -Wextra -o "$WORK/raw_echo" bench/raw_echo.c -lev; then
         fail "could not build the bench tools (is libev-dev installed?)"
         exit 1
     fi
@@ -110,10 +119,12 @@ fi
 
 PIN_SERVER=()
 PIN_LOADGEN=()
+PIN_BOTH=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     PIN_SERVER=(taskset -c "$SERVER_CPU")
     PIN_LOADGEN=(taskset -c "$LOADGEN_CPU")
     PIN_NOTE="server on CPU $SERVER_CPU, loadgen on CPU $LOADGEN_CPU"
+    PIN_BOTH=(taskset -c "$SERVER_CPU,$LOADGEN_CPU")
 else
     PIN_NOTE="not pinned (needs taskset and 2 CPUs)"
 fi
@@ -171,12 +182,27 @@ peer_cmd() {
     twisted_zen) echo "/usr/bin/python3 bench/peers/twisted_zen.py -p 0 $HOST" ;;
     luv_zen) echo "lua5.4 bench/peers/luv_zen.lua -p 0 $HOST" ;;
     cqueues_zen) echo "lua5.4 bench/peers/cqueues_zen.lua -p 0 $HOST" ;;
+    reactord_w2) echo "$REACTORD --workers 2 $ZEN_SCRIPT -p 0 $HOST" ;;
+    raw_echo) echo "$RAW_ECHO -p 0 $HOST" ;;
+    reactord_echo) echo "$REACTORD examples/echo.lua -p 0 $HOST" ;;
+    reactord_echo_w2) echo "$REACTORD --workers 2 examples/echo.lua -p 0 $HOST" ;;
+    node_echo) echo "node bench/peers/node_echo.js -p 0 $HOST" ;;
+    py_echo) echo "/usr/bin/python3 bench/peers/py_echo.py -p 0 $HOST" ;;
+    uvloop_echo) echo "/usr/bin/python3 bench/peers/py_echo.py -u -p 0 $HOST" ;;
+    twisted_echo) echo "/usr/bin/python3 bench/peers/twisted_echo.py -p 0 $HOST" ;;
+    luv_echo) echo "lua5.4 bench/peers/luv_echo.lua -p 0 $HOST" ;;
+    cqueues_echo) echo "lua5.4 bench/peers/cqueues_echo.lua -p 0 $HOST" ;;
     esac
 }
 
 peer_available() {
     case $1 in
     raw_zen) return 0 ;;
+    raw_echo) [ -x "$RAW_ECHO" ] || return 1 ;;
+    reactord_echo) [ -x "$REACTORD" ] || return 1 ;;
+    reactord_w2 | reactord_echo_w2)
+        "$REACTORD" --help 2>&1 | grep -q -- --workers || return 1
+        ;;
     reactord)
         [ -x "$REACTORD" ] || {
             fail "reactord: $REACTORD not found or not executable (build it first, or set REACTORD)"
@@ -187,12 +213,12 @@ peer_available() {
             return 1
         }
         ;;
-    node_zen) command -v node >/dev/null || return 1 ;;
-    py_zen) [ -x /usr/bin/python3 ] || return 1 ;;
-    uvloop_zen) /usr/bin/python3 -c 'import uvloop' 2>/dev/null || return 1 ;;
-    twisted_zen) /usr/bin/python3 -c 'import twisted' 2>/dev/null || return 1 ;;
-    luv_zen) lua5.4 -e 'require "luv"' 2>/dev/null || return 1 ;;
-    cqueues_zen) lua5.4 -e 'require "cqueues"' 2>/dev/null || return 1 ;;
+    node_zen | node_echo) command -v node >/dev/null || return 1 ;;
+    py_zen | py_echo) [ -x /usr/bin/python3 ] || return 1 ;;
+    uvloop_zen | uvloop_echo) /usr/bin/python3 -c 'import uvloop' 2>/dev/null || return 1 ;;
+    twisted_zen | twisted_echo) /usr/bin/python3 -c 'import twisted' 2>/dev/null || return 1 ;;
+    luv_zen | luv_echo) lua5.4 -e 'require "luv"' 2>/dev/null || return 1 ;;
+    cqueues_zen | cqueues_echo) lua5.4 -e 'require "cqueues"' 2>/dev/null || return 1 ;;
     *)
         fail "unknown peer $1"
         return 1
@@ -204,9 +230,11 @@ SERVER_PID=
 SERVER_PORT=
 # start_server NAME TAG: start peer NAME pinned, wait for its "listening on" line
 start_server() {
-    local name=$1 out=$WORK/$1.$2.out err=$WORK/$1.$2.err
+    local name=$1 out=$WORK/$1.$2.out err=$WORK/$1.$2.err pin=("${PIN_SERVER[@]}")
+    # 2 workers on this 2-CPU machine: they share CPU 1 with the load generator
+    [[ $name != *_w2 ]] || pin=("${PIN_BOTH[@]}")
     # shellcheck disable=SC2046
-    "${PIN_SERVER[@]}" $(peer_cmd "$name") >"$out" 2>"$err" </dev/null &
+    "${pin[@]}" $(peer_cmd "$name") >"$out" 2>"$err" </dev/null &
     SERVER_PID=$!
     PIDS+=("$SERVER_PID")
     SERVER_PORT=
@@ -253,7 +281,7 @@ load_once() {
     o0=$(cpu_ticks "$SERVER_PID" "${SPIN_PIDS[@]}")
     w0=$(now_ms)
     timeout -k 5 $(($(bound "$WARMUP" "$DURATION") + 90)) \
-        "${PIN_LOADGEN[@]}" "$LOADGEN" -q -c "$c" -D "$DEPTH" -d "$DURATION" -w "$WARMUP" -S "$SERVER_PID" \
+        "${PIN_LOADGEN[@]}" "$LOADGEN" -q $LOADGEN_ARGS -c "$c" -D "$DEPTH" -d "$DURATION" -w "$WARMUP" -S "$SERVER_PID" \
         "$HOST" "$SERVER_PORT" >"$out" 2>"$out.err" </dev/null
     rc=$?
     w1=$(now_ms)
@@ -331,14 +359,14 @@ load_all() {
             [ -n "${recs[$p,$c]:-}" ] && [ "${RPS[$p,$c]:-}" != FAIL ] || continue
             # the median of per-round ratios: each round runs raw_zen and this
             # peer back to back, so a slow spell of the VM hits both alike
-            if [ -n "${recs[raw_zen,$c]:-}" ]; then
+            if [ -n "${recs[$BASE,$c]:-}" ]; then
                 PAIRMED[$p,$c]=$(paste -d' ' <(printf '%s' "${recs[$p,$c]}" | awk '{print $1}') \
-                    <(printf '%s' "${recs[raw_zen,$c]}" | awk '{print $1}') |
+                    <(printf '%s' "${recs[$BASE,$c]}" | awk '{print $1}') |
                     awk '$2 > 0 {print $1 / $2}' | tee "$WORK/ratios.$p.$c" | sort -g |
                     awk '{v[NR] = $1} END {if (NR) printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
             fi
-            [ "$p" = raw_zen ] || [ ! -s "$WORK/ratios.$p.$c" ] ||
-                say "bench: $p c=$c: per-round req/s ratios to raw_zen: $(awk '{printf "%.2f ", $1}' "$WORK/ratios.$p.$c")"
+            [ "$p" = "$BASE" ] || [ ! -s "$WORK/ratios.$p.$c" ] ||
+                say "bench: $p c=$c: per-round req/s ratios to $BASE: $(awk '{printf "%.2f ", $1}' "$WORK/ratios.$p.$c")"
             best=$(printf '%s' "${recs[$p,$c]}" | sort -n -r -k1,1 | head -n 1)
             read -r "RPS[$p,$c]" "P50[$p,$c]" "P99[$p,$c]" "SCPU[$p,$c]" "GCPU[$p,$c]" \
                 "SUS[$p,$c]" "STEAL[$p,$c]" "OTHERS[$p,$c]" <<<"$best"
@@ -413,13 +441,14 @@ for p in "${LOAD_PEERS[@]}"; do
     use_server "$p"
     stop_server
 done
+# (not the --workers peers: one pid's RSS would miss the workers')
 [ "$IDLE_CONNS" -gt 0 ] && for p in "${RUN_PEERS[@]}"; do
-    mem_run "$p"
+    [[ $p == *_w2 ]] || mem_run "$p"
 done
 if [ -n "$RESULTS" ]; then
     for c in $CONNS; do
         for p in "${RUN_PEERS[@]}"; do
-            echo "zen $DEPTH $p $c ${RPS[$p,$c]:--} ${SUS[$p,$c]:--} ${PAIRMED[$p,$c]:--}" \
+            echo "${RESULT_TAG:-zen} $DEPTH $p $c ${RPS[$p,$c]:--} ${SUS[$p,$c]:--} ${PAIRMED[$p,$c]:--}" \
                 "$(tr '\n' ',' <"$WORK/ratios.$p.$c" 2>/dev/null)"
         done
     done >>"$RESULTS"
@@ -448,8 +477,8 @@ for c in $CONNS; do
         printf "$ROW" "$p" "$c" "${RPS[$p,$c]:--}" "${P50[$p,$c]:--}" "${P99[$p,$c]:--}" \
             "${SCPU[$p,$c]:--}" "${GCPU[$p,$c]:--}" "${SUS[$p,$c]:--}" "${STEAL[$p,$c]:--}" \
             "${OTHERS[$p,$c]:--}" \
-            "$(ratio "${RPS[$p,$c]:-}" "${RPS[raw_zen,$c]:-}")" \
-            "$(ratio "${SUS[$p,$c]:-}" "${SUS[raw_zen,$c]:-}")" "${PAIRMED[$p,$c]:--}"
+            "$(ratio "${RPS[$p,$c]:-}" "${RPS[$BASE,$c]:-}")" \
+            "$(ratio "${SUS[$p,$c]:-}" "${SUS[$BASE,$c]:-}")" "${PAIRMED[$p,$c]:--}"
     done
 done
 echo "srv-cpu, gen-cpu: CPU use of the server and of rd_loadgen while measuring (100% = one CPU)"

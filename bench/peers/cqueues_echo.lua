@@ -1,0 +1,34 @@
+-- cqueues_echo: an echo server on cqueues (a coroutine per connection), a
+-- peer for bench/peers.sh (-m echo).
+--   lua5.4 bench/peers/cqueues_echo.lua [-p PORT] [HOST]
+-- First stdout line: "cqueues_echo: listening on HOST:PORT". SIGTERM stops it (default action).
+local cqueues = require "cqueues"
+local socket = require "cqueues.socket"
+
+local port, host = 1060, "127.0.0.1"
+local i = 1
+while arg[i] do
+  if arg[i] == "-p" then port = tonumber(arg[i + 1]); i = i + 1 else host = arg[i] end
+  i = i + 1
+end
+
+local cq = cqueues.new()
+local srv = socket.listen { host = host, port = port, reuseaddr = true, backlog = 4096 }
+srv:listen()
+local _, _, bound = srv:localname()
+io.stdout:write(("cqueues_echo: listening on %s:%d\n"):format(host, bound))
+io.stdout:flush()
+
+cq:wrap(function()
+  for c in srv:clients() do
+    cq:wrap(function()
+      c:setmode("b", "bn") -- binary, no output buffering
+      while true do
+        local data = c:read(-65536) -- whatever has arrived, up to 64 KiB
+        if not data or not c:write(data) then break end
+      end
+      c:close()
+    end)
+  end
+end)
+assert(cq:loop())
