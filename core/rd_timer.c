@@ -60,7 +60,17 @@ int rd_timer_start(rd_timer_t *t, double after, double repeat)
 void rd_timer_stop(rd_timer_t *t)
 {
     rd__dl_del(t->loop, &t->dl); /* even inactive: a fired one-shot whose callback is pending */
-    if (!ev_is_active(&t->w)) return;
+    if (!ev_is_active(&t->w)) {
+        /* a one-shot that fired in this pass, stopped by a callback before
+         * its own ran (two due at once): libev would still call it, after
+         * the owner took the stop as final and maybe freed it */
+        if (!t->loop->clock && ev_is_pending(&t->w)) {
+            ev_clear_pending(t->loop->ev, &t->w);
+            rd__link_del(&t->link);
+            t->loop->ntimers--;
+        }
+        return;
+    }
     if (t->loop->clock)
         rd__tw_stop(t->loop->clock, &t->tw);
     else

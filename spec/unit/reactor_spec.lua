@@ -426,6 +426,31 @@ describe("reactor module", function()
       assert.are.equal(0, fired)
     end)
 
+    it("a call cancelled by another one due in the same pass never fires", function()
+      -- both are due at once: whichever runs first cancels the other, whose
+      -- fire libev already has pending (and the collection frees what the
+      -- cancel released: under ASan a late fire would be a use after free)
+      local fired = 0
+      local d1, d2
+      d1 = later(0.01, function()
+        fired = fired + 1
+        d2:cancel()
+        d2 = nil
+        collectgarbage()
+        collectgarbage()
+      end)
+      d2 = later(0.01, function()
+        fired = fired + 1
+        d1:cancel()
+        d1 = nil
+        collectgarbage()
+        collectgarbage()
+      end)
+      later(0.05, reactor.stop)
+      run_loop()
+      assert.are.equal(1, fired)
+    end)
+
     it("reset moves the firing time", function()
       local fired = 0
       local d = later(1000, function()
