@@ -145,27 +145,45 @@ static int getk(lua_State *L, lreactor *lr, int idx, int k)
     return lua_rawget(L, idx);
 }
 
+/* the watchdog stopped the task at *ud: it goes on the in-flight list, for
+ * reap() to finish (its joiners wake, its streams close); R.current stays
+ * it, which tells reap there is something to do; the list is empty but
+ * for these, so a step looks at it only after a trip (task_stale) */
+static void stopped(lua_State *L, void *ud)
+{
+    lreactor *lr = rdL_reactor(L);
+    tk_push(L, lr, RDL_TK_INFLIGHT);
+    /* outermost last, as reap finishes them from the end: the error meets
+     * the innermost first, so each one goes in front */
+    for (lua_Integer i = (lua_Integer)lua_rawlen(L, -1); i > 0; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushvalue(L, *(int *)ud);
+    lua_rawseti(L, -2, 1);
+    lua_pop(L, 1);
+    lr->task_stale = 1;
+}
+
 void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
 {
     tidx = lua_absindex(L, tidx);
     luaL_checkstack(L, 10, NULL);
     int a = lua_gettop(L) - nargs + 1; /* the first argument */
-    int inf = a, R = a + 1, prev = a + 2, coidx = a + 3;
-    tk_push(L, lr, RDL_TK_INFLIGHT);
+    int R = a, prev = a + 1, coidx = a + 2;
+    if (lr->task_stale) { /* enter's reap: tasks a watchdog trip left behind */
+        tk_push(L, lr, RDL_TK_INFLIGHT);
+        if (lua_rawlen(L, -1) > 0) {
+            tk_push(L, lr, RDL_TK_REAP);
+            lua_call(L, 0, 0);
+        }
+        lr->task_stale = lua_rawlen(L, -1) > 0; /* (reap leaves them inside a coroutine) */
+        lua_pop(L, 1);
+    }
     tk_push(L, lr, RDL_TK_R);
     getk(L, lr, lua_gettop(L), RDL_K_CURRENT);
     getk(L, lr, tidx, RDL_K_CO); /* held here while it runs */
-    lua_rotate(L, a, 4);         /* inflight, R, prev, co, the arguments */
-    lua_Integer n = (lua_Integer)lua_rawlen(L, inf);
-    if (n > 0) { /* enter's reap: tasks a watchdog trip left behind */
-        tk_push(L, lr, RDL_TK_REAP);
-        lua_call(L, 0, 0);
-        n = (lua_Integer)lua_rawlen(L, inf);
-        getk(L, lr, R, RDL_K_CURRENT); /* (reap may have reset it) */
-        lua_replace(L, prev);
-    }
-    lua_pushvalue(L, tidx);
-    lua_rawseti(L, inf, n + 1);
+    lua_rotate(L, a, 3);         /* R, prev, co, the arguments */
     SETK(L, lr, R, RDL_K_CURRENT, lua_pushvalue(L, tidx));
     SETK(L, lr, tidx, RDL_K_ACTIVE, lua_pushboolean(L, 1));
     lua_State *co = lua_tothread(L, coidx);
@@ -176,7 +194,7 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
         lua_pushliteral(L, "cannot resume dead coroutine");
         ok = 0, nv = 1;
     } else {
-        status = rdL_coresume(lr, L, co, nargs, &nres, NULL, NULL);
+        status = rdL_coresume(lr, L, co, nargs, &nres, stopped, &tidx);
         ok = status == LUA_OK || status == LUA_YIELD;
         nv = ok ? nres : 1;
         if (!lua_checkstack(L, nv + 6)) {
@@ -198,8 +216,6 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
             if (!cp) { /* it waits again: settle's common case, here */
                 SETK(L, lr, R, RDL_K_CURRENT, lua_pushvalue(L, prev));
                 SETFALSE(L, lr, tidx, RDL_K_ACTIVE);
-                lua_pushnil(L);
-                lua_rawseti(L, inf, (lua_Integer)lua_rawlen(L, inf));
                 lua_settop(L, a - 1);
                 return;
             }
@@ -261,7 +277,7 @@ static int cwait(lua_State *L, ltransport *t, int line, int sepidx)
     if (getk(L, lr, top + 1, RDL_K_CURRENT) != LUA_TTABLE) goto no;
     getk(L, lr, task, RDL_K_CO);
     if (lua_tothread(L, -1) != L) goto no;
-    if (getk(L, lr, 1, RDL_K_RTASK), lua_toboolean(L, -1)) goto no;
+    /* (self.rtask is false: stream_reader is clear, which b_readuntil checked) */
     lua_settop(L, task);
     getk(L, lr, task, RDL_K_SEQ);
     lua_Integer n = lua_tointeger(L, -1) + 1; /* t.seq or 0 */

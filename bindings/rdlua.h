@@ -121,6 +121,7 @@ typedef struct lreactor {
      * registry refs (RDL_TK_*); task_ready once they are set */
     int task_refs[5];
     int task_ready;
+    int task_stale; /* the in-flight list may hold tasks a watchdog trip stopped */
 } lreactor;
 /* lreactor.task_refs: R ({current =}), the in-flight list, the WAIT value,
  * settle(t, prev, ok, ...) and reap() */

@@ -39,7 +39,7 @@ M.Task = Task
 -- a table the stream module reads too (its fast paths check it inline).
 local R = { current = nil }
 M.R = R
-local inflight = {} -- the tasks being resumed, innermost last (see reap)
+local inflight = {} -- the tasks a watchdog trip stopped, innermost last (see reap)
 local bycoroutine = setmetatable({}, { __mode = "k" })
 
 --- The task running now, or nil.
@@ -125,7 +125,6 @@ end
 local function settle(t, prev, ok, first, ...)
   R.current = prev
   t.active = false
-  inflight[#inflight] = nil
   local co = t.co
   if first == WAIT and ok then -- waiting: what nearly every resume ends in
     if t.cancelpending then return kill(t) end
@@ -143,10 +142,11 @@ local function settle(t, prev, ok, first, ...)
   return finish(t, "failed", nil, msg)
 end
 
--- The tasks being resumed, innermost last. A resume that never comes back
--- (the watchdog stopped the callback it ran in: the error goes through
--- every coroutine on the way, so they are all dead) leaves its tasks here;
--- reap() finishes them, so their joiners wake and their streams close.
+-- The tasks a resume that never came back left behind (the watchdog
+-- stopped the callback it ran in: the error goes through every coroutine
+-- on the way, so they are all dead): step (lstream.c) puts each one here as
+-- the error passes it; reap() finishes them, innermost first, so their
+-- joiners wake and their streams close.
 
 local function reap()
   if #inflight == 0 or not select(2, running()) then return end
