@@ -149,9 +149,14 @@ static int getk(lua_State *L, lreactor *lr, int idx, int k)
  * reap() to finish (its joiners wake, its streams close); R.current stays
  * it, which tells reap there is something to do; the list is empty but
  * for these, so a step looks at it only after a trip (task_stale) */
+struct stopped_ud {
+    lreactor *lr;
+    int tidx;
+};
+
 static void stopped(lua_State *L, void *ud)
 {
-    lreactor *lr = rdL_reactor(L);
+    lreactor *lr = ((struct stopped_ud *)ud)->lr;
     tk_push(L, lr, RDL_TK_INFLIGHT);
     /* outermost last, as reap finishes them from the end: the error meets
      * the innermost first, so each one goes in front */
@@ -159,7 +164,7 @@ static void stopped(lua_State *L, void *ud)
         lua_rawgeti(L, -1, i);
         lua_rawseti(L, -2, i + 1);
     }
-    lua_pushvalue(L, *(int *)ud);
+    lua_pushvalue(L, ((struct stopped_ud *)ud)->tidx);
     lua_rawseti(L, -2, 1);
     lua_pop(L, 1);
     lr->task_stale = 1;
@@ -194,7 +199,8 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
         lua_pushliteral(L, "cannot resume dead coroutine");
         ok = 0, nv = 1;
     } else {
-        status = rdL_coresume(lr, L, co, nargs, &nres, stopped, &tidx);
+        struct stopped_ud ud = {lr, tidx};
+        status = rdL_coresume(lr, L, co, nargs, &nres, stopped, &ud);
         ok = status == LUA_OK || status == LUA_YIELD;
         nv = ok ? nres : 1;
         if (!lua_checkstack(L, nv + 6)) {
