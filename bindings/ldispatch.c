@@ -299,11 +299,14 @@ static void read_stream(lua_State *L, lreactor *lr, ltransport *t, int self, con
         }
     }
     lr->call->what = "dataReceived"; /* the name a user knows for a read */
-    rdL_pushkey(L, lr, RDL_K_READREADY);
-    lua_gettable(L, self);
-    lua_pushvalue(L, self);
-    if (nargs) lua_rotate(L, -3, 2); /* readReady, self, frame */
-    lua_call(L, 1 + nargs, 0);
+    /* the reader waits in C: resumed from here with the frame, or readReady does it */
+    if (!nargs || !rdL_stream_wakereader(L, lr, self)) {
+        rdL_pushkey(L, lr, RDL_K_READREADY);
+        lua_gettable(L, self);
+        lua_pushvalue(L, self);
+        if (nargs) lua_rotate(L, -3, 2); /* readReady, self, frame */
+        lua_call(L, 1 + nargs, 0);
+    }
     if (t->conn.state == RD_CLOSED) {
         rd_framer_destroy(f);
         return;

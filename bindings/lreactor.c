@@ -373,6 +373,7 @@ int luaopen_reactor_core(lua_State *L)
         {"_streamfast", rdL_streamfast},
         {"_streambind", rdL_streambind},
         {"_streamset", rdL_streamset},
+        {"_taskinit", rdL_taskinit},
         {"_untail", rdL_untail},
         {"_pull", rdL_transport_pull},
         {"_sendstring", rdL_sendstring},
@@ -407,9 +408,28 @@ int luaopen_reactor_core(lua_State *L)
             ev_init(&lr->signals[i].w, NULL);
         }
         static const char *const keys[RDL_NKEYS] = {
-            "dataReceived",   "delimiter",           "lineReceived",
-            "MAX_LENGTH",     "lineLengthExceeded",  "rawDataReceived",
-            "stringReceived", "lengthLimitExceeded", "readReady",
+            "dataReceived",
+            "delimiter",
+            "lineReceived",
+            "MAX_LENGTH",
+            "lineLengthExceeded",
+            "rawDataReceived",
+            "stringReceived",
+            "lengthLimitExceeded",
+            "readReady",
+            "current",
+            "co",
+            "active",
+            "cancelpending",
+            "early",
+            "cleanup",
+            "cleanobj",
+            "rtask",
+            "rn",
+            "rop",
+            "rarg",
+            "seq",
+            "waiting",
         };
         for (int i = 0; i < RDL_NKEYS; i++) {
             lua_pushstring(L, keys[i]);

@@ -114,6 +114,226 @@ static int slow(lua_State *L)
 }
 
 /*{====================================================================
+ * The one resume of a task, and the reader's wait and wake in C
+ *
+ * task.lua's step (enter, resume through the watchdog, settle) costs
+ * several Lua calls at every wake of a stream's reader; here it is one C
+ * function that keeps task.lua's bookkeeping (R.current, t.active, the
+ * in-flight list) itself for the common outcome, a task that waits again
+ * (yields WAIT, no cancel pending), and hands every other outcome to the
+ * Lua settle (done, failed, cancel, a bare yield). Every resume of a task,
+ * from Lua (task.wake, spawn, reactor.http's task._step) or from a read
+ * (read_stream), goes through it. A resume the watchdog stops raises from
+ * here with the task left in the in-flight list, as the Lua step did, so
+ * reap() still finishes it.
+ *=====================================================================*/
+
+static void tk_push(lua_State *L, lreactor *lr, int i)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lr->task_refs[i]);
+}
+
+/* t[k] = the value `push` pushes, for t at the absolute idx: the key
+ * first, so nothing rotates (a lua_insert per field costs as much as the
+ * set itself) */
+#define SETK(L, lr, idx, k, push) (rdL_pushkey(L, lr, k), (push), lua_rawset(L, idx))
+#define SETFALSE(L, lr, idx, k) SETK(L, lr, idx, k, lua_pushboolean(L, 0))
+
+static int getk(lua_State *L, lreactor *lr, int idx, int k)
+{
+    rdL_pushkey(L, lr, k);
+    return lua_rawget(L, idx);
+}
+
+/* the watchdog stopped the task at *ud: it goes on the in-flight list, for
+ * reap() to finish (its joiners wake, its streams close); R.current stays
+ * it, which tells reap there is something to do; the list is empty but
+ * for these, so a step looks at it only after a trip (task_stale) */
+struct stopped_ud {
+    lreactor *lr;
+    int tidx;
+};
+
+static void stopped(lua_State *L, void *ud)
+{
+    lreactor *lr = ((struct stopped_ud *)ud)->lr;
+    tk_push(L, lr, RDL_TK_INFLIGHT);
+    /* outermost last, as reap finishes them from the end: the error meets
+     * the innermost first, so each one goes in front */
+    for (lua_Integer i = (lua_Integer)lua_rawlen(L, -1); i > 0; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushvalue(L, ((struct stopped_ud *)ud)->tidx);
+    lua_rawseti(L, -2, 1);
+    lua_pop(L, 1);
+    lr->task_stale = 1;
+}
+
+void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
+{
+    tidx = lua_absindex(L, tidx);
+    luaL_checkstack(L, 10, NULL);
+    int a = lua_gettop(L) - nargs + 1; /* the first argument */
+    int R = a, prev = a + 1, coidx = a + 2;
+    if (lr->task_stale) { /* enter's reap: tasks a watchdog trip left behind */
+        tk_push(L, lr, RDL_TK_INFLIGHT);
+        if (lua_rawlen(L, -1) > 0) {
+            tk_push(L, lr, RDL_TK_REAP);
+            lua_call(L, 0, 0);
+        }
+        lr->task_stale = lua_rawlen(L, -1) > 0; /* (reap leaves them inside a coroutine) */
+        lua_pop(L, 1);
+    }
+    tk_push(L, lr, RDL_TK_R);
+    getk(L, lr, lua_gettop(L), RDL_K_CURRENT);
+    getk(L, lr, tidx, RDL_K_CO); /* held here while it runs */
+    lua_rotate(L, a, 3);         /* R, prev, co, the arguments */
+    SETK(L, lr, R, RDL_K_CURRENT, lua_pushvalue(L, tidx));
+    SETK(L, lr, tidx, RDL_K_ACTIVE, lua_pushboolean(L, 1));
+    lua_State *co = lua_tothread(L, coidx);
+    int status = co ? lua_status(co) : LUA_ERRRUN, nres = 0, ok, nv;
+    if (!co || (status != LUA_OK && status != LUA_YIELD) ||
+        (status == LUA_OK && lua_gettop(co) == 0) || !lua_checkstack(co, nargs)) {
+        lua_settop(L, coidx); /* what core._resume says */
+        lua_pushliteral(L, "cannot resume dead coroutine");
+        ok = 0, nv = 1;
+    } else {
+        struct stopped_ud ud = {lr, tidx};
+        status = rdL_coresume(lr, L, co, nargs, &nres, stopped, &ud);
+        ok = status == LUA_OK || status == LUA_YIELD;
+        nv = ok ? nres : 1;
+        if (!lua_checkstack(L, nv + 6)) {
+            lua_pop(co, nv);
+            lua_pushliteral(L, "too many results to resume");
+            ok = 0, nv = 1;
+        } else {
+            lua_xmove(co, L, nv);
+        }
+    }
+    if (status == LUA_YIELD && nv == 1 && ok) {
+        tk_push(L, lr, RDL_TK_WAIT);
+        int wait = lua_rawequal(L, -1, -2);
+        lua_pop(L, 1);
+        if (wait) {
+            getk(L, lr, tidx, RDL_K_CANCELPENDING);
+            int cp = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+            if (!cp) { /* it waits again: settle's common case, here */
+                SETK(L, lr, R, RDL_K_CURRENT, lua_pushvalue(L, prev));
+                SETFALSE(L, lr, tidx, RDL_K_ACTIVE);
+                lua_settop(L, a - 1);
+                return;
+            }
+        }
+    }
+    /* settle(t, prev, ok, ...) */
+    tk_push(L, lr, RDL_TK_SETTLE);
+    lua_pushvalue(L, tidx);
+    lua_pushvalue(L, prev);
+    lua_pushboolean(L, ok);
+    lua_rotate(L, coidx + 1, 4);
+    lua_call(L, 3 + nv, 0);
+    lua_settop(L, a - 1);
+}
+
+/* step(t, ...): upvalue 1, the loop */
+static int l_taskstep(lua_State *L)
+{
+    lreactor *lr = lua_touserdata(L, lua_upvalueindex(1));
+    luaL_checktype(L, 1, LUA_TTABLE);
+    rdL_taskstep(L, lr, 1, lua_gettop(L) - 1);
+    return 0;
+}
+
+/* core._taskinit(R, inflight, WAIT, settle, reap) -> step(t, ...) */
+int rdL_taskinit(lua_State *L)
+{
+    lreactor *lr = rdL_reactor(L);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checkany(L, 3);
+    luaL_checktype(L, 4, LUA_TFUNCTION);
+    luaL_checktype(L, 5, LUA_TFUNCTION);
+    for (int i = 0; i < RDL_NTK; i++) {
+        if (lr->task_ready) luaL_unref(L, LUA_REGISTRYINDEX, lr->task_refs[i]);
+        lua_pushvalue(L, i + 1);
+        lr->task_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lr->task_ready = 1;
+    lua_pushlightuserdata(L, lr);
+    lua_pushcclosure(L, l_taskstep, 1);
+    return 1;
+}
+
+/* The reader's wait, in C: stream.lua's waitnow, when Lua allows it
+ * (stream_rfast: open, no EOF, no timeout, not paused, not stopping) and
+ * L is the current task's own coroutine; self at 1, the separator at sepidx.
+ * -> 1 with WAIT pushed (the caller yields it), 0 if Lua must wait. The
+ * wake's values are the read's results (no continuation). */
+static int cwait(lua_State *L, ltransport *t, int line, int sepidx)
+{
+    lreactor *lr = t->conn.loop->data;
+    if (!t->stream_rfast || !lr->task_ready || t->conn.state != RD_OPEN ||
+        lua_type(L, 1) != LUA_TTABLE)
+        return 0;
+    int top = lua_gettop(L);
+    tk_push(L, lr, RDL_TK_R);
+    int task = top + 2;
+    if (getk(L, lr, top + 1, RDL_K_CURRENT) != LUA_TTABLE) goto no;
+    getk(L, lr, task, RDL_K_CO);
+    if (lua_tothread(L, -1) != L) goto no;
+    /* (self.rtask is false: stream_reader is clear, which b_readuntil checked) */
+    lua_settop(L, task);
+    getk(L, lr, task, RDL_K_SEQ);
+    lua_Integer n = lua_tointeger(L, -1) + 1; /* t.seq or 0 */
+    lua_pop(L, 1);
+    SETK(L, lr, task, RDL_K_SEQ, lua_pushinteger(L, n));
+    SETK(L, lr, task, RDL_K_WAITING, lua_pushinteger(L, n));
+    SETK(L, lr, 1, RDL_K_RTASK, lua_pushvalue(L, task));
+    SETK(L, lr, 1, RDL_K_RN, lua_pushinteger(L, n));
+    SETK(L, lr, 1, RDL_K_ROP, line ? lua_pushliteral(L, "line") : lua_pushliteral(L, "until"));
+    SETK(L, lr, 1, RDL_K_RARG, lua_pushvalue(L, sepidx));
+    SETK(L, lr, task, RDL_K_CLEANUP, lua_pushvalue(L, lua_upvalueindex(3))); /* releasereader */
+    SETK(L, lr, task, RDL_K_CLEANOBJ, lua_pushvalue(L, 1));
+    t->stream_reader = line ? RDL_READER_LINE : RDL_READER_UNTIL;
+    lua_settop(L, top);
+    tk_push(L, lr, RDL_TK_WAIT);
+    return 1;
+no:
+    lua_settop(L, top);
+    return 0;
+}
+
+int rdL_stream_wakereader(lua_State *L, lreactor *lr, int self)
+{
+    if (!lr->task_ready) return 0;
+    int top = lua_gettop(L); /* the frame */
+    int task = top + 1;
+    if (getk(L, lr, self, RDL_K_RTASK) != LUA_TTABLE) goto no;
+    getk(L, lr, self, RDL_K_RN);
+    getk(L, lr, task, RDL_K_WAITING);
+    if (!lua_rawequal(L, -1, -2)) goto no;
+    if (getk(L, lr, task, RDL_K_ACTIVE), lua_toboolean(L, -1)) goto no; /* Lua's early wake */
+    lua_settop(L, task);
+    /* readReady's wakereader and task.wake1, to the one resume */
+    SETFALSE(L, lr, self, RDL_K_RTASK);
+    SETFALSE(L, lr, self, RDL_K_RN);
+    SETFALSE(L, lr, self, RDL_K_ROP);
+    SETFALSE(L, lr, self, RDL_K_RARG);
+    SETFALSE(L, lr, task, RDL_K_WAITING);
+    SETFALSE(L, lr, task, RDL_K_CLEANUP);
+    SETFALSE(L, lr, task, RDL_K_CLEANOBJ);
+    lua_insert(L, top); /* task, frame */
+    rdL_taskstep(L, lr, top, 1);
+    lua_settop(L, top - 1);
+    return 1;
+no:
+    lua_settop(L, top);
+    return 0;
+}
+
+/*{====================================================================
  * The fast paths of one stream: closures over its transport
  *
  * Once a stream is connected, its own fields readuntil, readline,
@@ -123,7 +343,8 @@ static int slow(lua_State *L)
  * address), so a read that the bytes satisfy touches no Lua table at all.
  *=====================================================================*/
 
-/* upvalues: 1 the Lua version (see slow), 2 the transport */
+/* upvalues: 1 the Lua version (see slow), 2 the transport, 3 (reads)
+ * stream.lua's releasereader, a C-waiting reader's cleanup on cancel */
 static ltransport *bound(lua_State *L)
 {
     return lua_touserdata(L, lua_upvalueindex(2));
@@ -161,12 +382,14 @@ static int b_readuntil(lua_State *L)
             rdL_pushbytes(L, t->conn.loop->data, s.p, s.n);
             return 1;
         }
-        if (r == 0) { /* not there yet: the Lua version waits */
+        if (r == 0) { /* not there yet: wait here, or in the Lua version */
+            if (cwait(L, t, 0, 2)) return lua_yield(L, 1);
             lua_pushnil(L);
             return slow(L);
         }
         rdL_stream_pull(L, t, RDL_PULL_UNTIL, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
+        if (lua_isnil(L, -1) && cwait(L, t, 0, 2)) return lua_yield(L, 1);
         return slow(L); /* self, sep, what the pull gave */
     }
     return unpulled_readuntil(L);
@@ -179,6 +402,7 @@ static int b_readline(lua_State *L)
         lua_pushliteral(L, "\n");
         rdL_stream_pull(L, t, RDL_PULL_LINE, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
+        if (lua_isnil(L, -1) && cwait(L, t, 1, 2)) return lua_yield(L, 1);
         lua_remove(L, 2);
         return slow(L); /* self, what the pull gave */
     }
@@ -215,26 +439,29 @@ static int b_write(lua_State *L)
     return slow(L);
 }
 
-/* core._streambind(transport, readuntil, readline, readexactly, write) ->
- * the four methods of the stream on that transport */
+/* core._streambind(transport, readuntil, readline, readexactly, write,
+ * releasereader) -> the four methods of the stream on that transport */
 int rdL_streambind(lua_State *L)
 {
     static const lua_CFunction fast[] = {b_readuntil, b_readline, b_readexactly, b_write};
     ltransport *t = lua_touserdata(L, 1);
     luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
                      "transport");
+    luaL_checktype(L, 6, LUA_TFUNCTION);
     for (int i = 0; i < 4; i++) {
         luaL_checktype(L, i + 2, LUA_TFUNCTION);
         lua_pushvalue(L, i + 2);
         lua_pushvalue(L, 1);
-        lua_pushcclosure(L, fast[i], 2);
+        lua_pushvalue(L, 6);
+        lua_pushcclosure(L, fast[i], 3);
     }
     return 4;
 }
 
-/* core._streamset(transport, limit | nil, wfast | nil, reader | nil): reader
- * is a boolean, or the RDL_READER_UNTIL / _LINE of a task that waits for the
- * next frame at the framer's own separator */
+/* core._streamset(transport, limit | nil, wfast | nil, reader | nil,
+ * rfast | nil): reader is a boolean, or the RDL_READER_UNTIL / _LINE of a
+ * task that waits for the next frame at the framer's own separator; rfast:
+ * may a readuntil/readline wait in C (cwait) */
 int rdL_streamset(lua_State *L)
 {
     ltransport *t = lua_touserdata(L, 1);
@@ -248,6 +475,7 @@ int rdL_streamset(lua_State *L)
         t->stream_reader = (unsigned char)r;
     } else if (!lua_isnoneornil(L, 4))
         t->stream_reader = (unsigned char)lua_toboolean(L, 4);
+    if (!lua_isnoneornil(L, 5)) t->stream_rfast = lua_toboolean(L, 5) ? 1 : 0;
     return 0;
 }
 

@@ -176,6 +176,24 @@ static lua_State *set_co(struct rdL_watchdog *wd, lua_State *co)
     return prev;
 }
 
+int rdL_coresume(lreactor *lr, lua_State *L, lua_State *co, int narg, int *nres,
+                 void (*stopped)(lua_State *L, void *ud), void *ud)
+{
+    lua_xmove(L, co, narg);
+    struct rdL_watchdog *wd = lr->wd;
+    lua_State *prev = set_co(wd, co);
+    int status = lua_resume(co, L, narg, nres);
+    set_co(wd, prev);
+    if (status != LUA_OK && status != LUA_YIELD && lr->tripped && lua_type(co, -1) == LUA_TSTRING) {
+        /* the watchdog stopped it: the callback stops too, and its log
+         * record shows where the coroutine spun, not where it was resumed */
+        if (stopped) stopped(L, ud);
+        luaL_traceback(L, co, lua_tostring(co, -1), 0);
+        lua_error(L);
+    }
+    return status;
+}
+
 /* core._resume(co, ...): coroutine.resume, telling the watchdog which
  * coroutine runs, so a callback stuck inside one can be stopped too. The
  * daemon installs it as coroutine.resume (and a wrap on top of it). Its
@@ -198,19 +216,9 @@ int rdL_resume(lua_State *L)
         lua_pushliteral(L, "too many arguments to resume");
         return 2;
     }
-    lua_xmove(L, co, narg); /* L now holds co alone: it stays alive while it runs */
-    struct rdL_watchdog *wd = lr->wd;
-    lua_State *prev = set_co(wd, co);
-    int nres;
-    status = lua_resume(co, L, narg, &nres);
-    set_co(wd, prev);
+    int nres; /* L holds co below the arguments: it stays alive while it runs */
+    status = rdL_coresume(lr, L, co, narg, &nres, NULL, NULL);
     if (status != LUA_OK && status != LUA_YIELD) {
-        if (lr->tripped && lua_type(co, -1) == LUA_TSTRING) {
-            /* the watchdog stopped it: the callback stops too, and its log
-             * record shows where the coroutine spun, not where it was resumed */
-            luaL_traceback(L, co, lua_tostring(co, -1), 0);
-            return lua_error(L);
-        }
         lua_pushboolean(L, 0);
         lua_xmove(co, L, 1); /* the error */
         return 2;

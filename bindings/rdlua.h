@@ -52,6 +52,20 @@ enum rdl_key {
     RDL_K_STRINGRECEIVED,
     RDL_K_LENGTHLIMITEXCEEDED,
     RDL_K_READREADY,
+    /* reactor.task's and reactor.stream's fields the task's C path sets (lstream.c) */
+    RDL_K_CURRENT,
+    RDL_K_CO,
+    RDL_K_ACTIVE,
+    RDL_K_CANCELPENDING,
+    RDL_K_EARLY,
+    RDL_K_CLEANUP,
+    RDL_K_CLEANOBJ,
+    RDL_K_RTASK,
+    RDL_K_RN,
+    RDL_K_ROP,
+    RDL_K_RARG,
+    RDL_K_SEQ,
+    RDL_K_WAITING,
     RDL_NKEYS
 };
 
@@ -103,7 +117,15 @@ typedef struct lreactor {
     void *error_ud;
     ev_timer step_timer; /* bounds an iterate's wait */
     struct rdl_strcache strcache;
+    /* lstream.c: reactor.task's tables and functions (core._taskinit), as
+     * registry refs (RDL_TK_*); task_ready once they are set */
+    int task_refs[5];
+    int task_ready;
+    int task_stale; /* the in-flight list may hold tasks a watchdog trip stopped */
 } lreactor;
+/* lreactor.task_refs: R ({current =}), the in-flight list, the WAIT value,
+ * settle(t, prev, ok, ...) and reap() */
+enum { RDL_TK_R, RDL_TK_INFLIGHT, RDL_TK_WAIT, RDL_TK_SETTLE, RDL_TK_REAP, RDL_NTK };
 
 /* Push lr's interned key k. */
 #define rdL_pushkey(L, lr, k) lua_rawgeti((L), LUA_REGISTRYINDEX, (lr)->keys[k])
@@ -154,6 +176,7 @@ typedef struct ltransport {
     unsigned char raw : 1;        /* line mode switched off (setRawMode) */
     unsigned char made : 1;       /* connectionMade has been called */
     unsigned char outgoing : 1;   /* made by connectTCP */
+    unsigned char stream_rfast : 1; /* a read may wait in C: open, no EOF, no timeout, not paused */
     char delim[RDL_DELIM_INLINE]; /* a line delimiter this short, copied (in.delim points here) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
@@ -223,6 +246,10 @@ void rdL_watchdog_start(lreactor *lr, lua_State *L);
 void rdL_watchdog_stop(lreactor *lr);
 /* core._resume: coroutine.resume that the watchdog can see into. */
 int rdL_resume(lua_State *L);
+/* lua_resume of co from L with narg values moved there, the watchdog told;
+ * a coroutine the watchdog stopped raises in L (after `stopped(L, ud)`). */
+int rdL_coresume(lreactor *lr, lua_State *L, lua_State *co, int narg, int *nres,
+                 void (*stopped)(lua_State *L, void *ud), void *ud);
 
 /* lstrcache.c */
 /* Push p[0..n) as a Lua string, from the cache of recent short strings when
@@ -242,8 +269,9 @@ void rdL_transport_write1(lua_State *L, ltransport *t, int idx); /* write the st
  * RDL_PULL_*, arg at argidx; pushes the string, nil (not there yet) or
  * false (no separator within limit bytes). */
 enum { RDL_PULL_UNTIL = 1, RDL_PULL_LINE, RDL_PULL_EXACT, RDL_PULL_SOME, RDL_PULL_ALL };
-/* ltransport.stream_reader: nobody, a reader Lua serves, or one waiting for
- * the next frame at the framer's separator (core._streamset's 4th argument) */
+/* ltransport.stream_reader: nobody, a reader Lua serves, or a task waiting
+ * in C (lstream.c, cwait) for the next frame at the framer's separator,
+ * which the read takes and resumes it with (ldispatch.c, read_stream) */
 enum { RDL_READER_NONE = 0, RDL_READER_BUSY, RDL_READER_UNTIL, RDL_READER_LINE };
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit);
 /* The next frame at the framer's own separator (a reader of kind
@@ -253,7 +281,15 @@ int rdL_stream_next(ltransport *t, int line, rd_span_t *s);
 int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
 int rdL_streambind(lua_State *L);     /* core._streambind(transport, slow...): lstream.c */
 int rdL_untail(lua_State *L);         /* core._untail(fn): see lstream.c */
-int rdL_streamset(lua_State *L);      /* core._streamset(transport, limit, wfast, reader) */
+int rdL_streamset(lua_State *L); /* core._streamset(transport, limit, wfast, reader, rfast) */
+int rdL_taskinit(lua_State *L);  /* core._taskinit(R, inflight, WAIT, settle, reap) -> step */
+/* Resume the task at tidx with the nargs values at the top (popped): the
+ * one resume of every task, what task.lua's step does (lstream.c) */
+void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs);
+/* The frame at the top for the reader that waits in C on the stream at
+ * self: -> 1 if it was resumed with it (the frame popped), 0 if Lua must
+ * wake it (readReady: it runs now, or its wait is not the stream's) */
+int rdL_stream_wakereader(lua_State *L, lreactor *lr, int self);
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
 int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */

@@ -114,6 +114,17 @@ local function setwfast(self, v)
   if tr then core._streamset(tr, nil, v) end
 end
 
+-- may readuntil/readline wait in C (lstream.c, cwait)? Only where the Lua
+-- wait would do nothing but wait: no EOF, not lost, closed or stopping, not
+-- paused (the Lua wait resumes reading), no timeout (the Lua wait arms it).
+local function setrfast(self)
+  local tr = rawget(self, "transport")
+  if tr then
+    core._streamset(tr, nil, nil, nil,
+      not (self.eof or self.lost or self.closed or self.shutting or self.paused or self.timeout))
+  end
+end
+
 local function flowing(self)
   setwfast(self, not (self.closed or self.lost or self.wpaused or self.wtask) and rawget(self, "transport") ~= nil)
 end
@@ -180,6 +191,7 @@ local function waitread(self, t, op, arg)
   if self.paused then -- paused at the limit with nobody reading; now somebody is
     self.paused = false
     self.transport:resumeReading()
+    setrfast(self)
   end
   if self.timeout then arm(self, "r") end
   return await(t, releasereader, self)
@@ -255,6 +267,7 @@ local function waitnow(self, t, op, sep)
   if self.paused then
     self.paused = false
     self.transport:resumeReading()
+    setrfast(self)
   end
   if self.timeout then arm(self, "r") end
   t.cleanup, t.cleanobj = releasereader, self
@@ -340,6 +353,7 @@ function Stream:close()
   if self.closed then return false end
   self.closed = true
   setwfast(self, false)
+  setrfast(self)
   local t = rawget(self, "transport")
   if t then t:loseConnection() end
   if self.rtask then wakereader(self, nil, "closed") end
@@ -356,6 +370,7 @@ function Stream:settimeout(s)
       :format(type(s)), 2)
   end
   self.timeout = (s and s > 0) and s or false
+  setrfast(self) -- (a reader waiting now waits on: the timeout is for later waits)
 end
 
 function Stream:getPeer()
@@ -380,9 +395,10 @@ function Stream:connectionMade()
   -- this stream's own fast paths, closures over its transport (lstream.c)
   local tr = self.transport
   self.readuntil, self.readline, self.readexactly, self.write =
-    core._streambind(tr, readuntil, readline, readexactly, write)
+    core._streambind(tr, readuntil, readline, readexactly, write, releasereader)
   core._streamset(tr, self.limit, false)
   flowing(self)
+  setrfast(self)
   local c = self.connecting
   if c then
     self.connecting = false
@@ -420,12 +436,14 @@ function Stream:readReady(frame)
   if not self.paused and self.transport:_pending() >= self.limit then
     self.paused = true
     self.transport:pauseReading()
+    setrfast(self)
   end
 end
 
 -- the peer's FIN: a reader gets what is left, then nil, "closed"; writing goes on
 function Stream:readConnectionLost()
   self.eof = true
+  setrfast(self)
   if self.rop then
     local ok, a, b, c = try(self, self.rop, self.rarg)
     if ok then wakereader(self, results(a, b, c)) end
@@ -437,6 +455,7 @@ function Stream:connectionLost(reason)
   task.reap() -- a task the watchdog stopped ends before its stream does
   self.lost = reason or { type = "done" }
   setwfast(self, false)
+  setrfast(self)
   local c = self.connecting
   if c then -- lost before it was made
     self.connecting = false
@@ -453,6 +472,7 @@ end
 -- the middle of a request finishes it, and its next wait to read closes.
 function Stream:shutdownRequested(deadline) -- luacheck: ignore deadline
   self.shutting = true
+  setrfast(self)
   if self.rtask then self:close() end
 end
 

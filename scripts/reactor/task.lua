@@ -11,7 +11,7 @@
 --   given and wake() resumes only if it is still the current one, so a
 --   stale timer or a second event can never resume a task twice, or resume
 --   it in the middle of another wait.
--- * Every resume goes through core._resume, so the watchdog (a script
+-- * Every resume goes through step (core._resume's C resume), so the watchdog (a script
 --   timeout) and the memory limit reach a task as they reach a callback.
 -- * A failed task is logged with its traceback unless a joiner is waiting
 --   for it (join, gather and timeout get the error as a value instead); it
@@ -21,8 +21,7 @@
 local core = require "reactor.core"
 local log = require "reactor.log"
 
-local resume, running, yield, close, status =
-  core._resume, coroutine.running, coroutine.yield, coroutine.close, coroutine.status
+local running, yield, close, status = coroutine.running, coroutine.yield, coroutine.close, coroutine.status
 local pack, unpack = table.pack, table.unpack
 
 local M = {}
@@ -40,7 +39,7 @@ M.Task = Task
 -- a table the stream module reads too (its fast paths check it inline).
 local R = { current = nil }
 M.R = R
-local inflight = {} -- the tasks being resumed, innermost last (see reap)
+local inflight = {} -- the tasks a watchdog trip stopped, innermost last (see reap)
 local bycoroutine = setmetatable({}, { __mode = "k" })
 
 --- The task running now, or nil.
@@ -126,7 +125,6 @@ end
 local function settle(t, prev, ok, first, ...)
   R.current = prev
   t.active = false
-  inflight[#inflight] = nil
   local co = t.co
   if first == WAIT and ok then -- waiting: what nearly every resume ends in
     if t.cancelpending then return kill(t) end
@@ -144,10 +142,11 @@ local function settle(t, prev, ok, first, ...)
   return finish(t, "failed", nil, msg)
 end
 
--- The tasks being resumed, innermost last. A resume that never comes back
--- (the watchdog stopped the callback it ran in: the error goes through
--- every coroutine on the way, so they are all dead) leaves its tasks here;
--- reap() finishes them, so their joiners wake and their streams close.
+-- The tasks a resume that never came back left behind (the watchdog
+-- stopped the callback it ran in: the error goes through every coroutine
+-- on the way, so they are all dead): step (lstream.c) puts each one here as
+-- the error passes it; reap() finishes them, innermost first, so their
+-- joiners wake and their streams close.
 
 local function reap()
   if #inflight == 0 or not select(2, running()) then return end
@@ -160,24 +159,11 @@ local function reap()
 end
 M.reap = reap
 
--- t runs now: on the stack of tasks being resumed, and current. -> the one that was
-local function enter(t)
-  local n = #inflight
-  if n > 0 then
-    reap()
-    n = #inflight
-  end
-  inflight[n + 1] = t
-  local prev = R.current
-  R.current = t
-  t.active = true
-  return prev
-end
-
-local function step(t, ...)
-  local prev = enter(t)
-  return settle(t, prev, resume(t.co, ...))
-end
+-- step(t, ...): resume t with ..., the one resume of every task, in C
+-- (lstream.c): what enter (t on the stack of tasks being resumed, and
+-- current), core._resume and settle's bookkeeping do, with settle called
+-- for every outcome but a task that waits again with no cancel pending.
+local step = core._taskinit(R, inflight, WAIT, settle, reap)
 -- resume t with ...: for a pool of tasks that park in a yield(WAIT) of their
 -- own, not waiting on anything (reactor.http's request tasks), so that no
 -- waker can resume them; what wake does once the wait number has matched
@@ -246,8 +232,7 @@ function M.wake1(t, n, v)
     t.early = pack(v)
     return true
   end
-  local prev = enter(t)
-  settle(t, prev, resume(t.co, v))
+  step(t, v)
   return true
 end
 

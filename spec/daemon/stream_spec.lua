@@ -92,6 +92,40 @@ describe("a daemon script returning reactor.serve(port, fn)", function()
     other:close()
   end)
 
+  it("a task the watchdog stops while resumed by its read wakes its joiner with the reason", function()
+    local src = [[
+local reactor = require "reactor"
+local task = require "reactor.task"
+local spinner
+return reactor.serve(1060, function(s)
+  local line = s:readline()
+  if line == "spin" then
+    spinner = task.current()
+    s:write("spinning\n")
+    while s:readline() do -- the next line comes in a read that resumes this task
+      while true do end -- SPIN
+    end
+  elseif line == "join" then
+    local ok, err = spinner:join()
+    s:write(tostring(ok) .. " " .. tostring(err) .. "\n")
+  end
+end)
+]]
+    local path = H.write_script(src)
+    local d = H.start_logged_daemon { script = path, args = { "--script-timeout", "0.2" } }
+    local spinner, joiner = H.connect(d.port), H.connect(d.port)
+    H.send_all(spinner, "spin\n")
+    assert.are.equal("spinning\n", H.read_until(spinner, "\n"))
+    H.send_all(joiner, "join\n")
+    H.send_all(spinner, "go\n")
+    local line, why, skipped = d:wait_line("script timeout")
+    assert(line, tostring(why) .. "\n" .. table.concat(skipped or {}, "\n"))
+    assert.is_true(H.sees_eof(spinner))
+    assert.are.equal("false script timeout: the task was stopped by the watchdog\n", H.read_until(joiner, "\n"))
+    spinner:close()
+    joiner:close()
+  end)
+
   it("the memory limit stops a task that eats memory, logs where, and the others are served", function()
     local src = [[
 local reactor = require "reactor"

@@ -465,3 +465,90 @@ describe("a stream's reads, however the bytes arrive (reactor.testing)", functio
     testing.run_until(function() return tr:closed() end)
   end)
 end)
+
+-- A reader whose readuntil/readline finds nothing waits in C (lstream.c,
+-- cwait) and is resumed from the read that brings its frame; every other
+-- waker (close, cancel, a timeout) must reach it through the same one
+-- resume. waits_in_c: the task's coroutine stopped in the stream's C method
+-- itself (level 1 is the user's function), not in stream.lua's Lua wait.
+describe("a reader waiting in C", function()
+  local testing = require "reactor.testing"
+  local SPEC = debug.getinfo(1, "S").short_src
+
+  local function waits_in_c(t)
+    local info = debug.getinfo(t.co, 1, "S")
+    return coroutine.status(t.co) == "suspended" and info ~= nil and info.short_src == SPEC
+  end
+
+  it("is woken once with nil, 'closed' by a close from another task, and not again", function()
+    local got, reader = {}, nil
+    local proto, tr = testing.connect(function(s)
+      reader = require("reactor.task").current() -- the handler reads
+      for _ = 1, 10 do -- bounded: it stops at the first failure
+        local line, why = s:readline()
+        got[#got + 1] = line or why
+        if not line then return end
+      end
+    end)
+    tr:feed("first\n")
+    testing.run_until(function() return #got == 1 end)
+    assert.is_true(waits_in_c(reader))
+    local closer = reactor.spawn(function() proto:close() end)
+    assert.is_true(closer:done())
+    tr:feed("late\n") -- a read after the close wakes nobody
+    testing.run_until(function() return tr:closed() end)
+    assert.are.same({ "first", "closed" }, got)
+    assert.is_true(reader:done())
+  end)
+
+  it("cancelled, runs its <close>, and the next reader gets the next line", function()
+    local closed, reader, first, joined, second = 0, nil, nil, nil, nil
+    local _, tr = testing.connect(function(s) -- the handler owns the stream: it outlives the reader
+      reader = reactor.spawn(function()
+        local _g <close> = setmetatable({}, { __close = function() closed = closed + 1 end }) -- luacheck: ignore 211 (held for its __close)
+        first = s:readuntil(";")
+        return s:readuntil(";") -- the separator checked before: this wait is in C
+      end)
+      joined = { reader:join() }
+      second = { s:readuntil(";") }
+    end)
+    tr:feed("a;")
+    testing.run_until(function() return first ~= nil end)
+    assert.is_true(waits_in_c(reader))
+    reader:cancel()
+    assert.are.same({ false, "cancelled" }, joined)
+    assert.are.equal(1, closed)
+    tr:feed("kept;")
+    testing.run_until(function() return second ~= nil end)
+    assert.are.same({ "kept" }, second)
+    assert.are.equal(1, closed)
+    tr:hangup()
+    testing.run_until(function() return tr:closed() end)
+  end)
+
+  it("goes on waiting when a timeout is set meanwhile; the next wait times out, and the stream stays usable", function()
+    local clock <close> = testing.clock()
+    local got, reader, s = {}, nil, nil
+    local _, tr = testing.connect(function(stream)
+      s, reader = stream, require("reactor.task").current()
+      for _ = 1, 3 do
+        local line, why = s:readline()
+        got[#got + 1] = line or why
+      end
+    end)
+    assert.is_true(waits_in_c(reader))
+    s:settimeout(5)
+    clock:advance(10) -- the wait that began before settimeout has no deadline
+    assert.are.same({}, got)
+    tr:feed("one\n")
+    testing.run_until(function() return #got == 1 end)
+    assert.is_false(waits_in_c(reader)) -- with a timeout, it waits in Lua
+    clock:advance(5)
+    testing.run_until(function() return #got == 2 end)
+    tr:feed("two\n")
+    testing.run_until(function() return #got == 3 end)
+    assert.are.same({ "one", "timeout", "two" }, got)
+    tr:hangup()
+    testing.run_until(function() return tr:closed() end)
+  end)
+end)
