@@ -23,6 +23,7 @@ cq:wrap(function()
   for c in srv:clients() do
     cq:wrap(function()
       c:setmode("b", "bn") -- binary, no output buffering
+      c:onerror(function(_, _, code) return code end) -- a reset is a value (nil), not an error that ends the server
       while true do
         local data = c:read(-65536) -- whatever has arrived, up to 64 KiB
         if not data or not c:write(data) then break end
@@ -31,4 +32,10 @@ cq:wrap(function()
     end)
   end
 end)
-assert(cq:loop())
+-- an error in one connection's coroutine ends that connection only: cq:loop
+-- reports it and is called again (as the other peers' servers keep serving)
+while true do
+  local ok, err = cq:loop()
+  if ok then break end
+  io.stderr:write(("%s: %s\n"):format(arg[0], tostring(err)))
+end

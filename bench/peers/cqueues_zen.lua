@@ -28,6 +28,7 @@ cq:wrap(function()
   for c in srv:clients() do
     cq:wrap(function()
       c:setmode("b", "bn") -- binary, no output buffering: each write goes out at once
+      c:onerror(function(_, _, code) return code end) -- a reset is a value (nil), not an error that ends the server
       local part = ""
       while true do
         local data = c:read(-4096) -- whatever has arrived, up to 4 KiB
@@ -45,4 +46,10 @@ cq:wrap(function()
     end)
   end
 end)
-assert(cq:loop())
+-- an error in one connection's coroutine ends that connection only: cq:loop
+-- reports it and is called again (as the other peers' servers keep serving)
+while true do
+  local ok, err = cq:loop()
+  if ok then break end
+  io.stderr:write(("%s: %s\n"):format(arg[0], tostring(err)))
+end
