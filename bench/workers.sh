@@ -2,42 +2,55 @@
 # bench/workers.sh: reactord --workers on zen, one load generator
 # (build/rd_loadgen), three ways: one process; 2 workers, one SO_REUSEPORT
 # socket each (the default); 2 workers, one shared socket. For each:
-# answers/s, server CPU-seconds (master + workers, from /proc), answers per
-# server CPU-second, and how the connections spread (per worker, from
-# --status). The machine is shared: wall-clock figures are noisy.
-#   sh bench/workers.sh [CONNECTIONS] [SECONDS]
+# answers/s, server CPU-seconds over the measured run (rd_loadgen -S: the
+# master and every worker, summed over the process tree), answers per server
+# CPU-second, and how the connections spread (per worker, from --status).
+# The machine has 2 cores and the load generator needs one, so the workers
+# share a core with it: wall-clock figures are noisy; run it several times.
+#   sh bench/workers.sh [CONNECTIONS] [SECONDS] [ROUNDS]
 set -eu
 B=${BUILD:-build}
 C=${1:-50}
 D=${2:-5}
+R=${3:-1}
 ctl=/tmp/reactord-bench-ctl.$$
-cpu() { # utime+stime ticks of the given pids
-  t=0
-  for p in "$@"; do
-    s=$(cut -d' ' -f14,15 /proc/$p/stat 2>/dev/null || echo "0 0")
-    t=$((t + ${s% *} + ${s#* }))
+out=/tmp/reactord-bench-out.$$
+trap 'rm -f "$out" "$ctl"' EXIT
+# wait_for TRIES CMD...: run CMD every 50 ms until it succeeds (at most TRIES)
+wait_for() {
+  tries=$1; shift
+  while ! "$@" >/dev/null 2>&1; do
+    tries=$((tries - 1))
+    [ "$tries" -gt 0 ] || { echo "workers.sh: gave up waiting for: $*" >&2; exit 1; }
+    sleep 0.05
   done
-  echo $t
 }
-run() { # name, reactord args...
-  name=$1; shift
-  out=/tmp/reactord-bench-out.$$
+workers_up() { # every worker slot has a pid in --status
+  [ "$("$B/reactord" --status "$ctl" | grep -c '^worker [0-9]*: pid [1-9]')" -eq "$1" ]
+}
+run() { # name, workers (1 = no --workers), reactord args...
+  name=$1 n=$2; shift 2
   "$B/reactord" "$@" examples/zen.lua -p 0 >"$out" 2>/dev/null &
   mpid=$!
-  until grep -q "listening on" "$out" 2>/dev/null; do sleep 0.05; done
+  wait_for 200 grep -q "listening on" "$out"
   port=$(sed -n 's/.*:\([0-9]*\)$/\1/p' "$out" | head -1)
-  sleep 0.5 # let worker 2 start (it starts once worker 1 serves)
-  pids="$mpid $(cat /proc/$mpid/task/$mpid/children 2>/dev/null)"
-  before=$(cpu $pids)
-  res=$("$B/rd_loadgen" -q -c "$C" -d "$D" -w 1 127.0.0.1 "$port" 2>&1 | tail -1)
-  after=$(cpu $pids)
+  [ "$n" -gt 1 ] && wait_for 200 workers_up "$n"
+  res=$("$B/rd_loadgen" -q -c "$C" -d "$D" -w 1 -S "$mpid" 127.0.0.1 "$port" 2>&1 | tail -1)
   spread=""
-  if [ -S "$ctl" ]; then spread=$("$B/reactord" --status "$ctl" | sed -n 's/^worker \([0-9]*\): pid [0-9]*, \([0-9]*\) connections, \([0-9]*\) requests.*/w\1: \2 conns \3 reqs/p' | tr '\n' ' '); fi
+  if [ "$n" -gt 1 ]; then
+    spread=$("$B/reactord" --status "$ctl" | sed -n 's/^worker \([0-9]*\): pid [0-9]*, \([0-9]*\) connections, \([0-9]*\) requests.*/w\1: \2 conns \3 reqs/p' | tr '\n' ' ')
+  fi
   kill -TERM $mpid; wait $mpid || true
-  rm -f "$out"
-  tick=$(getconf CLK_TCK)
-  echo "$name | $res | server cpu $(( (after - before) ))/$tick s | $spread"
+  rps=$(echo "$res" | sed -n 's/.* rps=\([0-9.]*\).*/\1/p')
+  cpu=$(echo "$res" | sed -n 's/.* srv_cpu_s=\([0-9.]*\).*/\1/p')
+  per=$(awk -v r="$rps" -v c="$cpu" -v d="$D" 'BEGIN { if (c > 0) printf "%.0f", r * d / c; else print "?" }')
+  echo "$name | rps $rps | server cpu ${cpu}s | answers per server CPU-s $per | $spread"
 }
-run "1 process" 
-run "2 workers, reuseport" --workers 2 --control "$ctl"
-run "2 workers, shared socket" --workers 2 --shared-socket --control "$ctl"
+i=0
+while [ $i -lt "$R" ]; do
+  i=$((i + 1))
+  echo "== round $i of $R ($C connections, $D s)"
+  run "1 process" 1
+  run "2 workers, reuseport" 2 --workers 2 --control "$ctl"
+  run "2 workers, shared socket" 2 --workers 2 --shared-socket --control "$ctl"
+done

@@ -403,15 +403,20 @@ static int timer_get(rd_conn_t *c)
     return 0;
 }
 
-/* The idle timer, to fire in `after` seconds (it may be running: idle_cb). */
+/* The idle timer, to fire once in `after` seconds, on either clock alike.
+ * One-shot, not libev's repeat: with repeat 0 (a timer that moved clocks
+ * with nothing left) ev_timer_again would not start it at all, and a
+ * repeating one kept the last "sleep the rest" as its period. */
 static void idle_arm(rd_conn_t *c, double after)
 {
+    if (!(after > 0)) after = 0; /* due now: fires in the next iteration */
     if (c->loop->clock) {
         rd__tw_start(c->loop->clock, &c->tm->vtimer, after, 0, vidle_cb);
         return;
     }
-    c->tm->timer.repeat = after; /* ev_init'ed with idle_cb by whoever first armed it */
-    ev_timer_again(c->loop->ev, &c->tm->timer);
+    ev_timer_stop(c->loop->ev, &c->tm->timer);
+    ev_timer_init(&c->tm->timer, idle_cb, after, 0.);
+    ev_timer_start(c->loop->ev, &c->tm->timer);
     rd__dl_sync(c->loop, &c->tm->dl);
 }
 
@@ -476,7 +481,7 @@ static void idle_cb(struct ev_loop *ev, ev_timer *w, int revents)
 {
     (void)ev, (void)revents;
     struct rd__conntimer *tm = rd__container(w, struct rd__conntimer, timer);
-    rd__dl_sync(tm->c->loop, &tm->dl); /* libev repeated it (repeat is set by again) */
+    rd__dl_del(tm->c->loop, &tm->dl); /* one-shot: stopped now */
     idle_fired(tm->c);
 }
 

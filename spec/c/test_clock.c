@@ -210,6 +210,47 @@ static void stop_cb(rd_timer_t *t)
     rd_loop_break(t->loop);
 }
 
+static void to_libev_cb(rd_timer_t *t)
+{
+    CHECK_EQ(rd_loop_set_clock(t->loop, NULL), 0);
+}
+
+/* A conn whose idle timeout is due at the very moment the clock changes
+ * (another callback of the same instant switches) still times out, on the
+ * new clock: it moved with 0 s left, and it used to be dropped there. */
+TEST(clock_switch_keeps_an_idle_timeout_due_now)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    rd_clock_t k;
+    rd_clock_init(&k, 0);
+    CHECK_EQ(rd_loop_set_clock(&loop, &k), 0);
+    rd_timer_t sw;
+    rd_timer_init(&sw, &loop, to_libev_cb);
+    rd_timer_start(&sw, 10, 0); /* started first: fires first at 10 */
+    struct idle x;
+    memset(&x, 0, sizeof x);
+    int peer;
+    TEST_PAIR(&loop, &x.c, &peer);
+    x.c.on_read = idle_read;
+    x.c.on_lost = idle_lost;
+    rd_conn_start(&x.c);
+    CHECK_EQ(rd_conn_set_timeout(&x.c, 10), 0);
+    CHECK_EQ(rd_clock_advance(&k, 10), 0);
+    CHECK(loop.clock == NULL); /* the advance may have run libev's due timers too */
+    rd_timer_t guard; /* on libev's clock: ends the run if the timeout was lost */
+    rd_timer_init(&guard, &loop, stop_cb);
+    rd_timer_start(&guard, 5, 0);
+    while (!x.lost && rd_timer_active(&guard))
+        rd_loop_step(&loop, 1);
+    CHECK_EQ(x.lost, 1);
+    CHECK_EQ(x.reason, RD_TIMEOUT);
+    rd_timer_stop(&guard);
+    close(peer);
+    rd_clock_destroy(&k);
+    rd_loop_destroy(&loop);
+}
+
 TEST(clock_autojump_runs_an_hour_at_once)
 {
     rd_loop_t loop;
