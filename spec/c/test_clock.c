@@ -238,7 +238,7 @@ TEST(clock_switch_keeps_an_idle_timeout_due_now)
     CHECK_EQ(rd_conn_set_timeout(&x.c, 10), 0);
     CHECK_EQ(rd_clock_advance(&k, 10), 0);
     CHECK(loop.clock == NULL); /* the advance may have run libev's due timers too */
-    rd_timer_t guard; /* on libev's clock: ends the run if the timeout was lost */
+    rd_timer_t guard;          /* on libev's clock: ends the run if the timeout was lost */
     rd_timer_init(&guard, &loop, stop_cb);
     rd_timer_start(&guard, 5, 0);
     while (!x.lost && rd_timer_active(&guard))
