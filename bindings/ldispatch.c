@@ -300,7 +300,7 @@ static void read_stream(lua_State *L, lreactor *lr, ltransport *t, int self, con
     }
     lr->call->what = "dataReceived"; /* the name a user knows for a read */
     /* the reader waits in C: resumed from here with the frame, or readReady does it */
-    if (!nargs || !rdL_stream_wakereader(L, lr, self)) {
+    if (!nargs || !rdL_stream_wakereader(L, lr, t, self)) {
         rdL_pushkey(L, lr, RDL_K_READREADY);
         lua_gettable(L, self);
         lua_pushvalue(L, self);

@@ -51,8 +51,7 @@ int rdL_stream_next(ltransport *t, int line, rd_span_t *s)
 {
     rd_framer_t *f = &t->in;
     if (!f->delim || (line && !(f->dlen == 1 && *f->delim == '\n'))) return -1;
-    int r =
-        rd_framer_until(f, f->delim, f->dlen, t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, s);
+    int r = rd_framer_until(f, f->delim, f->dlen, t->stream_limit, s);
     if (r == 1 && line && s->n && s->p[s->n - 1] == '\r') s->n--;
     return r;
 }
@@ -118,7 +117,7 @@ static int slow(lua_State *L)
  *
  * task.lua's step (enter, resume through the watchdog, settle) costs
  * several Lua calls at every wake of a stream's reader; here it is one C
- * function that keeps task.lua's bookkeeping (R.current, t.active, the
+ * function that keeps task.lua's bookkeeping (R[1], the current task; the
  * in-flight list) itself for the common outcome, a task that waits again
  * (yields WAIT, no cancel pending), and hands every other outcome to the
  * Lua settle (done, failed, cancel, a bare yield). Every resume of a task,
@@ -127,6 +126,8 @@ static int slow(lua_State *L)
  * here with the task left in the in-flight list, as the Lua step did, so
  * reap() still finishes it.
  *=====================================================================*/
+
+enum { RDL_R_CURRENT = 1 }; /* task.lua's R[CURRENT]: the running task */
 
 static void tk_push(lua_State *L, lreactor *lr, int i)
 {
@@ -186,11 +187,11 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
         lua_pop(L, 1);
     }
     tk_push(L, lr, RDL_TK_R);
-    getk(L, lr, lua_gettop(L), RDL_K_CURRENT);
+    lua_rawgeti(L, -1, RDL_R_CURRENT);
     getk(L, lr, tidx, RDL_K_CO); /* held here while it runs */
     lua_rotate(L, a, 3);         /* R, prev, co, the arguments */
-    SETK(L, lr, R, RDL_K_CURRENT, lua_pushvalue(L, tidx));
-    SETK(L, lr, tidx, RDL_K_ACTIVE, lua_pushboolean(L, 1));
+    lua_pushvalue(L, tidx);
+    lua_rawseti(L, R, RDL_R_CURRENT);
     lua_State *co = lua_tothread(L, coidx);
     int status = co ? lua_status(co) : LUA_ERRRUN, nres = 0, ok, nv;
     if (!co || (status != LUA_OK && status != LUA_YIELD) ||
@@ -212,16 +213,13 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
         }
     }
     if (status == LUA_YIELD && nv == 1 && ok) {
-        tk_push(L, lr, RDL_TK_WAIT);
-        int wait = lua_rawequal(L, -1, -2);
-        lua_pop(L, 1);
-        if (wait) {
+        if (lua_topointer(L, -1) == lr->task_wait) { /* it yielded WAIT */
             getk(L, lr, tidx, RDL_K_CANCELPENDING);
             int cp = lua_toboolean(L, -1);
             lua_pop(L, 1);
             if (!cp) { /* it waits again: settle's common case, here */
-                SETK(L, lr, R, RDL_K_CURRENT, lua_pushvalue(L, prev));
-                SETFALSE(L, lr, tidx, RDL_K_ACTIVE);
+                lua_pushvalue(L, prev);
+                lua_rawseti(L, R, RDL_R_CURRENT);
                 lua_settop(L, a - 1);
                 return;
             }
@@ -252,7 +250,7 @@ int rdL_taskinit(lua_State *L)
     lreactor *lr = rdL_reactor(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
-    luaL_checkany(L, 3);
+    luaL_checktype(L, 3, LUA_TTABLE); /* WAIT: told by its address (task_wait) */
     luaL_checktype(L, 4, LUA_TFUNCTION);
     luaL_checktype(L, 5, LUA_TFUNCTION);
     for (int i = 0; i < RDL_NTK; i++) {
@@ -261,17 +259,31 @@ int rdL_taskinit(lua_State *L)
         lr->task_refs[i] = luaL_ref(L, LUA_REGISTRYINDEX);
     }
     lr->task_ready = 1;
+    lr->task_wait = lua_topointer(L, 3); /* (kept alive by its ref) */
     lua_pushlightuserdata(L, lr);
     lua_pushcclosure(L, l_taskstep, 1);
     return 1;
 }
 
+/* Begin t's C wait (a reader of the framer's separator, line or not):
+ * -> its wait number, for task.waiting */
+static lua_Integer cwait_begin(lreactor *lr, ltransport *t, int line)
+{
+    if (++lr->wait_seq == 0) lr->wait_seq = 1; /* 0 is "no wait" */
+    t->stream_wn = lr->wait_seq;
+    t->stream_wline = line ? 1 : 0;
+    t->stream_reader = line ? RDL_READER_LINE : RDL_READER_UNTIL;
+    return RDL_CWAIT_BASE + t->stream_wn;
+}
+
 /* The reader's wait, in C: stream.lua's waitnow, when Lua allows it
  * (stream_rfast: open, no EOF, no timeout, not paused, not stopping) and
- * L is the current task's own coroutine; self at 1, the separator at sepidx.
+ * L is the current task's own coroutine; self at 1. The wait's number, op
+ * and separator stay in t (stream_wn; the framer holds the separator), so
+ * of the stream's fields only rtask is set.
  * -> 1 with WAIT pushed (the caller yields it), 0 if Lua must wait. The
  * wake's values are the read's results (no continuation). */
-static int cwait(lua_State *L, ltransport *t, int line, int sepidx)
+static int cwait(lua_State *L, ltransport *t, int line)
 {
     lreactor *lr = t->conn.loop->data;
     if (!t->stream_rfast || !lr->task_ready || t->conn.state != RD_OPEN ||
@@ -280,23 +292,22 @@ static int cwait(lua_State *L, ltransport *t, int line, int sepidx)
     int top = lua_gettop(L);
     tk_push(L, lr, RDL_TK_R);
     int task = top + 2;
-    if (getk(L, lr, top + 1, RDL_K_CURRENT) != LUA_TTABLE) goto no;
+    if (lua_rawgeti(L, top + 1, RDL_R_CURRENT) != LUA_TTABLE) goto no;
     getk(L, lr, task, RDL_K_CO);
     if (lua_tothread(L, -1) != L) goto no;
     /* (self.rtask is false: stream_reader is clear, which b_readuntil checked) */
     lua_settop(L, task);
-    getk(L, lr, task, RDL_K_SEQ);
-    lua_Integer n = lua_tointeger(L, -1) + 1; /* t.seq or 0 */
-    lua_pop(L, 1);
-    SETK(L, lr, task, RDL_K_SEQ, lua_pushinteger(L, n));
-    SETK(L, lr, task, RDL_K_WAITING, lua_pushinteger(L, n));
+    SETK(L, lr, task, RDL_K_WAITING, lua_pushinteger(L, cwait_begin(lr, t, line)));
     SETK(L, lr, 1, RDL_K_RTASK, lua_pushvalue(L, task));
-    SETK(L, lr, 1, RDL_K_RN, lua_pushinteger(L, n));
-    SETK(L, lr, 1, RDL_K_ROP, line ? lua_pushliteral(L, "line") : lua_pushliteral(L, "until"));
-    SETK(L, lr, 1, RDL_K_RARG, lua_pushvalue(L, sepidx));
-    SETK(L, lr, task, RDL_K_CLEANUP, lua_pushvalue(L, lua_upvalueindex(3))); /* releasereader */
-    SETK(L, lr, task, RDL_K_CLEANOBJ, lua_pushvalue(L, 1));
-    t->stream_reader = line ? RDL_READER_LINE : RDL_READER_UNTIL;
+    /* a cancel's release: the C wake leaves it set (stream.lua's releasereader
+     * checks that the task is still the reader), so the next wait on this
+     * stream usually finds it there */
+    getk(L, lr, task, RDL_K_CLEANOBJ);
+    getk(L, lr, task, RDL_K_CLEANUP);
+    if (!lua_rawequal(L, -2, 1) || !lua_rawequal(L, -1, lua_upvalueindex(3))) {
+        SETK(L, lr, task, RDL_K_CLEANUP, lua_pushvalue(L, lua_upvalueindex(3))); /* releasereader */
+        SETK(L, lr, task, RDL_K_CLEANOBJ, lua_pushvalue(L, 1));
+    }
     lua_settop(L, top);
     tk_push(L, lr, RDL_TK_WAIT);
     return 1;
@@ -305,32 +316,61 @@ no:
     return 0;
 }
 
-int rdL_stream_wakereader(lua_State *L, lreactor *lr, int self)
+int rdL_stream_wakereader(lua_State *L, lreactor *lr, ltransport *t, int self)
 {
-    if (!lr->task_ready) return 0;
+    if (!lr->task_ready || !t->stream_wn) return 0;
     int top = lua_gettop(L); /* the frame */
     int task = top + 1;
     if (getk(L, lr, self, RDL_K_RTASK) != LUA_TTABLE) goto no;
-    getk(L, lr, self, RDL_K_RN);
-    getk(L, lr, task, RDL_K_WAITING);
-    if (!lua_rawequal(L, -1, -2)) goto no;
-    if (getk(L, lr, task, RDL_K_ACTIVE), lua_toboolean(L, -1)) goto no; /* Lua's early wake */
+    int isnum;
+    lua_Integer w = (getk(L, lr, task, RDL_K_WAITING), lua_tointegerx(L, -1, &isnum));
+    if (!isnum || w != RDL_CWAIT_BASE + t->stream_wn) goto no;
+    /* not suspended: it runs (task.lua's active), and Lua's early wake keeps the frame */
+    getk(L, lr, task, RDL_K_CO);
+    lua_State *co = lua_tothread(L, -1);
+    if (!co || lua_status(co) != LUA_YIELD) goto no;
     lua_settop(L, task);
-    /* readReady's wakereader and task.wake1, to the one resume */
+    /* readReady's wake and task.wake1, to the one resume */
+    t->stream_wn = 0;
     SETFALSE(L, lr, self, RDL_K_RTASK);
-    SETFALSE(L, lr, self, RDL_K_RN);
-    SETFALSE(L, lr, self, RDL_K_ROP);
-    SETFALSE(L, lr, self, RDL_K_RARG);
-    SETFALSE(L, lr, task, RDL_K_WAITING);
-    SETFALSE(L, lr, task, RDL_K_CLEANUP);
-    SETFALSE(L, lr, task, RDL_K_CLEANOBJ);
-    lua_insert(L, top); /* task, frame */
+    SETFALSE(L, lr, task, RDL_K_WAITING); /* (cleanup stays: see cwait) */
+    lua_insert(L, top);                   /* task, frame */
     rdL_taskstep(L, lr, top, 1);
     lua_settop(L, top - 1);
     return 1;
 no:
     lua_settop(L, top);
     return 0;
+}
+
+/* core._streamwait(transport, line) -> n: stream.lua's waitnow begins a
+ * C wait (the read takes the frame in C) and sets task.waiting to n */
+int rdL_streamwait(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
+                     "transport");
+    lua_pushinteger(L, cwait_begin(t->conn.loop->data, t, lua_toboolean(L, 2)));
+    return 1;
+}
+
+/* core._streamwaiter(transport) -> n, op, separator of the C wait, or
+ * nothing: what stream.lua keeps in rn, rop and rarg for a wait of its own */
+int rdL_streamwaiter(lua_State *L)
+{
+    ltransport *t = lua_touserdata(L, 1);
+    luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
+                     "transport");
+    if (!t->stream_wn) return 0;
+    lua_pushinteger(L, RDL_CWAIT_BASE + t->stream_wn);
+    if (t->stream_wline) {
+        lua_pushliteral(L, "line");
+        lua_pushliteral(L, "\n");
+    } else {
+        lua_pushliteral(L, "until");
+        lua_pushlstring(L, t->in.delim, t->in.dlen);
+    }
+    return 3;
 }
 
 /*{====================================================================
@@ -383,13 +423,13 @@ static int b_readuntil(lua_State *L)
             return 1;
         }
         if (r == 0) { /* not there yet: wait here, or in the Lua version */
-            if (cwait(L, t, 0, 2)) return lua_yield(L, 1);
+            if (cwait(L, t, 0)) return lua_yield(L, 1);
             lua_pushnil(L);
             return slow(L);
         }
         rdL_stream_pull(L, t, RDL_PULL_UNTIL, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
-        if (lua_isnil(L, -1) && cwait(L, t, 0, 2)) return lua_yield(L, 1);
+        if (lua_isnil(L, -1) && cwait(L, t, 0)) return lua_yield(L, 1);
         return slow(L); /* self, sep, what the pull gave */
     }
     return unpulled_readuntil(L);
@@ -402,7 +442,7 @@ static int b_readline(lua_State *L)
         lua_pushliteral(L, "\n");
         rdL_stream_pull(L, t, RDL_PULL_LINE, 2, t->stream_limit);
         if (lua_type(L, -1) == LUA_TSTRING) return 1;
-        if (lua_isnil(L, -1) && cwait(L, t, 1, 2)) return lua_yield(L, 1);
+        if (lua_isnil(L, -1) && cwait(L, t, 1)) return lua_yield(L, 1);
         lua_remove(L, 2);
         return slow(L); /* self, what the pull gave */
     }
@@ -467,14 +507,19 @@ int rdL_streamset(lua_State *L)
     ltransport *t = lua_touserdata(L, 1);
     luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
                      "transport");
-    if (!lua_isnoneornil(L, 2)) t->stream_limit = luaL_checkinteger(L, 2);
+    if (!lua_isnoneornil(L, 2)) { /* (a limit past 4 GiB is none: no framer holds that much) */
+        lua_Integer v = luaL_checkinteger(L, 2);
+        t->stream_limit = v < 0 ? 0 : v > (lua_Integer)UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    }
     if (!lua_isnoneornil(L, 3)) t->stream_wfast = (unsigned char)lua_toboolean(L, 3);
     if (lua_type(L, 4) == LUA_TNUMBER) { /* RDL_READER_UNTIL or _LINE: waits for that frame */
         lua_Integer r = luaL_checkinteger(L, 4);
         luaL_argcheck(L, r == RDL_READER_UNTIL || r == RDL_READER_LINE, 4, "not a reader kind");
         t->stream_reader = (unsigned char)r;
-    } else if (!lua_isnoneornil(L, 4))
+    } else if (!lua_isnoneornil(L, 4)) { /* a wait of Lua's own, or none: a C wait ends */
         t->stream_reader = (unsigned char)lua_toboolean(L, 4);
+        t->stream_wn = 0;
+    }
     if (!lua_isnoneornil(L, 5)) t->stream_rfast = lua_toboolean(L, 5) ? 1 : 0;
     return 0;
 }

@@ -53,18 +53,12 @@ enum rdl_key {
     RDL_K_LENGTHLIMITEXCEEDED,
     RDL_K_READREADY,
     /* reactor.task's and reactor.stream's fields the task's C path sets (lstream.c) */
-    RDL_K_CURRENT,
     RDL_K_CO,
-    RDL_K_ACTIVE,
     RDL_K_CANCELPENDING,
     RDL_K_EARLY,
     RDL_K_CLEANUP,
     RDL_K_CLEANOBJ,
     RDL_K_RTASK,
-    RDL_K_RN,
-    RDL_K_ROP,
-    RDL_K_RARG,
-    RDL_K_SEQ,
     RDL_K_WAITING,
     RDL_NKEYS
 };
@@ -121,9 +115,11 @@ typedef struct lreactor {
      * registry refs (RDL_TK_*); task_ready once they are set */
     int task_refs[5];
     int task_ready;
-    int task_stale; /* the in-flight list may hold tasks a watchdog trip stopped */
+    int task_stale;        /* the in-flight list may hold tasks a watchdog trip stopped */
+    const void *task_wait; /* the WAIT value, to tell a wait's yield by its address */
+    uint32_t wait_seq;     /* the last wait number a C-waiting reader got (see RDL_CWAIT_BASE) */
 } lreactor;
-/* lreactor.task_refs: R ({current =}), the in-flight list, the WAIT value,
+/* lreactor.task_refs: R ({[1] = the current task}), the in-flight list, the WAIT value,
  * settle(t, prev, ok, ...) and reap() */
 enum { RDL_TK_R, RDL_TK_INFLIGHT, RDL_TK_WAIT, RDL_TK_SETTLE, RDL_TK_REAP, RDL_NTK };
 
@@ -173,19 +169,24 @@ typedef struct ltransport {
     rd_framer_t in; /* the partial frame: survives a reload byte for byte */
     /* flags as bits and no padding: 480 bytes, so that with the userdata's
      * header and three uservalues it takes 576 bytes of malloc */
-    unsigned char raw : 1;        /* line mode switched off (setRawMode) */
-    unsigned char made : 1;       /* connectionMade has been called */
-    unsigned char outgoing : 1;   /* made by connectTCP */
+    unsigned char raw : 1;          /* line mode switched off (setRawMode) */
+    unsigned char made : 1;         /* connectionMade has been called */
+    unsigned char outgoing : 1;     /* made by connectTCP */
     unsigned char stream_rfast : 1; /* a read may wait in C: open, no EOF, no timeout, not paused */
-    char delim[RDL_DELIM_INLINE]; /* a line delimiter this short, copied (in.delim points here) */
+    unsigned char stream_wline : 1; /* the C wait (stream_wn) is a readline's, not a readuntil's */
+    char delim[RDL_DELIM_INLINE];   /* a line delimiter this short, copied (in.delim points here) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
     unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so);
                                   * RDL_READER_UNTIL / _LINE: for the framer's separator, so a
                                   * read takes the frame in C (ldispatch.c, read_stream) */
     struct llistener *from;      /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
-    lua_Integer
-        stream_limit; /* lstream.c: readuntil/readline: no separator within this many bytes */
+    uint32_t stream_limit; /* lstream.c: readuntil/readline: no separator within this many bytes */
+    /* the wait of the task that waits in C for the next frame (self.rtask in
+     * Lua): RDL_CWAIT_BASE + this is its task.waiting; 0 = no such wait. It
+     * outlives stream_reader, which read_stream clears as it takes the frame,
+     * until the wake (C's, or readReady's) clears it. */
+    uint32_t stream_wn;
 } ltransport;
 
 typedef struct ltimer {
@@ -273,23 +274,35 @@ enum { RDL_PULL_UNTIL = 1, RDL_PULL_LINE, RDL_PULL_EXACT, RDL_PULL_SOME, RDL_PUL
  * in C (lstream.c, cwait) for the next frame at the framer's separator,
  * which the read takes and resumes it with (ldispatch.c, read_stream) */
 enum { RDL_READER_NONE = 0, RDL_READER_BUSY, RDL_READER_UNTIL, RDL_READER_LINE };
+/* A C-waiting reader's wait numbers are RDL_CWAIT_BASE + lr->wait_seq, one
+ * counter for the loop, so the wait leaves task.seq alone (two table writes
+ * less at every wait) and never meets a number task.prepare gives (t.seq + 1,
+ * counted from 0 per task). The counter wraps after 2^32 C waits: a stale
+ * wake needs the number it was given, and nothing keeps a C wait's number
+ * but the stream, which drops it at the wake. */
+#define RDL_CWAIT_BASE ((lua_Integer)1 << 32)
 void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Integer limit);
 /* The next frame at the framer's own separator (a reader of kind
  * RDL_READER_UNTIL, line 0, or _LINE, line 1: without its "\r"): 1 and *s,
  * 0 not there yet, < 0 too long or another separator held (Lua pulls). */
 int rdL_stream_next(ltransport *t, int line, rd_span_t *s);
-int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
-int rdL_streambind(lua_State *L);     /* core._streambind(transport, slow...): lstream.c */
-int rdL_untail(lua_State *L);         /* core._untail(fn): see lstream.c */
-int rdL_streamset(lua_State *L); /* core._streamset(transport, limit, wfast, reader, rfast) */
-int rdL_taskinit(lua_State *L);  /* core._taskinit(R, inflight, WAIT, settle, reap) -> step */
+int rdL_streamfast(lua_State *L); /* core._streamfast(slow...): lstream.c */
+int rdL_streambind(lua_State *L); /* core._streambind(transport, slow...): lstream.c */
+int rdL_untail(lua_State *L);     /* core._untail(fn): see lstream.c */
+int rdL_streamset(lua_State *L);  /* core._streamset(transport, limit, wfast, reader, rfast) */
+int rdL_taskinit(lua_State *L);   /* core._taskinit(R, inflight, WAIT, settle, reap) -> step */
 /* Resume the task at tidx with the nargs values at the top (popped): the
  * one resume of every task, what task.lua's step does (lstream.c) */
 void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs);
 /* The frame at the top for the reader that waits in C on the stream at
  * self: -> 1 if it was resumed with it (the frame popped), 0 if Lua must
  * wake it (readReady: it runs now, or its wait is not the stream's) */
-int rdL_stream_wakereader(lua_State *L, lreactor *lr, int self);
+int rdL_stream_wakereader(lua_State *L, lreactor *lr, ltransport *t, int self);
+/* core._streamwait(transport, line) -> the wait number of a reader that
+ * waits in C (stream.lua's waitnow); core._streamwaiter(transport) -> n, op,
+ * separator of that wait, or nothing */
+int rdL_streamwait(lua_State *L);
+int rdL_streamwaiter(lua_State *L);
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
 int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */

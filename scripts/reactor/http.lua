@@ -774,6 +774,7 @@ end
 local idle, nidle = {}, 0
 local MAX_IDLE = 64
 local WAIT, step, yield = task.WAIT, task._step, coroutine.yield
+local function suspended(co) return coroutine.status(co) == "suspended" end -- idle, not running
 
 -- A request task: each request's handler, then its response, which goes
 -- straight to the transport when nothing is due before it (build writes
@@ -846,7 +847,7 @@ local function dispatch(self, slot, handler, req, close)
     local t = idle[nidle]
     idle[nidle] = nil
     nidle = nidle - 1
-    if t.co and not t.waiting and not t.active then
+    if t.co and not t.waiting and suspended(t.co) then
       step(t, self, slot, handler, req, close)
       return t
     end
@@ -999,7 +1000,7 @@ local function Conn(app)
       t = idle[nidle]
       idle[nidle] = nil
       nidle = nidle - 1
-      if t.co and not t.waiting and not t.active then
+      if t.co and not t.waiting and suspended(t.co) then
         step(t, self, slot, handler, req, close)
       else
         t = dispatch(self, slot, handler, req, close)

@@ -18,12 +18,12 @@ local endpoints = require "reactor.endpoints"
 
 local sub, byte = string.sub, string.byte
 local need, prepare, await, wake, wake1 = task.need, task.prepare, task.await, task.wake, task.wake1
-local R, WAIT = task.R, task.WAIT -- R.current: the running task
+local R, WAIT = task.R, task.WAIT -- R[CURRENT]: the running task
+local CURRENT <const> = 1
 local running, yield = coroutine.running, coroutine.yield
 local pull = core._pull -- transport:_pull, without the method lookup
 
 local PULL_UNTIL, PULL_LINE, PULL_EXACT, PULL_SOME, PULL_ALL = 1, 2, 3, 4, 5
-local READER_UNTIL, READER_LINE = 2, 3 -- rdlua.h's RDL_READER_*: the frame is taken in C
 
 local M = {}
 
@@ -100,8 +100,17 @@ end
 -- The reader and the writer: one of each at a time
 --======================================================================
 
+-- The reader: its task, wait number, op and argument. A reader that waits
+-- in C (lstream.c's cwait, or waitnow) has only rtask here: the rest is in
+-- the transport, which the read that takes its frame consults without Lua.
+local function reader(self)
+  local t = self.rtask
+  if t and not self.rop then return t, core._streamwaiter(self.transport) end
+  return t, self.rn, self.rop, self.rarg
+end
+
 local function wakereader(self, ...)
-  local t, n = self.rtask, self.rn
+  local t, n = reader(self)
   self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
   core._streamset(self.transport, nil, nil, false)
   return wake(t, n, ...)
@@ -136,7 +145,11 @@ local function wakewriter(self, ...)
   return wake(t, n, ...)
 end
 
-local function releasereader(self)
+-- a cancel's cleanup of t's read (task.lua's kill): t may have stopped
+-- reading this stream since (a wake in C leaves t.cleanup set for the next
+-- wait), and then the reader is somebody else's, or nobody's
+local function releasereader(self, t)
+  if self.rtask ~= t then return end
   self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
   local tr = rawget(self, "transport")
   if tr then core._streamset(tr, nil, nil, false) end
@@ -259,11 +272,11 @@ end
 -- (waitread with task.prepare and task.await inlined and its checks left to
 -- the caller: going through waitread costs 16 % more at one request per
 -- read, 13,521 against 11,641 instructions, measured.)
-local function waitnow(self, t, op, sep)
-  local n = (t.seq or 0) + 1 -- task.prepare and task.await, inline
-  t.seq, t.waiting = n, n
-  self.rtask, self.rn, self.rop, self.rarg = t, n, op, sep
-  core._streamset(self.transport, nil, nil, op == "line" and READER_LINE or READER_UNTIL) -- (taken in C)
+local function waitnow(self, t, op)
+  -- task.prepare and task.await, inline; the wait's number is C's, and the
+  -- read that brings the frame takes it in C (the separator is the framer's)
+  t.waiting = core._streamwait(self.transport, op == "line")
+  self.rtask = t
   if self.paused then
     self.paused = false
     self.transport:resumeReading()
@@ -276,11 +289,11 @@ end
 
 --- readuntil(sep) -> the bytes before sep (sep is consumed) | nil, why, partial
 local function readuntil(self, sep, pulled)
-  local t = R.current
+  local t = R[CURRENT]
   if pulled == nil and sep == self.sep and t and not self.rtask
     and not (self.eof or self.lost or self.closed or self.shutting)
     and running() == t.co and rawget(self, "transport") then
-    return waitnow(self, t, "until", sep)
+    return waitnow(self, t, "until")
   end
   checkstream(self, "readuntil", 1)
   if type(sep) ~= "string" or sep == "" then
@@ -298,10 +311,10 @@ end
 --- readline() -> a line without its "\n" (or "\r\n"); the last line may
 --- lack its newline at the end of the stream | nil, why
 local function readline(self, pulled)
-  local t = R.current
+  local t = R[CURRENT]
   if pulled == nil and t and not self.rtask and not (self.eof or self.lost or self.closed or self.shutting)
     and running() == t.co and rawget(self, "transport") and self.inited then
-    return waitnow(self, t, "line", "\n")
+    return waitnow(self, t, "line")
   end
   checkstream(self, "readline", 1)
   t = need("stream:readline()", 3)
@@ -413,15 +426,15 @@ end
 -- frame: the one a waitnow reader waits for, taken in C (ldispatch.c)
 function Stream:readReady(frame)
   if frame then -- wakereader(self, frame), inline; C has cleared the reader flag
-    local t, n = self.rtask, self.rn
+    local t, n = reader(self)
     self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+    core._streamset(self.transport, nil, nil, false)
     return wake1(t, n, frame)
   end
-  local op = self.rop
+  local t, n, op, arg = reader(self)
   if op == "until" or op == "line" then -- the common case, without try's dispatch
-    local s = pull(self.transport, op == "line" and PULL_LINE or PULL_UNTIL, self.rarg, self.limit)
+    local s = pull(self.transport, op == "line" and PULL_LINE or PULL_UNTIL, arg, self.limit)
     if s then -- wakereader(self, s), inline
-      local t, n = self.rtask, self.rn
       self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
       core._streamset(self.transport, nil, nil, false)
       return wake(t, n, s)
@@ -429,7 +442,7 @@ function Stream:readReady(frame)
     if s == false then return wakereader(self, nil, "too long") end
     return -- a reader waits: keep reading (past the limit, its pull says "too long")
   elseif op then
-    local ok, a, b, c = try(self, op, self.rarg)
+    local ok, a, b, c = try(self, op, arg)
     if ok then return wakereader(self, results(a, b, c)) end
     return -- (an exact read may need more than the limit)
   end
@@ -444,8 +457,9 @@ end
 function Stream:readConnectionLost()
   self.eof = true
   setrfast(self)
-  if self.rop then
-    local ok, a, b, c = try(self, self.rop, self.rarg)
+  local t, _, op, arg = reader(self)
+  if t then
+    local ok, a, b, c = try(self, op, arg)
     if ok then wakereader(self, results(a, b, c)) end
   end
   return true
@@ -461,7 +475,7 @@ function Stream:connectionLost(reason)
     self.connecting = false
     wake(c[1], c[2], nil, gone(self))
   end
-  if self.rop then wakereader(self, nil, gone(self)) end
+  if self.rtask then wakereader(self, nil, gone(self)) end
   if self.wtask then wakewriter(self, nil, gone(self)) end
   if self.rtimer then self.rtimer:cancel() end
   if self.wtimer then self.wtimer:cancel() end

@@ -36,16 +36,18 @@ Task.__name = "reactor.Task"
 M.Task = Task
 
 -- The task whose coroutine runs now (nil: a callback, or the top level), in
--- a table the stream module reads too (its fast paths check it inline).
-local R = { current = nil }
+-- R[CURRENT], a table the stream module and the C step read too (an array
+-- slot: C gets and sets it without a string key).
+local CURRENT <const> = 1
+local R = { nil }
 M.R = R
 local inflight = {} -- the tasks a watchdog trip stopped, innermost last (see reap)
 local bycoroutine = setmetatable({}, { __mode = "k" })
 
 --- The task running now, or nil.
 function M.current()
-  if #inflight > 0 and R.current then M.reap() end
-  return R.current
+  if #inflight > 0 and R[CURRENT] then M.reap() end
+  return R[CURRENT]
 end
 
 function Task:__tostring()
@@ -113,18 +115,17 @@ local function kill(t)
   local cleanup, obj = t.cleanup, t.cleanobj
   t.waiting, t.cleanup, t.cleanobj = false, false, false
   if cleanup then cleanup(obj, t) end
-  local prev = R.current
-  R.current = t
+  local prev = R[CURRENT]
+  R[CURRENT] = t
   local ok, err = close(co)
-  R.current = prev
+  R[CURRENT] = prev
   if not ok then log.callbackError("closing " .. label(t), traceback(co, err)) end
   finish(t, CANCELLED, nil, CANCELLED)
 end
 
 -- after a resume of t: done, failed, waiting, or misusing yield
 local function settle(t, prev, ok, first, ...)
-  R.current = prev
-  t.active = false
+  R[CURRENT] = prev
   local co = t.co
   if first == WAIT and ok then -- waiting: what nearly every resume ends in
     if t.cancelpending then return kill(t) end
@@ -155,7 +156,7 @@ local function reap()
     inflight[i] = nil
     if t.co then finish(t, "failed", nil, "script timeout: the task was stopped by the watchdog") end
   end
-  R.current = nil
+  R[CURRENT] = nil
 end
 M.reap = reap
 
@@ -176,10 +177,10 @@ M._step = step
 --- The task that may wait now, for the public call `what` (at the caller's
 --- caller's line: level counts from the function that calls this).
 function M.need(what, level)
-  local t = R.current
+  local t = R[CURRENT]
   if t and running() == t.co then return t end -- in the task's own coroutine: the common case
   if #inflight > 0 then reap() end
-  t = R.current
+  t = R[CURRENT]
   if t == nil then
     error(("%s waits, so it must run in a task: call it inside reactor.spawn(fn) or a " ..
       "reactor.serve handler"):format(what), (level or 2) + 1)
@@ -211,11 +212,19 @@ function M.await(t, cleanup, obj)
   return yield(WAIT)
 end
 
+-- Is t being resumed now (running, or resuming a coroutine of its own)? A
+-- task's coroutine is suspended only between its resumes; a waker that
+-- comes while it runs leaves what it brings in t.early.
+local function active(t)
+  local co = t.co
+  return co ~= nil and status(co) ~= "suspended"
+end
+
 --- Resume t with ... if it still waits for wait number n. -> true if it did.
 function M.wake(t, n, ...)
   if t.waiting ~= n then return false end
   t.waiting, t.cleanup, t.cleanobj = false, false, false -- (false, not nil: the fields stay in the table)
-  if t.active then
+  if active(t) then
     t.early = pack(...) -- the waker ran before the task could yield (it is running)
     return true
   end
@@ -228,7 +237,7 @@ end
 function M.wake1(t, n, v)
   if t.waiting ~= n then return false end
   t.waiting, t.cleanup, t.cleanobj = false, false, false
-  if t.active then
+  if active(t) then
     t.early = pack(v)
     return true
   end
@@ -256,7 +265,7 @@ end
 local function newtask(fn, level)
   local co = coroutine.create(fn)
   local t = setmetatable({ co = co, state = "running", where = where(level + 1), seq = 0, waiting = false,
-    cleanup = false, cleanobj = false, active = false, early = false, cancelpending = false }, Task)
+    cleanup = false, cleanobj = false, early = false, cancelpending = false }, Task)
   bycoroutine[co] = t
   return t
 end
@@ -323,7 +332,7 @@ end
 function M.spawnnamed(name, fn, ...)
   local co = coroutine.create(fn)
   local t = setmetatable({ co = co, state = "running", where = name, seq = 0, waiting = false,
-    cleanup = false, cleanobj = false, active = false, early = false, cancelpending = false }, Task)
+    cleanup = false, cleanobj = false, early = false, cancelpending = false }, Task)
   bycoroutine[co] = t
   step(t, ...)
   return t

@@ -526,6 +526,35 @@ describe("a reader waiting in C", function()
     testing.run_until(function() return tr:closed() end)
   end)
 
+  it("woken in C and cancelled once it waits on something else, leaves the next reader's wait alone", function()
+    local clock <close> = testing.clock()
+    local WAIT = require("reactor.task").WAIT
+    local s, parked, got, nextline = nil, nil, {}, nil
+    local _, tr = testing.connect(function(stream)
+      s = stream
+      parked = reactor.spawn(function()
+        got[#got + 1] = s:readuntil(";")
+        got[#got + 1] = s:readuntil(";") -- the separator checked before: waits in C, woken in C
+        coroutine.yield(WAIT) -- parks on nothing, as reactor.http's idle request tasks do
+      end)
+      reactor.sleep(60) -- holds the stream open
+    end)
+    tr:feed("a;")
+    testing.run_until(function() return #got == 1 end)
+    assert.is_true(waits_in_c(parked))
+    tr:feed("b;")
+    testing.run_until(function() return #got == 2 end)
+    local nextreader = reactor.spawn(function() nextline = s:readuntil(";") end)
+    assert.is_true(waits_in_c(nextreader))
+    parked:cancel() -- its last read's cleanup is not the next reader's to undo
+    tr:feed("c;")
+    testing.run_until(function() return nextline ~= nil end)
+    assert.are.same({ "a", "b" }, got)
+    assert.are.equal("c", nextline)
+    clock:advance(60)
+    testing.run_until(function() return tr:closed() end)
+  end)
+
   it("goes on waiting when a timeout is set meanwhile; the next wait times out, and the stream stays usable", function()
     local clock <close> = testing.clock()
     local got, reader, s = {}, nil, nil
