@@ -188,8 +188,8 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
     }
     tk_push(L, lr, RDL_TK_R);
     lua_rawgeti(L, -1, RDL_R_CURRENT);
-    getk(L, lr, tidx, RDL_K_CO); /* held here while it runs */
-    lua_rotate(L, a, 3);         /* R, prev, co, the arguments */
+    lua_rawgeti(L, tidx, RDL_T_CO); /* held here while it runs */
+    lua_rotate(L, a, 3);            /* R, prev, co, the arguments */
     lua_pushvalue(L, tidx);
     lua_rawseti(L, R, RDL_R_CURRENT);
     lua_State *co = lua_tothread(L, coidx);
@@ -214,7 +214,7 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
     }
     if (status == LUA_YIELD && nv == 1 && ok) {
         if (lua_topointer(L, -1) == lr->task_wait) { /* it yielded WAIT */
-            getk(L, lr, tidx, RDL_K_CANCELPENDING);
+            lua_rawgeti(L, tidx, RDL_T_CANCELPENDING);
             int cp = lua_toboolean(L, -1);
             lua_pop(L, 1);
             if (!cp) { /* it waits again: settle's common case, here */
@@ -293,20 +293,23 @@ static int cwait(lua_State *L, ltransport *t, int line)
     tk_push(L, lr, RDL_TK_R);
     int task = top + 2;
     if (lua_rawgeti(L, top + 1, RDL_R_CURRENT) != LUA_TTABLE) goto no;
-    getk(L, lr, task, RDL_K_CO);
+    lua_rawgeti(L, task, RDL_T_CO);
     if (lua_tothread(L, -1) != L) goto no;
     /* (self.rtask is false: stream_reader is clear, which b_readuntil checked) */
     lua_settop(L, task);
-    SETK(L, lr, task, RDL_K_WAITING, lua_pushinteger(L, cwait_begin(lr, t, line)));
+    lua_pushinteger(L, cwait_begin(lr, t, line));
+    lua_rawseti(L, task, RDL_T_WAITING);
     SETK(L, lr, 1, RDL_K_RTASK, lua_pushvalue(L, task));
     /* a cancel's release: the C wake leaves it set (stream.lua's releasereader
      * checks that the task is still the reader), so the next wait on this
      * stream usually finds it there */
-    getk(L, lr, task, RDL_K_CLEANOBJ);
-    getk(L, lr, task, RDL_K_CLEANUP);
+    lua_rawgeti(L, task, RDL_T_CLEANOBJ);
+    lua_rawgeti(L, task, RDL_T_CLEANUP);
     if (!lua_rawequal(L, -2, 1) || !lua_rawequal(L, -1, lua_upvalueindex(3))) {
-        SETK(L, lr, task, RDL_K_CLEANUP, lua_pushvalue(L, lua_upvalueindex(3))); /* releasereader */
-        SETK(L, lr, task, RDL_K_CLEANOBJ, lua_pushvalue(L, 1));
+        lua_pushvalue(L, lua_upvalueindex(3)); /* releasereader */
+        lua_rawseti(L, task, RDL_T_CLEANUP);
+        lua_pushvalue(L, 1);
+        lua_rawseti(L, task, RDL_T_CLEANOBJ);
     }
     lua_settop(L, top);
     tk_push(L, lr, RDL_TK_WAIT);
@@ -323,18 +326,19 @@ int rdL_stream_wakereader(lua_State *L, lreactor *lr, ltransport *t, int self)
     int task = top + 1;
     if (getk(L, lr, self, RDL_K_RTASK) != LUA_TTABLE) goto no;
     int isnum;
-    lua_Integer w = (getk(L, lr, task, RDL_K_WAITING), lua_tointegerx(L, -1, &isnum));
+    lua_Integer w = (lua_rawgeti(L, task, RDL_T_WAITING), lua_tointegerx(L, -1, &isnum));
     if (!isnum || w != RDL_CWAIT_BASE + t->stream_wn) goto no;
     /* not suspended: it runs (task.lua's active), and Lua's early wake keeps the frame */
-    getk(L, lr, task, RDL_K_CO);
+    lua_rawgeti(L, task, RDL_T_CO);
     lua_State *co = lua_tothread(L, -1);
     if (!co || lua_status(co) != LUA_YIELD) goto no;
     lua_settop(L, task);
     /* readReady's wake and task.wake1, to the one resume */
     t->stream_wn = 0;
     SETFALSE(L, lr, self, RDL_K_RTASK);
-    SETFALSE(L, lr, task, RDL_K_WAITING); /* (cleanup stays: see cwait) */
-    lua_insert(L, top);                   /* task, frame */
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, task, RDL_T_WAITING); /* (cleanup stays: see cwait) */
+    lua_insert(L, top);                  /* task, frame */
     rdL_taskstep(L, lr, top, 1);
     lua_settop(L, top - 1);
     return 1;

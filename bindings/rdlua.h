@@ -53,13 +53,7 @@ enum rdl_key {
     RDL_K_LENGTHLIMITEXCEEDED,
     RDL_K_READREADY,
     /* reactor.task's and reactor.stream's fields the task's C path sets (lstream.c) */
-    RDL_K_CO,
-    RDL_K_CANCELPENDING,
-    RDL_K_EARLY,
-    RDL_K_CLEANUP,
-    RDL_K_CLEANOBJ,
     RDL_K_RTASK,
-    RDL_K_WAITING,
     RDL_NKEYS
 };
 
@@ -119,6 +113,9 @@ typedef struct lreactor {
     const void *task_wait; /* the WAIT value, to tell a wait's yield by its address */
     uint32_t wait_seq;     /* the last wait number a C-waiting reader got (see RDL_CWAIT_BASE) */
 } lreactor;
+/* A task's fields the step and a stream's C wait use at every wake, in its
+ * array part (task.lua's CO, WAITING, ...: the same numbers) */
+enum { RDL_T_CO = 1, RDL_T_WAITING, RDL_T_CLEANUP, RDL_T_CLEANOBJ, RDL_T_CANCELPENDING };
 /* lreactor.task_refs: R ({[1] = the current task}), the in-flight list, the WAIT value,
  * settle(t, prev, ok, ...) and reap() */
 enum { RDL_TK_R, RDL_TK_INFLIGHT, RDL_TK_WAIT, RDL_TK_SETTLE, RDL_TK_REAP, RDL_NTK };

@@ -19,6 +19,9 @@
 -- alone is a 200; status is an integer; headers a table {Name = "value"}.
 local core = require "reactor.core"
 local task = require "reactor.task"
+-- task.lua's slots of a task's hot fields
+local CO <const>, WAITING <const> = 1, 2
+assert(task.CO == CO and task.WAITING == WAITING)
 local protocol = require "reactor.protocol"
 local endpoints = require "reactor.endpoints"
 local log = require "reactor.log"
@@ -847,7 +850,7 @@ local function dispatch(self, slot, handler, req, close)
     local t = idle[nidle]
     idle[nidle] = nil
     nidle = nidle - 1
-    if t.co and not t.waiting and suspended(t.co) then
+    if t[CO] and not t[WAITING] and suspended(t[CO]) then
       step(t, self, slot, handler, req, close)
       return t
     end
@@ -1000,7 +1003,7 @@ local function Conn(app)
       t = idle[nidle]
       idle[nidle] = nil
       nidle = nidle - 1
-      if t.co and not t.waiting and suspended(t.co) then
+      if t[CO] and not t[WAITING] and suspended(t[CO]) then
         step(t, self, slot, handler, req, close)
       else
         t = dispatch(self, slot, handler, req, close)

@@ -20,6 +20,9 @@ local sub, byte = string.sub, string.byte
 local need, prepare, await, wake, wake1 = task.need, task.prepare, task.await, task.wake, task.wake1
 local R, WAIT = task.R, task.WAIT -- R[CURRENT]: the running task
 local CURRENT <const> = 1
+-- task.lua's slots of a task's hot fields
+local CO <const>, WAITING <const>, CLEANUP <const>, CLEANOBJ <const> = 1, 2, 3, 4
+assert(task.CO == CO and task.WAITING == WAITING and task.CLEANUP == CLEANUP and task.CLEANOBJ == CLEANOBJ)
 local running, yield = coroutine.running, coroutine.yield
 local pull = core._pull -- transport:_pull, without the method lookup
 
@@ -146,7 +149,7 @@ local function wakewriter(self, ...)
 end
 
 -- a cancel's cleanup of t's read (task.lua's kill): t may have stopped
--- reading this stream since (a wake in C leaves t.cleanup set for the next
+-- reading this stream since (a wake in C leaves t[CLEANUP] set for the next
 -- wait), and then the reader is somebody else's, or nobody's
 local function releasereader(self, t)
   if self.rtask ~= t then return end
@@ -275,7 +278,7 @@ end
 local function waitnow(self, t, op)
   -- task.prepare and task.await, inline; the wait's number is C's, and the
   -- read that brings the frame takes it in C (the separator is the framer's)
-  t.waiting = core._streamwait(self.transport, op == "line")
+  t[WAITING] = core._streamwait(self.transport, op == "line")
   self.rtask = t
   if self.paused then
     self.paused = false
@@ -283,7 +286,7 @@ local function waitnow(self, t, op)
     setrfast(self)
   end
   if self.timeout then arm(self, "r") end
-  t.cleanup, t.cleanobj = releasereader, self
+  t[CLEANUP], t[CLEANOBJ] = releasereader, self
   return yield(WAIT)
 end
 
@@ -292,7 +295,7 @@ local function readuntil(self, sep, pulled)
   local t = R[CURRENT]
   if pulled == nil and sep == self.sep and t and not self.rtask
     and not (self.eof or self.lost or self.closed or self.shutting)
-    and running() == t.co and rawget(self, "transport") then
+    and running() == t[CO] and rawget(self, "transport") then
     return waitnow(self, t, "until")
   end
   checkstream(self, "readuntil", 1)
@@ -313,7 +316,7 @@ end
 local function readline(self, pulled)
   local t = R[CURRENT]
   if pulled == nil and t and not self.rtask and not (self.eof or self.lost or self.closed or self.shutting)
-    and running() == t.co and rawget(self, "transport") and self.inited then
+    and running() == t[CO] and rawget(self, "transport") and self.inited then
     return waitnow(self, t, "line")
   end
   checkstream(self, "readline", 1)
@@ -339,7 +342,7 @@ local function write(self, data)
   self.transport:write(data)
   if self.wpaused then
     local t = task.current()
-    if t and coroutine.running() == t.co then return self:drain() end
+    if t and coroutine.running() == t[CO] then return self:drain() end
   end
   return true
 end

@@ -7,7 +7,7 @@
 --
 -- The rules (where cqueues#9, skynet#1845 and copas#208 go wrong):
 -- * A task waits in one place, await(), and is woken in one place, wake().
---   Each wait has a number (task.waiting); a waker holds the number it was
+--   Each wait has a number (t[WAITING]); a waker holds the number it was
 --   given and wake() resumes only if it is still the current one, so a
 --   stale timer or a second event can never resume a task twice, or resume
 --   it in the middle of another wait.
@@ -41,6 +41,16 @@ M.Task = Task
 local CURRENT <const> = 1
 local R = { nil }
 M.R = R
+
+-- A task's fields that the C step (lstream.c) and a stream's C wait read or
+-- write at every wake live in the table's array part, where C reaches them
+-- without a string key (rdlua.h's RDL_T_*, in this order); every other
+-- field (state, where, seq, early, results, ...) by name.
+local CO <const> = 1 -- the coroutine; nil once the task has ended
+local WAITING <const> = 2 -- the number of the wait it is in, or false
+local CLEANUP <const>, CLEANOBJ <const> = 3, 4 -- what a cancel runs: cleanup(obj, t), or false
+local CANCELPENDING <const> = 5 -- cancelled while it ran: carried out at its next wait
+M.CO, M.WAITING, M.CLEANUP, M.CLEANOBJ, M.CANCELPENDING = CO, WAITING, CLEANUP, CLEANOBJ, CANCELPENDING
 local inflight = {} -- the tasks a watchdog trip stopped, innermost last (see reap)
 local bycoroutine = setmetatable({}, { __mode = "k" })
 
@@ -79,7 +89,7 @@ end
 
 local function finish(t, state, results, err)
   t.state, t.results, t.err = state, results, err
-  t.co, t.waiting, t.cleanup, t.cleanobj = nil, false, false, false
+  t[CO], t[WAITING], t[CLEANUP], t[CLEANOBJ] = nil, false, false, false
   local streams = t.streams
   if streams then
     t.streams = nil
@@ -96,7 +106,7 @@ local function hasjoiner(t)
   local j = t.joiners
   if not j then return false end
   for i = 1, #j, 2 do
-    if j[i].waiting == j[i + 1] then return true end
+    if j[i][WAITING] == j[i + 1] then return true end
   end
   return false
 end
@@ -111,9 +121,9 @@ end
 
 -- Close a suspended coroutine (its <close> variables run) and finish t as cancelled.
 local function kill(t)
-  local co = t.co
-  local cleanup, obj = t.cleanup, t.cleanobj
-  t.waiting, t.cleanup, t.cleanobj = false, false, false
+  local co = t[CO]
+  local cleanup, obj = t[CLEANUP], t[CLEANOBJ]
+  t[WAITING], t[CLEANUP], t[CLEANOBJ] = false, false, false
   if cleanup then cleanup(obj, t) end
   local prev = R[CURRENT]
   R[CURRENT] = t
@@ -126,9 +136,9 @@ end
 -- after a resume of t: done, failed, waiting, or misusing yield
 local function settle(t, prev, ok, first, ...)
   R[CURRENT] = prev
-  local co = t.co
+  local co = t[CO]
   if first == WAIT and ok then -- waiting: what nearly every resume ends in
-    if t.cancelpending then return kill(t) end
+    if t[CANCELPENDING] then return kill(t) end
     return
   end
   if not ok then return fail(t, co, first) end
@@ -154,7 +164,7 @@ local function reap()
   for i = #inflight, 1, -1 do
     local t = inflight[i]
     inflight[i] = nil
-    if t.co then finish(t, "failed", nil, "script timeout: the task was stopped by the watchdog") end
+    if t[CO] then finish(t, "failed", nil, "script timeout: the task was stopped by the watchdog") end
   end
   R[CURRENT] = nil
 end
@@ -178,14 +188,14 @@ M._step = step
 --- caller's line: level counts from the function that calls this).
 function M.need(what, level)
   local t = R[CURRENT]
-  if t and running() == t.co then return t end -- in the task's own coroutine: the common case
+  if t and running() == t[CO] then return t end -- in the task's own coroutine: the common case
   if #inflight > 0 then reap() end
   t = R[CURRENT]
   if t == nil then
     error(("%s waits, so it must run in a task: call it inside reactor.spawn(fn) or a " ..
       "reactor.serve handler"):format(what), (level or 2) + 1)
   end
-  if running() ~= t.co then
+  if running() ~= t[CO] then
     error(("%s called from a coroutine of your own inside a task: only the task's own " ..
       "coroutine can wait (call it outside coroutine.wrap/create)"):format(what), (level or 2) + 1)
   end
@@ -196,7 +206,7 @@ end
 function M.prepare(t)
   local n = (t.seq or 0) + 1
   t.seq = n
-  t.waiting = n
+  t[WAITING] = n
   return n
 end
 
@@ -208,7 +218,7 @@ function M.await(t, cleanup, obj)
     t.early = false
     return unpack(early, 1, early.n)
   end
-  t.cleanup, t.cleanobj = cleanup, obj -- (a cancel while it ran is carried out by settle)
+  t[CLEANUP], t[CLEANOBJ] = cleanup, obj -- (a cancel while it ran is carried out by settle)
   return yield(WAIT)
 end
 
@@ -216,14 +226,14 @@ end
 -- task's coroutine is suspended only between its resumes; a waker that
 -- comes while it runs leaves what it brings in t.early.
 local function active(t)
-  local co = t.co
+  local co = t[CO]
   return co ~= nil and status(co) ~= "suspended"
 end
 
 --- Resume t with ... if it still waits for wait number n. -> true if it did.
 function M.wake(t, n, ...)
-  if t.waiting ~= n then return false end
-  t.waiting, t.cleanup, t.cleanobj = false, false, false -- (false, not nil: the fields stay in the table)
+  if t[WAITING] ~= n then return false end
+  t[WAITING], t[CLEANUP], t[CLEANOBJ] = false, false, false -- (false, not nil: the fields stay in the table)
   if active(t) then
     t.early = pack(...) -- the waker ran before the task could yield (it is running)
     return true
@@ -235,8 +245,8 @@ end
 --- wake(t, n, v) for one value, without the varargs: a stream's reader
 --- woken with its frame, at every read.
 function M.wake1(t, n, v)
-  if t.waiting ~= n then return false end
-  t.waiting, t.cleanup, t.cleanobj = false, false, false
+  if t[WAITING] ~= n then return false end
+  t[WAITING], t[CLEANUP], t[CLEANOBJ] = false, false, false
   if active(t) then
     t.early = pack(v)
     return true
@@ -264,8 +274,8 @@ end
 
 local function newtask(fn, level)
   local co = coroutine.create(fn)
-  local t = setmetatable({ co = co, state = "running", where = where(level + 1), seq = 0, waiting = false,
-    cleanup = false, cleanobj = false, early = false, cancelpending = false }, Task)
+  local t = setmetatable({ co, false, false, false, false,
+    state = "running", where = where(level + 1), seq = 0, early = false }, Task)
   bycoroutine[co] = t
   return t
 end
@@ -331,8 +341,8 @@ end
 --- a task per request (reactor.http).
 function M.spawnnamed(name, fn, ...)
   local co = coroutine.create(fn)
-  local t = setmetatable({ co = co, state = "running", where = name, seq = 0, waiting = false,
-    cleanup = false, cleanobj = false, early = false, cancelpending = false }, Task)
+  local t = setmetatable({ co, false, false, false, false,
+    state = "running", where = name, seq = 0, early = false }, Task)
   bycoroutine[co] = t
   step(t, ...)
   return t
@@ -344,7 +354,7 @@ function M.of(co)
 end
 
 function Task:done()
-  return self.co == nil
+  return self[CO] == nil
 end
 
 local function result(t)
@@ -376,7 +386,7 @@ end
 --- join() -> true, results... | false, err ("cancelled" if it was cancelled).
 function Task:join()
   if getmetatable(self) ~= Task then error("task:join(): call it with ':' on a task reactor.spawn made", 2) end
-  if self.co == nil then return result(self) end
+  if self[CO] == nil then return result(self) end
   local me = M.need("task:join()", 2)
   if me == self then error("task:join(): a task cannot wait for itself", 2) end
   addjoiner(self, me, M.prepare(me))
@@ -389,12 +399,12 @@ end
 --- cancels itself, or it resumed the caller) at its next wait.
 function Task:cancel()
   if getmetatable(self) ~= Task then error("task:cancel(): call it with ':' on a task reactor.spawn made", 2) end
-  local co = self.co
+  local co = self[CO]
   if co == nil then return false end
   if status(co) == "suspended" then
     kill(self)
   else
-    self.cancelpending = true
+    self[CANCELPENDING] = true
   end
   return true
 end
@@ -457,7 +467,7 @@ function M.gather(...)
     local pending = false
     for i = 1, #tasks do
       local ti = tasks[i]
-      if ti.co ~= nil then
+      if ti[CO] ~= nil then
         pending = true
       elseif not settleall and ti.state ~= "done" then
         cancelall(tasks, ti)
@@ -468,7 +478,7 @@ function M.gather(...)
     me = me or M.need("reactor.gather", 2)
     local n = M.prepare(me)
     for i = 1, #tasks do
-      if tasks[i].co ~= nil then addjoiner(tasks[i], me, n) end
+      if tasks[i][CO] ~= nil then addjoiner(tasks[i], me, n) end
     end
     M.await(me, cancelall, tasks)
   end
@@ -499,7 +509,7 @@ function M.timeout(s, fn, ...)
   end
   local me = M.need("reactor.timeout", 2)
   local child = M.spawn(fn, ...)
-  if child.co ~= nil then
+  if child[CO] ~= nil then
     local n = M.prepare(me)
     addjoiner(child, me, n)
     local dc = core.callLater(s, M.wake, me, n, TIMEDOUT)

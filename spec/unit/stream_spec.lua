@@ -475,9 +475,11 @@ describe("a reader waiting in C", function()
   local testing = require "reactor.testing"
   local SPEC = debug.getinfo(1, "S").short_src
 
+  local CO = require("reactor.task").CO -- a task's coroutine
+
   local function waits_in_c(t)
-    local info = debug.getinfo(t.co, 1, "S")
-    return coroutine.status(t.co) == "suspended" and info ~= nil and info.short_src == SPEC
+    local info = debug.getinfo(t[CO], 1, "S")
+    return coroutine.status(t[CO]) == "suspended" and info ~= nil and info.short_src == SPEC
   end
 
   it("is woken once with nil, 'closed' by a close from another task, and not again", function()
