@@ -2,6 +2,7 @@
  * lwatchdog.c: a callback that runs too long is stopped.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -30,13 +31,13 @@ struct rdL_watchdog {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    pthread_mutex_t co_mu;       /* held while co is read and hooked, or changed */
+    _Atomic int hooking;         /* the thread reads co and hooks it (see set_co) */
     int stop;                    /* under mu */
     _Atomic unsigned long epoch; /* of the callback running now */
     _Atomic int busy;            /* a callback is running */
     _Atomic unsigned long fired; /* the epoch the thread found stuck */
     lua_State *_Atomic L;        /* where callbacks run */
-    lua_State *co;               /* under co_mu: the coroutine resumed from a callback, if any */
+    lua_State *_Atomic co;       /* the coroutine resumed from a callback, if any */
     double budget;               /* lr->budget when started (a new budget restarts the thread) */
     unsigned long next;          /* main thread only */
 };
@@ -87,11 +88,12 @@ static void *watch_thread(void *arg)
         if (stuck >= budget && atomic_load(&wd->fired) != e) {
             atomic_store(&wd->fired, e);
             /* co is alive while it is wd->co (core._resume holds it on
-             * its stack), and rdL_resume cannot finish with it while we
-             * hold co_mu: a coroutine that just ended is never hooked */
-            pthread_mutex_lock(&wd->co_mu);
-            if (wd->co) lua_sethook(wd->co, timeout_hook, LUA_MASKCOUNT, 1); /* where it spins */
-            pthread_mutex_unlock(&wd->co_mu);
+             * its stack), and set_co does not return while we hook: a
+             * coroutine that just ended is never hooked after it is gone */
+            atomic_store(&wd->hooking, 1);
+            lua_State *co = atomic_load(&wd->co);
+            if (co) lua_sethook(co, timeout_hook, LUA_MASKCOUNT, 1); /* where it spins */
+            atomic_store(&wd->hooking, 0);
             lua_sethook(atomic_load(&wd->L), timeout_hook, LUA_MASKCOUNT, 1);
         }
     }
@@ -136,13 +138,11 @@ void rdL_watchdog_start(lreactor *lr, lua_State *L)
     struct rdL_watchdog *wd = calloc(1, sizeof *wd);
     if (!wd) return; /* no watchdog is better than no reactor */
     pthread_mutex_init(&wd->mu, NULL);
-    pthread_mutex_init(&wd->co_mu, NULL);
     pthread_cond_init(&wd->cv, NULL);
     wd->budget = lr->budget;
     atomic_store(&wd->L, L);
     if (pthread_create(&wd->thread, NULL, watch_thread, wd) != 0) {
         pthread_cond_destroy(&wd->cv);
-        pthread_mutex_destroy(&wd->co_mu);
         pthread_mutex_destroy(&wd->mu);
         free(wd);
         return;
@@ -160,19 +160,22 @@ void rdL_watchdog_stop(lreactor *lr)
     pthread_mutex_unlock(&wd->mu);
     pthread_join(wd->thread, NULL);
     pthread_cond_destroy(&wd->cv);
-    pthread_mutex_destroy(&wd->co_mu);
     pthread_mutex_destroy(&wd->mu);
     free(wd);
     lr->wd = NULL;
 }
 
+/* Tell the thread which coroutine runs now; -> the one before. Lock-free
+ * (a mutex pair cost ~110 instructions at every resume of a task): both
+ * sides are sequentially consistent, so if the thread read the old co
+ * (its hooking = 1 came first), we see hooking set and wait the few
+ * instructions of its lua_sethook before the old co may end. */
 static lua_State *set_co(struct rdL_watchdog *wd, lua_State *co)
 {
     if (!wd) return NULL;
-    pthread_mutex_lock(&wd->co_mu);
-    lua_State *prev = wd->co;
-    wd->co = co;
-    pthread_mutex_unlock(&wd->co_mu);
+    lua_State *prev = atomic_exchange(&wd->co, co);
+    while (atomic_load(&wd->hooking))
+        sched_yield(); /* only while a script is being stopped */
     return prev;
 }
 
