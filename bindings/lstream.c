@@ -134,18 +134,6 @@ static void tk_push(lua_State *L, lreactor *lr, int i)
     lua_rawgeti(L, LUA_REGISTRYINDEX, lr->task_refs[i]);
 }
 
-/* t[k] = the value `push` pushes, for t at the absolute idx: the key
- * first, so nothing rotates (a lua_insert per field costs as much as the
- * set itself) */
-#define SETK(L, lr, idx, k, push) (rdL_pushkey(L, lr, k), (push), lua_rawset(L, idx))
-#define SETFALSE(L, lr, idx, k) SETK(L, lr, idx, k, lua_pushboolean(L, 0))
-
-static int getk(lua_State *L, lreactor *lr, int idx, int k)
-{
-    rdL_pushkey(L, lr, k);
-    return lua_rawget(L, idx);
-}
-
 /* the watchdog stopped the task at *ud: it goes on the in-flight list, for
  * reap() to finish (its joiners wake, its streams close); R.current stays
  * it, which tells reap there is something to do; the list is empty but
@@ -280,7 +268,7 @@ static lua_Integer cwait_begin(lreactor *lr, ltransport *t, int line)
  * (stream_rfast: open, no EOF, no timeout, not paused, not stopping) and
  * L is the current task's own coroutine; self at 1. The wait's number, op
  * and separator stay in t (stream_wn; the framer holds the separator), so
- * of the stream's fields only rtask is set.
+ * of the stream's fields only its reader (s[RTASK]) is set.
  * -> 1 with WAIT pushed (the caller yields it), 0 if Lua must wait. The
  * wake's values are the read's results (no continuation). */
 static int cwait(lua_State *L, ltransport *t, int line)
@@ -295,11 +283,12 @@ static int cwait(lua_State *L, ltransport *t, int line)
     if (lua_rawgeti(L, top + 1, RDL_R_CURRENT) != LUA_TTABLE) goto no;
     lua_rawgeti(L, task, RDL_T_CO);
     if (lua_tothread(L, -1) != L) goto no;
-    /* (self.rtask is false: stream_reader is clear, which b_readuntil checked) */
+    /* (the stream's reader is false: stream_reader is clear, which b_readuntil checked) */
     lua_settop(L, task);
     lua_pushinteger(L, cwait_begin(lr, t, line));
     lua_rawseti(L, task, RDL_T_WAITING);
-    SETK(L, lr, 1, RDL_K_RTASK, lua_pushvalue(L, task));
+    lua_pushvalue(L, task);
+    lua_rawseti(L, 1, RDL_S_RTASK);
     /* a cancel's release: the C wake leaves it set (stream.lua's releasereader
      * checks that the task is still the reader), so the next wait on this
      * stream usually finds it there */
@@ -324,7 +313,7 @@ int rdL_stream_wakereader(lua_State *L, lreactor *lr, ltransport *t, int self)
     if (!lr->task_ready || !t->stream_wn) return 0;
     int top = lua_gettop(L); /* the frame */
     int task = top + 1;
-    if (getk(L, lr, self, RDL_K_RTASK) != LUA_TTABLE) goto no;
+    if (lua_rawgeti(L, self, RDL_S_RTASK) != LUA_TTABLE) goto no;
     int isnum;
     lua_Integer w = (lua_rawgeti(L, task, RDL_T_WAITING), lua_tointegerx(L, -1, &isnum));
     if (!isnum || w != RDL_CWAIT_BASE + t->stream_wn) goto no;
@@ -335,7 +324,8 @@ int rdL_stream_wakereader(lua_State *L, lreactor *lr, ltransport *t, int self)
     lua_settop(L, task);
     /* readReady's wake and task.wake1, to the one resume */
     t->stream_wn = 0;
-    SETFALSE(L, lr, self, RDL_K_RTASK);
+    lua_pushboolean(L, 0);
+    lua_rawseti(L, self, RDL_S_RTASK);
     lua_pushboolean(L, 0);
     lua_rawseti(L, task, RDL_T_WAITING); /* (cleanup stays: see cwait) */
     lua_insert(L, top);                  /* task, frame */

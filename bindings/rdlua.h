@@ -53,7 +53,6 @@ enum rdl_key {
     RDL_K_LENGTHLIMITEXCEEDED,
     RDL_K_READREADY,
     /* reactor.task's and reactor.stream's fields the task's C path sets (lstream.c) */
-    RDL_K_RTASK,
     RDL_NKEYS
 };
 
@@ -116,6 +115,8 @@ typedef struct lreactor {
 /* A task's fields the step and a stream's C wait use at every wake, in its
  * array part (task.lua's CO, WAITING, ...: the same numbers) */
 enum { RDL_T_CO = 1, RDL_T_WAITING, RDL_T_CLEANUP, RDL_T_CLEANOBJ, RDL_T_CANCELPENDING };
+/* A stream's reader task, in its array part (stream.lua's RTASK) */
+enum { RDL_S_RTASK = 1 };
 /* lreactor.task_refs: R ({[1] = the current task}), the in-flight list, the WAIT value,
  * settle(t, prev, ok, ...) and reap() */
 enum { RDL_TK_R, RDL_TK_INFLIGHT, RDL_TK_WAIT, RDL_TK_SETTLE, RDL_TK_REAP, RDL_NTK };
@@ -179,7 +180,7 @@ typedef struct ltransport {
                                   * read takes the frame in C (ldispatch.c, read_stream) */
     struct llistener *from;      /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
     uint32_t stream_limit; /* lstream.c: readuntil/readline: no separator within this many bytes */
-    /* the wait of the task that waits in C for the next frame (self.rtask in
+    /* the wait of the task that waits in C for the next frame (s[RTASK] in
      * Lua): RDL_CWAIT_BASE + this is its task.waiting; 0 = no such wait. It
      * outlives stream_reader, which read_stream clears as it takes the frame,
      * until the wake (C's, or readReady's) clears it. */

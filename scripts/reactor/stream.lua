@@ -20,6 +20,10 @@ local sub, byte = string.sub, string.byte
 local need, prepare, await, wake, wake1 = task.need, task.prepare, task.await, task.wake, task.wake1
 local R, WAIT = task.R, task.WAIT -- R[CURRENT]: the running task
 local CURRENT <const> = 1
+-- A stream's reader task is in its array part, where the C wait and wake
+-- (lstream.c, RDL_S_RTASK) reach it without a string key: s[RTASK], false
+-- when nobody reads; the rest of the reader's state (rn, rop, rarg) by name
+local RTASK <const> = 1
 -- task.lua's slots of a task's hot fields
 local CO <const>, WAITING <const>, CLEANUP <const>, CLEANOBJ <const> = 1, 2, 3, 4
 assert(task.CO == CO and task.WAITING == WAITING and task.CLEANUP == CLEANUP and task.CLEANOBJ == CLEANOBJ)
@@ -43,7 +47,7 @@ M.Stream = Stream
 -- the migrator) at every read.
 local function init(self, limit)
   self.limit = limit or DEFAULT_LIMIT
-  self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+  self[RTASK], self.rn, self.rop, self.rarg = false, false, false, false
   self.wtask, self.wn, self.wpaused, self.paused = false, false, false, false
   self.eof, self.lost, self.closed, self.timeout = false, false, false, false
   self.shutting = false -- the daemon is stopping: the next wait to read closes the stream
@@ -107,14 +111,14 @@ end
 -- in C (lstream.c's cwait, or waitnow) has only rtask here: the rest is in
 -- the transport, which the read that takes its frame consults without Lua.
 local function reader(self)
-  local t = self.rtask
+  local t = self[RTASK]
   if t and not self.rop then return t, core._streamwaiter(self.transport) end
   return t, self.rn, self.rop, self.rarg
 end
 
 local function wakereader(self, ...)
   local t, n = reader(self)
-  self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+  self[RTASK], self.rn, self.rop, self.rarg = false, false, false, false
   core._streamset(self.transport, nil, nil, false)
   return wake(t, n, ...)
 end
@@ -152,8 +156,8 @@ end
 -- reading this stream since (a wake in C leaves t[CLEANUP] set for the next
 -- wait), and then the reader is somebody else's, or nobody's
 local function releasereader(self, t)
-  if self.rtask ~= t then return end
-  self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+  if self[RTASK] ~= t then return end
+  self[RTASK], self.rn, self.rop, self.rarg = false, false, false, false
   local tr = rawget(self, "transport")
   if tr then core._streamset(tr, nil, nil, false) end
 end
@@ -169,7 +173,7 @@ local function expired(self, dir)
   local now = core.now()
   if dir == "r" then
     local d = self.rdeadline
-    if self.rtask and d then
+    if self[RTASK] and d then
       if now >= d then return wakereader(self, nil, "timeout") end
       self.rtimer = core.callLater(d - now, expired, self, "r")
     end
@@ -197,12 +201,12 @@ local function arm(self, dir)
 end
 
 local function waitread(self, t, op, arg)
-  if self.rtask then return nil, "busy" end
+  if self[RTASK] then return nil, "busy" end
   if self.shutting then -- the daemon is stopping: no next request
     self:close()
     return nil, "closed"
   end
-  self.rtask, self.rn, self.rop, self.rarg = t, prepare(t), op, arg
+  self[RTASK], self.rn, self.rop, self.rarg = t, prepare(t), op, arg
   core._streamset(self.transport, nil, nil, true) -- other tasks' reads: "busy", through Lua
   if self.paused then -- paused at the limit with nobody reading; now somebody is
     self.paused = false
@@ -246,7 +250,7 @@ function Stream:read(n)
   checkcount(n, "read")
   local t = need("stream:read()", 2)
   if n == 0 then return "" end
-  if self.rtask then return nil, "busy" end -- one reader at a time
+  if self[RTASK] then return nil, "busy" end -- one reader at a time
   local ok, a, b = try(self, "some", n)
   if ok then return results(a, b) end
   return waitread(self, t, "some", n)
@@ -261,7 +265,7 @@ local function readexactly(self, n)
   checkstream(self, "readexactly", 1)
   checkcount(n, "readexactly", 1)
   local t = need("stream:readexactly()", 3)
-  if self.rtask then return nil, "busy" end -- one reader at a time
+  if self[RTASK] then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "exact", n)
   if ok then return results(a, b, c) end
   return waitread(self, t, "exact", n)
@@ -279,7 +283,7 @@ local function waitnow(self, t, op)
   -- task.prepare and task.await, inline; the wait's number is C's, and the
   -- read that brings the frame takes it in C (the separator is the framer's)
   t[WAITING] = core._streamwait(self.transport, op == "line")
-  self.rtask = t
+  self[RTASK] = t
   if self.paused then
     self.paused = false
     self.transport:resumeReading()
@@ -293,7 +297,7 @@ end
 --- readuntil(sep) -> the bytes before sep (sep is consumed) | nil, why, partial
 local function readuntil(self, sep, pulled)
   local t = R[CURRENT]
-  if pulled == nil and sep == self.sep and t and not self.rtask
+  if pulled == nil and sep == self.sep and t and not self[RTASK]
     and not (self.eof or self.lost or self.closed or self.shutting)
     and running() == t[CO] and rawget(self, "transport") then
     return waitnow(self, t, "until")
@@ -305,7 +309,7 @@ local function readuntil(self, sep, pulled)
   end
   t = need("stream:readuntil()", 3)
   self.sep = sep
-  if self.rtask then return nil, "busy" end -- one reader at a time
+  if self[RTASK] then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "until", sep)
   if ok then return results(a, b, c) end
   return waitread(self, t, "until", sep)
@@ -315,13 +319,13 @@ end
 --- lack its newline at the end of the stream | nil, why
 local function readline(self, pulled)
   local t = R[CURRENT]
-  if pulled == nil and t and not self.rtask and not (self.eof or self.lost or self.closed or self.shutting)
+  if pulled == nil and t and not self[RTASK] and not (self.eof or self.lost or self.closed or self.shutting)
     and running() == t[CO] and rawget(self, "transport") and self.inited then
     return waitnow(self, t, "line")
   end
   checkstream(self, "readline", 1)
   t = need("stream:readline()", 3)
-  if self.rtask then return nil, "busy" end -- one reader at a time
+  if self[RTASK] then return nil, "busy" end -- one reader at a time
   local ok, a, b, c = try(self, "line", "\n")
   if ok then return results(a, b, c) end
   return waitread(self, t, "line", "\n")
@@ -372,7 +376,7 @@ function Stream:close()
   setrfast(self)
   local t = rawget(self, "transport")
   if t then t:loseConnection() end
-  if self.rtask then wakereader(self, nil, "closed") end
+  if self[RTASK] then wakereader(self, nil, "closed") end
   if self.wtask then wakewriter(self, nil, "closed") end
   return true
 end
@@ -430,7 +434,7 @@ end
 function Stream:readReady(frame)
   if frame then -- wakereader(self, frame), inline; C has cleared the reader flag
     local t, n = reader(self)
-    self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+    self[RTASK], self.rn, self.rop, self.rarg = false, false, false, false
     core._streamset(self.transport, nil, nil, false)
     return wake1(t, n, frame)
   end
@@ -438,7 +442,7 @@ function Stream:readReady(frame)
   if op == "until" or op == "line" then -- the common case, without try's dispatch
     local s = pull(self.transport, op == "line" and PULL_LINE or PULL_UNTIL, arg, self.limit)
     if s then -- wakereader(self, s), inline
-      self.rtask, self.rn, self.rop, self.rarg = false, false, false, false
+      self[RTASK], self.rn, self.rop, self.rarg = false, false, false, false
       core._streamset(self.transport, nil, nil, false)
       return wake(t, n, s)
     end
@@ -478,7 +482,7 @@ function Stream:connectionLost(reason)
     self.connecting = false
     wake(c[1], c[2], nil, gone(self))
   end
-  if self.rtask then wakereader(self, nil, gone(self)) end
+  if self[RTASK] then wakereader(self, nil, gone(self)) end
   if self.wtask then wakewriter(self, nil, gone(self)) end
   if self.rtimer then self.rtimer:cancel() end
   if self.wtimer then self.wtimer:cancel() end
@@ -490,7 +494,7 @@ end
 function Stream:shutdownRequested(deadline) -- luacheck: ignore deadline
   self.shutting = true
   setrfast(self)
-  if self.rtask then self:close() end
+  if self[RTASK] then self:close() end
 end
 
 function Stream:pauseProducing()
