@@ -2,6 +2,8 @@
 # bench/batteries.sh: issue 10's batteries benchmarks, each pair in one run on one
 # machine (see bench/README.md, "Batteries"):
 #
+#   zen1    zen at 50 connections, one question in flight on each: the same peers
+#           as zen16 (issue 10's "zen at 50 connections"); idle spinners on for it
 #   zen16   zen at 50 connections, 16 questions in flight on each: callbacks
 #           (examples/zen.lua) against streams (bench/zen_stream.lua), raw_zen for scale
 #   int32   Int32StringReceiver echo, 16 frames in flight at 50 connections:
@@ -16,7 +18,7 @@
 #
 # Environment knobs (defaults in brackets):
 #   REACTORD   [build/reactord]       BUILD_DIR  where rd_loadgen and the raw servers are [build]
-#   ROWS       ["zen16 int32 chat"]   REPEAT     rounds per row [7]
+#   ROWS       ["zen1 zen16 int32 chat"]   REPEAT     rounds per row [7]
 #   DURATION   seconds measured per run [2]     WARMUP  warm-up seconds per run [1]
 #   CONNS      connections for zen16 and int32 [50]   DEPTH  requests in flight on each [16]
 #   MEMBERS    chat members [100]     CHAT_DEPTH  messages per member not yet delivered to all [16]
@@ -25,8 +27,10 @@
 #   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]
 #   NICE       run the server and rd_loadgen under `nice -n NICE` (e.g. -10, as root: ahead
 #              of a niced build or fuzzer that shares the machine) [unset: as started]
-#   BENCH_SPIN 1 = SCHED_IDLE spinners keep both CPUs out of idle [0]: off, as every row
-#              here keeps the server busy (the spinners cost raw_chat a third of its rate)
+#   BENCH_SPIN 1 = SCHED_IDLE spinners keep both CPUs out of idle, 0 = never; default:
+#              for zen1 only, whose one question in flight leaves the CPUs idle between
+#              answers (a halted vCPU takes ~1 ms to wake); the other rows keep the server
+#              busy, and the spinners cost raw_chat a third of its rate
 set -u
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,7 +38,7 @@ cd "$ROOT" || exit 1
 
 REACTORD=${REACTORD:-build/reactord}
 BUILD_DIR=${BUILD_DIR:-build}
-ROWS=${ROWS:-"zen16 int32 chat"}
+ROWS=${ROWS:-"zen1 zen16 int32 chat"}
 REPEAT=${REPEAT:-7}
 DURATION=${DURATION:-2}
 WARMUP=${WARMUP:-1}
@@ -45,7 +49,7 @@ CHAT_DEPTH=${CHAT_DEPTH:-16}
 if [ -f scripts/reactor/stream.lua ]; then STREAMS=${STREAMS:-1}; else STREAMS=${STREAMS:-0}; fi
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
-BENCH_SPIN=${BENCH_SPIN:-0}
+BENCH_SPIN=${BENCH_SPIN:-auto}
 HOST=127.0.0.1
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/reactord-batteries.XXXXXX") || exit 1
@@ -120,13 +124,29 @@ BUSY=$(
 BUSY=$(awk 'NR == 1 {b = $1; i = $2} NR == 2 {db = $1 - b; di = $2 - i
     printf "%.0f", (db + di > 0 ? 100 * db / (db + di) : 0)}' <<<"$BUSY")
 [ "$BUSY" -le 10 ] || say "batteries: WARNING: the machine is ${BUSY}% busy before the bench starts"
-if [ "$BENCH_SPIN" = 1 ] && [ ${#PIN_SERVER[@]} -gt 0 ] && command -v chrt >/dev/null; then
+SPINNERS=()
+spin_on() {
+    [ ${#SPINNERS[@]} -eq 0 ] && [ ${#PIN_SERVER[@]} -gt 0 ] && command -v chrt >/dev/null || return 0
     for cpu in "$SERVER_CPU" "$LOADGEN_CPU"; do
         chrt -i 0 taskset -c "$cpu" sh -c 'while :; do :; done' &
+        SPINNERS+=($!)
         PIDS+=($!)
     done
-    PIN_NOTE="$PIN_NOTE, idle spinners on"
-fi
+}
+spin_off() {
+    [ ${#SPINNERS[@]} -gt 0 ] || return 0
+    kill -TERM "${SPINNERS[@]}" 2>/dev/null
+    wait "${SPINNERS[@]}" 2>/dev/null
+    SPINNERS=()
+}
+# spinners for ROW? (BENCH_SPIN: 1 every row, 0 none, auto zen1 only)
+row_spins() {
+    [ "$BENCH_SPIN" = 1 ] || { [ "$BENCH_SPIN" = auto ] && [ "$1" = zen1 ]; }
+}
+case $BENCH_SPIN in
+1) PIN_NOTE="$PIN_NOTE, idle spinners on" ;;
+auto) PIN_NOTE="$PIN_NOTE, idle spinners on for zen1" ;;
+esac
 
 # ---- rows and peers ---------------------------------------------------------
 
@@ -135,7 +155,7 @@ row_peers() {
     local s=""
     [ "$STREAMS" = 1 ] && s=" reactord_stream"
     case $1 in
-    zen16) echo "raw_zen reactord_cb$s" ;;
+    zen1 | zen16) echo "raw_zen reactord_cb$s" ;;
     int32) echo "raw_int32_echo reactord_cb$s" ;;
     chat) echo "raw_chat reactord_cb" ;;
     *) return 1 ;;
@@ -146,14 +166,14 @@ peer_cmd() { # peer_cmd ROW PEER
     raw_*) echo "${BIN[$2]} -p 0 $HOST" ;;
     reactord_cb)
         case $1 in
-        zen16) echo "$REACTORD examples/zen.lua -p 0 $HOST" ;;
+        zen1 | zen16) echo "$REACTORD examples/zen.lua -p 0 $HOST" ;;
         int32) echo "$REACTORD bench/int32_echo.lua -p 0 $HOST" ;;
         chat) echo "$REACTORD examples/chat.lua -p 0 $HOST" ;;
         esac
         ;;
     reactord_stream)
         case $1 in
-        zen16) echo "$REACTORD bench/zen_stream.lua -p 0 $HOST" ;;
+        zen1 | zen16) echo "$REACTORD bench/zen_stream.lua -p 0 $HOST" ;;
         int32) echo "$REACTORD bench/int32_echo_stream.lua -p 0 $HOST" ;;
         esac
         ;;
@@ -161,6 +181,7 @@ peer_cmd() { # peer_cmd ROW PEER
 }
 row_load() { # the load generator's mode for a row
     case $1 in
+    zen1) echo "-m zen -c $CONNS -D 1" ;;
     zen16) echo "-m zen -c $CONNS -D $DEPTH" ;;
     int32) echo "-m int32 -c $CONNS -D $DEPTH" ;;
     chat) echo "-m chat -c $MEMBERS -D $CHAT_DEPTH" ;;
@@ -168,6 +189,7 @@ row_load() { # the load generator's mode for a row
 }
 row_title() {
     case $1 in
+    zen1) echo "zen, $CONNS connections x 1 question in flight (answers/s)" ;;
     zen16) echo "zen, $CONNS connections x $DEPTH questions in flight (answers/s)" ;;
     int32) echo "Int32 frames echo, $CONNS connections x $DEPTH frames in flight (frames/s)" ;;
     chat) echo "chat room, $MEMBERS members, $CHAT_DEPTH messages each in flight (deliveries/s)" ;;
@@ -278,6 +300,24 @@ run_row() {
         [ -s "$WORK/$row.$p.vscb" ] &&
             say "batteries: $row $p per-round ratios to reactord_cb: $(awk '{printf "%.2f ", $1}' "$WORK/$row.$p.vscb")"
     done
+    # per server CPU-second: the rate a peer would give on a CPU of its own,
+    # which the load generator's share of the machine does not move
+    local p cpuref
+    for p in "${peers[@]}"; do
+        [ "$p" = "$ref" ] && continue
+        [ -s "$WORK/$row.$p.us" ] || continue
+        for cpuref in "$ref" "$cb"; do
+            [ "$p" = "$cpuref" ] && continue
+            [ -s "$WORK/$row.$cpuref.us" ] || continue
+            paste -d' ' "$WORK/$row.$p.us" "$WORK/$row.$cpuref.us" |
+                awk -v p="$p" -v r="$cpuref" '$1 > 0 {x[++n] = $2 / $1} END {
+                    if (!n) exit
+                    for (i = 2; i <= n; i++) for (j = i; j > 1 && x[j - 1] > x[j]; j--) {
+                        t = x[j]; x[j] = x[j - 1]; x[j - 1] = t }
+                    m = n % 2 ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+                    printf "%s per server CPU-second x %s: %.2f (median of %d rounds)\n", p, r, m, n }'
+        done
+    done
 }
 
 say "batteries: $(nproc) CPUs, $PIN_NOTE; $REPEAT x ${DURATION}s per peer and row after ${WARMUP}s warm-up; streams $([ "$STREAMS" = 1 ] && echo on || echo off)"
@@ -286,9 +326,10 @@ echo "each figure the median of $REPEAT rounds of ${DURATION}s (after ${WARMUP}s
 echo "x PEER: median over the rounds of (this peer's rate / PEER's in the same round)"
 for row in $ROWS; do
     row_peers "$row" >/dev/null || {
-        fail "unknown row $row (zen16, int32, chat)"
+        fail "unknown row $row (zen1, zen16, int32, chat)"
         continue
     }
+    if row_spins "$row"; then spin_on; else spin_off; fi
     run_row "$row"
 done
 echo
