@@ -190,6 +190,18 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
     } else {
         struct stopped_ud ud = {lr, tidx};
         status = rdL_coresume(lr, L, co, nargs, &nres, stopped, &ud);
+        if (status == LUA_YIELD && nres == 1 && lua_topointer(co, -1) == lr->task_wait) {
+            lua_rawgeti(L, tidx, RDL_T_CANCELPENDING);
+            int cp = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+            if (!cp) { /* it waits again: settle's common case, here, WAIT left in co */
+                lua_pop(co, 1);
+                lua_pushvalue(L, prev);
+                lua_rawseti(L, R, RDL_R_CURRENT);
+                lua_settop(L, a - 1);
+                return;
+            }
+        }
         ok = status == LUA_OK || status == LUA_YIELD;
         nv = ok ? nres : 1;
         if (!lua_checkstack(L, nv + 6)) {
@@ -200,20 +212,7 @@ void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs)
             lua_xmove(co, L, nv);
         }
     }
-    if (status == LUA_YIELD && nv == 1 && ok) {
-        if (lua_topointer(L, -1) == lr->task_wait) { /* it yielded WAIT */
-            lua_rawgeti(L, tidx, RDL_T_CANCELPENDING);
-            int cp = lua_toboolean(L, -1);
-            lua_pop(L, 1);
-            if (!cp) { /* it waits again: settle's common case, here */
-                lua_pushvalue(L, prev);
-                lua_rawseti(L, R, RDL_R_CURRENT);
-                lua_settop(L, a - 1);
-                return;
-            }
-        }
-    }
-    /* settle(t, prev, ok, ...) */
+    /* settle(t, prev, ok, ...): every other outcome, a wait with a cancel pending too */
     tk_push(L, lr, RDL_TK_SETTLE);
     lua_pushvalue(L, tidx);
     lua_pushvalue(L, prev);

@@ -207,7 +207,9 @@ int rd_framer_until(rd_framer_t *f, const char *d, size_t dlen, size_t limit, rd
     }
     rd_span_t s = rd_framer_peek(f);
     size_t from = f->scanned < s.n ? f->scanned : s.n;
-    const char *hit = dlen ? memmem(s.p + from, s.n - from, d, dlen) : s.p;
+    const char *hit = dlen == 1 ? memchr(s.p + from, d[0], s.n - from) /* readuntil("?") */
+                      : dlen    ? memmem(s.p + from, s.n - from, d, dlen)
+                                : s.p;
     if (hit) {
         size_t len = (size_t)(hit - s.p);
         if (len > limit) return RD_ETOOBIG;
