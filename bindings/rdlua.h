@@ -171,13 +171,13 @@ typedef struct ltransport {
     int delim_ref;  /* the framer's delimiter string when it is not delim's copy */
     rd_conn_t conn;
     rd_framer_t in; /* the partial frame: survives a reload byte for byte */
-    /* flags as bits and no padding: 480 bytes, so that with the userdata's
-     * header and three uservalues it takes 576 bytes of malloc */
-    unsigned char raw : 1;        /* line mode switched off (setRawMode) */
-    unsigned char made : 1;       /* connectionMade has been called */
-    unsigned char outgoing : 1;   /* made by connectTCP */
+    /* flags as bits and no padding: 432 bytes, so that with the userdata's
+     * header and three uservalues it takes 528 bytes of malloc */
+    unsigned char raw : 1;          /* line mode switched off (setRawMode) */
+    unsigned char made : 1;         /* connectionMade has been called */
+    unsigned char outgoing : 1;     /* made by connectTCP */
     unsigned char stream_rfast : 1; /* a read may wait in C: open, no EOF, no timeout, not paused */
-    char delim[RDL_DELIM_INLINE]; /* a line delimiter this short, copied (in.delim points here) */
+    char delim[RDL_DELIM_INLINE];   /* a line delimiter this short, copied (in.delim points here) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
     unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so);
@@ -278,11 +278,11 @@ void rdL_stream_pull(lua_State *L, ltransport *t, int op, int argidx, lua_Intege
  * RDL_READER_UNTIL, line 0, or _LINE, line 1: without its "\r"): 1 and *s,
  * 0 not there yet, < 0 too long or another separator held (Lua pulls). */
 int rdL_stream_next(ltransport *t, int line, rd_span_t *s);
-int rdL_streamfast(lua_State *L);     /* core._streamfast(slow...): lstream.c */
-int rdL_streambind(lua_State *L);     /* core._streambind(transport, slow...): lstream.c */
-int rdL_untail(lua_State *L);         /* core._untail(fn): see lstream.c */
-int rdL_streamset(lua_State *L); /* core._streamset(transport, limit, wfast, reader, rfast) */
-int rdL_taskinit(lua_State *L);  /* core._taskinit(R, inflight, WAIT, settle, reap) -> step */
+int rdL_streamfast(lua_State *L); /* core._streamfast(slow...): lstream.c */
+int rdL_streambind(lua_State *L); /* core._streambind(transport, slow...): lstream.c */
+int rdL_untail(lua_State *L);     /* core._untail(fn): see lstream.c */
+int rdL_streamset(lua_State *L);  /* core._streamset(transport, limit, wfast, reader, rfast) */
+int rdL_taskinit(lua_State *L);   /* core._taskinit(R, inflight, WAIT, settle, reap) -> step */
 /* Resume the task at tidx with the nargs values at the top (popped): the
  * one resume of every task, what task.lua's step does (lstream.c) */
 void rdL_taskstep(lua_State *L, lreactor *lr, int tidx, int nargs);

@@ -248,15 +248,15 @@ typedef void (*rd_timeout_cb)(rd_conn_t *c);
 typedef void (*rd_connect_cb)(rd_conn_t *c);
 
 /* Fields in the order the read path touches them: one request reads and
- * writes bytes 0 to ~200 only (rio to wio's active flag: four cache lines
- * at most; at 1000 connections every line is a likely miss, shared with
- * the kernel's socket buffers). */
+ * writes bytes 0 to ~150 only (io to on_read: three cache lines at most;
+ * at 1000 connections every line is a likely miss, shared with the
+ * kernel's socket buffers). */
 struct rd_conn {
-    ev_io rio;                 /* private */
+    ev_io io;                  /* private: the socket's one watcher, its events
+                                * what the conn wants (read, write, both); a
+                                * stream's write side has its own (rd__connstream) */
     rd_loop_t *loop;           /* ro */
     int fd;                    /* ro: -1 once closed */
-    int wfd;                   /* ro: where writes go: fd, or a stream's own write fd
-                                * (-1 once that is shut) */
     int state;                 /* ro: enum rd_conn_state */
     unsigned char write_due;   /* private: on loop->pending_writes */
     unsigned char lost_due;    /* private: on loop->pending_lost */
@@ -280,17 +280,26 @@ struct rd_conn {
                                 * only once one is set (most conns never have
                                 * one: 64 bytes each saved); see rd_conn_timeout */
     rd_read_cb on_read;        /* rw */
-    ev_io wio;                 /* private */
+    struct rd__connstream *st; /* private: a stream's write side, else NULL
+                                * (sockets write to fd: 56 bytes each saved) */
     rd_link_t link;            /* private: in loop->conns */
     rd_addr_t peer, host;      /* ro: cached, valid after close */
     rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
-    int rflags, wflags;        /* private: a stream's fd flags before we took it */
     rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
     rd_connect_cb on_connect;  /* rw */
     rd_flow_cb on_flow;        /* rw: optional */
     rd_eof_cb on_eof;          /* rw: optional */
     rd_timeout_cb on_timeout;  /* rw: optional */
     void *data;                /* rw */
+};
+
+/* A stream's write side, out of line (rd_conn_init_stream): its own fd,
+ * which needs a watcher of its own, and both fds' flags to give back. */
+struct rd__connstream {
+    ev_io wio;
+    rd_conn_t *c;
+    int wfd;            /* a dup of the write fd, -1 once shut */
+    int rflags, wflags; /* the fds' flags before we took them */
 };
 
 /* A conn's timer, out of line: connect, then idle timeout. */
@@ -333,7 +342,8 @@ int rd_conn_connect_unix(rd_conn_t *c, rd_loop_t *loop, const char *path, double
 /* Adopt a pair of stream fds (stdin/stdout, pipes): dup'ed, and made
  * non-blocking (which the original fds share) until the dups are closed,
  * when their flags are restored: the write side's at rd_conn_shutdown_write
- * already, unless both fds share one file description. */
+ * already, unless both fds share one file description. 0, or a -errno
+ * (-ENOMEM: the write side's watcher could not be allocated). */
 int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd);
 /* Start an outgoing connection; on_connect reports the result. timeout <= 0: none. */
 int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout);
@@ -666,6 +676,8 @@ void rd__lost_cancel(rd_conn_t *c);  /* off it */
  * CLOSED conn (close takes it off pending_writes). */
 void rd__conn_flush(rd_conn_t *c);
 void rd__conn_read(rd_conn_t *c);
+/* Whether c's watcher waits to read (for tests). */
+int rd__conn_reading(const rd_conn_t *c);
 /* The loop is going: late lookups free their own results. */
 void rd__resolver_destroy(rd_loop_t *loop);
 /* Virtual timers (rd_clock.c): start (restart) e to fire after `after`

@@ -74,7 +74,7 @@ TEST(flow_pauses_reading_and_resumes)
     CHECK_EQ(p.nflows, 1);
     CHECK_EQ(p.flows[0], 1);
     CHECK(p.c.flow_paused);
-    CHECK(!ev_is_active(&p.c.rio)); /* reading paused with the peer backed up */
+    CHECK(!rd__conn_reading(&p.c)); /* reading paused with the peer backed up */
     size_t got = 0;
     for (int i = 0; i < 10000 && p.nflows < 2; i++) {
         got += drain(peer);
@@ -82,7 +82,7 @@ TEST(flow_pauses_reading_and_resumes)
     }
     CHECK_EQ(p.nflows, 2);
     CHECK_EQ(p.flows[1], 0);
-    CHECK(ev_is_active(&p.c.rio));
+    CHECK(rd__conn_reading(&p.c));
     got += drain(peer);
     for (int i = 0; i < 10000 && got < sizeof big; i++) {
         rd_loop_step(&loop, 0);
