@@ -549,12 +549,16 @@ static void on_timeout(rd_conn_t *c)
         rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
 }
 
+static const rd_conn_ops_t transport_ops = {
+    .on_read = on_read,
+    .on_lost = on_lost,
+    .on_connect = on_made,
+    .on_flow = on_flow,
+    .on_eof = on_eof,
+    .on_timeout = on_timeout,
+};
+
 void rdL_transport_setup(ltransport *t)
 {
-    t->conn.on_read = on_read;
-    t->conn.on_lost = on_lost;
-    t->conn.on_connect = on_made;
-    t->conn.on_flow = on_flow;
-    t->conn.on_eof = on_eof;
-    t->conn.on_timeout = on_timeout;
+    t->conn.ops = &transport_ops;
 }

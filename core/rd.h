@@ -247,8 +247,20 @@ typedef void (*rd_timeout_cb)(rd_conn_t *c);
  * connect is reported through rd_lost_cb (RD_REFUSED, RD_TIMEOUT, RD_LOST). */
 typedef void (*rd_connect_cb)(rd_conn_t *c);
 
+/* A conn's callbacks, one table for all the conns of one owner (shared and
+ * const: 40 bytes a conn less than six pointers of its own). Any may be
+ * NULL but on_read, which an OPEN conn that reads needs. */
+typedef struct rd_conn_ops {
+    rd_read_cb on_read;
+    rd_lost_cb on_lost;       /* NULL = no notification */
+    rd_connect_cb on_connect; /* outgoing conns */
+    rd_flow_cb on_flow;       /* optional */
+    rd_eof_cb on_eof;         /* optional */
+    rd_timeout_cb on_timeout; /* optional */
+} rd_conn_ops_t;
+
 /* Fields in the order the read path touches them: one request reads and
- * writes bytes 0 to ~150 only (io to on_read: three cache lines at most;
+ * writes bytes 0 to ~150 only (io to ops: three cache lines at most;
  * at 1000 connections every line is a likely miss, shared with the
  * kernel's socket buffers). */
 struct rd_conn {
@@ -270,6 +282,7 @@ struct rd_conn {
                                 * 2 = its two fds share one file description */
     unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
     unsigned char reason;      /* ro: why it closed (enum rd_reason), once CLOSED */
+    unsigned char detached;    /* private: on_lost is not called (rd_conn_detach) */
     rd_link_t rlink;           /* private: in loop->ready */
     rd_link_t qlink;           /* private: in pending_writes or pending_lost */
     rd_buf_t out;              /* private: queued output */
@@ -279,18 +292,14 @@ struct rd_conn {
     struct rd__conntimer *tm;  /* private: the connect or idle timer, allocated
                                 * only once one is set (most conns never have
                                 * one: 64 bytes each saved); see rd_conn_timeout */
-    rd_read_cb on_read;        /* rw */
+    const rd_conn_ops_t *ops;  /* rw: the owner's callbacks (never NULL once
+                                * init'ed: init sets a table of none if unset) */
     struct rd__connstream *st; /* private: a stream's write side, else NULL
                                 * (sockets write to fd: 56 bytes each saved) */
     rd_link_t link;            /* private: in loop->conns */
     rd_addr_t peer, host;      /* ro: cached, valid after close */
     rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
-    rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
-    rd_connect_cb on_connect;  /* rw */
-    rd_flow_cb on_flow;        /* rw: optional */
-    rd_eof_cb on_eof;          /* rw: optional */
-    rd_timeout_cb on_timeout;  /* rw: optional */
-    void *data;                /* rw */
+    void *data;                /* rw: the owner's */
 };
 
 /* A stream's write side, out of line (rd_conn_init_stream): its own fd,
@@ -332,8 +341,9 @@ static inline void rd_conn_marks(rd_conn_t *c, size_t high, size_t low, size_t m
 #define RD_LOW_WATER (16 * 1024)
 #define RD_MAX_OUTPUT (4 * 1024 * 1024)
 
-/* Init and connect leave the callback fields (on_*, data) alone: zero the
- * struct when it is allocated, and set them before or after. */
+/* Init and connect leave the callback fields (ops, data) alone: zero the
+ * struct when it is allocated, and set them before or after (a NULL ops
+ * becomes a table of no callbacks). */
 /* Adopt an accepted, non-blocking fd; the conn is OPEN but not yet reading
  * (a listener starts reading once its on_accept returns). */
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer);

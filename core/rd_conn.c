@@ -27,6 +27,8 @@ static void stream_write_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void timer_stop(rd_conn_t *c);
 static void timer_free(rd_conn_t *c);
 
+static const rd_conn_ops_t no_ops;
+
 static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
 {
     c->loop = loop;
@@ -34,7 +36,7 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->stream = 0;
     c->st = NULL;
     c->reason = c->err = 0;
-    c->write_due = c->lost_due = c->ready = 0;
+    c->write_due = c->lost_due = c->ready = c->detached = 0;
     rd__link_init(&c->qlink);
     rd__link_init(&c->rlink);
     rd_buf_init(&c->out, &loop->pool);
@@ -49,6 +51,7 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->flow_paused = c->user_paused = c->redeliver = c->eof = c->shut_wr = 0;
     c->pause_reads = 1;
     /* the callback fields are the owner's: set before or after init */
+    if (!c->ops) c->ops = &no_ops;
     rd__link_add(&loop->conns, &c->link);
     loop->nconns++;
 }
@@ -170,7 +173,7 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
          * the loop is paused too, not aborted at max_out */
         c->flow_paused = 1;
         update_reading(c);
-        if (c->on_flow) c->on_flow(c, 1);
+        if (c->ops->on_flow) c->ops->on_flow(c, 1);
         if (c->state == RD_CLOSED) return RD_ECLOSED;
     }
     return 0;
@@ -191,11 +194,11 @@ static void check_water(rd_conn_t *c)
     if (!c->flow_paused && c->out.size > c->high) {
         c->flow_paused = 1;
         update_reading(c);
-        if (c->on_flow) c->on_flow(c, 1);
+        if (c->ops->on_flow) c->ops->on_flow(c, 1);
     } else if (c->flow_paused && c->out.size <= c->low) {
         c->flow_paused = 0;
         update_reading(c);
-        if (c->on_flow) c->on_flow(c, 0);
+        if (c->ops->on_flow) c->ops->on_flow(c, 0);
     }
 }
 
@@ -248,13 +251,13 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
         c->listener = NULL;
     }
     rd__write_cancel(c); /* a CLOSED conn is never flushed */
-    if (c->on_lost) rd__lost_later(c);
+    if (c->ops->on_lost && !c->detached) rd__lost_later(c);
     return 0;
 }
 
 void rd_conn_detach(rd_conn_t *c)
 {
-    c->on_lost = NULL;
+    c->detached = 1;
     rd_conn_close(c, RD_ABORTED, 0);
     rd__lost_cancel(c); /* closed before: its report may still be due */
 }
@@ -375,7 +378,7 @@ void rd__conn_read(rd_conn_t *c)
     rd_loop_t *loop = c->loop;
     if (c->redeliver) { /* the owner's own bytes first (rd_conn_redeliver) */
         c->redeliver = 0;
-        c->on_read(c, loop->rbuf, 0); /* may longjmp, as below */
+        c->ops->on_read(c, loop->rbuf, 0); /* may longjmp, as below */
         if (c->write_due) {
             rd__write_cancel(c);
             rd__conn_flush(c);
@@ -389,7 +392,7 @@ void rd__conn_read(rd_conn_t *c)
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         if (c->tm && c->tm->timeout > 0) c->tm->last_read = rd_now(loop);
-        c->on_read(c, loop->rbuf, (size_t)n);
+        c->ops->on_read(c, loop->rbuf, (size_t)n);
         /* on_read may longjmp to the owner's run_reads (rd_loop_read_ready):
          * then the lines below are skipped, which is safe: c has left the
          * ready list, last_read is set, and what it wrote stays on
@@ -406,7 +409,7 @@ void rd__conn_read(rd_conn_t *c)
         /* the peer's FIN: half-close if the owner wants it, else finish */
         c->eof = 1;
         update_reading(c);
-        if (!(c->on_eof && c->on_eof(c)) || c->shut_wr == 2) rd_conn_lose(c);
+        if (!(c->ops->on_eof && c->ops->on_eof(c)) || c->shut_wr == 2) rd_conn_lose(c);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         rd_conn_close(c, RD_LOST, -errno);
     }
@@ -526,8 +529,8 @@ static void idle_fired(rd_conn_t *c)
         idle_arm(c, left);
         return;
     }
-    if (c->on_timeout)
-        c->on_timeout(c);
+    if (c->ops->on_timeout)
+        c->ops->on_timeout(c);
     else
         rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
     if (c->state != RD_CLOSED && c->tm && c->tm->timeout > 0 && !ev_is_active(&c->tm->timer)) {
@@ -602,7 +605,7 @@ static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
         c->state = RD_OPEN;
         cache_host(c);
         update_reading(c);
-        if (c->on_connect) c->on_connect(c);
+        if (c->ops->on_connect) c->ops->on_connect(c);
         if (c->state == RD_OPEN && c->out.size) rd__write_later(c);
     }
     rd_loop_settle(loop);
