@@ -390,9 +390,21 @@ static int transport_getpeer(lua_State *L)
     return 1;
 }
 
+/* getHost() -> the local address, nil once closed: asked of the socket each
+ * time, since a conn keeps no copy (28 bytes each) */
 static int transport_gethost(lua_State *L)
 {
-    rdL_pushaddr(L, &checktransport(L)->conn.host);
+    ltransport *t = checktransport(L);
+    rd_addr_t a;
+    if (rd_conn_host(&t->conn, &a) == RD_ECLOSED) {
+        lua_pushnil(L);
+    } else if (t->fakehost) {
+        lua_getfield(L, LUA_REGISTRYINDEX, RDL_FAKEHOST_KEY);
+        lua_pushvalue(L, 1);
+        lua_rawget(L, -2);
+    } else {
+        rdL_pushaddr(L, &a);
+    }
     return 1;
 }
 

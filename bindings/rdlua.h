@@ -28,6 +28,9 @@
 #define RDL_LISTENER "reactor.Listener"
 #define RDL_LOOP_KEY "reactor.loop"     /* registry: the state's one loop */
 #define RDL_CONFIG_KEY "reactor.config" /* registry: what the setters set */
+/* registry: transport -> the local address testing.adopt gave it (weak keys;
+ * a socketpair's own name says nothing) */
+#define RDL_FAKEHOST_KEY "reactor.testing.hosts"
 
 /* What a host sets before opening (reactor.h), kept until then. */
 struct rdl_config {
@@ -177,6 +180,7 @@ typedef struct ltransport {
     unsigned char made : 1;         /* connectionMade has been called */
     unsigned char outgoing : 1;     /* made by connectTCP */
     unsigned char stream_rfast : 1; /* a read may wait in C: open, no EOF, no timeout, not paused */
+    unsigned char fakehost : 1;     /* getHost answers from RDL_FAKEHOST_KEY (testing.adopt) */
     char delim[RDL_DELIM_INLINE];   /* a line delimiter this short, copied (in.delim points here) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */

@@ -297,7 +297,8 @@ struct rd_conn {
     struct rd__connstream *st; /* private: a stream's write side, else NULL
                                 * (sockets write to fd: 56 bytes each saved) */
     rd_link_t link;            /* private: in loop->conns */
-    rd_addr_t peer, host;      /* ro: cached, valid after close */
+    rd_addr_t peer;            /* ro: valid after close too; the local address is
+                                * asked for when wanted (rd_conn_host) */
     rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
     void *data;                /* rw: the owner's */
 };
@@ -421,6 +422,10 @@ int rd_conn_close(rd_conn_t *c, int reason, int err);
 void rd_conn_detach(rd_conn_t *c);
 /* Bytes waiting to be written. */
 size_t rd_conn_pending(const rd_conn_t *c);
+/* The local address into *out: 0, or RD_ECLOSED once CLOSED, or a -errno
+ * (getsockname; out zeroed then). Asked of the socket, not cached (28 bytes
+ * a conn): a stream has none (zeroed), a Unix socket says only its family. */
+int rd_conn_host(const rd_conn_t *c, rd_addr_t *out);
 
 /*{====================================================================
  * Listeners

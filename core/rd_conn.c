@@ -41,7 +41,6 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     rd__link_init(&c->rlink);
     rd_buf_init(&c->out, &loop->pool);
     c->peer = *peer;
-    memset(&c->host, 0, sizeof c->host);
     ev_io_init(&c->io, io_cb, fd, 0);
     c->tm = NULL;
     c->listener = NULL;
@@ -56,22 +55,28 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     loop->nconns++;
 }
 
-static void cache_host(rd_conn_t *c)
+int rd_conn_host(const rd_conn_t *c, rd_addr_t *out)
 {
+    memset(out, 0, sizeof *out);
+    if (c->state == RD_CLOSED) return RD_ECLOSED;
+    if (c->stream) return 0;
     if (c->peer.sa.sa_family == AF_UNIX) { /* a path does not fit; say only the kind */
-        memset(&c->host, 0, sizeof c->host);
-        c->host.sa.sa_family = AF_UNIX;
-        return;
+        out->sa.sa_family = AF_UNIX;
+        return 0;
     }
-    socklen_t len = sizeof c->host;
-    if (getsockname(c->fd, &c->host.sa, &len) < 0) memset(&c->host, 0, sizeof c->host);
+    socklen_t len = sizeof *out;
+    if (getsockname(c->fd, &out->sa, &len) < 0) {
+        int err = -errno;
+        memset(out, 0, sizeof *out);
+        return err;
+    }
+    return 0;
 }
 
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
 {
     common_init(c, loop, fd, peer);
     c->state = RD_OPEN;
-    cache_host(c);
 }
 
 /* What the conn's one watcher waits for now: 0 when stopped. */
@@ -603,7 +608,6 @@ static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
         timer_free(c);
         ev_set_cb(&c->io, io_cb);
         c->state = RD_OPEN;
-        cache_host(c);
         update_reading(c);
         if (c->ops->on_connect) c->ops->on_connect(c);
         if (c->state == RD_OPEN && c->out.size) rd__write_later(c);
@@ -657,7 +661,7 @@ int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
      * read side's new flag on the write side too */
     c->stream = !(st->wflags & O_NONBLOCK) && (fcntl(w, F_GETFL) & O_NONBLOCK) ? 2 : 1;
     fcntl(w, F_SETFL, st->wflags | O_NONBLOCK);
-    c->state = RD_OPEN; /* host stays zeroed: a stream has no address */
+    c->state = RD_OPEN;
     return 0;
 }
 
