@@ -478,7 +478,15 @@ static void on_lost(rd_conn_t *c, int reason, int err)
                 "aborted %s: more than %zu bytes of output queued for a peer that does not read",
                 rdL_peername(c, peer, sizeof peer), (size_t)c->max_out);
     }
-    if (t->from) t->from->open--;
+    if (t->accepted) { /* the listener's count, until lost: it stays in uservalue 3 */
+        lua_State *L = lr->L;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+        lua_getiuservalue(L, -1, RDL_UV_LISTENER);
+        llistener *ls = lua_touserdata(L, -1);
+        if (ls) ls->open--;
+        lua_pop(L, 2);
+        t->accepted = 0;
+    }
     rdL_call call = {.fn = tramp_lost, .t = t, .what = "connectionLost"};
     rdL_pcall(lr, &call);
     rdL_transport_unpin(lr->L, t); /* from here t is ordinary garbage */

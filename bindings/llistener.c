@@ -24,7 +24,7 @@ static int tramp_alloc(lua_State *L)
     lua_getiuservalue(L, -1, 1);
     lua_setiuservalue(L, -3, RDL_UV_FACTORY);
     lua_setiuservalue(L, -2, RDL_UV_LISTENER);
-    t->from = ls;
+    t->accepted = 1;
     ls->open++;
     call->b = t;
     return 0;

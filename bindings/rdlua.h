@@ -174,20 +174,21 @@ typedef struct ltransport {
     int delim_ref;  /* the framer's delimiter string when it is not delim's copy */
     rd_conn_t conn;
     rd_framer_t in; /* the partial frame: survives a reload byte for byte */
-    /* flags as bits and no padding: 432 bytes, so that with the userdata's
-     * header and three uservalues it takes 528 bytes of malloc */
+    /* flags as bits and no padding: 352 bytes, so that with the userdata's
+     * header and three uservalues it takes 448 bytes of malloc */
     unsigned char raw : 1;          /* line mode switched off (setRawMode) */
     unsigned char made : 1;         /* connectionMade has been called */
     unsigned char outgoing : 1;     /* made by connectTCP */
     unsigned char stream_rfast : 1; /* a read may wait in C: open, no EOF, no timeout, not paused */
     unsigned char fakehost : 1;     /* getHost answers from RDL_FAKEHOST_KEY (testing.adopt) */
+    unsigned char accepted : 1;     /* RDL_UV_LISTENER is the listener that accepted it: its
+                                     * open count holds this one (no pointer: 8 bytes) */
     char delim[RDL_DELIM_INLINE];   /* a line delimiter this short, copied (in.delim points here) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
     unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so);
                                   * RDL_READER_UNTIL / _LINE: for the framer's separator, so a
                                   * read takes the frame in C (ldispatch.c, read_stream) */
-    struct llistener *from;      /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
     lua_Integer
         stream_limit; /* lstream.c: readuntil/readline: no separator within this many bytes */
 } ltransport;

@@ -260,7 +260,7 @@ typedef struct rd_conn_ops {
 } rd_conn_ops_t;
 
 /* Fields in the order the read path touches them: one request reads and
- * writes bytes 0 to ~150 only (io to ops: three cache lines at most;
+ * writes bytes 0 to ~170 only (io to high: three cache lines at most;
  * at 1000 connections every line is a likely miss, shared with the
  * kernel's socket buffers). */
 struct rd_conn {
@@ -283,22 +283,23 @@ struct rd_conn {
     unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
     unsigned char reason;      /* ro: why it closed (enum rd_reason), once CLOSED */
     unsigned char detached;    /* private: on_lost is not called (rd_conn_detach) */
+    int err;                   /* ro: why it closed (0 or a -errno), once CLOSED */
     rd_link_t rlink;           /* private: in loop->ready */
     rd_link_t qlink;           /* private: in pending_writes or pending_lost */
     rd_buf_t out;              /* private: queued output */
-    uint32_t high, low;        /* rw: output water marks (4 bytes each: see rd_conn_marks) */
-    uint32_t max_out;          /* rw: a write past this while above high aborts (RD_ETOOBIG) */
-    int err;                   /* ro: why it closed (0 or a -errno), once CLOSED */
     struct rd__conntimer *tm;  /* private: the connect or idle timer, allocated
                                 * only once one is set (most conns never have
                                 * one: 64 bytes each saved); see rd_conn_timeout */
     const rd_conn_ops_t *ops;  /* rw: the owner's callbacks (never NULL once
                                 * init'ed: init sets a table of none if unset) */
+    uint32_t high, low;        /* rw: output water marks (4 bytes each: see rd_conn_marks) */
+    uint32_t max_out;          /* rw: a write past this while above high aborts (RD_ETOOBIG) */
+    rd_addr_t peer;            /* ro: valid after close too; the local address is
+                                * asked for when wanted (rd_conn_host). Here, after
+                                * the three 4-byte fields, it leaves no padding */
     struct rd__connstream *st; /* private: a stream's write side, else NULL
                                 * (sockets write to fd: 56 bytes each saved) */
     rd_link_t link;            /* private: in loop->conns */
-    rd_addr_t peer;            /* ro: valid after close too; the local address is
-                                * asked for when wanted (rd_conn_host) */
     rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
     void *data;                /* rw: the owner's */
 };
