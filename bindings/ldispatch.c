@@ -56,7 +56,7 @@ static int tramp_made(lua_State *L)
     ltransport *t = call->t;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     int ud = lua_gettop(L);
-    lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+    rdL_pushfactory(L, t, ud);
     lua_getfield(L, -1, "buildProtocol");
     lua_insert(L, -2);
     rdL_pushaddr(L, &t->conn.peer);
@@ -456,7 +456,7 @@ static int tramp_lost(lua_State *L)
     if (t->outgoing) { /* Twisted's ClientFactory hears of it too */
         const char *name = t->made ? "clientConnectionLost" : "clientConnectionFailed";
         call->what = name;
-        lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+        rdL_pushfactory(L, t, ud);
         if (pushmethod(L, lua_gettop(L), name)) {
             lua_getiuservalue(L, ud, RDL_UV_CONNECTOR);
             lua_pushvalue(L, reason);
@@ -478,14 +478,13 @@ static void on_lost(rd_conn_t *c, int reason, int err)
                 "aborted %s: more than %zu bytes of output queued for a peer that does not read",
                 rdL_peername(c, peer, sizeof peer), (size_t)c->max_out);
     }
-    if (t->accepted) { /* the listener's count, until lost: it stays in uservalue 3 */
+    if (t->accepted) { /* the listener's count, until lost (on_lost runs once) */
         lua_State *L = lr->L;
         lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
         lua_getiuservalue(L, -1, RDL_UV_LISTENER);
         llistener *ls = lua_touserdata(L, -1);
         if (ls) ls->open--;
         lua_pop(L, 2);
-        t->accepted = 0;
     }
     rdL_call call = {.fn = tramp_lost, .t = t, .what = "connectionLost"};
     rdL_pcall(lr, &call);

@@ -210,7 +210,7 @@ static int t_adopt(lua_State *L)
         idle = luaL_checknumber(L, -1);
     lua_settop(L, 8);
     running run = enter(L, lr, "testing.connect");
-    ltransport *t = rdL_newtransport(L, lr); /* at 9 */
+    ltransport *t = rdL_newtransport(L, lr, outgoing ? 3 : 2); /* at 9 */
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 9, RDL_UV_FACTORY);
     if (outgoing) {

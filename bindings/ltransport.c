@@ -28,9 +28,9 @@ void rdL_transport_closing(lua_State *L, int idx)
     lua_setmetatable(L, idx);
 }
 
-ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
+ltransport *rdL_newtransport(lua_State *L, lreactor *lr, int nuv)
 {
-    ltransport *t = lua_newuserdatauv(L, sizeof *t, RDL_TRANSPORT_UVS);
+    ltransport *t = lua_newuserdatauv(L, sizeof *t, nuv);
     memset(t, 0, sizeof *t);
     t->conn.state = RD_CLOSED; /* harmless to finalize until core adopts it */
     t->conn.fd = -1;
@@ -41,6 +41,15 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
     rdL_pin(L, -1, &t->ref);
     lr->ntransports++;
     return t;
+}
+
+void rdL_pushfactory(lua_State *L, const ltransport *t, int ud)
+{
+    lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+    if (t->accepted) { /* a listener: its own first uservalue */
+        lua_getiuservalue(L, -1, 1);
+        lua_remove(L, -2);
+    }
 }
 
 void rdL_transport_unpin(lua_State *L, ltransport *t)

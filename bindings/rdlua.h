@@ -154,13 +154,13 @@ int rdL_httpbuild(lua_State *L);    /* core._httpbuild(...): a response's bytes 
 int rdL_httpresponse(lua_State *L); /* core._httpresponse(...): a client's response head */
 int rdL_httpdechunk(lua_State *L);  /* core._httpdechunk(...): a chunked body, decoded */
 
-/* uservalues of a transport */
-/* uservalues of a transport; the third is where it came from: a client's
- * connector, or the listener that accepted it (which it keeps alive, so
- * that the listener's count of its connections outlives stopListening) */
-enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_ORIGIN, RDL_TRANSPORT_UVS = 3 };
-#define RDL_UV_CONNECTOR RDL_UV_ORIGIN
-#define RDL_UV_LISTENER RDL_UV_ORIGIN
+/* uservalues of a transport: the protocol, then its factory, or for an
+ * accepted one the listener that accepted it instead (which it keeps alive,
+ * so that the listener's count of its connections outlives stopListening;
+ * its factory is the listener's uservalue 1: 16 bytes a connection less);
+ * a client's has a third, its connector. rdL_pushfactory tells them apart. */
+enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR };
+#define RDL_UV_LISTENER RDL_UV_FACTORY
 
 #define RDL_DELIM_INLINE 5
 typedef struct ltransport {
@@ -175,7 +175,7 @@ typedef struct ltransport {
     rd_conn_t conn;
     rd_framer_t in; /* the partial frame: survives a reload byte for byte */
     /* flags as bits and no padding: 352 bytes, so that with the userdata's
-     * header and three uservalues it takes 448 bytes of malloc */
+     * header and an accepted conn's two uservalues it takes 432 bytes of malloc */
     unsigned char raw : 1;          /* line mode switched off (setRawMode) */
     unsigned char made : 1;         /* connectionMade has been called */
     unsigned char outgoing : 1;     /* made by connectTCP */
@@ -266,9 +266,12 @@ lreactor *rdL_reactor(lua_State *L); /* the loop of this state */
 
 /* ltransport.c: the Transport type */
 void rdL_open_transport(lua_State *L);
-ltransport *rdL_newtransport(lua_State *L, lreactor *lr); /* pushed and pinned */
-void rdL_transport_unpin(lua_State *L, ltransport *t);    /* from here it is garbage */
-void rdL_transport_closing(lua_State *L, int idx);        /* t.disconnecting is true from now on */
+/* pushed and pinned, with nuv uservalues: 2, or 3 for a client's */
+ltransport *rdL_newtransport(lua_State *L, lreactor *lr, int nuv);
+/* Push t's factory; ud is t's stack index. */
+void rdL_pushfactory(lua_State *L, const ltransport *t, int ud);
+void rdL_transport_unpin(lua_State *L, ltransport *t); /* from here it is garbage */
+void rdL_transport_closing(lua_State *L, int idx);     /* t.disconnecting is true from now on */
 void rdL_transport_write1(lua_State *L, ltransport *t, int idx); /* write the string at idx */
 /* A coroutine stream's read from t's framer (lstream.c): op is one of
  * RDL_PULL_*, arg at argidx; pushes the string, nil (not there yet) or
