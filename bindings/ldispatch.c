@@ -40,8 +40,21 @@ void rdL_fail(lua_State *L, ltransport *t)
     }
     rdL_pushmessage(L, -1);
     lua_remove(L, -2);
-    rdL_unpin(L, &t->err_ref);
-    t->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* pinned: not yet CLOSED */
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+    t->failed = 1;
     rd_conn_close(&t->conn, RD_ERROR, 0);
 }
 
@@ -404,7 +417,8 @@ void rdL_run_reads(rd_loop_t *loop)
  * The end of a connection
  *=====================================================================*/
 
-static void pushreason(lua_State *L, ltransport *t)
+/* ud: t's stack index */
+static void pushreason(lua_State *L, ltransport *t, int ud)
 {
     const rd_conn_t *c = &t->conn;
     lua_createtable(L, 0, 2);
@@ -426,10 +440,14 @@ static void pushreason(lua_State *L, ltransport *t)
         lua_pushliteral(L, "connection timed out");
         break;
     case RD_ERROR:
-        if (t->err_ref != LUA_NOREF)
-            lua_rawgeti(L, LUA_REGISTRYINDEX, t->err_ref);
-        else
+        if (t->failed && lua_getfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY) == LUA_TTABLE) {
+            lua_pushvalue(L, ud);
+            lua_rawget(L, -2);
+            lua_remove(L, -2);
+        } else {
+            if (t->failed) lua_pop(L, 1);
             lua_pushliteral(L, "handler error");
+        }
         break;
     default:
         rdL_pusherror(L, c->err);
@@ -444,7 +462,7 @@ static int tramp_lost(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     int ud = lua_gettop(L);
     rdL_transport_closing(L, ud);
-    pushreason(L, t);
+    pushreason(L, t, ud);
     int reason = lua_gettop(L);
     if (t->made) {
         lua_getiuservalue(L, ud, RDL_UV_PROTOCOL);

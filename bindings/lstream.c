@@ -51,8 +51,7 @@ int rdL_stream_next(ltransport *t, int line, rd_span_t *s)
 {
     rd_framer_t *f = &t->in;
     if (!f->delim || (line && !(f->dlen == 1 && *f->delim == '\n'))) return -1;
-    int r =
-        rd_framer_until(f, f->delim, f->dlen, t->stream_limit < 0 ? 0 : (size_t)t->stream_limit, s);
+    int r = rd_framer_until(f, f->delim, f->dlen, t->stream_limit, s);
     if (r == 1 && line && s->n && s->p[s->n - 1] == '\r') s->n--;
     return r;
 }
@@ -467,7 +466,10 @@ int rdL_streamset(lua_State *L)
     ltransport *t = lua_touserdata(L, 1);
     luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
                      "transport");
-    if (!lua_isnoneornil(L, 2)) t->stream_limit = luaL_checkinteger(L, 2);
+    if (!lua_isnoneornil(L, 2)) {
+        lua_Integer n = luaL_checkinteger(L, 2);
+        t->stream_limit = n < 0 ? 0 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    }
     if (!lua_isnoneornil(L, 3)) t->stream_wfast = (unsigned char)lua_toboolean(L, 3);
     if (lua_type(L, 4) == LUA_TNUMBER) { /* RDL_READER_UNTIL or _LINE: waits for that frame */
         lua_Integer r = luaL_checkinteger(L, 4);

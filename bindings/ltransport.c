@@ -34,7 +34,7 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr, int nuv)
     memset(t, 0, sizeof *t);
     t->conn.state = RD_CLOSED; /* harmless to finalize until core adopts it */
     t->conn.fd = -1;
-    t->ref = t->err_ref = t->delim_ref = LUA_NOREF;
+    t->ref = t->delim_ref = LUA_NOREF;
     t->magic = RDL_TRANSPORT_MAGIC;
     rd_framer_init(&t->in);
     luaL_setmetatable(L, RDL_TRANSPORT);
@@ -57,7 +57,6 @@ void rdL_transport_unpin(lua_State *L, ltransport *t)
     lreactor *lr = t->conn.loop ? t->conn.loop->data : rdL_reactor(L);
     if (t->ref == LUA_NOREF) return;
     rdL_unpin(L, &t->ref);
-    rdL_unpin(L, &t->err_ref);
     rdL_unpin(L, &t->delim_ref);
     lr->ntransports--;
 }

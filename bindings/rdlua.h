@@ -31,6 +31,9 @@
 /* registry: transport -> the local address testing.adopt gave it (weak keys;
  * a socketpair's own name says nothing) */
 #define RDL_FAKEHOST_KEY "reactor.testing.hosts"
+/* registry: transport -> the handler error's message that closed it (weak
+ * keys): kept out of the transport, since few ever fail (4 bytes each) */
+#define RDL_ERRMSG_KEY "reactor.errors"
 
 /* What a host sets before opening (reactor.h), kept until then. */
 struct rdl_config {
@@ -170,17 +173,20 @@ typedef struct ltransport {
      * connection; each ref is 16 bytes of the registry's array, doubled) */
     uint32_t magic; /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
     int ref;        /* pins the userdata while core may call back */
-    int err_ref;    /* the error message that closed it, if any */
     int delim_ref;  /* the framer's delimiter string when it is not delim's copy */
+    /* lstream.c: readuntil/readline: no separator within this many bytes
+     * (a negative limit is 0; 32 bits: the framer holds no more) */
+    uint32_t stream_limit;
     rd_conn_t conn;
     rd_framer_t in; /* the partial frame: survives a reload byte for byte */
-    /* flags as bits and no padding: 352 bytes, so that with the userdata's
-     * header and an accepted conn's two uservalues it takes 432 bytes of malloc */
+    /* flags as bits and no padding: 336 bytes, so that with the userdata's
+     * header and an accepted conn's two uservalues it takes 416 bytes of malloc */
     unsigned char raw : 1;          /* line mode switched off (setRawMode) */
     unsigned char made : 1;         /* connectionMade has been called */
     unsigned char outgoing : 1;     /* made by connectTCP */
     unsigned char stream_rfast : 1; /* a read may wait in C: open, no EOF, no timeout, not paused */
     unsigned char fakehost : 1;     /* getHost answers from RDL_FAKEHOST_KEY (testing.adopt) */
+    unsigned char failed : 1;       /* a handler error closed it: RDL_ERRMSG_KEY has the message */
     unsigned char accepted : 1;     /* RDL_UV_LISTENER is the listener that accepted it: its
                                      * open count holds this one (no pointer: 8 bytes) */
     char delim[RDL_DELIM_INLINE];   /* a line delimiter this short, copied (in.delim points here) */
@@ -189,8 +195,6 @@ typedef struct ltransport {
     unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so);
                                   * RDL_READER_UNTIL / _LINE: for the framer's separator, so a
                                   * read takes the frame in C (ldispatch.c, read_stream) */
-    lua_Integer
-        stream_limit; /* lstream.c: readuntil/readline: no separator within this many bytes */
 } ltransport;
 
 typedef struct ltimer {

@@ -264,44 +264,46 @@ typedef struct rd_conn_ops {
  * at 1000 connections every line is a likely miss, shared with the
  * kernel's socket buffers). */
 struct rd_conn {
-    ev_io io;                  /* private: the socket's one watcher, its events
-                                * what the conn wants (read, write, both); a
-                                * stream's write side has its own (rd__connstream) */
-    rd_loop_t *loop;           /* ro */
-    int fd;                    /* ro: -1 once closed */
-    int state;                 /* ro: enum rd_conn_state */
-    unsigned char write_due;   /* private: on loop->pending_writes */
-    unsigned char lost_due;    /* private: on loop->pending_lost */
-    unsigned char ready;       /* private: on loop->ready */
-    unsigned char flow_paused; /* ro: above the high water mark */
-    unsigned char user_paused; /* ro: rd_conn_pause_reading */
-    unsigned char redeliver;   /* private: rd_conn_redeliver asked for an empty on_read */
-    unsigned char pause_reads; /* rw: stop reading while flow_paused (default 1) */
-    unsigned char eof;         /* ro: the peer has sent FIN */
-    unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored;
-                                * 2 = its two fds share one file description */
-    unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
-    unsigned char reason;      /* ro: why it closed (enum rd_reason), once CLOSED */
-    unsigned char detached;    /* private: on_lost is not called (rd_conn_detach) */
-    int err;                   /* ro: why it closed (0 or a -errno), once CLOSED */
-    rd_link_t rlink;           /* private: in loop->ready */
-    rd_link_t qlink;           /* private: in pending_writes or pending_lost */
-    rd_buf_t out;              /* private: queued output */
-    struct rd__conntimer *tm;  /* private: the connect or idle timer, allocated
-                                * only once one is set (most conns never have
-                                * one: 64 bytes each saved); see rd_conn_timeout */
-    const rd_conn_ops_t *ops;  /* rw: the owner's callbacks (never NULL once
-                                * init'ed: init sets a table of none if unset) */
-    uint32_t high, low;        /* rw: output water marks (4 bytes each: see rd_conn_marks) */
-    uint32_t max_out;          /* rw: a write past this while above high aborts (RD_ETOOBIG) */
-    rd_addr_t peer;            /* ro: valid after close too; the local address is
-                                * asked for when wanted (rd_conn_host). Here, after
-                                * the three 4-byte fields, it leaves no padding */
-    struct rd__connstream *st; /* private: a stream's write side, else NULL
-                                * (sockets write to fd: 56 bytes each saved) */
-    rd_link_t link;            /* private: in loop->conns */
-    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
-    void *data;                /* rw: the owner's */
+    ev_io io;                /* private: the socket's one watcher, its events
+                              * what the conn wants (read, write, both); a
+                              * stream's write side has its own (rd__connstream) */
+    rd_loop_t *loop;         /* ro */
+    int fd;                  /* ro: -1 once closed */
+    int err;                 /* ro: why it closed (0 or a -errno), once CLOSED */
+    unsigned char state;     /* ro: enum rd_conn_state */
+    unsigned char write_due; /* private: on loop->pending_writes */
+    unsigned char lost_due;  /* private: on loop->pending_lost */
+    unsigned char ready;     /* private: on loop->ready */
+    unsigned char stream;    /* ro: not a socket (stdio): read/writev, flags restored;
+                              * 2 = its two fds share one file description */
+    unsigned char shut_wr;   /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
+    unsigned char reason;    /* ro: why it closed (enum rd_reason), once CLOSED */
+    /* the flags a request does not write, as bits: with the bytes above,
+     * 8 bytes, no padding before rlink */
+    unsigned char flow_paused : 1; /* ro: above the high water mark */
+    unsigned char user_paused : 1; /* ro: rd_conn_pause_reading */
+    unsigned char redeliver : 1;   /* private: rd_conn_redeliver asked for an empty on_read */
+    unsigned char pause_reads : 1; /* rw: stop reading while flow_paused (default 1) */
+    unsigned char eof : 1;         /* ro: the peer has sent FIN */
+    unsigned char detached : 1;    /* private: on_lost is not called (rd_conn_detach) */
+    rd_link_t rlink;               /* private: in loop->ready */
+    rd_link_t qlink;               /* private: in pending_writes or pending_lost */
+    rd_buf_t out;                  /* private: queued output */
+    struct rd__conntimer *tm;      /* private: the connect or idle timer, allocated
+                                    * only once one is set (most conns never have
+                                    * one: 64 bytes each saved); see rd_conn_timeout */
+    const rd_conn_ops_t *ops;      /* rw: the owner's callbacks (never NULL once
+                                    * init'ed: init sets a table of none if unset) */
+    uint32_t high, low;            /* rw: output water marks (4 bytes each: see rd_conn_marks) */
+    uint32_t max_out;              /* rw: a write past this while above high aborts (RD_ETOOBIG) */
+    rd_addr_t peer;                /* ro: valid after close too; the local address is
+                                    * asked for when wanted (rd_conn_host). Here, after
+                                    * the three 4-byte fields, it leaves no padding */
+    struct rd__connstream *st;     /* private: a stream's write side, else NULL
+                                    * (sockets write to fd: 56 bytes each saved) */
+    rd_link_t link;                /* private: in loop->conns */
+    rd_listener_t *listener;       /* ro: accepted by (counts it), or NULL once that closed */
+    void *data;                    /* rw: the owner's */
 };
 
 /* A stream's write side, out of line (rd_conn_init_stream): its own fd,
