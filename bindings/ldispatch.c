@@ -62,6 +62,17 @@ void rdL_fail(lua_State *L, ltransport *t)
  * A new connection
  *=====================================================================*/
 
+/* registry[&addrless]: Factory.buildProtocol, which ignores its addr */
+static const char addrless;
+
+int rdL_addrless(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &addrless);
+    return 0;
+}
+
 /* buildProtocol, then connectionMade: a new connection in or out. */
 static int tramp_made(lua_State *L)
 {
@@ -72,7 +83,16 @@ static int tramp_made(lua_State *L)
     rdL_pushfactory(L, t, ud);
     lua_getfield(L, -1, "buildProtocol");
     lua_insert(L, -2);
-    rdL_pushaddr(L, &t->conn.peer);
+    /* the default buildProtocol gets nil, not an address table it would
+     * drop: that garbage, uncollected at idle, was ~70 bytes of RSS per
+     * connection (issue 12) */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &addrless);
+    int plain = lua_rawequal(L, -1, -3);
+    lua_pop(L, 1);
+    if (plain)
+        lua_pushnil(L);
+    else
+        rdL_pushaddr(L, &t->conn.peer);
     lua_call(L, 2, 1);
     if (lua_isnil(L, -1)) { /* the factory declines (Twisted) */
         rd_conn_close(&t->conn, RD_DONE, 0);

@@ -305,6 +305,7 @@ int rdL_stream_wakereader(lua_State *L, lreactor *lr, int self);
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
 int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */
+int rdL_addrless(lua_State *L);       /* core._addrless(fn): a buildProtocol that ignores addr */
 int rdL_failconnection(lua_State *L); /* core.failConnection(transport, msg) */
 
 /* ldispatch.c: calls from core into a connection's protocol */

@@ -425,6 +425,36 @@ describe("reactor module", function()
       local f2 = reactor.Factory.forProtocol(C)
       assert.are.equal(C, f2.protocol)
     end)
+
+    it("a factory's own buildProtocol gets the peer's address (the default, which ignores it, gets none)", function()
+      local sev, cev, failed = {}, {}, {}
+      local got = {}
+      local l, port
+      local finish = countdown(2, function()
+        l:stopListening()
+        reactor.stop()
+      end)
+      local S = Proto(sev, { lost = finish })
+      local C = Proto(cev, {
+        made = function(self)
+          self.transport:loseConnection()
+        end,
+        lost = finish,
+      })
+      local f = reactor.Factory { protocol = S }
+      function f:buildProtocol(addr)
+        got[#got + 1] = addr
+        return reactor.Factory.buildProtocol(self, addr)
+      end
+      l, port = listen(f)
+      reactor.connectTCP("127.0.0.1", port, client_factory(C, failed))
+      run_loop()
+      assert.are.same({}, failed)
+      assert.are.equal(1, #got)
+      assert.are.equal("TCP", got[1].type)
+      assert.are.equal("127.0.0.1", got[1].host)
+      assert.are.equal(f, sev.selves[1].factory)
+    end)
   end)
 
   describe("callLater", function()
