@@ -40,6 +40,11 @@ void rdL_fail(lua_State *L, ltransport *t)
     }
     rdL_pushmessage(L, -1);
     lua_remove(L, -2);
+    if (t->ref == LUA_NOREF) { /* not pinned: nothing to key the message on */
+        lua_pop(L, 1);
+        rd_conn_close(&t->conn, RD_ERROR, 0);
+        return;
+    }
     if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY) != LUA_TTABLE) {
         lua_pop(L, 1);
         lua_newtable(L);
@@ -516,7 +521,7 @@ static void on_lost(rd_conn_t *c, int reason, int err)
                 "aborted %s: more than %zu bytes of output queued for a peer that does not read",
                 rdL_peername(c, peer, sizeof peer), (size_t)c->max_out);
     }
-    if (t->accepted) { /* the listener's count, until lost (on_lost runs once) */
+    if (t->accepted && t->ref != LUA_NOREF) { /* the listener's count, until lost (once) */
         lua_State *L = lr->L;
         lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
         lua_getiuservalue(L, -1, RDL_UV_LISTENER);

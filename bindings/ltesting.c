@@ -230,7 +230,7 @@ static int t_adopt(lua_State *L)
         lua_setfield(L, LUA_REGISTRYINDEX, RDL_FAKEHOST_KEY);
     }
     lua_pushvalue(L, 9);
-    rdL_pushaddr(L, &host);
+    *(rd_addr_t *)lua_newuserdatauv(L, sizeof host, 0) = host;
     lua_rawset(L, -3);
     lua_pop(L, 1);
     t->fakehost = 1;

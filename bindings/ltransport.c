@@ -410,6 +410,11 @@ static int transport_gethost(lua_State *L)
         lua_getfield(L, LUA_REGISTRYINDEX, RDL_FAKEHOST_KEY);
         lua_pushvalue(L, 1);
         lua_rawget(L, -2);
+        const rd_addr_t *fake = lua_touserdata(L, -1);
+        if (fake)
+            rdL_pushaddr(L, fake);
+        else
+            lua_pushnil(L);
     } else {
         rdL_pushaddr(L, &a);
     }

@@ -28,8 +28,8 @@
 #define RDL_LISTENER "reactor.Listener"
 #define RDL_LOOP_KEY "reactor.loop"     /* registry: the state's one loop */
 #define RDL_CONFIG_KEY "reactor.config" /* registry: what the setters set */
-/* registry: transport -> the local address testing.adopt gave it (weak keys;
- * a socketpair's own name says nothing) */
+/* registry: transport -> the local address testing.adopt gave it, an
+ * rd_addr_t userdata (weak keys; a socketpair's own name says nothing) */
 #define RDL_FAKEHOST_KEY "reactor.testing.hosts"
 /* registry: transport -> the handler error's message that closed it (weak
  * keys): kept out of the transport, since few ever fail (4 bytes each) */
