@@ -109,9 +109,12 @@ static void read_want(rd_conn_t *c, int on)
     io_want(c, (io_events(c) & ~EV_READ) | (on ? EV_READ : 0));
 }
 
+/* Only a socket's watcher ever has EV_WRITE: the common case, a socket
+ * that is not waiting to write, costs one test more than the events' */
 static inline int writing(const rd_conn_t *c)
 {
-    return c->st ? ev_is_active(&c->st->wio) : io_events(c) & EV_WRITE;
+    if (c->io.events & EV_WRITE) return ev_is_active(&c->io);
+    return c->st && ev_is_active(&c->st->wio);
 }
 
 static void write_want(rd_conn_t *c, int on)
