@@ -40,14 +40,43 @@ void rdL_fail(lua_State *L, ltransport *t)
     }
     rdL_pushmessage(L, -1);
     lua_remove(L, -2);
-    rdL_unpin(L, &t->err_ref);
-    t->err_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (t->ref == LUA_NOREF) { /* not pinned: nothing to key the message on */
+        lua_pop(L, 1);
+        rd_conn_close(&t->conn, RD_ERROR, 0);
+        return;
+    }
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* pinned: not yet CLOSED */
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
+    t->failed = 1;
     rd_conn_close(&t->conn, RD_ERROR, 0);
 }
 
 /*{====================================================================
  * A new connection
  *=====================================================================*/
+
+/* registry[&addrless]: Factory.buildProtocol, which ignores its addr */
+static const char addrless;
+
+int rdL_addrless(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_settop(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &addrless);
+    return 0;
+}
 
 /* buildProtocol, then connectionMade: a new connection in or out. */
 static int tramp_made(lua_State *L)
@@ -56,10 +85,19 @@ static int tramp_made(lua_State *L)
     ltransport *t = call->t;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     int ud = lua_gettop(L);
-    lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+    rdL_pushfactory(L, t, ud);
     lua_getfield(L, -1, "buildProtocol");
     lua_insert(L, -2);
-    rdL_pushaddr(L, &t->conn.peer);
+    /* the default buildProtocol gets nil, not an address table it would
+     * drop: that garbage, uncollected at idle, was ~70 bytes of RSS per
+     * connection (issue 12) */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &addrless);
+    int plain = lua_rawequal(L, -1, -3);
+    lua_pop(L, 1);
+    if (plain)
+        lua_pushnil(L);
+    else
+        rdL_pushaddr(L, &t->conn.peer);
     lua_call(L, 2, 1);
     if (lua_isnil(L, -1)) { /* the factory declines (Twisted) */
         rd_conn_close(&t->conn, RD_DONE, 0);
@@ -404,7 +442,8 @@ void rdL_run_reads(rd_loop_t *loop)
  * The end of a connection
  *=====================================================================*/
 
-static void pushreason(lua_State *L, ltransport *t)
+/* ud: t's stack index */
+static void pushreason(lua_State *L, ltransport *t, int ud)
 {
     const rd_conn_t *c = &t->conn;
     lua_createtable(L, 0, 2);
@@ -426,10 +465,14 @@ static void pushreason(lua_State *L, ltransport *t)
         lua_pushliteral(L, "connection timed out");
         break;
     case RD_ERROR:
-        if (t->err_ref != LUA_NOREF)
-            lua_rawgeti(L, LUA_REGISTRYINDEX, t->err_ref);
-        else
+        if (t->failed && lua_getfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY) == LUA_TTABLE) {
+            lua_pushvalue(L, ud);
+            lua_rawget(L, -2);
+            lua_remove(L, -2);
+        } else {
+            if (t->failed) lua_pop(L, 1);
             lua_pushliteral(L, "handler error");
+        }
         break;
     default:
         rdL_pusherror(L, c->err);
@@ -444,7 +487,7 @@ static int tramp_lost(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     int ud = lua_gettop(L);
     rdL_transport_closing(L, ud);
-    pushreason(L, t);
+    pushreason(L, t, ud);
     int reason = lua_gettop(L);
     if (t->made) {
         lua_getiuservalue(L, ud, RDL_UV_PROTOCOL);
@@ -456,7 +499,7 @@ static int tramp_lost(lua_State *L)
     if (t->outgoing) { /* Twisted's ClientFactory hears of it too */
         const char *name = t->made ? "clientConnectionLost" : "clientConnectionFailed";
         call->what = name;
-        lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+        rdL_pushfactory(L, t, ud);
         if (pushmethod(L, lua_gettop(L), name)) {
             lua_getiuservalue(L, ud, RDL_UV_CONNECTOR);
             lua_pushvalue(L, reason);
@@ -478,7 +521,14 @@ static void on_lost(rd_conn_t *c, int reason, int err)
                 "aborted %s: more than %zu bytes of output queued for a peer that does not read",
                 rdL_peername(c, peer, sizeof peer), (size_t)c->max_out);
     }
-    if (t->from) t->from->open--;
+    if (t->accepted && t->ref != LUA_NOREF) { /* the listener's count, until lost (once) */
+        lua_State *L = lr->L;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+        lua_getiuservalue(L, -1, RDL_UV_LISTENER);
+        llistener *ls = lua_touserdata(L, -1);
+        if (ls) ls->open--;
+        lua_pop(L, 2);
+    }
     rdL_call call = {.fn = tramp_lost, .t = t, .what = "connectionLost"};
     rdL_pcall(lr, &call);
     rdL_transport_unpin(lr->L, t); /* from here t is ordinary garbage */
@@ -549,12 +599,16 @@ static void on_timeout(rd_conn_t *c)
         rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
 }
 
+static const rd_conn_ops_t transport_ops = {
+    .on_read = on_read,
+    .on_lost = on_lost,
+    .on_connect = on_made,
+    .on_flow = on_flow,
+    .on_eof = on_eof,
+    .on_timeout = on_timeout,
+};
+
 void rdL_transport_setup(ltransport *t)
 {
-    t->conn.on_read = on_read;
-    t->conn.on_lost = on_lost;
-    t->conn.on_connect = on_made;
-    t->conn.on_flow = on_flow;
-    t->conn.on_eof = on_eof;
-    t->conn.on_timeout = on_timeout;
+    t->conn.ops = &transport_ops;
 }

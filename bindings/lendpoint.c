@@ -12,7 +12,7 @@
  * at stack indexes f and k. */
 static ltransport *newoutgoing(lua_State *L, lreactor *lr, int f, int k)
 {
-    ltransport *t = rdL_newtransport(L, lr);
+    ltransport *t = rdL_newtransport(L, lr, 3);
     lua_pushvalue(L, f);
     lua_setiuservalue(L, -2, RDL_UV_FACTORY);
     lua_pushvalue(L, k);
@@ -45,7 +45,7 @@ int rdL_stdio(lua_State *L)
 {
     lreactor *lr = rdL_reactor(L);
     luaL_checktype(L, 1, LUA_TTABLE);
-    ltransport *t = rdL_newtransport(L, lr);
+    ltransport *t = rdL_newtransport(L, lr, 2);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, RDL_UV_FACTORY);
     rdL_transport_setup(t);

@@ -19,12 +19,10 @@ static int tramp_alloc(lua_State *L)
 {
     rdL_call *call = rdL_thiscall(L);
     llistener *ls = call->a;
-    ltransport *t = rdL_newtransport(L, ls->listener.loop->data);
+    ltransport *t = rdL_newtransport(L, ls->listener.loop->data, 2);
     lua_rawgeti(L, LUA_REGISTRYINDEX, ls->ref);
-    lua_getiuservalue(L, -1, 1);
-    lua_setiuservalue(L, -3, RDL_UV_FACTORY);
-    lua_setiuservalue(L, -2, RDL_UV_LISTENER);
-    t->from = ls;
+    lua_setiuservalue(L, -2, RDL_UV_LISTENER); /* and through it the factory */
+    t->accepted = 1;
     ls->open++;
     call->b = t;
     return 0;

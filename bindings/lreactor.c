@@ -380,6 +380,7 @@ int luaopen_reactor_core(lua_State *L)
         {"_pull", rdL_transport_pull},
         {"_sendstring", rdL_sendstring},
         {"broadcast", rdL_broadcast},
+        {"_addrless", rdL_addrless},
         {"_testing", rdL_testing},
         {"_httplimits", rdL_httplimits},
         {"_httpheaders", rdL_httpheaders},

@@ -257,16 +257,16 @@ int rdL_taskinit(lua_State *L)
 static lua_Integer cwait_begin(lreactor *lr, ltransport *t, int line)
 {
     if (++lr->wait_seq == 0) lr->wait_seq = 1; /* 0 is "no wait" */
-    t->stream_wn = lr->wait_seq;
+    t->in.user = lr->wait_seq;
     t->stream_wline = line ? 1 : 0;
     t->stream_reader = line ? RDL_READER_LINE : RDL_READER_UNTIL;
-    return RDL_CWAIT_BASE + t->stream_wn;
+    return RDL_CWAIT_BASE + t->in.user;
 }
 
 /* The reader's wait, in C: stream.lua's waitnow, when Lua allows it
  * (stream_rfast: open, no EOF, no timeout, not paused, not stopping) and
  * L is the current task's own coroutine; self at 1. The wait's number, op
- * and separator stay in t (stream_wn; the framer holds the separator), so
+ * and separator stay in t (in.user, the framer's spare word; the framer holds the separator), so
  * of the stream's fields only its reader (s[RTASK]) is set.
  * -> 1 with WAIT pushed (the caller yields it), 0 if Lua must wait. The
  * wake's values are the read's results (no continuation). */
@@ -309,20 +309,20 @@ no:
 
 int rdL_stream_wakereader(lua_State *L, lreactor *lr, ltransport *t, int self)
 {
-    if (!lr->task_ready || !t->stream_wn) return 0;
+    if (!lr->task_ready || !t->in.user) return 0;
     int top = lua_gettop(L); /* the frame */
     int task = top + 1;
     if (lua_rawgeti(L, self, RDL_S_RTASK) != LUA_TTABLE) goto no;
     int isnum;
     lua_Integer w = (lua_rawgeti(L, task, RDL_T_WAITING), lua_tointegerx(L, -1, &isnum));
-    if (!isnum || w != RDL_CWAIT_BASE + t->stream_wn) goto no;
+    if (!isnum || w != RDL_CWAIT_BASE + t->in.user) goto no;
     /* not suspended: it runs (task.lua's active), and Lua's early wake keeps the frame */
     lua_rawgeti(L, task, RDL_T_CO);
     lua_State *co = lua_tothread(L, -1);
     if (!co || lua_status(co) != LUA_YIELD) goto no;
     lua_settop(L, task);
     /* readReady's wake and task.wake1, to the one resume */
-    t->stream_wn = 0;
+    t->in.user = 0;
     lua_pushboolean(L, 0);
     lua_rawseti(L, self, RDL_S_RTASK);
     lua_pushboolean(L, 0);
@@ -354,8 +354,8 @@ int rdL_streamwaiter(lua_State *L)
     ltransport *t = lua_touserdata(L, 1);
     luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
                      "transport");
-    if (!t->stream_wn) return 0;
-    lua_pushinteger(L, RDL_CWAIT_BASE + t->stream_wn);
+    if (!t->in.user) return 0;
+    lua_pushinteger(L, RDL_CWAIT_BASE + t->in.user);
     if (t->stream_wline) {
         lua_pushliteral(L, "line");
         lua_pushliteral(L, "\n");
@@ -500,9 +500,9 @@ int rdL_streamset(lua_State *L)
     ltransport *t = lua_touserdata(L, 1);
     luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
                      "transport");
-    if (!lua_isnoneornil(L, 2)) { /* (a limit past 4 GiB is none: no framer holds that much) */
-        lua_Integer v = luaL_checkinteger(L, 2);
-        t->stream_limit = v < 0 ? 0 : v > (lua_Integer)UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+    if (!lua_isnoneornil(L, 2)) {
+        lua_Integer n = luaL_checkinteger(L, 2);
+        t->stream_limit = n < 0 ? 0 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     }
     if (!lua_isnoneornil(L, 3)) t->stream_wfast = (unsigned char)lua_toboolean(L, 3);
     if (lua_type(L, 4) == LUA_TNUMBER) { /* RDL_READER_UNTIL or _LINE: waits for that frame */
@@ -511,7 +511,7 @@ int rdL_streamset(lua_State *L)
         t->stream_reader = (unsigned char)r;
     } else if (!lua_isnoneornil(L, 4)) { /* a wait of Lua's own, or none: a C wait ends */
         t->stream_reader = (unsigned char)lua_toboolean(L, 4);
-        t->stream_wn = 0;
+        t->in.user = 0;
     }
     if (!lua_isnoneornil(L, 5)) t->stream_rfast = lua_toboolean(L, 5) ? 1 : 0;
     return 0;

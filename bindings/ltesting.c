@@ -210,7 +210,7 @@ static int t_adopt(lua_State *L)
         idle = luaL_checknumber(L, -1);
     lua_settop(L, 8);
     running run = enter(L, lr, "testing.connect");
-    ltransport *t = rdL_newtransport(L, lr); /* at 9 */
+    ltransport *t = rdL_newtransport(L, lr, outgoing ? 3 : 2); /* at 9 */
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 9, RDL_UV_FACTORY);
     if (outgoing) {
@@ -218,10 +218,25 @@ static int t_adopt(lua_State *L)
         lua_setiuservalue(L, 9, RDL_UV_CONNECTOR);
         t->outgoing = 1;
     }
+    /* the socketpair's own name says nothing: getHost answers this */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_FAKEHOST_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, RDL_FAKEHOST_KEY);
+    }
+    lua_pushvalue(L, 9);
+    *(rd_addr_t *)lua_newuserdatauv(L, sizeof host, 0) = host;
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    t->fakehost = 1;
     rdL_transport_setup(t);
     rd_conn_init(&t->conn, &lr->loop, s->fd, &peer);
     s->fd = -1;
-    t->conn.host = host; /* the socketpair's own name says nothing */
     rd_conn_marks(&t->conn, high, low > high ? high : low, max_out);
     int timed = idle > 0 ? rd_conn_set_timeout(&t->conn, idle) : 0;
     rdL_made(t);

@@ -28,13 +28,13 @@ void rdL_transport_closing(lua_State *L, int idx)
     lua_setmetatable(L, idx);
 }
 
-ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
+ltransport *rdL_newtransport(lua_State *L, lreactor *lr, int nuv)
 {
-    ltransport *t = lua_newuserdatauv(L, sizeof *t, RDL_TRANSPORT_UVS);
+    ltransport *t = lua_newuserdatauv(L, sizeof *t, nuv);
     memset(t, 0, sizeof *t);
     t->conn.state = RD_CLOSED; /* harmless to finalize until core adopts it */
     t->conn.fd = -1;
-    t->ref = t->err_ref = t->delim_ref = LUA_NOREF;
+    t->ref = t->delim_ref = LUA_NOREF;
     t->magic = RDL_TRANSPORT_MAGIC;
     rd_framer_init(&t->in);
     luaL_setmetatable(L, RDL_TRANSPORT);
@@ -43,12 +43,20 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr)
     return t;
 }
 
+void rdL_pushfactory(lua_State *L, const ltransport *t, int ud)
+{
+    lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+    if (t->accepted) { /* a listener: its own first uservalue */
+        lua_getiuservalue(L, -1, 1);
+        lua_remove(L, -2);
+    }
+}
+
 void rdL_transport_unpin(lua_State *L, ltransport *t)
 {
     lreactor *lr = t->conn.loop ? t->conn.loop->data : rdL_reactor(L);
     if (t->ref == LUA_NOREF) return;
     rdL_unpin(L, &t->ref);
-    rdL_unpin(L, &t->err_ref);
     rdL_unpin(L, &t->delim_ref);
     lr->ntransports--;
 }
@@ -390,9 +398,26 @@ static int transport_getpeer(lua_State *L)
     return 1;
 }
 
+/* getHost() -> the local address, nil once closed: asked of the socket each
+ * time, since a conn keeps no copy (28 bytes each) */
 static int transport_gethost(lua_State *L)
 {
-    rdL_pushaddr(L, &checktransport(L)->conn.host);
+    ltransport *t = checktransport(L);
+    rd_addr_t a;
+    if (rd_conn_host(&t->conn, &a) == RD_ECLOSED) {
+        lua_pushnil(L);
+    } else if (t->fakehost) {
+        lua_getfield(L, LUA_REGISTRYINDEX, RDL_FAKEHOST_KEY);
+        lua_pushvalue(L, 1);
+        lua_rawget(L, -2);
+        const rd_addr_t *fake = lua_touserdata(L, -1);
+        if (fake)
+            rdL_pushaddr(L, fake);
+        else
+            lua_pushnil(L);
+    } else {
+        rdL_pushaddr(L, &a);
+    }
     return 1;
 }
 

@@ -28,6 +28,12 @@
 #define RDL_LISTENER "reactor.Listener"
 #define RDL_LOOP_KEY "reactor.loop"     /* registry: the state's one loop */
 #define RDL_CONFIG_KEY "reactor.config" /* registry: what the setters set */
+/* registry: transport -> the local address testing.adopt gave it, an
+ * rd_addr_t userdata (weak keys; a socketpair's own name says nothing) */
+#define RDL_FAKEHOST_KEY "reactor.testing.hosts"
+/* registry: transport -> the handler error's message that closed it (weak
+ * keys): kept out of the transport, since few ever fail (4 bytes each) */
+#define RDL_ERRMSG_KEY "reactor.errors"
 
 /* What a host sets before opening (reactor.h), kept until then. */
 struct rdl_config {
@@ -145,13 +151,13 @@ int rdL_httpbuild(lua_State *L);    /* core._httpbuild(...): a response's bytes 
 int rdL_httpresponse(lua_State *L); /* core._httpresponse(...): a client's response head */
 int rdL_httpdechunk(lua_State *L);  /* core._httpdechunk(...): a chunked body, decoded */
 
-/* uservalues of a transport */
-/* uservalues of a transport; the third is where it came from: a client's
- * connector, or the listener that accepted it (which it keeps alive, so
- * that the listener's count of its connections outlives stopListening) */
-enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_ORIGIN, RDL_TRANSPORT_UVS = 3 };
-#define RDL_UV_CONNECTOR RDL_UV_ORIGIN
-#define RDL_UV_LISTENER RDL_UV_ORIGIN
+/* uservalues of a transport: the protocol, then its factory, or for an
+ * accepted one the listener that accepted it instead (which it keeps alive,
+ * so that the listener's count of its connections outlives stopListening;
+ * its factory is the listener's uservalue 1: 16 bytes a connection less);
+ * a client's has a third, its connector. rdL_pushfactory tells them apart. */
+enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR };
+#define RDL_UV_LISTENER RDL_UV_FACTORY
 
 #define RDL_DELIM_INLINE 5
 typedef struct ltransport {
@@ -161,30 +167,34 @@ typedef struct ltransport {
      * connection; each ref is 16 bytes of the registry's array, doubled) */
     uint32_t magic; /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
     int ref;        /* pins the userdata while core may call back */
-    int err_ref;    /* the error message that closed it, if any */
     int delim_ref;  /* the framer's delimiter string when it is not delim's copy */
+    /* lstream.c: readuntil/readline: no separator within this many bytes
+     * (a negative limit is 0; 32 bits: the framer holds no more) */
+    uint32_t stream_limit;
     rd_conn_t conn;
-    rd_framer_t in; /* the partial frame: survives a reload byte for byte */
-    /* flags as bits and no padding: 480 bytes, so that with the userdata's
-     * header and three uservalues it takes 576 bytes of malloc */
+    rd_framer_t in; /* the partial frame: survives a reload byte for byte. Its spare word
+                     * (in.user) is the wait number of the task that waits in C for
+                     * the next frame (s[RTASK] in Lua), RDL_CWAIT_BASE + it being its
+                     * task.waiting, 0 = no such wait. It outlives stream_reader, which
+                     * read_stream clears as it takes the frame, until the wake (C's,
+                     * or readReady's) clears it. */
+    /* flags as bits and no padding: 336 bytes, so that with the userdata's
+     * header and an accepted conn's two uservalues it takes 416 bytes of malloc */
     unsigned char raw : 1;          /* line mode switched off (setRawMode) */
     unsigned char made : 1;         /* connectionMade has been called */
     unsigned char outgoing : 1;     /* made by connectTCP */
     unsigned char stream_rfast : 1; /* a read may wait in C: open, no EOF, no timeout, not paused */
-    unsigned char stream_wline : 1; /* the C wait (stream_wn) is a readline's, not a readuntil's */
+    unsigned char fakehost : 1;     /* getHost answers from RDL_FAKEHOST_KEY (testing.adopt) */
+    unsigned char failed : 1;       /* a handler error closed it: RDL_ERRMSG_KEY has the message */
+    unsigned char accepted : 1;     /* RDL_UV_LISTENER is the listener that accepted it: its
+                                     * open count holds this one (no pointer: 8 bytes) */
+    unsigned char stream_wline : 1; /* the C wait (in.user) is a readline's, not a readuntil's */
     char delim[RDL_DELIM_INLINE];   /* a line delimiter this short, copied (in.delim points here) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
     unsigned char stream_wfast;  /* write may go straight out: open, flowing, nobody waits */
     unsigned char stream_reader; /* a task waits to read: another read is "busy" (Lua says so);
                                   * RDL_READER_UNTIL / _LINE: for the framer's separator, so a
                                   * read takes the frame in C (ldispatch.c, read_stream) */
-    struct llistener *from;      /* the listener that accepted it (kept alive by RDL_UV_LISTENER) */
-    uint32_t stream_limit; /* lstream.c: readuntil/readline: no separator within this many bytes */
-    /* the wait of the task that waits in C for the next frame (s[RTASK] in
-     * Lua): RDL_CWAIT_BASE + this is its task.waiting; 0 = no such wait. It
-     * outlives stream_reader, which read_stream clears as it takes the frame,
-     * until the wake (C's, or readReady's) clears it. */
-    uint32_t stream_wn;
 } ltransport;
 
 typedef struct ltimer {
@@ -260,9 +270,12 @@ lreactor *rdL_reactor(lua_State *L); /* the loop of this state */
 
 /* ltransport.c: the Transport type */
 void rdL_open_transport(lua_State *L);
-ltransport *rdL_newtransport(lua_State *L, lreactor *lr); /* pushed and pinned */
-void rdL_transport_unpin(lua_State *L, ltransport *t);    /* from here it is garbage */
-void rdL_transport_closing(lua_State *L, int idx);        /* t.disconnecting is true from now on */
+/* pushed and pinned, with nuv uservalues: 2, or 3 for a client's */
+ltransport *rdL_newtransport(lua_State *L, lreactor *lr, int nuv);
+/* Push t's factory; ud is t's stack index. */
+void rdL_pushfactory(lua_State *L, const ltransport *t, int ud);
+void rdL_transport_unpin(lua_State *L, ltransport *t); /* from here it is garbage */
+void rdL_transport_closing(lua_State *L, int idx);     /* t.disconnecting is true from now on */
 void rdL_transport_write1(lua_State *L, ltransport *t, int idx); /* write the string at idx */
 /* A coroutine stream's read from t's framer (lstream.c): op is one of
  * RDL_PULL_*, arg at argidx; pushes the string, nil (not there yet) or
@@ -304,6 +317,7 @@ int rdL_streamwaiter(lua_State *L);
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
 int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */
+int rdL_addrless(lua_State *L);       /* core._addrless(fn): a buildProtocol that ignores addr */
 int rdL_failconnection(lua_State *L); /* core.failConnection(transport, msg) */
 
 /* ldispatch.c: calls from core into a connection's protocol */

@@ -247,50 +247,72 @@ typedef void (*rd_timeout_cb)(rd_conn_t *c);
  * connect is reported through rd_lost_cb (RD_REFUSED, RD_TIMEOUT, RD_LOST). */
 typedef void (*rd_connect_cb)(rd_conn_t *c);
 
+/* A conn's callbacks, one table for all the conns of one owner (shared and
+ * const: 40 bytes a conn less than six pointers of its own). Any may be
+ * NULL but on_read, which an OPEN conn that reads needs. */
+typedef struct rd_conn_ops {
+    rd_read_cb on_read;
+    rd_lost_cb on_lost;       /* NULL = no notification */
+    rd_connect_cb on_connect; /* outgoing conns */
+    rd_flow_cb on_flow;       /* optional */
+    rd_eof_cb on_eof;         /* optional */
+    rd_timeout_cb on_timeout; /* optional */
+} rd_conn_ops_t;
+
 /* Fields in the order the read path touches them: one request reads and
- * writes bytes 0 to ~200 only (rio to wio's active flag: four cache lines
- * at most; at 1000 connections every line is a likely miss, shared with
- * the kernel's socket buffers). */
+ * writes bytes 0 to ~170 only (io to high: three cache lines at most;
+ * at 1000 connections every line is a likely miss, shared with the
+ * kernel's socket buffers). */
 struct rd_conn {
-    ev_io rio;                 /* private */
-    rd_loop_t *loop;           /* ro */
-    int fd;                    /* ro: -1 once closed */
-    int wfd;                   /* ro: where writes go: fd, or a stream's own write fd
-                                * (-1 once that is shut) */
-    int state;                 /* ro: enum rd_conn_state */
-    unsigned char write_due;   /* private: on loop->pending_writes */
-    unsigned char lost_due;    /* private: on loop->pending_lost */
-    unsigned char ready;       /* private: on loop->ready */
-    unsigned char flow_paused; /* ro: above the high water mark */
-    unsigned char user_paused; /* ro: rd_conn_pause_reading */
-    unsigned char redeliver;   /* private: rd_conn_redeliver asked for an empty on_read */
-    unsigned char pause_reads; /* rw: stop reading while flow_paused (default 1) */
-    unsigned char eof;         /* ro: the peer has sent FIN */
-    unsigned char stream;      /* ro: not a socket (stdio): read/writev, flags restored;
-                                * 2 = its two fds share one file description */
-    unsigned char shut_wr;     /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
-    unsigned char reason;      /* ro: why it closed (enum rd_reason), once CLOSED */
-    rd_link_t rlink;           /* private: in loop->ready */
-    rd_link_t qlink;           /* private: in pending_writes or pending_lost */
-    rd_buf_t out;              /* private: queued output */
-    uint32_t high, low;        /* rw: output water marks (4 bytes each: see rd_conn_marks) */
-    uint32_t max_out;          /* rw: a write past this while above high aborts (RD_ETOOBIG) */
-    int err;                   /* ro: why it closed (0 or a -errno), once CLOSED */
-    struct rd__conntimer *tm;  /* private: the connect or idle timer, allocated
-                                * only once one is set (most conns never have
-                                * one: 64 bytes each saved); see rd_conn_timeout */
-    rd_read_cb on_read;        /* rw */
-    ev_io wio;                 /* private */
-    rd_link_t link;            /* private: in loop->conns */
-    rd_addr_t peer, host;      /* ro: cached, valid after close */
-    rd_listener_t *listener;   /* ro: accepted by (counts it), or NULL once that closed */
-    int rflags, wflags;        /* private: a stream's fd flags before we took it */
-    rd_lost_cb on_lost;        /* rw: NULL = no notification (finalizers) */
-    rd_connect_cb on_connect;  /* rw */
-    rd_flow_cb on_flow;        /* rw: optional */
-    rd_eof_cb on_eof;          /* rw: optional */
-    rd_timeout_cb on_timeout;  /* rw: optional */
-    void *data;                /* rw */
+    ev_io io;                /* private: the socket's one watcher, its events
+                              * what the conn wants (read, write, both); a
+                              * stream's write side has its own (rd__connstream) */
+    rd_loop_t *loop;         /* ro */
+    int fd;                  /* ro: -1 once closed */
+    int err;                 /* ro: why it closed (0 or a -errno), once CLOSED */
+    unsigned char state;     /* ro: enum rd_conn_state */
+    unsigned char write_due; /* private: on loop->pending_writes */
+    unsigned char lost_due;  /* private: on loop->pending_lost */
+    unsigned char ready;     /* private: on loop->ready */
+    unsigned char stream;    /* ro: not a socket (stdio): read/writev, flags restored;
+                              * 2 = its two fds share one file description */
+    unsigned char shut_wr;   /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
+    unsigned char reason;    /* ro: why it closed (enum rd_reason), once CLOSED */
+    /* the flags a request does not write, as bits: with the bytes above,
+     * 8 bytes, no padding before rlink */
+    unsigned char flow_paused : 1; /* ro: above the high water mark */
+    unsigned char user_paused : 1; /* ro: rd_conn_pause_reading */
+    unsigned char redeliver : 1;   /* private: rd_conn_redeliver asked for an empty on_read */
+    unsigned char pause_reads : 1; /* rw: stop reading while flow_paused (default 1) */
+    unsigned char eof : 1;         /* ro: the peer has sent FIN */
+    unsigned char detached : 1;    /* private: on_lost is not called (rd_conn_detach) */
+    rd_link_t rlink;               /* private: in loop->ready */
+    rd_link_t qlink;               /* private: in pending_writes or pending_lost */
+    rd_buf_t out;                  /* private: queued output */
+    struct rd__conntimer *tm;      /* private: the connect or idle timer, allocated
+                                    * only once one is set (most conns never have
+                                    * one: 64 bytes each saved); see rd_conn_timeout */
+    const rd_conn_ops_t *ops;      /* rw: the owner's callbacks (never NULL once
+                                    * init'ed: init sets a table of none if unset) */
+    uint32_t high, low;            /* rw: output water marks (4 bytes each: see rd_conn_marks) */
+    uint32_t max_out;              /* rw: a write past this while above high aborts (RD_ETOOBIG) */
+    rd_addr_t peer;                /* ro: valid after close too; the local address is
+                                    * asked for when wanted (rd_conn_host). Here, after
+                                    * the three 4-byte fields, it leaves no padding */
+    struct rd__connstream *st;     /* private: a stream's write side, else NULL
+                                    * (sockets write to fd: 56 bytes each saved) */
+    rd_link_t link;                /* private: in loop->conns */
+    rd_listener_t *listener;       /* ro: accepted by (counts it), or NULL once that closed */
+    void *data;                    /* rw: the owner's */
+};
+
+/* A stream's write side, out of line (rd_conn_init_stream): its own fd,
+ * which needs a watcher of its own, and both fds' flags to give back. */
+struct rd__connstream {
+    ev_io wio;
+    rd_conn_t *c;
+    int wfd;            /* a dup of the write fd, -1 once shut */
+    int rflags, wflags; /* the fds' flags before we took them */
 };
 
 /* A conn's timer, out of line: connect, then idle timeout. */
@@ -323,8 +345,9 @@ static inline void rd_conn_marks(rd_conn_t *c, size_t high, size_t low, size_t m
 #define RD_LOW_WATER (16 * 1024)
 #define RD_MAX_OUTPUT (4 * 1024 * 1024)
 
-/* Init and connect leave the callback fields (on_*, data) alone: zero the
- * struct when it is allocated, and set them before or after. */
+/* Init and connect leave the callback fields (ops, data) alone: zero the
+ * struct when it is allocated, and set them before or after (a NULL ops
+ * becomes a table of no callbacks). */
 /* Adopt an accepted, non-blocking fd; the conn is OPEN but not yet reading
  * (a listener starts reading once its on_accept returns). */
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer);
@@ -333,7 +356,8 @@ int rd_conn_connect_unix(rd_conn_t *c, rd_loop_t *loop, const char *path, double
 /* Adopt a pair of stream fds (stdin/stdout, pipes): dup'ed, and made
  * non-blocking (which the original fds share) until the dups are closed,
  * when their flags are restored: the write side's at rd_conn_shutdown_write
- * already, unless both fds share one file description. */
+ * already, unless both fds share one file description. 0, or a -errno
+ * (-ENOMEM: the write side's watcher could not be allocated). */
 int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd);
 /* Start an outgoing connection; on_connect reports the result. timeout <= 0: none. */
 int rd_conn_connect(rd_conn_t *c, rd_loop_t *loop, const rd_addr_t *to, double timeout);
@@ -401,6 +425,10 @@ int rd_conn_close(rd_conn_t *c, int reason, int err);
 void rd_conn_detach(rd_conn_t *c);
 /* Bytes waiting to be written. */
 size_t rd_conn_pending(const rd_conn_t *c);
+/* The local address into *out: 0, or RD_ECLOSED once CLOSED, or a -errno
+ * (getsockname; out zeroed then). Asked of the socket, not cached (28 bytes
+ * a conn): a stream has none (zeroed), a Unix socket says only its family. */
+int rd_conn_host(const rd_conn_t *c, rd_addr_t *out);
 
 /*{====================================================================
  * Listeners
@@ -666,6 +694,8 @@ void rd__lost_cancel(rd_conn_t *c);  /* off it */
  * CLOSED conn (close takes it off pending_writes). */
 void rd__conn_flush(rd_conn_t *c);
 void rd__conn_read(rd_conn_t *c);
+/* Whether c's watcher waits to read (for tests). */
+int rd__conn_reading(const rd_conn_t *c);
 /* The loop is going: late lookups free their own results. */
 void rd__resolver_destroy(rd_loop_t *loop);
 /* Virtual timers (rd_clock.c): start (restart) e to fire after `after`

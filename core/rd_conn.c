@@ -22,25 +22,26 @@
 
 #define RD_IOV_MAX 64
 
-static void read_cb(struct ev_loop *ev, ev_io *w, int revents);
-static void write_cb(struct ev_loop *ev, ev_io *w, int revents);
+static void io_cb(struct ev_loop *ev, ev_io *w, int revents);
+static void stream_write_cb(struct ev_loop *ev, ev_io *w, int revents);
 static void timer_stop(rd_conn_t *c);
 static void timer_free(rd_conn_t *c);
+
+static const rd_conn_ops_t no_ops;
 
 static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
 {
     c->loop = loop;
-    c->fd = c->wfd = fd;
+    c->fd = fd;
     c->stream = 0;
+    c->st = NULL;
     c->reason = c->err = 0;
-    c->write_due = c->lost_due = c->ready = 0;
+    c->write_due = c->lost_due = c->ready = c->detached = 0;
     rd__link_init(&c->qlink);
     rd__link_init(&c->rlink);
     rd_buf_init(&c->out, &loop->pool);
     c->peer = *peer;
-    memset(&c->host, 0, sizeof c->host);
-    ev_io_init(&c->rio, read_cb, fd, EV_READ);
-    ev_io_init(&c->wio, write_cb, fd, EV_WRITE);
+    ev_io_init(&c->io, io_cb, fd, 0);
     c->tm = NULL;
     c->listener = NULL;
     c->high = RD_HIGH_WATER;
@@ -49,26 +50,82 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->flow_paused = c->user_paused = c->redeliver = c->eof = c->shut_wr = 0;
     c->pause_reads = 1;
     /* the callback fields are the owner's: set before or after init */
+    if (!c->ops) c->ops = &no_ops;
     rd__link_add(&loop->conns, &c->link);
     loop->nconns++;
 }
 
-static void cache_host(rd_conn_t *c)
+int rd_conn_host(const rd_conn_t *c, rd_addr_t *out)
 {
+    memset(out, 0, sizeof *out);
+    if (c->state == RD_CLOSED) return RD_ECLOSED;
+    if (c->stream) return 0;
     if (c->peer.sa.sa_family == AF_UNIX) { /* a path does not fit; say only the kind */
-        memset(&c->host, 0, sizeof c->host);
-        c->host.sa.sa_family = AF_UNIX;
-        return;
+        out->sa.sa_family = AF_UNIX;
+        return 0;
     }
-    socklen_t len = sizeof c->host;
-    if (getsockname(c->fd, &c->host.sa, &len) < 0) memset(&c->host, 0, sizeof c->host);
+    socklen_t len = sizeof *out;
+    if (getsockname(c->fd, &out->sa, &len) < 0) {
+        int err = -errno;
+        memset(out, 0, sizeof *out);
+        return err;
+    }
+    return 0;
 }
 
 void rd_conn_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *peer)
 {
     common_init(c, loop, fd, peer);
     c->state = RD_OPEN;
-    cache_host(c);
+}
+
+/* What the conn's one watcher waits for now: 0 when stopped. */
+static inline int io_events(const rd_conn_t *c)
+{
+    return ev_is_active(&c->io) ? c->io.events & (EV_READ | EV_WRITE) : 0;
+}
+
+/* Change what the watcher waits for. A socket has one watcher for both
+ * directions (48 bytes a conn less than two), so interest changes restart
+ * it; that happens only when write interest does (a short send, a drain)
+ * or reading pauses, never on the path of a request answered at once. */
+static void io_want(rd_conn_t *c, int events)
+{
+    if (io_events(c) == events) return;
+    if (ev_is_active(&c->io)) ev_io_stop(c->loop->ev, &c->io);
+    if (events) {
+        ev_io_modify(&c->io, events);
+        ev_io_start(c->loop->ev, &c->io);
+    }
+}
+
+static inline int reading(const rd_conn_t *c)
+{
+    return io_events(c) & EV_READ;
+}
+
+static void read_want(rd_conn_t *c, int on)
+{
+    io_want(c, (io_events(c) & ~EV_READ) | (on ? EV_READ : 0));
+}
+
+/* Only a socket's watcher ever has EV_WRITE: the common case, a socket
+ * that is not waiting to write, costs one test more than the events' */
+static inline int writing(const rd_conn_t *c)
+{
+    if (c->io.events & EV_WRITE) return ev_is_active(&c->io);
+    return c->st && ev_is_active(&c->st->wio);
+}
+
+static void write_want(rd_conn_t *c, int on)
+{
+    if (!c->st) {
+        io_want(c, (io_events(c) & ~EV_WRITE) | (on ? EV_WRITE : 0));
+    } else if (on && !ev_is_active(&c->st->wio)) {
+        ev_io_start(c->loop->ev, &c->st->wio);
+    } else if (!on && ev_is_active(&c->st->wio)) {
+        ev_io_stop(c->loop->ev, &c->st->wio);
+    }
 }
 
 /* Read iff open, not paused by anyone, and the peer has not finished. */
@@ -76,10 +133,12 @@ static void update_reading(rd_conn_t *c)
 {
     int want =
         c->state == RD_OPEN && !c->user_paused && !c->eof && !(c->flow_paused && c->pause_reads);
-    if (want && !ev_is_active(&c->rio))
-        ev_io_start(c->loop->ev, &c->rio);
-    else if (!want && ev_is_active(&c->rio))
-        ev_io_stop(c->loop->ev, &c->rio);
+    if (!want != !reading(c)) read_want(c, want);
+}
+
+int rd__conn_reading(const rd_conn_t *c)
+{
+    return reading(c) != 0;
 }
 
 void rd_conn_start(rd_conn_t *c)
@@ -122,7 +181,7 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
          * the loop is paused too, not aborted at max_out */
         c->flow_paused = 1;
         update_reading(c);
-        if (c->on_flow) c->on_flow(c, 1);
+        if (c->ops->on_flow) c->ops->on_flow(c, 1);
         if (c->state == RD_CLOSED) return RD_ECLOSED;
     }
     return 0;
@@ -143,11 +202,11 @@ static void check_water(rd_conn_t *c)
     if (!c->flow_paused && c->out.size > c->high) {
         c->flow_paused = 1;
         update_reading(c);
-        if (c->on_flow) c->on_flow(c, 1);
+        if (c->ops->on_flow) c->ops->on_flow(c, 1);
     } else if (c->flow_paused && c->out.size <= c->low) {
         c->flow_paused = 0;
         update_reading(c);
-        if (c->on_flow) c->on_flow(c, 0);
+        if (c->ops->on_flow) c->ops->on_flow(c, 0);
     }
 }
 
@@ -161,7 +220,7 @@ int rd_conn_lose(rd_conn_t *c)
     if (c->state == RD_CONNECTING) return rd_conn_close(c, RD_DONE, 0);
     if (c->state != RD_OPEN) return RD_ECLOSED;
     c->state = RD_CLOSING;
-    ev_io_stop(c->loop->ev, &c->rio);
+    read_want(c, 0);
     rd__write_later(c); /* the flush closes it once the output is gone */
     return 0;
 }
@@ -170,17 +229,22 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
 {
     if (c->state == RD_CLOSED) return RD_ECLOSED;
     rd_loop_t *loop = c->loop;
-    ev_io_stop(loop->ev, &c->rio);
-    ev_io_stop(loop->ev, &c->wio);
+    ev_io_stop(loop->ev, &c->io);
     timer_free(c);
     rd_buf_clear(&c->out);
-    if (c->stream) { /* give the descriptions back as we found them */
-        fcntl(c->fd, F_SETFL, c->rflags);
-        if (c->wfd >= 0) fcntl(c->wfd, F_SETFL, c->wflags);
+    if (c->st) { /* give the descriptions back as we found them */
+        struct rd__connstream *st = c->st;
+        ev_io_stop(loop->ev, &st->wio);
+        fcntl(c->fd, F_SETFL, st->rflags);
+        if (st->wfd >= 0) {
+            fcntl(st->wfd, F_SETFL, st->wflags);
+            close(st->wfd);
+        }
+        free(st);
+        c->st = NULL;
     }
-    if (c->wfd >= 0 && c->wfd != c->fd) close(c->wfd);
     if (c->fd >= 0) close(c->fd);
-    c->fd = c->wfd = -1;
+    c->fd = -1;
     c->state = RD_CLOSED;
     c->reason = (unsigned char)reason;
     c->err = err;
@@ -195,13 +259,13 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
         c->listener = NULL;
     }
     rd__write_cancel(c); /* a CLOSED conn is never flushed */
-    if (c->on_lost) rd__lost_later(c);
+    if (c->ops->on_lost && !c->detached) rd__lost_later(c);
     return 0;
 }
 
 void rd_conn_detach(rd_conn_t *c)
 {
-    c->on_lost = NULL;
+    c->detached = 1;
     rd_conn_close(c, RD_ABORTED, 0);
     rd__lost_cancel(c); /* closed before: its report may still be due */
 }
@@ -250,7 +314,7 @@ void rd__conn_flush(rd_conn_t *c)
             want += iov[i].iov_len;
         ssize_t n;
         if (c->stream) {
-            n = stream_writev(c->wfd, iov, niov);
+            n = stream_writev(c->st->wfd, iov, niov);
         } else if (niov == 1) { /* the common case: send skips sendmsg's iovec import */
             n = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
         } else {
@@ -270,11 +334,11 @@ void rd__conn_flush(rd_conn_t *c)
         if ((size_t)n < want) break; /* the socket buffer is full */
     }
     if (c->out.size) {
-        if (!ev_is_active(&c->wio)) ev_io_start(c->loop->ev, &c->wio);
+        if (!writing(c)) write_want(c, 1);
         check_water(c);
         return;
     }
-    if (ev_is_active(&c->wio)) ev_io_stop(c->loop->ev, &c->wio);
+    if (writing(c)) write_want(c, 0);
     if (c->state == RD_CLOSING || (c->eof && c->shut_wr)) {
         rd_conn_close(c, RD_DONE, 0);
         return;
@@ -283,9 +347,10 @@ void rd__conn_flush(rd_conn_t *c)
         if (c->stream) {
             /* a pipe's EOF. The dup shares stdout's description: give its
              * flags back first, unless the read side shares it too */
-            if (c->stream == 1) fcntl(c->wfd, F_SETFL, c->wflags);
-            close(c->wfd);
-            c->wfd = -1;
+            struct rd__connstream *st = c->st;
+            if (c->stream == 1) fcntl(st->wfd, F_SETFL, st->wflags);
+            close(st->wfd);
+            st->wfd = -1;
         } else {
             shutdown(c->fd, SHUT_WR);
         }
@@ -296,25 +361,32 @@ void rd__conn_flush(rd_conn_t *c)
 
 /* Readable: only mark it. The loop reads every ready connection in one
  * batch before it sleeps (rd_loop_settle), so the owner can enter its own
- * context (a lua_pcall) once per batch instead of once per read. */
-static void read_cb(struct ev_loop *ev, ev_io *w, int revents)
+ * context (a lua_pcall) once per batch instead of once per read. Writable:
+ * send what is queued, then settle. */
+static void io_cb(struct ev_loop *ev, ev_io *w, int revents)
 {
-    (void)ev, (void)revents;
-    rd_conn_t *c = rd__container(w, rd_conn_t, rio);
-    if (c->ready) return;
-    c->ready = 1;
-    rd__link_add(&c->loop->ready, &c->rlink);
+    (void)ev;
+    rd_conn_t *c = rd__container(w, rd_conn_t, io);
+    if ((revents & EV_READ) && !c->ready) {
+        c->ready = 1;
+        rd__link_add(&c->loop->ready, &c->rlink);
+    }
+    if (revents & EV_WRITE) {
+        rd_loop_t *loop = c->loop;
+        rd__conn_flush(c);
+        rd_loop_settle(loop);
+    }
 }
 
 /* One read per batch: the loop is level-triggered, so a fast client gets its
  * next turn after everyone else's. c has left the ready list. */
 void rd__conn_read(rd_conn_t *c)
 {
-    if (!ev_is_active(&c->rio)) return; /* paused or closing since it was marked */
+    if (!reading(c)) return; /* paused or closing since it was marked */
     rd_loop_t *loop = c->loop;
     if (c->redeliver) { /* the owner's own bytes first (rd_conn_redeliver) */
         c->redeliver = 0;
-        c->on_read(c, loop->rbuf, 0); /* may longjmp, as below */
+        c->ops->on_read(c, loop->rbuf, 0); /* may longjmp, as below */
         if (c->write_due) {
             rd__write_cancel(c);
             rd__conn_flush(c);
@@ -328,7 +400,7 @@ void rd__conn_read(rd_conn_t *c)
     while (n < 0 && errno == EINTR);
     if (n > 0) {
         if (c->tm && c->tm->timeout > 0) c->tm->last_read = rd_now(loop);
-        c->on_read(c, loop->rbuf, (size_t)n);
+        c->ops->on_read(c, loop->rbuf, (size_t)n);
         /* on_read may longjmp to the owner's run_reads (rd_loop_read_ready):
          * then the lines below are skipped, which is safe: c has left the
          * ready list, last_read is set, and what it wrote stays on
@@ -345,16 +417,16 @@ void rd__conn_read(rd_conn_t *c)
         /* the peer's FIN: half-close if the owner wants it, else finish */
         c->eof = 1;
         update_reading(c);
-        if (!(c->on_eof && c->on_eof(c)) || c->shut_wr == 2) rd_conn_lose(c);
+        if (!(c->ops->on_eof && c->ops->on_eof(c)) || c->shut_wr == 2) rd_conn_lose(c);
     } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
         rd_conn_close(c, RD_LOST, -errno);
     }
 }
 
-static void write_cb(struct ev_loop *ev, ev_io *w, int revents)
+static void stream_write_cb(struct ev_loop *ev, ev_io *w, int revents)
 {
     (void)ev, (void)revents;
-    rd_conn_t *c = rd__container(w, rd_conn_t, wio);
+    rd_conn_t *c = rd__container(w, struct rd__connstream, wio)->c;
     rd_loop_t *loop = c->loop;
     rd__conn_flush(c);
     rd_loop_settle(loop);
@@ -465,8 +537,8 @@ static void idle_fired(rd_conn_t *c)
         idle_arm(c, left);
         return;
     }
-    if (c->on_timeout)
-        c->on_timeout(c);
+    if (c->ops->on_timeout)
+        c->ops->on_timeout(c);
     else
         rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
     if (c->state != RD_CLOSED && c->tm && c->tm->timeout > 0 && !ev_is_active(&c->tm->timer)) {
@@ -527,7 +599,7 @@ double rd_conn_timer_remaining(const rd_conn_t *c)
 static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
 {
     (void)revents;
-    rd_conn_t *c = rd__container(w, rd_conn_t, wio);
+    rd_conn_t *c = rd__container(w, rd_conn_t, io);
     rd_loop_t *loop = c->loop;
     int err = 0;
     socklen_t len = sizeof err;
@@ -535,13 +607,12 @@ static void connected_cb(struct ev_loop *ev, ev_io *w, int revents)
     if (err) {
         rd_conn_close(c, err == ECONNREFUSED ? RD_REFUSED : RD_LOST, -err);
     } else {
-        ev_io_stop(ev, &c->wio);
+        ev_io_stop(ev, &c->io);
         timer_free(c);
-        ev_set_cb(&c->wio, write_cb);
+        ev_set_cb(&c->io, io_cb);
         c->state = RD_OPEN;
-        cache_host(c);
         update_reading(c);
-        if (c->on_connect) c->on_connect(c);
+        if (c->ops->on_connect) c->ops->on_connect(c);
         if (c->state == RD_OPEN && c->out.size) rd__write_later(c);
     }
     rd_loop_settle(loop);
@@ -569,26 +640,31 @@ static void vconnect_cb(rd__tw_t *e)
 
 int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
 {
+    struct rd__connstream *st = calloc(1, sizeof *st);
+    if (!st) return -ENOMEM;
     int r = fcntl(rfd, F_DUPFD_CLOEXEC, 3), w = fcntl(wfd, F_DUPFD_CLOEXEC, 3);
     if (r < 0 || w < 0) {
         int err = -errno;
         if (r >= 0) close(r);
         if (w >= 0) close(w);
+        free(st);
         return err;
     }
     rd_addr_t none;
     memset(&none, 0, sizeof none);
     common_init(c, loop, r, &none);
-    ev_io_set(&c->wio, w, EV_WRITE);
-    c->wfd = w;
-    c->rflags = fcntl(r, F_GETFL);
-    c->wflags = fcntl(w, F_GETFL);
-    fcntl(r, F_SETFL, c->rflags | O_NONBLOCK);
+    ev_io_init(&st->wio, stream_write_cb, w, EV_WRITE);
+    st->c = c;
+    st->wfd = w;
+    st->rflags = fcntl(r, F_GETFL);
+    st->wflags = fcntl(w, F_GETFL);
+    c->st = st;
+    fcntl(r, F_SETFL, st->rflags | O_NONBLOCK);
     /* one description for both (a terminal on stdin and stdout) shows the
      * read side's new flag on the write side too */
-    c->stream = !(c->wflags & O_NONBLOCK) && (fcntl(w, F_GETFL) & O_NONBLOCK) ? 2 : 1;
-    fcntl(w, F_SETFL, c->wflags | O_NONBLOCK);
-    c->state = RD_OPEN; /* host stays zeroed: a stream has no address */
+    c->stream = !(st->wflags & O_NONBLOCK) && (fcntl(w, F_GETFL) & O_NONBLOCK) ? 2 : 1;
+    fcntl(w, F_SETFL, st->wflags | O_NONBLOCK);
+    c->state = RD_OPEN;
     return 0;
 }
 
@@ -614,8 +690,8 @@ static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct soc
         c->tm = tm;
     }
     /* even an immediate success is reported from the loop, never from here */
-    ev_set_cb(&c->wio, connected_cb);
-    ev_io_start(loop->ev, &c->wio);
+    ev_set_cb(&c->io, connected_cb);
+    io_want(c, EV_WRITE);
     if (timeout > 0) connect_arm(c, timeout);
     return 0;
 }

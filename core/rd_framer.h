@@ -75,6 +75,8 @@ struct rd_framer {
     uint32_t need;               /* private: rule's hint, bytes the frame needs in all */
     /* the rest */
     uint32_t cap;      /* private: buf's size */
+    uint32_t user;     /* the owner's (a word that would be padding): the framer never
+                        * reads or writes it, but rd_framer_init zeroes it */
     uint64_t declared; /* ro: after RD_ETOOBIG, the declared length (or 0) */
 };
 

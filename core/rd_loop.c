@@ -200,7 +200,7 @@ void rd_loop_settle(rd_loop_t *loop)
         if (loop->pending_lost.next == &loop->pending_lost) break;
         rd_conn_t *c = rd__container(loop->pending_lost.next, rd_conn_t, qlink);
         rd__lost_cancel(c);
-        if (c->on_lost) c->on_lost(c, c->reason, c->err); /* may free c */
+        if (c->ops->on_lost) c->ops->on_lost(c, c->reason, c->err); /* may free c */
     }
     loop->settling = 0;
 }

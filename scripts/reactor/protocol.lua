@@ -61,6 +61,9 @@ end
 function Factory:buildProtocol(addr) -- luacheck: ignore addr
   return setmetatable({ factory = self }, self._instance_mt)
 end
+-- it ignores addr, so C passes it nil instead of building a table per
+-- connection for the garbage collector (issue 12)
+core._addrless(Factory.buildProtocol)
 
 function Factory:startFactory() end -- luacheck: ignore self
 function Factory:stopFactory() end -- luacheck: ignore self

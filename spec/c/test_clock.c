@@ -177,6 +177,8 @@ static void idle_lost(rd_conn_t *c, int reason, int err)
     x->lost_at = rd_now(c->loop);
 }
 
+static const rd_conn_ops_t idle_ops = {.on_read = idle_read, .on_lost = idle_lost};
+
 TEST(clock_runs_idle_timeouts_and_a_read_restarts_them)
 {
     rd_loop_t loop;
@@ -188,8 +190,7 @@ TEST(clock_runs_idle_timeouts_and_a_read_restarts_them)
     memset(&x, 0, sizeof x);
     int peer;
     TEST_PAIR(&loop, &x.c, &peer);
-    x.c.on_read = idle_read;
-    x.c.on_lost = idle_lost;
+    x.c.ops = &idle_ops;
     rd_conn_start(&x.c);
     rd_conn_set_timeout(&x.c, 30);
     CHECK_EQ(rd_clock_advance(&k, 20), 0);
@@ -232,8 +233,7 @@ TEST(clock_switch_keeps_an_idle_timeout_due_now)
     memset(&x, 0, sizeof x);
     int peer;
     TEST_PAIR(&loop, &x.c, &peer);
-    x.c.on_read = idle_read;
-    x.c.on_lost = idle_lost;
+    x.c.ops = &idle_ops;
     rd_conn_start(&x.c);
     CHECK_EQ(rd_conn_set_timeout(&x.c, 10), 0);
     CHECK_EQ(rd_clock_advance(&k, 10), 0);
@@ -283,8 +283,7 @@ TEST(flush_stops_when_quiet_and_counts_events)
     memset(&x, 0, sizeof x);
     int peer;
     TEST_PAIR(&loop, &x.c, &peer);
-    x.c.on_read = idle_read;
-    x.c.on_lost = idle_lost;
+    x.c.ops = &idle_ops;
     rd_conn_start(&x.c);
     CHECK_EQ(rd_loop_flush(&loop, 100), 0);
     size_t quiet = loop.events;

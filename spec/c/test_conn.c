@@ -79,12 +79,13 @@ static void probe_lost(rd_conn_t *c, int reason, int err)
     CHECK_EQ(c->fd, -1);
 }
 
+static const rd_conn_ops_t probe_ops = {.on_read = probe_read, .on_lost = probe_lost};
+
 static void probe_open(rd_loop_t *loop, struct probe *p, int *peer)
 {
     memset(p, 0, sizeof *p);
     TEST_PAIR(loop, &p->c, peer);
-    p->c.on_read = probe_read;
-    p->c.on_lost = probe_lost;
+    p->c.ops = &probe_ops;
     rd_conn_start(&p->c);
 }
 
@@ -189,6 +190,7 @@ static void lost_reads_b(rd_conn_t *c, int reason, int err)
     char buf[16];
     b_seen = read(b_peer, buf, sizeof buf);
 }
+static const rd_conn_ops_t reads_b_ops = {.on_read = probe_read, .on_lost = lost_reads_b};
 
 TEST(settle_sends_writes_before_lost_reports)
 {
@@ -198,7 +200,7 @@ TEST(settle_sends_writes_before_lost_reports)
     int a_peer;
     probe_open(&loop, &a, &a_peer);
     probe_open(&loop, &b, &b_peer);
-    a.c.on_lost = lost_reads_b;
+    a.c.ops = &reads_b_ops;
     CHECK_EQ(rd_conn_close(&a.c, RD_ABORTED, 0), 0); /* a's report is due first */
     CHECK_EQ(rd_conn_write(&b.c, "late", 4), 0);     /* then b has output */
     rd_loop_settle(&loop);
@@ -222,8 +224,7 @@ static void on_accept(rd_listener_t *l, rd_conn_t *c)
 {
     (void)l;
     naccepted++;
-    c->on_read = probe_read;
-    c->on_lost = probe_lost;
+    c->ops = &probe_ops;
 }
 
 /* `reactord app.lua localhost`: a name is looked up (IPv4 first). */

@@ -63,6 +63,8 @@ static void on_timeout(rd_conn_t *c)
     if (rnd(2)) rd_conn_close(c, RD_TIMEOUT, 0); /* else kept: the clock starts again */
 }
 
+static const rd_conn_ops_t ops = {.on_read = on_read, .on_timeout = on_timeout};
+
 TEST(deadline_heap_matches_a_walk_under_random_timer_changes)
 {
     rd_loop_t loop;
@@ -73,8 +75,7 @@ TEST(deadline_heap_matches_a_walk_under_random_timer_changes)
     memset(conns, 0, sizeof conns);
     for (int i = 0; i < NC; i++) {
         TEST_PAIR(&loop, &conns[i], &peers[i]);
-        conns[i].on_timeout = on_timeout;
-        conns[i].on_read = on_read;
+        conns[i].ops = &ops;
         rd_conn_start(&conns[i]);
     }
     int closed = 0;

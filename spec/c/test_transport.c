@@ -39,13 +39,16 @@ static int p_eof_keep(rd_conn_t *c)
     return 1;
 }
 
+static const rd_conn_ops_t p_ops = {.on_read = p_read, .on_lost = p_lost, .on_flow = p_flow};
+static const rd_conn_ops_t p_eof_ops = {
+    .on_read = p_read, .on_lost = p_lost, .on_flow = p_flow, .on_eof = p_eof_keep};
+static const rd_conn_ops_t p_rl_ops = {.on_read = p_read, .on_lost = p_lost};
+
 static void open_pair(rd_loop_t *loop, struct probe *p, int *peer)
 {
     memset(p, 0, sizeof *p);
     TEST_PAIR(loop, &p->c, peer);
-    p->c.on_read = p_read;
-    p->c.on_lost = p_lost;
-    p->c.on_flow = p_flow;
+    p->c.ops = &p_ops;
     rd_conn_start(&p->c);
 }
 
@@ -74,7 +77,7 @@ TEST(flow_pauses_reading_and_resumes)
     CHECK_EQ(p.nflows, 1);
     CHECK_EQ(p.flows[0], 1);
     CHECK(p.c.flow_paused);
-    CHECK(!ev_is_active(&p.c.rio)); /* reading paused with the peer backed up */
+    CHECK(!rd__conn_reading(&p.c)); /* reading paused with the peer backed up */
     size_t got = 0;
     for (int i = 0; i < 10000 && p.nflows < 2; i++) {
         got += drain(peer);
@@ -82,7 +85,7 @@ TEST(flow_pauses_reading_and_resumes)
     }
     CHECK_EQ(p.nflows, 2);
     CHECK_EQ(p.flows[1], 0);
-    CHECK(ev_is_active(&p.c.rio));
+    CHECK(rd__conn_reading(&p.c));
     got += drain(peer);
     for (int i = 0; i < 10000 && got < sizeof big; i++) {
         rd_loop_step(&loop, 0);
@@ -125,7 +128,7 @@ TEST(half_close_both_ways)
     struct probe p;
     int peer;
     open_pair(&loop, &p, &peer);
-    p.c.on_eof = p_eof_keep;
+    p.c.ops = &p_eof_ops;
     CHECK_EQ(shutdown(peer, SHUT_WR), 0); /* the peer is done sending */
     rd_loop_step(&loop, 1);
     CHECK_EQ(p.eofs, 1);
@@ -287,8 +290,7 @@ TEST(stream_half_close_gives_the_write_fd_back_blocking)
     struct probe p;
     memset(&p, 0, sizeof p);
     CHECK_EQ(rd_conn_init_stream(&p.c, &loop, in[0], out[1]), 0);
-    p.c.on_read = p_read;
-    p.c.on_lost = p_lost;
+    p.c.ops = &p_rl_ops;
     rd_conn_start(&p.c);
     CHECK(nonblocking(out[1])); /* one description: the dup's flag shows here */
     CHECK_EQ(rd_conn_write(&p.c, "bye", 3), 0);
@@ -318,8 +320,7 @@ TEST(stream_half_close_keeps_a_shared_description_for_reading)
     struct probe p;
     memset(&p, 0, sizeof p);
     CHECK_EQ(rd_conn_init_stream(&p.c, &loop, sv[0], sv[0]), 0);
-    p.c.on_read = p_read;
-    p.c.on_lost = p_lost;
+    p.c.ops = &p_rl_ops;
     rd_conn_start(&p.c);
     CHECK_EQ(rd_conn_shutdown_write(&p.c), 0);
     rd_loop_settle(&loop);

@@ -348,6 +348,34 @@ describe("reactor module", function()
       assert.are.equal("number", type(rec.chost.port))
       assert.are_not.equal(port, rec.chost.port)
     end)
+
+    it("transport getHost is nil once closed (a connection keeps no copy), getPeer still answers", function()
+      local sev, cev, failed = {}, {}, {}
+      local rec = {}
+      local l, port
+      local finish = countdown(2, function()
+        l:stopListening()
+        reactor.stop()
+      end)
+      local S = Proto(sev, {
+        lost = function(self)
+          rec.host, rec.peer = self.transport:getHost(), self.transport:getPeer()
+          finish()
+        end,
+      })
+      local C = Proto(cev, {
+        made = function(self)
+          self.transport:loseConnection()
+        end,
+        lost = finish,
+      })
+      l, port = listen(reactor.Factory { protocol = S })
+      reactor.connectTCP("127.0.0.1", port, client_factory(C, failed))
+      run_loop()
+      assert.are.same({}, failed)
+      assert.is_nil(rec.host)
+      assert.are.same("127.0.0.1", rec.peer.host)
+    end)
   end)
 
   describe("listenTCP", function()
@@ -396,6 +424,36 @@ describe("reactor module", function()
       assert.are.equal(1, f.shared)
       local f2 = reactor.Factory.forProtocol(C)
       assert.are.equal(C, f2.protocol)
+    end)
+
+    it("a factory's own buildProtocol gets the peer's address (the default, which ignores it, gets none)", function()
+      local sev, cev, failed = {}, {}, {}
+      local got = {}
+      local l, port
+      local finish = countdown(2, function()
+        l:stopListening()
+        reactor.stop()
+      end)
+      local S = Proto(sev, { lost = finish })
+      local C = Proto(cev, {
+        made = function(self)
+          self.transport:loseConnection()
+        end,
+        lost = finish,
+      })
+      local f = reactor.Factory { protocol = S }
+      function f:buildProtocol(addr)
+        got[#got + 1] = addr
+        return reactor.Factory.buildProtocol(self, addr)
+      end
+      l, port = listen(f)
+      reactor.connectTCP("127.0.0.1", port, client_factory(C, failed))
+      run_loop()
+      assert.are.same({}, failed)
+      assert.are.equal(1, #got)
+      assert.are.equal("TCP", got[1].type)
+      assert.are.equal("127.0.0.1", got[1].host)
+      assert.are.equal(f, sev.selves[1].factory)
     end)
   end)
 
