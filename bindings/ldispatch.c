@@ -45,16 +45,7 @@ void rdL_fail(lua_State *L, ltransport *t)
         rd_conn_close(&t->conn, RD_ERROR, 0);
         return;
     }
-    if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "k");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, RDL_ERRMSG_KEY);
-    }
+    rdL_weakkeys(L, RDL_ERRMSG_KEY);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref); /* pinned: not yet CLOSED */
     lua_pushvalue(L, -3);
     lua_rawset(L, -3);

@@ -219,16 +219,7 @@ static int t_adopt(lua_State *L)
         t->outgoing = 1;
     }
     /* the socketpair's own name says nothing: getHost answers this */
-    if (lua_getfield(L, LUA_REGISTRYINDEX, RDL_FAKEHOST_KEY) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "k");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, RDL_FAKEHOST_KEY);
-    }
+    rdL_weakkeys(L, RDL_FAKEHOST_KEY);
     lua_pushvalue(L, 9);
     *(rd_addr_t *)lua_newuserdatauv(L, sizeof host, 0) = host;
     lua_rawset(L, -3);

@@ -92,6 +92,19 @@ static ltransport *fastcheck(lua_State *L)
     return checktransport(L); /* raises the usual type error */
 }
 
+void rdL_weakkeys(lua_State *L, const char *key)
+{
+    if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
 void rdL_transport_write1(lua_State *L, ltransport *t, int idx)
 {
     size_t len;

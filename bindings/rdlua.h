@@ -34,6 +34,9 @@
 /* registry: transport -> the handler error's message that closed it (weak
  * keys): kept out of the transport, since few ever fail (4 bytes each) */
 #define RDL_ERRMSG_KEY "reactor.errors"
+/* Push the registry's table at key, a weak-keyed one made on first use (a
+ * transport's error message or made-up host, keyed by the transport) */
+void rdL_weakkeys(lua_State *L, const char *key);
 
 /* What a host sets before opening (reactor.h), kept until then. */
 struct rdl_config {
