@@ -376,10 +376,8 @@ int rdL_httpbuild(lua_State *L)
     const char *date = luaL_checklstring(L, 6, &dlen);
     ltransport *tr = NULL;
     if (!lua_isnoneornil(L, 7)) {
-        tr = lua_touserdata(L, 7);
-        if (!tr || lua_type(L, 7) != LUA_TUSERDATA || lua_rawlen(L, 7) != sizeof *tr ||
-            tr->magic != RDL_TRANSPORT_MAGIC)
-            return luaL_argerror(L, 7, "expected a transport");
+        tr = rdL_totransport(L, 7);
+        if (!tr) return luaL_argerror(L, 7, "expected a transport");
     }
     headbuf h;
     h.n = 0;

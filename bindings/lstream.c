@@ -340,9 +340,8 @@ no:
  * C wait (the read takes the frame in C) and sets task.waiting to n */
 int rdL_streamwait(lua_State *L)
 {
-    ltransport *t = lua_touserdata(L, 1);
-    luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
-                     "transport");
+    ltransport *t = rdL_totransport(L, 1);
+    luaL_argexpected(L, t, 1, "transport");
     lua_pushinteger(L, cwait_begin(t->conn.loop->data, t, lua_toboolean(L, 2)));
     return 1;
 }
@@ -351,9 +350,8 @@ int rdL_streamwait(lua_State *L)
  * nothing: what stream.lua keeps in rn, rop and rarg for a wait of its own */
 int rdL_streamwaiter(lua_State *L)
 {
-    ltransport *t = lua_touserdata(L, 1);
-    luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
-                     "transport");
+    ltransport *t = rdL_totransport(L, 1);
+    luaL_argexpected(L, t, 1, "transport");
     if (!t->in.user) return 0;
     lua_pushinteger(L, RDL_CWAIT_BASE + t->in.user);
     if (t->stream_wline) {
@@ -477,9 +475,8 @@ static int b_write(lua_State *L)
 int rdL_streambind(lua_State *L)
 {
     static const lua_CFunction fast[] = {b_readuntil, b_readline, b_readexactly, b_write};
-    ltransport *t = lua_touserdata(L, 1);
-    luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
-                     "transport");
+    ltransport *t = rdL_totransport(L, 1);
+    luaL_argexpected(L, t, 1, "transport");
     luaL_checktype(L, 6, LUA_TFUNCTION);
     for (int i = 0; i < 4; i++) {
         luaL_checktype(L, i + 2, LUA_TFUNCTION);
@@ -492,25 +489,20 @@ int rdL_streambind(lua_State *L)
 }
 
 /* core._streamset(transport, limit | nil, wfast | nil, reader | nil,
- * rfast | nil): reader is a boolean, or the RDL_READER_UNTIL / _LINE of a
- * task that waits for the next frame at the framer's own separator; rfast:
- * may a readuntil/readline wait in C (cwait) */
+ * rfast | nil): reader, a boolean, is a wait of Lua's own (true) or none
+ * (false), and either ends a C wait (a wait whose frame is taken in C
+ * begins in cwait_begin); rfast: may a readuntil/readline wait in C (cwait) */
 int rdL_streamset(lua_State *L)
 {
-    ltransport *t = lua_touserdata(L, 1);
-    luaL_argexpected(L, t && lua_rawlen(L, 1) == sizeof *t && t->magic == RDL_TRANSPORT_MAGIC, 1,
-                     "transport");
+    ltransport *t = rdL_totransport(L, 1);
+    luaL_argexpected(L, t, 1, "transport");
     if (!lua_isnoneornil(L, 2)) {
         lua_Integer n = luaL_checkinteger(L, 2);
         t->stream_limit = n < 0 ? 0 : n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     }
     if (!lua_isnoneornil(L, 3)) t->stream_wfast = (unsigned char)lua_toboolean(L, 3);
-    if (lua_type(L, 4) == LUA_TNUMBER) { /* RDL_READER_UNTIL or _LINE: waits for that frame */
-        lua_Integer r = luaL_checkinteger(L, 4);
-        luaL_argcheck(L, r == RDL_READER_UNTIL || r == RDL_READER_LINE, 4, "not a reader kind");
-        t->stream_reader = (unsigned char)r;
-    } else if (!lua_isnoneornil(L, 4)) { /* a wait of Lua's own, or none: a C wait ends */
-        t->stream_reader = (unsigned char)lua_toboolean(L, 4);
+    if (!lua_isnoneornil(L, 4)) {
+        t->stream_reader = lua_toboolean(L, 4) ? RDL_READER_BUSY : RDL_READER_NONE;
         t->in.user = 0;
     }
     if (!lua_isnoneornil(L, 5)) t->stream_rfast = lua_toboolean(L, 5) ? 1 : 0;

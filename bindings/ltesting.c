@@ -249,10 +249,8 @@ static const char *const states[] = {"", "connecting", "open", "closing", "close
 static int t_state(lua_State *L)
 {
     /* by its magic: a closing transport may wear another metatable */
-    ltransport *t = lua_touserdata(L, 1);
-    if (!t || lua_type(L, 1) != LUA_TUSERDATA || lua_rawlen(L, 1) != sizeof *t ||
-        t->magic != RDL_TRANSPORT_MAGIC)
-        return luaL_typeerror(L, 1, RDL_TRANSPORT);
+    ltransport *t = rdL_totransport(L, 1);
+    if (!t) return luaL_typeerror(L, 1, RDL_TRANSPORT);
     const rd_conn_t *c = &t->conn;
     lua_pushstring(L, c->state >= RD_CONNECTING && c->state <= RD_CLOSED ? states[c->state] : "?");
     lua_pushboolean(L, c->user_paused);

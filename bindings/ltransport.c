@@ -85,11 +85,8 @@ int rdL_failconnection(lua_State *L)
  * and compares): a full userdata of our exact size carrying our magic. */
 static ltransport *fastcheck(lua_State *L)
 {
-    ltransport *t = lua_touserdata(L, 1);
-    if (t && lua_type(L, 1) == LUA_TUSERDATA && lua_rawlen(L, 1) == sizeof *t &&
-        t->magic == RDL_TRANSPORT_MAGIC)
-        return t;
-    return checktransport(L); /* raises the usual type error */
+    ltransport *t = rdL_totransport(L, 1);
+    return t ? t : checktransport(L); /* raises the usual type error */
 }
 
 void rdL_weakkeys(lua_State *L, const char *key)
@@ -227,9 +224,8 @@ static int sendstring(lua_State *L)
     char head[24];
     size_t hlen = framehead(L, "sendString", bytes, n, head);
     lua_getfield(L, 1, "transport");
-    ltransport *t = lua_touserdata(L, -1);
-    if (!t || lua_type(L, -1) != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof *t ||
-        t->magic != RDL_TRANSPORT_MAGIC) { /* a stand-in (a test's): its own write, per piece */
+    ltransport *t = rdL_totransport(L, -1);
+    if (!t) { /* a stand-in (a test's): its own write, per piece */
         int tr = lua_gettop(L);
         const char *piece[3] = {head, p, ","};
         size_t len[3] = {hlen, n, 1};
@@ -270,9 +266,8 @@ static lua_Integer fanout(lua_State *L, int list, int except, const char *p, siz
             lua_pushvalue(L, key);
             lua_gettable(L, -2);
         }
-        ltransport *t = lua_touserdata(L, -1);
-        if (!t || lua_type(L, -1) != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof *t ||
-            t->magic != RDL_TRANSPORT_MAGIC)
+        ltransport *t = rdL_totransport(L, -1);
+        if (!t)
             luaL_error(L,
                        "broadcast: entry %I of the list is neither a connected protocol nor a "
                        "transport",

@@ -200,6 +200,17 @@ typedef struct ltransport {
                                   * read takes the frame in C (ldispatch.c, read_stream) */
 } ltransport;
 
+/* The transport at idx, or NULL if it is not one: told by its size and
+ * magic, not its metatable (a closing transport may wear another one) */
+static inline ltransport *rdL_totransport(lua_State *L, int idx)
+{
+    ltransport *t = lua_touserdata(L, idx);
+    if (!t || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *t ||
+        t->magic != RDL_TRANSPORT_MAGIC)
+        return NULL;
+    return t;
+}
+
 typedef struct ltimer {
     rd_timer_t timer;
     int ref; /* pinned while active */

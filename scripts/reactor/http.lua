@@ -777,7 +777,7 @@ end
 local idle, nidle = {}, 0
 local MAX_IDLE = 64
 local WAIT, step, yield = task.WAIT, task._step, coroutine.yield
-local function suspended(co) return coroutine.status(co) == "suspended" end -- idle, not running
+local active = task.active
 
 -- A request task: each request's handler, then its response, which goes
 -- straight to the transport when nothing is due before it (build writes
@@ -850,7 +850,7 @@ local function dispatch(self, slot, handler, req, close)
     local t = idle[nidle]
     idle[nidle] = nil
     nidle = nidle - 1
-    if t[CO] and not t[WAITING] and suspended(t[CO]) then
+    if t[CO] and not t[WAITING] and not active(t) then
       step(t, self, slot, handler, req, close)
       return t
     end
@@ -1003,7 +1003,7 @@ local function Conn(app)
       t = idle[nidle]
       idle[nidle] = nil
       nidle = nidle - 1
-      if t[CO] and not t[WAITING] and suspended(t[CO]) then
+      if t[CO] and not t[WAITING] and not active(t) then
         step(t, self, slot, handler, req, close)
       else
         t = dispatch(self, slot, handler, req, close)

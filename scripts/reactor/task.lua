@@ -229,6 +229,7 @@ local function active(t)
   local co = t[CO]
   return co ~= nil and status(co) ~= "suspended"
 end
+M.active = active
 
 --- Resume t with ... if it still waits for wait number n. -> true if it did.
 function M.wake(t, n, ...)
@@ -399,9 +400,8 @@ end
 --- cancels itself, or it resumed the caller) at its next wait.
 function Task:cancel()
   if getmetatable(self) ~= Task then error("task:cancel(): call it with ':' on a task reactor.spawn made", 2) end
-  local co = self[CO]
-  if co == nil then return false end
-  if status(co) == "suspended" then
+  if self[CO] == nil then return false end
+  if not active(self) then
     kill(self)
   else
     self[CANCELPENDING] = true
