@@ -315,33 +315,47 @@ describe("reactor module", function()
   end)
 
   describe("addresses", function()
-    it("listener getHost, transport getHost/getPeer have the {type, host, port} shape", function()
-      local sev, cev, failed = {}, {}, {}
-      local rec = {}
-      local l, port
+    -- One loopback connection between a server and a client built from
+    -- these hooks; each side's lost also counts down, and the loop stops once
+    -- both are lost. atlisten(l, port) runs while the listener listens.
+    -- -> the listener's port
+    local function one_connection(shooks, chooks, atlisten)
+      local failed, l, port = {}, nil, nil
       local finish = countdown(2, function()
         l:stopListening()
         reactor.stop()
       end)
-      local S = Proto(sev, {
+      local function counted(h)
+        local lost = h.lost
+        h.lost = function(self)
+          if lost then lost(self) end
+          finish()
+        end
+        return h
+      end
+      l, port = listen(reactor.Factory { protocol = Proto({}, counted(shooks)) })
+      if atlisten then atlisten(l, port) end
+      reactor.connectTCP("127.0.0.1", port, client_factory(Proto({}, counted(chooks)), failed))
+      run_loop()
+      assert.are.same({}, failed)
+      return port
+    end
+
+    it("listener getHost, transport getHost/getPeer have the {type, host, port} shape", function()
+      local rec = {}
+      local port = one_connection({
         made = function(self)
           rec.shost, rec.speer = self.transport:getHost(), self.transport:getPeer()
         end,
-        lost = finish,
-      })
-      local C = Proto(cev, {
+      }, {
         made = function(self)
           rec.chost, rec.cpeer = self.transport:getHost(), self.transport:getPeer()
           self.transport:loseConnection()
         end,
-        lost = finish,
-      })
-      l, port = listen(reactor.Factory { protocol = S })
-      assert.are.same({ type = "TCP", host = "127.0.0.1", port = port }, addr3(l:getHost()))
-      assert.is_true(port > 0)
-      reactor.connectTCP("127.0.0.1", port, client_factory(C, failed))
-      run_loop()
-      assert.are.same({}, failed)
+      }, function(l, port)
+        assert.are.same({ type = "TCP", host = "127.0.0.1", port = port }, addr3(l:getHost()))
+        assert.is_true(port > 0)
+      end)
       assert.are.same({ type = "TCP", host = "127.0.0.1", port = port }, addr3(rec.shost))
       assert.are.same({ type = "TCP", host = "127.0.0.1", port = port }, addr3(rec.cpeer))
       assert.are.same({ type = "TCP", host = "127.0.0.1", port = rec.chost.port }, addr3(rec.speer))
@@ -350,29 +364,16 @@ describe("reactor module", function()
     end)
 
     it("transport getHost is nil once closed (a connection keeps no copy), getPeer still answers", function()
-      local sev, cev, failed = {}, {}, {}
       local rec = {}
-      local l, port
-      local finish = countdown(2, function()
-        l:stopListening()
-        reactor.stop()
-      end)
-      local S = Proto(sev, {
+      one_connection({
         lost = function(self)
           rec.host, rec.peer = self.transport:getHost(), self.transport:getPeer()
-          finish()
         end,
-      })
-      local C = Proto(cev, {
+      }, {
         made = function(self)
           self.transport:loseConnection()
         end,
-        lost = finish,
       })
-      l, port = listen(reactor.Factory { protocol = S })
-      reactor.connectTCP("127.0.0.1", port, client_factory(C, failed))
-      run_loop()
-      assert.are.same({}, failed)
       assert.is_nil(rec.host)
       assert.are.same("127.0.0.1", rec.peer.host)
     end)
