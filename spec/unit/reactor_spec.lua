@@ -320,7 +320,8 @@ describe("reactor module", function()
     -- both are lost. atlisten(l, port) runs while the listener listens.
     -- -> the listener's port
     local function one_connection(shooks, chooks, atlisten)
-      local failed, l, port = {}, nil, nil
+      local failed = {}
+      local l, port
       local finish = countdown(2, function()
         l:stopListening()
         reactor.stop()
