@@ -411,9 +411,9 @@ int luaopen_reactor_core(lua_State *L)
             ev_init(&lr->signals[i].w, NULL);
         }
         static const char *const keys[RDL_NKEYS] = {
-            "dataReceived",   "delimiter",           "lineReceived",
-            "MAX_LENGTH",     "lineLengthExceeded",  "rawDataReceived",
-            "stringReceived", "lengthLimitExceeded", "readReady",
+            "dataReceived",       "delimiter",       "lineReceived",   "MAX_LENGTH",
+            "lineLengthExceeded", "rawDataReceived", "stringReceived", "lengthLimitExceeded",
+            "readReady",          "requestReceived", "_httplimits",
         };
         for (int i = 0; i < RDL_NKEYS; i++) {
             lua_pushstring(L, keys[i]);

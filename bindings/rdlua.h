@@ -61,6 +61,8 @@ enum rdl_key {
     RDL_K_STRINGRECEIVED,
     RDL_K_LENGTHLIMITEXCEEDED,
     RDL_K_READREADY,
+    RDL_K_REQUESTRECEIVED, /* lhttp.c: once per request */
+    RDL_K_HTTPLIMITS,      /* lhttp.c: once per read */
     /* reactor.task's and reactor.stream's fields the task's C path sets (lstream.c) */
     RDL_NKEYS
 };
@@ -104,6 +106,10 @@ typedef struct lreactor {
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     size_t nudps;
     size_t reads; /* reads handed to a protocol (the daemon's "requests") */
+    /* lhttp.c: the Date field of this second's responses ("Date: ...\r\n"),
+     * made once a second, per loop */
+    long long date_sec;
+    char date[40];
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];
     int keys[RDL_NKEYS]; /* registry refs of the interned names */
