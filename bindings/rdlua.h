@@ -63,6 +63,9 @@ enum rdl_key {
     RDL_K_READREADY,
     RDL_K_REQUESTRECEIVED, /* lhttp.c: once per request */
     RDL_K_HTTPLIMITS,      /* lhttp.c: once per read */
+    RDL_K_BUILDPROTOCOL,   /* ldispatch.c: once per connection */
+    RDL_K_CONNECTIONMADE,
+    RDL_K_CONNECTIONLOST,
     /* reactor.task's and reactor.stream's fields the task's C path sets (lstream.c) */
     RDL_NKEYS
 };
@@ -337,6 +340,7 @@ int rdL_streamwaiter(lua_State *L);
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
 int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */
+int rdL_noops(lua_State *L);          /* core._noops(made, lost): Protocol's do-nothing callbacks */
 int rdL_addrless(lua_State *L);       /* core._addrless(fn): a buildProtocol that ignores addr */
 int rdL_failconnection(lua_State *L); /* core.failConnection(transport, msg) */
 
