@@ -171,7 +171,7 @@ static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req, in
     }
     const rd_http_header_t *last = &req->headers[req->nheaders - 1];
     const char *from = req->headers[0].name.p;
-    lua_pushlstring(L, from, (size_t)(last->value.p + last->value.n - from));
+    rdL_pushbytes(L, lr, from, (size_t)(last->value.p + last->value.n - from));
 }
 
 /* core._httpheaders(raw) -> the header table of a raw block (pushheaders):
@@ -748,8 +748,8 @@ static void frame(lua_State *L, lreactor *lr, ltransport *t, int self, lhttpbody
         rdL_pushkey(L, lr, RDL_K_REQUESTRECEIVED);
         lua_gettable(L, self);
         lua_pushvalue(L, self);
-        lua_pushlstring(L, req.method.p, req.method.n);
-        lua_pushlstring(L, req.target.p, req.target.n);
+        rdL_pushbytes(L, lr, req.method.p, req.method.n); /* (cached: clients repeat them) */
+        rdL_pushbytes(L, lr, req.target.p, req.target.n);
         int targetidx = lua_gettop(L);
         pushheaders(L, lr, &req, limits->raw);
         if (streamed) {

@@ -132,7 +132,14 @@ typedef struct lreactor {
 } lreactor;
 /* A task's fields the step and a stream's C wait use at every wake, in its
  * array part (task.lua's CO, WAITING, ...: the same numbers) */
-enum { RDL_T_CO = 1, RDL_T_WAITING, RDL_T_CLEANUP, RDL_T_CLEANOBJ, RDL_T_CANCELPENDING };
+enum {
+    RDL_T_CO = 1,
+    RDL_T_WAITING,
+    RDL_T_CLEANUP,
+    RDL_T_CLEANOBJ,
+    RDL_T_CANCELPENDING,
+    RDL_T_STREAMS
+};
 /* A stream's reader task, in its array part (stream.lua's RTASK) */
 enum { RDL_S_RTASK = 1 };
 /* lreactor.task_refs: R ({[1] = the current task}), the in-flight list, the WAIT value,

@@ -20,8 +20,8 @@
 local core = require "reactor.core"
 local task = require "reactor.task"
 -- task.lua's slots of a task's hot fields
-local CO <const>, WAITING <const> = 1, 2
-assert(task.CO == CO and task.WAITING == WAITING)
+local CO <const>, WAITING <const>, STREAMS <const> = 1, 2, 6
+assert(task.CO == CO and task.WAITING == WAITING and task.STREAMS == STREAMS)
 local protocol = require "reactor.protocol"
 local endpoints = require "reactor.endpoints"
 local log = require "reactor.log"
@@ -763,7 +763,8 @@ end
 -- no waker can resume it) and the next request resumes it with its job
 -- (task._step: the resume wake would make). At most MAX_IDLE wait; one
 -- that is cancelled (its client went) or stopped by the watchdog is dead,
--- and skipped.
+-- and skipped. idle[1..nidle] are the idle ones; the slots above may still
+-- hold tasks taken since (at most MAX_IDLE, overwritten as the pool refills).
 local idle, nidle = {}, 0
 local MAX_IDLE = 64
 local WAIT, step, yield = task.WAIT, task._step, coroutine.yield
@@ -818,7 +819,7 @@ local function worker(self, slot, handler, req, close)
       end
     end
     -- the streams the handler opened close with its request, as they would with its task
-    if t.streams then task.closeowned(t) end
+    if t[STREAMS] then task.closeowned(t) end
     if nidle >= MAX_IDLE then return end
     -- an idle task keeps nothing of its last request alive
     self, handler, req = nil, nil, nil -- luacheck: ignore 311
@@ -832,8 +833,7 @@ end
 -- has the common case inline)
 local function dispatch(self, slot, handler, req, close)
   while nidle > 0 do
-    local t = idle[nidle]
-    idle[nidle] = nil
+    local t = idle[nidle] -- (left in its slot: storing into a nil slot costs a new-key set)
     nidle = nidle - 1
     if t[CO] and not t[WAITING] and not active(t) then
       step(t, self, slot, handler, req, close)
@@ -994,8 +994,7 @@ local function Conn(app)
     end
     local t -- the request's task: an idle one (dispatch, inline), or a new one
     if nidle > 0 then
-      t = idle[nidle]
-      idle[nidle] = nil
+      t = idle[nidle] -- (left in its slot, as dispatch does)
       nidle = nidle - 1
       -- (it parked itself in its yield: suspended there, waiting on nothing)
       if t[CO] and not t[WAITING] then
