@@ -307,43 +307,57 @@ local function errorbody(status)
   return format("%d %s\n", status, REASONS[status] or "Error")
 end
 
+-- A connection's state, in its table's array part, the fields every
+-- request touches first: with 1,000 connections the per-connection state is
+-- out of the cache at each request, and 13 named fields spread over 16 hash
+-- slots (384 bytes) where these take 208 contiguous ones. q: the responses
+-- by slot (false: not yet made); tasks: the task running each slot's handler;
+-- head, tail: the first slot due and the next free one; closeat: the slot
+-- after which the connection closes; lost; paused (reading paused);
+-- served (answered since the last idle check); sq: streamed responses by
+-- slot; headtimer (the request timeout); closeslot (req:respond's);
+-- wpaused (the transport asked to pause producing); bodybs (a body read in parts)
+local Q <const>, HEAD <const>, TAIL <const>, TASKS <const>, CLOSEAT <const> = 1, 2, 3, 4, 5
+local LOST <const>, PAUSED <const>, SERVED <const>, SQ <const>, HEADTIMER <const> = 6, 7, 8, 9, 10
+local CLOSESLOT <const>, WPAUSED <const>, BODYBS <const> = 11, 12, 13
+
 local function flush(self)
-  local q, head = self.q, self.head
+  local q, head = self[Q], self[HEAD]
   local tr = self.transport
   while true do
     local r = q[head]
     if not r then
-      local sq = self.sq -- a streamed response, now first: its writes may go
+      local sq = self[SQ] -- a streamed response, now first: its writes may go
       if sq and sq[head] then
-        self.head = head
+        self[HEAD] = head
         return sq[head]:_turn()
       end
       break
     end
-    q[head], self.tasks[head] = nil, nil
+    q[head], self[TASKS][head] = nil, nil
     head = head + 1
-    if not self.lost then tr:write(r) end
-    if self.closeat == head - 1 then
-      self.head = head
-      if not self.lost then tr:loseConnection() end
+    if not self[LOST] then tr:write(r) end
+    if self[CLOSEAT] == head - 1 then
+      self[HEAD] = head
+      if not self[LOST] then tr:loseConnection() end
       return
     end
   end
-  if head == self.tail then -- empty: slots start again at 1 (array keys); idle from now on
-    head, self.tail = 1, 1
-    self.served = true -- the idle timeout counts from about now (timeoutConnection)
+  if head == self[TAIL] then -- empty: slots start again at 1 (array keys); idle from now on
+    head, self[TAIL] = 1, 1
+    self[SERVED] = true -- the idle timeout counts from about now (timeoutConnection)
   end
-  self.head = head
-  if self.paused and self.tail - head < M.MAX_PIPELINE // 2 and not self.closeat then
-    self.paused = false
+  self[HEAD] = head
+  if self[PAUSED] and self[TAIL] - head < M.MAX_PIPELINE // 2 and not self[CLOSEAT] then
+    self[PAUSED] = false
     tr:resumeReading()
   end
 end
 
 local function respond(self, slot, bytes, close)
-  self.q[slot] = bytes
-  if close and (not self.closeat or slot < self.closeat) then self.closeat = slot end
-  if slot == self.head then flush(self) end
+  self[Q][slot] = bytes
+  if close and (not self[CLOSEAT] or slot < self[CLOSEAT]) then self[CLOSEAT] = slot end
+  if slot == self[HEAD] then flush(self) end
 end
 
 --{=====================================================================
@@ -408,14 +422,14 @@ local function reqrespond(req, status, headers)
   local c = CONNS[rawget(req, "transport")]
   local s -- its slot: the one its task runs for, else the one being dispatched now (a first step)
   if c and t then
-    for slot, tt in pairs(c.tasks) do
+    for slot, tt in pairs(c[TASKS]) do
       if tt == t then s = slot end
     end
     -- not found: a handler's first step runs inside requestReceived, right
     -- after its slot was taken (the last one), before its task is listed
-    local last = c.tail - 1
-    if not s and rawget(t, "where") == TASK and c.q[last] == false and not c.tasks[last]
-      and not (c.sq and c.sq[last]) then
+    local last = c[TAIL] - 1
+    if not s and rawget(t, "where") == TASK and c[Q][last] == false and not c[TASKS][last]
+      and not (c[SQ] and c[SQ][last]) then
       s = last
     end
   end
@@ -433,7 +447,7 @@ local function reqrespond(req, status, headers)
       :format(show(headers)), 2)
   end
   local slot = s
-  local close = c.closeslot == slot
+  local close = c[CLOSESLOT] == slot
   local cl
   for k, v in pairs(headers or {}) do
     if lower(k) == "content-length" then
@@ -457,16 +471,16 @@ local function reqrespond(req, status, headers)
     bytes = sub(bytes, 1, i - 1) .. field .. sub(bytes, j + 1)
   end
   local res = setmetatable({ conn = c, slot = slot, close = close, framing = framing, left = cl,
-    headbytes = bytes, nobody = nobody or req.method == "HEAD", finished = false, lost = c.lost,
+    headbytes = bytes, nobody = nobody or req.method == "HEAD", finished = false, lost = c[LOST],
     wt = false, wn = false }, Res)
   rawset(req, "_res", res)
-  local sq = c.sq
+  local sq = c[SQ]
   if not sq then
     sq = {}
-    c.sq = sq
+    c[SQ] = sq
   end
   sq[slot] = res
-  if not c.lost and not c.tasks[slot] then c.tasks[slot] = t end -- (a handler that has not waited yet)
+  if not c[LOST] and not c[TASKS][slot] then c[TASKS][slot] = t end -- (a handler that has not waited yet)
   return res
 end
 
@@ -487,7 +501,7 @@ end
 -- wait until the slot is due; then the head goes out if it has not -> true | nil, why
 local function myturn(self, what)
   local c = self.conn
-  while not self.lost and c.head ~= self.slot do
+  while not self.lost and c[HEAD] ~= self.slot do
     local ok, why = waitres(self, what)
     if not ok then return nil, why end
   end
@@ -530,7 +544,7 @@ function Res:write(data)
   local c = self.conn
   -- the write that crossed the high water mark said pauseProducing: wait
   -- until the client has read the output down to the low one
-  while c.wpaused and not self.lost do
+  while c[WPAUSED] and not self.lost do
     ok, why = waitres(self, "res:write()")
     if not ok then return nil, why end
   end
@@ -560,7 +574,7 @@ function Res:finish(data)
   if self.framing == "length" and self.left > 0 then -- the client would wait for the rest: it is cut off
     log.log(("http: a streamed response ended %d bytes short of its Content-Length: connection closed")
       :format(self.left))
-    c.sq[slot] = nil
+    c[SQ][slot] = nil
     respond(c, slot, self.headbytes or "", true)
     return nil, ("%d bytes short of the Content-Length"):format(self.left)
   end
@@ -568,8 +582,8 @@ function Res:finish(data)
   local hb = self.headbytes
   if hb then last = hb .. last end -- never sent: as a whole response, queued in its slot
   self.headbytes = false
-  if c.tasks[slot] == task.current() then c.tasks[slot] = nil end -- (its slot may be reused from now on)
-  c.sq[slot] = nil
+  if c[TASKS][slot] == task.current() then c[TASKS][slot] = nil end -- (its slot may be reused from now on)
+  c[SQ][slot] = nil
   respond(c, slot, last, self.close or self.framing == "close")
   return true
 end
@@ -580,7 +594,7 @@ function Res:_done(ok)
   if ok then return self:finish() end
   self.finished = true
   local c, slot = self.conn, self.slot
-  c.sq[slot] = nil
+  c[SQ][slot] = nil
   if self.headbytes then -- nothing sent yet: a 500, as for any handler
     respond(c, slot, (build(500, nil, errorbody(500), self.nobody, true)), true)
   else -- parts are out: the body is left unfinished and the connection closes (the client sees it cut)
@@ -663,7 +677,7 @@ local function reqread(req, n)
       if bs.paused and q < BODY_LOW then
         bs.paused = false
         local c = bs.conn
-        if not c.paused and not c.lost then c.transport:resumeReading() end
+        if not c[PAUSED] and not c[LOST] then c.transport:resumeReading() end
       end
       return piece
     end
@@ -672,7 +686,7 @@ local function reqread(req, n)
       return nil
     end
     local c = bs.conn
-    if c.lost then return nil, "closed" end
+    if c[LOST] then return nil, "closed" end
     if bs.wt then return nil, "busy" end -- another task reads this body
     local t = need("req:read()", 2)
     bs.wt, bs.wn = t, prepare(t)
@@ -730,11 +744,11 @@ local function abandon(req)
   for i = bs.first, bs.last do bs[i] = nil end
   bs.queued = 0
   local conn = bs.conn
-  if not conn.paused then
-    conn.paused = true
-    if not conn.lost then conn.transport:pauseReading() end
+  if not conn[PAUSED] then
+    conn[PAUSED] = true
+    if not conn[LOST] then conn.transport:pauseReading() end
   end
-  if not conn.closeat or bs.slot < conn.closeat then conn.closeat = bs.slot end
+  if not conn[CLOSEAT] or bs.slot < conn[CLOSEAT] then conn[CLOSEAT] = bs.slot end
   return true
 end
 
@@ -778,17 +792,17 @@ local function worker(self, slot, handler, req, close)
   while true do
     do -- the request (its locals end here: an idle task keeps none of them)
       local ok, a, b, c = xpcall(handler, msgh, req)
-      local tasks = self.tasks
+      local tasks = self[TASKS]
       -- done: a cancel of this connection no longer concerns its task (the slot
       -- is another request's if a streamed response finished before)
       if tasks[slot] == t then tasks[slot] = nil end
-      local res = self.sq and rawget(req, "_res")
+      local res = self[SQ] and rawget(req, "_res")
       if res then -- req:respond: the response is (being) streamed
         if not ok then log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a) end
         res:_done(ok)
       else
         local head = req.method == "HEAD"
-        local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
+        local tr = slot == self[HEAD] and not self[CLOSEAT] and not self[LOST] and self.transport or nil
         local bytes, why
         if ok then
           bytes, why = build(a, b, c, head, close, nil, tr) -- [status,] [headers,] body, told apart in C
@@ -802,15 +816,15 @@ local function worker(self, slot, handler, req, close)
         end
         if not bytes then bytes = build(500, nil, errorbody(500), head, close, nil, tr) end
         if tr then -- written: what flush does for its slot
-          self.q[slot] = nil
+          self[Q][slot] = nil
           local h = slot + 1
           if close then
-            self.head, self.closeat = h, slot
+            self[HEAD], self[CLOSEAT] = h, slot
             tr:loseConnection()
-          elseif h == self.tail and not self.paused then -- the queue is empty (as flush would find it)
-            self.head, self.tail, self.served = 1, 1, true
+          elseif h == self[TAIL] and not self[PAUSED] then -- the queue is empty (as flush would find it)
+            self[HEAD], self[TAIL], self[SERVED] = 1, 1, true
           else
-            self.head = h
+            self[HEAD] = h
             flush(self)
           end
         else
@@ -884,11 +898,22 @@ local function Conn(app)
   C.app = app
 
   function C:connectionMade()
-    self.q, self.tasks, self.head, self.tail = {}, {}, 1, 1
-    self.closeat, self.paused, self.lost = false, false, false
-    self.served, self.headtimer, self.wpaused = false, false, false
-    self.closeslot, self.sq = false, false -- (req:respond's)
-    self.bodybs = false -- the request whose body is being read in parts (bodyReceived)
+    -- one by one, in order: the keys then end up in the array part (a
+    -- multiple assignment stores in no set order, and could leave some in
+    -- the hash part)
+    self[Q] = {}
+    self[HEAD] = 1
+    self[TAIL] = 1
+    self[TASKS] = {}
+    self[CLOSEAT] = false
+    self[LOST] = false
+    self[PAUSED] = false
+    self[SERVED] = false
+    self[SQ] = false
+    self[HEADTIMER] = false
+    self[CLOSESLOT] = false
+    self[WPAUSED] = false
+    self[BODYBS] = false
     CONNS[self.transport] = self
     local ka = C._keepalive -- seconds an idle connection is kept, or false
     if ka then self.transport:setTimeout(ka) end
@@ -899,9 +924,9 @@ local function Conn(app)
   -- clock starts again); so an idle one closes keepAliveTimeout to twice that
   -- after its last byte or answer, at no cost per request
   function C:timeoutConnection()
-    if self.head ~= self.tail then return end
-    if self.served then
-      self.served = false
+    if self[HEAD] ~= self[TAIL] then return end
+    if self[SERVED] then
+      self[SERVED] = false
       return
     end
     self.transport:loseConnection()
@@ -909,19 +934,19 @@ local function Conn(app)
 
   -- slot for the next response
   local function take(self)
-    local slot = self.tail
-    self.tail = slot + 1
-    self.q[slot] = false
-    if slot - self.head + 1 >= M.MAX_PIPELINE and not self.paused then
-      self.paused = true
+    local slot = self[TAIL]
+    self[TAIL] = slot + 1
+    self[Q][slot] = false
+    if slot - self[HEAD] + 1 >= M.MAX_PIPELINE and not self[PAUSED] then
+      self[PAUSED] = true
       self.transport:pauseReading()
     end
     return slot
   end
 
   local function refuse(self, status, close, extra)
-    if close and not self.paused then -- nothing after it is read
-      self.paused = true
+    if close and not self[PAUSED] then -- nothing after it is read
+      self[PAUSED] = true
       self.transport:pauseReading()
     end
     local slot = take(self)
@@ -929,14 +954,14 @@ local function Conn(app)
   end
 
   function C:requestReceived(method, target, headers, body, minor, keepalive, path, query)
-    local ht = self.headtimer
+    local ht = self[HEADTIMER]
     if ht then
-      self.headtimer = false
+      self[HEADTIMER] = false
       ht:cancel()
     end
     local close = not keepalive
     if close and body ~= false then -- nothing after it is read (after a streamed body: bodyReceived)
-      self.paused = true
+      self[PAUSED] = true
       self.transport:pauseReading()
     end
     if not path then -- not "/path?query" (lhttp.c split that one)
@@ -977,19 +1002,19 @@ local function Conn(app)
     if q then req.query = q end
     if params then req.params = params end
     -- its slot for the response (take, inline)
-    local slot, queue = self.tail, self.q
-    self.tail = slot + 1
+    local slot, queue = self[TAIL], self[Q]
+    self[TAIL] = slot + 1
     queue[slot] = false
-    if slot - self.head + 1 >= M.MAX_PIPELINE and not self.paused then
-      self.paused = true
+    if slot - self[HEAD] + 1 >= M.MAX_PIPELINE and not self[PAUSED] then
+      self[PAUSED] = true
       tr:pauseReading()
     end
-    if close then self.closeslot = slot end -- (req:respond's)
+    if close then self[CLOSESLOT] = slot end -- (req:respond's)
     if body == false then -- its body comes in parts (bodyReceived), for req:read
       local bs = { conn = self, slot = slot, first = 1, last = 0, queued = 0, ended = false, err = false,
         wt = false, wn = false, timer = false, paused = false, closeafter = close, abandoned = false }
       rawset(req, "_bs", bs)
-      self.bodybs = bs
+      self[BODYBS] = bs
       handler = streamed(handler)
     end
     local t -- the request's task: an idle one (dispatch, inline), or a new one
@@ -1005,16 +1030,16 @@ local function Conn(app)
     else
       t = spawn(TASK, worker, self, slot, handler, req, close)
     end
-    if queue[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
+    if queue[slot] == false then self[TASKS][slot] = t end -- still running: cancelled if the client goes
   end
 
   -- a part of a streamed body (lhttp.c), or its end (data nil; why if it was bad)
   function C:bodyReceived(data, why)
-    local bs = self.bodybs
+    local bs = self[BODYBS]
     if not bs then return end
     if data then
       if bs.abandoned then -- the handler is done: nothing more is read
-        self.paused = true
+        self[PAUSED] = true
         return self.transport:pauseReading()
       end
       local i = bs.last + 1
@@ -1028,9 +1053,9 @@ local function Conn(app)
       return bodywake(bs, true)
     end
     bs.ended, bs.err = true, why or false
-    self.bodybs = false
-    if bs.closeafter and not self.paused then -- Connection: close: nothing after it is read
-      self.paused = true
+    self[BODYBS] = false
+    if bs.closeafter and not self[PAUSED] then -- Connection: close: nothing after it is read
+      self[PAUSED] = true
       self.transport:pauseReading()
     end
     bodywake(bs, true)
@@ -1040,7 +1065,7 @@ local function Conn(app)
   -- unless responses are still due before it (the client then sends the
   -- body after its own wait, as RFC 9110 lets it)
   function C:continueRequested()
-    if self.head == self.tail and not self.closeat then
+    if self[HEAD] == self[TAIL] and not self[CLOSEAT] then
       self.transport:write("HTTP/1.1 100 Continue\r\n\r\n")
     end
   end
@@ -1048,48 +1073,48 @@ local function Conn(app)
   -- a request's head (or body) spans reads: it must be whole within
   -- requestTimeout seconds (slowloris), else 408 and close
   local function expired(self)
-    self.headtimer = false
-    if self.lost or self.closeat then return end
-    self.paused = true
+    self[HEADTIMER] = false
+    if self[LOST] or self[CLOSEAT] then return end
+    self[PAUSED] = true
     self.transport:pauseReading()
     refuse(self, 408, true)
   end
 
   function C:headStarted()
     local after = C._requesttimeout
-    if after and not self.headtimer then self.headtimer = core.callLater(after, expired, self) end
+    if after and not self[HEADTIMER] then self[HEADTIMER] = core.callLater(after, expired, self) end
   end
 
   function C:badRequest(status, why) -- luacheck: ignore why
-    self.paused = true
+    self[PAUSED] = true
     refuse(self, status, true)
   end
 
   -- the output is above its high water mark: a streamed response's writes
   -- wait (and reading stops, the core's default) until it is below the low one
   function C:pauseProducing()
-    self.wpaused = true
+    self[WPAUSED] = true
   end
 
   function C:resumeProducing()
-    self.wpaused = false
-    local sq = self.sq
-    local r = sq and sq[self.head]
+    self[WPAUSED] = false
+    local sq = self[SQ]
+    local r = sq and sq[self[HEAD]]
     if r then r:_turn() end
   end
 
   function C:connectionLost()
-    self.lost = true
-    local ht = self.headtimer
+    self[LOST] = true
+    local ht = self[HEADTIMER]
     if ht then
-      self.headtimer = false
+      self[HEADTIMER] = false
       ht:cancel()
     end
     -- a handler streaming its response is told at its next write (nil,
     -- "closed"), and it finishes as it likes; the others are cancelled
-    local sq, bs = self.sq, self.bodybs
-    self.bodybs = false
-    for slot, t in pairs(self.tasks) do
+    local sq, bs = self[SQ], self[BODYBS]
+    self[BODYBS] = false
+    for slot, t in pairs(self[TASKS]) do
       local r = sq and sq[slot]
       if r then
         r:_lost()
