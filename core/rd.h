@@ -91,6 +91,14 @@ typedef struct rd_buf {
     rd_pool_t *pool;         /* private */
 } rd_buf_t;
 
+/* The same queue without its pool pointer: a conn's output (its pool is its
+ * loop's, so 8 bytes a conn less). Private; the rd__bufq_* calls are
+ * rd_buf_*'s with the pool passed in. */
+typedef struct rd__bufq {
+    rd_chunk_t *head, *tail; /* private */
+    size_t size;             /* ro: bytes queued */
+} rd__bufq_t;
+
 void rd_pool_init(rd_pool_t *p, unsigned max);
 /* Free every cached chunk. */
 void rd_pool_destroy(rd_pool_t *p);
@@ -104,6 +112,10 @@ int rd_buf_iov(const rd_buf_t *b, struct iovec *iov, int max);
 void rd_buf_consume(rd_buf_t *b, size_t n);
 /* Drop everything. */
 void rd_buf_clear(rd_buf_t *b);
+
+int rd__bufq_append(rd__bufq_t *q, rd_pool_t *pool, const void *data, size_t len);
+int rd__bufq_iov(const rd__bufq_t *q, struct iovec *iov, int max);
+void rd__bufq_consume(rd__bufq_t *q, rd_pool_t *pool, size_t n);
 
 /* A timer on a virtual clock (rd_clock_t): what rd_timer_t and rd_conn_t
  * hold in place of their ev_timer while one is installed. It shares the
@@ -266,7 +278,11 @@ typedef struct rd_conn_ops {
 struct rd_conn {
     ev_io io;                /* private: the socket's one watcher, its events
                               * what the conn wants (read, write, both); a
-                              * stream's write side has its own (rd__connstream) */
+                              * stream's write side has its own (rd__connstream).
+                              * Its data pointer, which the core does not need
+                              * (the conn is the watcher's container), holds the
+                              * conn's cold part, rd__connx: NULL until a timer or
+                              * a stream's write side needs it (see rd__conn_x) */
     rd_loop_t *loop;         /* ro */
     int fd;                  /* ro: -1 once closed */
     int err;                 /* ro: why it closed (0 or a -errno), once CLOSED */
@@ -288,10 +304,7 @@ struct rd_conn {
     unsigned char detached : 1;    /* private: on_lost is not called (rd_conn_detach) */
     rd_link_t rlink;               /* private: in loop->ready */
     rd_link_t qlink;               /* private: in pending_writes or pending_lost */
-    rd_buf_t out;                  /* private: queued output */
-    struct rd__conntimer *tm;      /* private: the connect or idle timer, allocated
-                                    * only once one is set (most conns never have
-                                    * one: 64 bytes each saved); see rd_conn_timeout */
+    rd__bufq_t out;                /* private: queued output, from loop->pool */
     const rd_conn_ops_t *ops;      /* rw: the owner's callbacks (never NULL once
                                     * init'ed: init sets a table of none if unset) */
     uint32_t high, low;            /* rw: output water marks (4 bytes each: see rd_conn_marks) */
@@ -299,8 +312,6 @@ struct rd_conn {
     rd_addr_t peer;                /* ro: valid after close too; the local address is
                                     * asked for when wanted (rd_conn_host). Here, after
                                     * the three 4-byte fields, it leaves no padding */
-    struct rd__connstream *st;     /* private: a stream's write side, else NULL
-                                    * (sockets write to fd: 56 bytes each saved) */
     rd_link_t link;                /* private: in loop->conns */
     rd_listener_t *listener;       /* ro: accepted by (counts it), or NULL once that closed */
     void *data;                    /* rw: the owner's */
@@ -315,17 +326,28 @@ struct rd__connstream {
     int rflags, wflags; /* the fds' flags before we took them */
 };
 
-/* A conn's timer, out of line: connect, then idle timeout. */
-struct rd__conntimer {
+/* A conn's cold part, out of line (in io.data): its timer, connect then
+ * idle timeout, allocated only once one is set (most conns never have one),
+ * and a stream's write side (sockets write to fd). Neither is on the read
+ * path of a socket; each was a pointer in rd_conn_t (16 bytes a conn). A
+ * stream conn has one from its init. */
+struct rd__connx {
     union {
         ev_timer timer;  /* connect, then idle timeout */
         rd__tw_t vtimer; /* the same on a virtual clock */
     };
     rd_conn_t *c;
-    double timeout;   /* idle timeout in seconds, 0 = none */
-    double last_read; /* when the conn last read, while timeout > 0 */
-    rd__dl_t dl;      /* private: timer's place in the loop's deadline heap */
+    double timeout;            /* idle timeout in seconds, 0 = none */
+    double last_read;          /* when the conn last read, while timeout > 0 */
+    rd__dl_t dl;               /* private: timer's place in the loop's deadline heap */
+    struct rd__connstream *st; /* a stream's write side, else NULL */
 };
+
+/* The cold part, or NULL */
+static inline struct rd__connx *rd__conn_x(const rd_conn_t *c)
+{
+    return (struct rd__connx *)c->io.data;
+}
 
 /* Set the water marks and the cap from size_t values (larger ones are
  * clamped to 4 GiB - 1, which no output queue reaches). */

@@ -340,8 +340,9 @@ double rd__loop_next_deadline_walk(const rd_loop_t *loop)
     if (!loop->clock) /* connections' connect and idle timeouts */
         for (rd_link_t *l = loop->conns.next; l != &loop->conns; l = l->next) {
             rd_conn_t *c = rd__container(l, rd_conn_t, link);
-            if (!c->tm || !ev_is_active(&c->tm->timer)) continue;
-            double left = ev_timer_remaining(loop->ev, &c->tm->timer);
+            struct rd__connx *x = rd__conn_x(c);
+            if (!x || !ev_is_active(&x->timer)) continue;
+            double left = ev_timer_remaining(loop->ev, &x->timer);
             if (first || left < best) best = left;
             first = 0;
         }
