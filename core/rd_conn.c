@@ -36,8 +36,6 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->stream = 0;
     c->reason = c->err = 0;
     c->write_due = c->lost_due = c->ready = c->detached = 0;
-    rd__link_init(&c->qlink);
-    rd__link_init(&c->rlink);
     c->out.head = c->out.tail = NULL;
     c->out.size = 0;
     c->peer = *peer;
@@ -160,10 +158,7 @@ void rd_conn_redeliver(rd_conn_t *c)
 {
     if (c->state != RD_OPEN) return;
     c->redeliver = 1;
-    if (!c->ready) {
-        c->ready = 1;
-        rd__link_add(&c->loop->ready, &c->rlink);
-    }
+    rd__ready_mark(c);
 }
 
 void rd_conn_pause_reading(rd_conn_t *c, int paused)
@@ -259,25 +254,27 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     c->reason = (unsigned char)reason;
     c->err = err;
     rd__link_del(&c->link);
-    if (c->ready) { /* its batched read will not happen */
-        rd__link_del(&c->rlink);
-        c->ready = 0;
-    }
+    c->ready = 0; /* its batched read will not happen: the entry goes stale */
     loop->nconns--;
     if (c->listener) {
         c->listener->nconns--;
         c->listener = NULL;
     }
     rd__write_cancel(c); /* a CLOSED conn is never flushed */
-    if (c->ops->on_lost && !c->detached) rd__lost_later(c);
+    if (c->ops->on_lost && !c->detached)
+        rd__lost_later(c); /* reported once the queues are drained */
+    else
+        rd__cq_forget(c); /* no report: its owner may free it now */
     return 0;
 }
 
 void rd_conn_detach(rd_conn_t *c)
 {
     c->detached = 1;
-    rd_conn_close(c, RD_ABORTED, 0);
-    rd__lost_cancel(c); /* closed before: its report may still be due */
+    if (rd_conn_close(c, RD_ABORTED, 0) < 0 && c->lost_due) {
+        rd__lost_cancel(c); /* closed before: its report was still due */
+        rd__cq_forget(c);   /* and its owner may free it now */
+    }
 }
 
 void rd_conn_finish(rd_conn_t *c)
@@ -377,10 +374,7 @@ static void io_cb(struct ev_loop *ev, ev_io *w, int revents)
 {
     (void)ev;
     rd_conn_t *c = rd__container(w, rd_conn_t, io);
-    if ((revents & EV_READ) && !c->ready) {
-        c->ready = 1;
-        rd__link_add(&c->loop->ready, &c->rlink);
-    }
+    if (revents & EV_READ) rd__ready_mark(c);
     if (revents & EV_WRITE) {
         rd_loop_t *loop = c->loop;
         rd__conn_flush(c);
