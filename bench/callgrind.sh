@@ -34,6 +34,8 @@
 #               under bench/http_load.py (python3; every response checked), PIPELINE
 #               requests in flight per connection [1]; the figure is per HTTP request
 #   PIPELINE    for zen too: questions in flight per connection (rd_loadgen -D) [1]
+#   LOADGEN_ARGS  more rd_loadgen options for zen, e.g. "-m connrate" (then the figure
+#               is per connection: connect, one question, its answer, close) []
 set -u
 
 say() { printf '%s\n' "$*" >&2; }
@@ -58,6 +60,7 @@ CONNS=${3:-50}
 [[ $REQUESTS =~ ^[1-9][0-9]*$ ]] || die "REQUESTS must be a positive integer, got '$REQUESTS'"
 [[ $CONNS =~ ^[1-9][0-9]*$ ]] || die "CONNS must be a positive integer, got '$CONNS'"
 RUNS=${RUNS:-9}
+LOADGEN_ARGS=${LOADGEN_ARGS:-}
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer, got '$RUNS'"
 RAW=${RAW:-0}
 BUILD_DIR=$(absolute "${BUILD_DIR:-$ROOT/build}")
@@ -167,8 +170,9 @@ run_once() {
         timeout -k 5 "$TIMEOUT" python3 "$ROOT/bench/http_load.py" -c "$CONNS" -n "$REQUESTS" \
             -P "$PIPELINE" "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
     else
+        # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of options
         timeout -k 5 "$TIMEOUT" "$LOADGEN" -q -c "$CONNS" -n "$REQUESTS" -w 0 -t 60 -D "$PIPELINE" \
-            "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
+            $LOADGEN_ARGS "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
     fi
     LOADGEN_PID=$!
     wait "$LOADGEN_PID"

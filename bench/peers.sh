@@ -11,6 +11,7 @@
 #   SECTIONS        which loads ["zen zen16 echo connrate http"]
 #   ECHO_CONNS, ECHO_WINDOW  echo streaming: connections ["1 50"], bytes in flight each [65536]
 #   CONNRATE_CONNS  connection rate: connections at a time ["1 50"]
+#   BENCH_OUT       where the table, chart and raw figures go [bench/results]
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -23,7 +24,7 @@ else
 fi
 : "${SECTIONS:=zen zen16 echo connrate http}" "${ECHO_CONNS:=1 50}" "${ECHO_WINDOW:=65536}" "${CONNRATE_CONNS:=1 50}"
 export REPEAT DURATION WARMUP BUILD_DIR REACTORD
-OUT=bench/results
+OUT=${BENCH_OUT:-bench/results}
 mkdir -p "$OUT"
 RESULTS=$OUT/peers.raw
 : >"$RESULTS"

@@ -69,6 +69,39 @@ int rdL_addrless(lua_State *L)
     return 0;
 }
 
+/* registry[&noop_made], registry[&noop_lost]: Protocol's connectionMade
+ * and connectionLost, which do nothing: a protocol that inherits them is
+ * not called, and its connection's reason table is not made (two calls and
+ * two tables per connection: ~4,000 instructions of a connect-ask-close) */
+static const char noop_made, noop_lost;
+
+int rdL_noops(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &noop_lost);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &noop_made);
+    return 0;
+}
+
+/* self[name] pushed and then self, as pushmethod, unless it is the no-op
+ * at registry[key] (or nil): then nothing is pushed and 0 returned */
+static int pushcallback(lua_State *L, lreactor *lr, int self, int name, const char *key)
+{
+    rdL_pushkey(L, lr, name);
+    if (lua_gettable(L, self) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    int noop = lua_rawequal(L, -1, -2);
+    lua_pop(L, 1 + noop);
+    if (noop) return 0;
+    lua_pushvalue(L, self);
+    return 1;
+}
+
 /* buildProtocol, then connectionMade: a new connection in or out. */
 static int tramp_made(lua_State *L)
 {
@@ -76,8 +109,10 @@ static int tramp_made(lua_State *L)
     ltransport *t = call->t;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     int ud = lua_gettop(L);
+    lreactor *lr = t->conn.loop->data;
     rdL_pushfactory(L, t, ud);
-    lua_getfield(L, -1, "buildProtocol");
+    rdL_pushkey(L, lr, RDL_K_BUILDPROTOCOL);
+    lua_gettable(L, -2);
     lua_insert(L, -2);
     /* the default buildProtocol gets nil, not an address table it would
      * drop: that garbage, uncollected at idle, was ~70 bytes of RSS per
@@ -105,7 +140,7 @@ static int tramp_made(lua_State *L)
     lua_setiuservalue(L, ud, RDL_UV_PROTOCOL);
     t->made = 1;
     call->what = "connectionMade";
-    if (pushmethod(L, self, "connectionMade")) lua_call(L, 1, 0);
+    if (pushcallback(L, lr, self, RDL_K_CONNECTIONMADE, &noop_made)) lua_call(L, 1, 0);
     return 0;
 }
 
@@ -474,15 +509,18 @@ static int tramp_lost(lua_State *L)
 {
     rdL_call *call = rdL_thiscall(L);
     ltransport *t = call->t;
+    lreactor *lr = t->conn.loop->data;
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
     int ud = lua_gettop(L);
     rdL_transport_closing(L, ud);
-    pushreason(L, t, ud);
-    int reason = lua_gettop(L);
+    int reason = 0; /* made when someone is told */
     if (t->made) {
         lua_getiuservalue(L, ud, RDL_UV_PROTOCOL);
-        if (pushmethod(L, lua_gettop(L), "connectionLost")) {
-            lua_pushvalue(L, reason);
+        if (pushcallback(L, lr, lua_gettop(L), RDL_K_CONNECTIONLOST, &noop_lost)) {
+            pushreason(L, t, ud); /* fn, self, reason */
+            lua_pushvalue(L, -1); /* kept below fn for a client factory: */
+            lua_rotate(L, -4, 1); /* reason, fn, self, reason */
+            reason = lua_gettop(L) - 3;
             lua_call(L, 2, 0);
         }
     }
@@ -492,7 +530,10 @@ static int tramp_lost(lua_State *L)
         rdL_pushfactory(L, t, ud);
         if (pushmethod(L, lua_gettop(L), name)) {
             lua_getiuservalue(L, ud, RDL_UV_CONNECTOR);
-            lua_pushvalue(L, reason);
+            if (reason)
+                lua_pushvalue(L, reason);
+            else
+                pushreason(L, t, ud);
             lua_call(L, 3, 0);
         }
     }

@@ -33,7 +33,9 @@
  * and its body is not), each once per request; both are optional.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "rd_http.h"
 #include "rdlua.h"
@@ -107,10 +109,10 @@ int rdL_httplimits(lua_State *L)
 }
 
 /* The limits of self's class, left on the stack (kept alive while used). */
-static const lhttplimits *limits_of(lua_State *L, int self)
+static const lhttplimits *limits_of(lua_State *L, lreactor *lr, int self)
 {
-    if (lua_getfield(L, self, "_httplimits") == LUA_TUSERDATA &&
-        lua_rawlen(L, -1) == sizeof(lhttplimits)) {
+    rdL_pushkey(L, lr, RDL_K_HTTPLIMITS);
+    if (lua_gettable(L, self) == LUA_TUSERDATA && lua_rawlen(L, -1) == sizeof(lhttplimits)) {
         const lhttplimits *u = lua_touserdata(L, -1);
         if (u->magic == RDL_HTTP_LIMITS_MAGIC) return u;
     }
@@ -169,7 +171,7 @@ static void pushheaders(lua_State *L, lreactor *lr, const rd_http_req_t *req, in
     }
     const rd_http_header_t *last = &req->headers[req->nheaders - 1];
     const char *from = req->headers[0].name.p;
-    lua_pushlstring(L, from, (size_t)(last->value.p + last->value.n - from));
+    rdL_pushbytes(L, lr, from, (size_t)(last->value.p + last->value.n - from));
 }
 
 /* core._httpheaders(raw) -> the header table of a raw block (pushheaders):
@@ -339,6 +341,29 @@ static void hadduint(headbuf *h, uint64_t v)
     hadd(h, d + i, sizeof d - i);
 }
 
+/* The Date field of a response now ("Date: Sun, 06 Nov 1994 08:49:37
+ * GMT\r\n", RFC 9110's IMF-fixdate, 37 bytes), made when the second
+ * changes: English names, whatever the locale. */
+enum { RDL_DATE_LEN = 37 };
+static const char *dateline(lreactor *lr)
+{
+    time_t now = time(NULL);
+    if ((long long)now == lr->date_sec) return lr->date;
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    struct tm tm;
+    if (!gmtime_r(&now, &tm)) tm = (struct tm){.tm_mday = 1, .tm_year = 70}; /* (not after 1970) */
+    char *d = lr->date;
+    memcpy(d, "Date: ", 6);
+    memcpy(d + 6, days + 3 * tm.tm_wday, 3);
+    snprintf(d + 9, sizeof lr->date - 9, ", %02d ", tm.tm_mday);
+    memcpy(d + 14, months + 3 * tm.tm_mon, 3);
+    snprintf(d + 17, sizeof lr->date - 17, " %04d %02d:%02d:%02d GMT\r\n", tm.tm_year + 1900,
+             tm.tm_hour, tm.tm_min, tm.tm_sec);
+    lr->date_sec = (long long)now;
+    return lr->date;
+}
+
 int rdL_httpbuild(lua_State *L)
 {
     lua_settop(L, 7);
@@ -372,8 +397,8 @@ int rdL_httpbuild(lua_State *L)
     size_t blen = 0;
     if (t != LUA_TNIL) lua_tolstring(L, 3, &blen); /* a number becomes its string, in place */
     int head = lua_toboolean(L, 4), close = lua_toboolean(L, 5);
-    size_t dlen;
-    const char *date = luaL_checklstring(L, 6, &dlen);
+    size_t dlen = RDL_DATE_LEN;
+    const char *date = lua_isnil(L, 6) ? dateline(rdL_reactor(L)) : luaL_checklstring(L, 6, &dlen);
     ltransport *tr = NULL;
     if (!lua_isnoneornil(L, 7)) {
         tr = rdL_totransport(L, 7);
@@ -448,9 +473,14 @@ int rdL_httpbuild(lua_State *L)
     if (tr) { /* straight into the connection's output: no string made */
         int st = tr->conn.state;
         if (st == RD_OPEN || st == RD_CONNECTING) {
-            int w = rd_conn_write(&tr->conn, h.p, h.n);
-            if (w == 0 && !(head || nobody || blen == 0))
-                w = rd_conn_write(&tr->conn, lua_tostring(L, 3), blen);
+            int body = !(head || nobody || blen == 0), w;
+            if (body && blen <= sizeof h.p - h.n) { /* a small body: one write */
+                memcpy(h.p + h.n, lua_tostring(L, 3), blen);
+                w = rd_conn_write(&tr->conn, h.p, h.n + blen);
+            } else {
+                w = rd_conn_write(&tr->conn, h.p, h.n);
+                if (w == 0 && body) w = rd_conn_write(&tr->conn, lua_tostring(L, 3), blen);
+            }
             if (w == -ENOMEM) luaL_error(L, "not enough memory");
             /* RD_ETOOBIG: the conn is aborted; connectionLost will say why */
         }
@@ -659,7 +689,7 @@ static int bodystep(lua_State *L, lreactor *lr, ltransport *t, int self, lhttpbo
 static void frame(lua_State *L, lreactor *lr, ltransport *t, int self, lhttpbody *b)
 {
     rd_framer_t *f = &t->in;
-    const lhttplimits *limits = limits_of(L, self);
+    const lhttplimits *limits = limits_of(L, lr, self);
     const rd_http_limits_t *lim = &limits->lim;
     rd_http_header_t headers[RDL_HTTP_MAXHEADERS];
     while (t->conn.state == RD_OPEN && !t->conn.user_paused) {
@@ -715,10 +745,11 @@ static void frame(lua_State *L, lreactor *lr, ltransport *t, int self, lhttpbody
             break;
         }
         lr->call->what = "requestReceived";
-        lua_getfield(L, self, "requestReceived");
+        rdL_pushkey(L, lr, RDL_K_REQUESTRECEIVED);
+        lua_gettable(L, self);
         lua_pushvalue(L, self);
-        lua_pushlstring(L, req.method.p, req.method.n);
-        lua_pushlstring(L, req.target.p, req.target.n);
+        rdL_pushbytes(L, lr, req.method.p, req.method.n); /* (cached: clients repeat them) */
+        rdL_pushbytes(L, lr, req.target.p, req.target.n);
         int targetidx = lua_gettop(L);
         pushheaders(L, lr, &req, limits->raw);
         if (streamed) {

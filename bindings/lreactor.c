@@ -381,6 +381,7 @@ int luaopen_reactor_core(lua_State *L)
         {"_sendstring", rdL_sendstring},
         {"broadcast", rdL_broadcast},
         {"_addrless", rdL_addrless},
+        {"_noops", rdL_noops},
         {"_testing", rdL_testing},
         {"_httplimits", rdL_httplimits},
         {"_httpheaders", rdL_httpheaders},
@@ -411,9 +412,10 @@ int luaopen_reactor_core(lua_State *L)
             ev_init(&lr->signals[i].w, NULL);
         }
         static const char *const keys[RDL_NKEYS] = {
-            "dataReceived",   "delimiter",           "lineReceived",
-            "MAX_LENGTH",     "lineLengthExceeded",  "rawDataReceived",
-            "stringReceived", "lengthLimitExceeded", "readReady",
+            "dataReceived",       "delimiter",       "lineReceived",   "MAX_LENGTH",
+            "lineLengthExceeded", "rawDataReceived", "stringReceived", "lengthLimitExceeded",
+            "readReady",          "requestReceived", "_httplimits",    "buildProtocol",
+            "connectionMade",     "connectionLost",
         };
         for (int i = 0; i < RDL_NKEYS; i++) {
             lua_pushstring(L, keys[i]);

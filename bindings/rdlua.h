@@ -66,6 +66,11 @@ enum rdl_key {
     RDL_K_STRINGRECEIVED,
     RDL_K_LENGTHLIMITEXCEEDED,
     RDL_K_READREADY,
+    RDL_K_REQUESTRECEIVED, /* lhttp.c: once per request */
+    RDL_K_HTTPLIMITS,      /* lhttp.c: once per read */
+    RDL_K_BUILDPROTOCOL,   /* ldispatch.c: once per connection */
+    RDL_K_CONNECTIONMADE,
+    RDL_K_CONNECTIONLOST,
     /* reactor.task's and reactor.stream's fields the task's C path sets (lstream.c) */
     RDL_NKEYS
 };
@@ -109,6 +114,10 @@ typedef struct lreactor {
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     size_t nudps;
     size_t reads; /* reads handed to a protocol (the daemon's "requests") */
+    /* lhttp.c: the Date field of this second's responses ("Date: ...\r\n"),
+     * made once a second, per loop */
+    long long date_sec;
+    char date[40];
     rd_signal_t signals[RDL_NSIGNALS];
     int signal_refs[RDL_NSIGNALS];
     int keys[RDL_NKEYS]; /* registry refs of the interned names */
@@ -128,7 +137,14 @@ typedef struct lreactor {
 } lreactor;
 /* A task's fields the step and a stream's C wait use at every wake, in its
  * array part (task.lua's CO, WAITING, ...: the same numbers) */
-enum { RDL_T_CO = 1, RDL_T_WAITING, RDL_T_CLEANUP, RDL_T_CLEANOBJ, RDL_T_CANCELPENDING };
+enum {
+    RDL_T_CO = 1,
+    RDL_T_WAITING,
+    RDL_T_CLEANUP,
+    RDL_T_CLEANOBJ,
+    RDL_T_CANCELPENDING,
+    RDL_T_STREAMS
+};
 /* A stream's reader task, in its array part (stream.lua's RTASK) */
 enum { RDL_S_RTASK = 1 };
 /* lreactor.task_refs: R ({[1] = the current task}), the in-flight list, the WAIT value,
@@ -343,6 +359,7 @@ int rdL_streamwaiter(lua_State *L);
 int rdL_transport_pull(lua_State *L); /* transport:_pull, core._pull */
 int rdL_sendstring(lua_State *L);     /* core._sendstring(bytes, name): sendString in C */
 int rdL_broadcast(lua_State *L);      /* reactor.broadcast(list, data [, except]) */
+int rdL_noops(lua_State *L);          /* core._noops(made, lost): Protocol's do-nothing callbacks */
 int rdL_addrless(lua_State *L);       /* core._addrless(fn): a buildProtocol that ignores addr */
 int rdL_failconnection(lua_State *L); /* core.failConnection(transport, msg) */
 

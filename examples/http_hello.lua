@@ -8,9 +8,10 @@
 local http = require "reactor.http"
 
 local app = http.app()
+local PLAIN = { ["Content-Type"] = "text/plain" } -- one table for every response (read, never changed)
 
 app:get("/", function()
-  return 200, { ["Content-Type"] = "text/plain" }, "Hello from Epoll Server"
+  return 200, PLAIN, "Hello from Epoll Server"
 end)
 
 return app:serve(8800)

@@ -20,8 +20,8 @@
 local core = require "reactor.core"
 local task = require "reactor.task"
 -- task.lua's slots of a task's hot fields
-local CO <const>, WAITING <const> = 1, 2
-assert(task.CO == CO and task.WAITING == WAITING)
+local CO <const>, WAITING <const>, STREAMS <const> = 1, 2, 6
+assert(task.CO == CO and task.WAITING == WAITING and task.STREAMS == STREAMS)
 local protocol = require "reactor.protocol"
 local endpoints = require "reactor.endpoints"
 local log = require "reactor.log"
@@ -103,22 +103,12 @@ local REASONS = {
 }
 M.reasons = REASONS
 
-local datesec, dateline = -1, ""
-local ostime, osdate = os.time, os.date
-local function date()
-  local now = ostime()
-  if now ~= datesec then
-    datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
-  end
-  return dateline
-end
-
-local build = core._httpbuild -- lhttp.c: the checks and the bytes, in one C call
+local build = core._httpbuild -- lhttp.c: the checks and the bytes (and the Date field), in one C call
 
 --- The bytes of a response from a handler's [status,] [headers,] body
 --- -> bytes, close (a handler's Connection: close) | nil, why
 local function response(a, b, c, head, close)
-  return build(a, b, c, head, close, date()) -- (build tells the three apart)
+  return build(a, b, c, head, close) -- (build tells the three apart)
 end
 
 --{=====================================================================
@@ -457,7 +447,7 @@ local function reqrespond(req, status, headers)
   local framing = nobody and "none" or cl and "length" or req.version == "1.1" and "chunked" or "close"
   if framing == "close" then close = true end -- an HTTP/1.0 client: the end of the body is the end of the connection
   -- the head as build makes it for a 1-byte body, its Content-Length then replaced
-  local bytes, why = build(status, headers, "-", true, close, date())
+  local bytes, why = build(status, headers, "-", true, close)
   if not bytes then error(("bad argument #2 to 'respond' (%s)"):format(why), 2) end
   close = why
   if not nobody then
@@ -592,7 +582,7 @@ function Res:_done(ok)
   local c, slot = self.conn, self.slot
   c.sq[slot] = nil
   if self.headbytes then -- nothing sent yet: a 500, as for any handler
-    respond(c, slot, (build(500, nil, errorbody(500), self.nobody, true, date())), true)
+    respond(c, slot, (build(500, nil, errorbody(500), self.nobody, true)), true)
   else -- parts are out: the body is left unfinished and the connection closes (the client sees it cut)
     respond(c, slot, "", true)
   end
@@ -773,7 +763,8 @@ end
 -- no waker can resume it) and the next request resumes it with its job
 -- (task._step: the resume wake would make). At most MAX_IDLE wait; one
 -- that is cancelled (its client went) or stopped by the watchdog is dead,
--- and skipped.
+-- and skipped. idle[1..nidle] are the idle ones; the slots above may still
+-- hold tasks taken since (at most MAX_IDLE, overwritten as the pool refills).
 local idle, nidle = {}, 0
 local MAX_IDLE = 64
 local WAIT, step, yield = task.WAIT, task._step, coroutine.yield
@@ -798,14 +789,9 @@ local function worker(self, slot, handler, req, close)
       else
         local head = req.method == "HEAD"
         local tr = slot == self.head and not self.closeat and not self.lost and self.transport or nil
-        local now = ostime() -- (date(), inline)
-        if now ~= datesec then
-          datesec, dateline = now, osdate("!Date: %a, %d %b %Y %H:%M:%S GMT\r\n", now)
-        end
-        local dl = dateline
         local bytes, why
         if ok then
-          bytes, why = build(a, b, c, head, close, dl, tr) -- [status,] [headers,] body, told apart in C
+          bytes, why = build(a, b, c, head, close, nil, tr) -- [status,] [headers,] body, told apart in C
           if bytes then
             close = why
           else
@@ -814,7 +800,7 @@ local function worker(self, slot, handler, req, close)
         else
           log.callbackError(("the http handler for %s %s"):format(req.method, req.path), a)
         end
-        if not bytes then bytes = build(500, nil, errorbody(500), head, close, dl, tr) end
+        if not bytes then bytes = build(500, nil, errorbody(500), head, close, nil, tr) end
         if tr then -- written: what flush does for its slot
           self.q[slot] = nil
           local h = slot + 1
@@ -833,7 +819,7 @@ local function worker(self, slot, handler, req, close)
       end
     end
     -- the streams the handler opened close with its request, as they would with its task
-    if rawget(t, "streams") then task.closeowned(t) end
+    if t[STREAMS] then task.closeowned(t) end
     if nidle >= MAX_IDLE then return end
     -- an idle task keeps nothing of its last request alive
     self, handler, req = nil, nil, nil -- luacheck: ignore 311
@@ -847,8 +833,7 @@ end
 -- has the common case inline)
 local function dispatch(self, slot, handler, req, close)
   while nidle > 0 do
-    local t = idle[nidle]
-    idle[nidle] = nil
+    local t = idle[nidle] -- (left in its slot: storing into a nil slot costs a new-key set)
     nidle = nidle - 1
     if t[CO] and not t[WAITING] and not active(t) then
       step(t, self, slot, handler, req, close)
@@ -868,10 +853,15 @@ local REQ = {
     if k == "respond" then return reqrespond end
     if k == "read" then return reqread end
     if k == "readall" then return reqreadall end
-    if k == "body" and rawget(req, "_bs") then
-      error("req.body: this request's body is above the app's maxBody, so it is not read whole: " ..
-        "read it in parts with req:read([n]), or whole with req:readall([max])", 2)
+    if k == "body" then
+      if rawget(req, "_bs") then
+        error("req.body: this request's body is above the app's maxBody, so it is not read whole: " ..
+          "read it in parts with req:read([n]), or whole with req:readall([max])", 2)
+      end
+      return "" -- (requestReceived leaves out what it can: each field is a hash slot per request)
     end
+    if k == "target" then return rawget(req, "path") end -- a target that is its path
+    if k == "version" then return "1.1" end
     if k == "query" or k == "params" then
       local t = {}
       rawset(req, k, t)
@@ -977,21 +967,25 @@ local function Conn(app)
       if not q then return refuse(self, 400, true) end
     end
     -- an empty query or params table is made when it is first read (REQ)
-    local req = setmetatable({ method = method, target = target, path = path, _hdr = headers, body = body,
-      version = minor == 0 and "1.0" or "1.1", transport = self.transport }, REQ) -- 7 fields: 8 slots
+    -- four fields, so four hash slots (a request of the common kind: no query,
+    -- no body, HTTP/1.1); REQ answers the rest
+    local tr = self.transport
+    local req = setmetatable({ method = method, path = path, _hdr = headers, transport = tr }, REQ)
+    if target ~= path then req.target = target end
+    if body ~= "" and body then req.body = body end
+    if minor == 0 then req.version = "1.0" end
     if q then req.query = q end
     if params then req.params = params end
     -- its slot for the response (take, inline)
-    local slot = self.tail
+    local slot, queue = self.tail, self.q
     self.tail = slot + 1
-    self.q[slot] = false
+    queue[slot] = false
     if slot - self.head + 1 >= M.MAX_PIPELINE and not self.paused then
       self.paused = true
-      self.transport:pauseReading()
+      tr:pauseReading()
     end
     if close then self.closeslot = slot end -- (req:respond's)
     if body == false then -- its body comes in parts (bodyReceived), for req:read
-      req.body = nil
       local bs = { conn = self, slot = slot, first = 1, last = 0, queued = 0, ended = false, err = false,
         wt = false, wn = false, timer = false, paused = false, closeafter = close, abandoned = false }
       rawset(req, "_bs", bs)
@@ -1000,10 +994,10 @@ local function Conn(app)
     end
     local t -- the request's task: an idle one (dispatch, inline), or a new one
     if nidle > 0 then
-      t = idle[nidle]
-      idle[nidle] = nil
+      t = idle[nidle] -- (left in its slot, as dispatch does)
       nidle = nidle - 1
-      if t[CO] and not t[WAITING] and not active(t) then
+      -- (it parked itself in its yield: suspended there, waiting on nothing)
+      if t[CO] and not t[WAITING] then
         step(t, self, slot, handler, req, close)
       else
         t = dispatch(self, slot, handler, req, close)
@@ -1011,7 +1005,7 @@ local function Conn(app)
     else
       t = spawn(TASK, worker, self, slot, handler, req, close)
     end
-    if self.q[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
+    if queue[slot] == false then self.tasks[slot] = t end -- still running: cancelled if the client goes
   end
 
   -- a part of a streamed body (lhttp.c), or its end (data nil; why if it was bad)

@@ -19,6 +19,9 @@ end
 function Protocol:connectionMade() end -- luacheck: ignore self
 function Protocol:dataReceived(data) end -- luacheck: ignore
 function Protocol:connectionLost(reason) end -- luacheck: ignore
+-- these two do nothing, so C does not call them (nor make the reason table
+-- for a connectionLost no one overrides)
+core._noops(Protocol.connectionMade, Protocol.connectionLost)
 
 local Factory = {}
 Factory.__index = Factory
@@ -59,7 +62,9 @@ end
 
 --- Called for every new connection; returning nil refuses it.
 function Factory:buildProtocol(addr) -- luacheck: ignore addr
-  return setmetatable({ factory = self }, self._instance_mt)
+  -- (transport is set by C before connectionMade: a slot made here, not a
+  -- rehash of the table then)
+  return setmetatable({ factory = self, transport = false }, self._instance_mt)
 end
 -- it ignores addr, so C passes it nil instead of building a table per
 -- connection for the garbage collector (issue 12)

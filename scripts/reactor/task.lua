@@ -50,7 +50,9 @@ local CO <const> = 1 -- the coroutine; nil once the task has ended
 local WAITING <const> = 2 -- the number of the wait it is in, or false
 local CLEANUP <const>, CLEANOBJ <const> = 3, 4 -- what a cancel runs: cleanup(obj, t), or false
 local CANCELPENDING <const> = 5 -- cancelled while it ran: carried out at its next wait
+local STREAMS <const> = 6 -- the streams it owns (closed when it ends), or false
 M.CO, M.WAITING, M.CLEANUP, M.CLEANOBJ, M.CANCELPENDING = CO, WAITING, CLEANUP, CLEANOBJ, CANCELPENDING
+M.STREAMS = STREAMS
 local inflight = {} -- the tasks a watchdog trip stopped, innermost last (see reap)
 local bycoroutine = setmetatable({}, { __mode = "k" })
 
@@ -90,9 +92,9 @@ end
 local function finish(t, state, results, err)
   t.state, t.results, t.err = state, results, err
   t[CO], t[WAITING], t[CLEANUP], t[CLEANOBJ] = nil, false, false, false
-  local streams = t.streams
+  local streams = t[STREAMS]
   if streams then
-    t.streams = nil
+    t[STREAMS] = false
     for i = 1, #streams do streams[i]:_ended(t) end
   end
   local joiners = t.joiners
@@ -275,7 +277,7 @@ end
 
 local function newtask(fn, level)
   local co = coroutine.create(fn)
-  local t = setmetatable({ co, false, false, false, false,
+  local t = setmetatable({ co, false, false, false, false, false,
     state = "running", where = where(level + 1), seq = 0, early = false }, Task)
   bycoroutine[co] = t
   return t
@@ -293,17 +295,17 @@ end
 
 --- t owns stream s: s closes when t ends.
 function M.own(t, s)
-  local l = t.streams
+  local l = t[STREAMS]
   if not l then
     l = {}
-    t.streams = l
+    t[STREAMS] = l
   end
   l[#l + 1] = s
 end
 
 --- t no longer owns s (a pooled connection that outlives the task).
 function M.disown(t, s)
-  local l = t.streams
+  local l = t[STREAMS]
   if not l then return end
   for i = #l, 1, -1 do
     if l[i] == s then table.remove(l, i) end
@@ -313,9 +315,9 @@ end
 --- Close the streams t owns now, and own none (a pooled task between two
 --- jobs: what its end would do).
 function M.closeowned(t)
-  local l = t.streams
+  local l = t[STREAMS]
   if not l then return end
-  t.streams = nil
+  t[STREAMS] = false
   for i = 1, #l do l[i]:_ended(t) end
 end
 
@@ -342,7 +344,7 @@ end
 --- a task per request (reactor.http).
 function M.spawnnamed(name, fn, ...)
   local co = coroutine.create(fn)
-  local t = setmetatable({ co, false, false, false, false,
+  local t = setmetatable({ co, false, false, false, false, false,
     state = "running", where = name, seq = 0, early = false }, Task)
   bycoroutine[co] = t
   step(t, ...)

@@ -154,6 +154,49 @@ describe("reactor.http router", function()
     assert.same({ mine = 1 }, seen[2][2])
   end)
 
+  it("gives every request its method, target, path, version, body and transport, however few fields it holds", function()
+    local seen = {}
+    local a = http.app()
+    local function show(r)
+      seen[#seen + 1] = table.concat({ r.method, r.target, r.path, r.version, "[" .. r.body .. "]",
+        tostring(r.transport == rawget(r, "transport") and r.transport ~= nil) }, " ")
+      return "ok"
+    end
+    a:get("/v", show)
+    a:post("/v", show)
+    local _, tr = connect(a.protocol)
+    tr:feed(req("GET", "/v") .. req("GET", "/v?x=1") ..
+      "POST /v HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi" ..
+      req("GET", "http://t/v?y") .. req("GET", "/v", "Connection: close\r\n"))
+    testing.flush()
+    assert.same({ "GET /v /v 1.1 [] true", "GET /v?x=1 /v 1.1 [] true", "POST /v /v 1.0 [hi] true",
+      "GET http://t/v?y /v 1.1 [] true", "GET /v /v 1.1 [] true" }, seen)
+  end)
+
+  it("dates each response with the current second in IMF-fixdate, in English whatever the locale", function()
+    local a = http.app()
+    a:get("/", function() return "x" end)
+    local _, tr = connect(a.protocol)
+    local before = os.time()
+    tr:feed(req("GET", "/"))
+    testing.flush()
+    local after = os.time()
+    local d = responses(tr:value())[1].headers.date
+    local wd, day, mon, y, h, m, s = d:match("^(%a%a%a), (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+    assert.truthy(wd, d)
+    local months = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
+      Nov = 11, Dec = 12 }
+    local got = { wd, tonumber(day), months[mon], tonumber(y), tonumber(h), tonumber(m), tonumber(s) }
+    local ok = false
+    for t = before, after do -- the second it was made in lies between the two readings
+      local u = os.date("!*t", t)
+      local names = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
+      ok = ok or table.concat({ names[u.wday], u.day, u.month, u.year, u.hour, u.min, u.sec }, " ") ==
+        table.concat(got, " ")
+    end
+    assert.truthy(ok, d)
+  end)
+
   it("takes a handler's [status,] [headers,] body in every shape", function()
     local a = http.app()
     a:get("/1", function() return "text" end)

@@ -413,6 +413,31 @@ describe("reactor module", function()
       assert.are.equal("refused", failed[1].reason.type)
       assert.are.equal(0, cev.made)
     end)
+
+    -- (C makes the reason only for someone who is told: Protocol's own
+    -- connectionLost does nothing and is not called)
+    for _, own in ipairs({ true, false }) do
+      it(("gives clientConnectionLost the reason when the protocol %s connectionLost")
+        :format(own and "has its own" or "inherits Protocol's"), function()
+        local heard = {}
+        local l, port = listen(reactor.Factory { protocol = reactor.Protocol:extend {
+          connectionMade = function(self) self.transport:loseConnection() end,
+        } })
+        local C = reactor.Protocol:extend {}
+        if own then function C:connectionLost(reason) heard.protocol = reason end end
+        reactor.connectTCP("127.0.0.1", port, reactor.ClientFactory {
+          protocol = C,
+          clientConnectionLost = function(_, _, reason)
+            heard.factory = reason
+            reactor.stop()
+          end,
+        })
+        run_loop()
+        l:stopListening()
+        assert.are.same({ type = "done", message = "connection was closed cleanly" }, heard.factory)
+        if own then assert.are.equal(heard.factory, heard.protocol) else assert.is_nil(heard.protocol) end
+      end)
+    end
   end)
 
   describe("Factory", function()
