@@ -248,14 +248,13 @@ static void read_lines(lua_State *L, lreactor *lr, ltransport *t, int self, int 
     if (f->rule != &rd_frame_line) rd_framer_set_rule(f, &rd_frame_line); /* a reload changed it */
     if (dlen <= sizeof t->delim) { /* the usual: a copy of our own, no ref */
         if (f->delim != t->delim || f->dlen != dlen || !same_bytes(t->delim, d, dlen)) {
-            rdL_unpin(L, &t->delim_ref); /* a long one's, or a stream's separator */
-            f->delim = NULL;             /* a new one: the rule starts over */
+            if (f->delim != t->delim) rdL_keepdelim(L, t, 0); /* a long one's, or a stream's */
+            f->delim = NULL;                                  /* a new one: the rule starts over */
             memcpy(t->delim, d, dlen);
         }
         d = t->delim;
     } else if (d != f->delim) { /* a long one, new (the first read, a reload): keep it alive */
-        rdL_unpin(L, &t->delim_ref);
-        rdL_pin(L, delim, &t->delim_ref);
+        rdL_keepdelim(L, t, delim);
     }
     rd_framer_set_line(f, d, dlen, (size_t)max);
     if (rd_framer_feed(f, p, n) < 0) luaL_error(L, "not enough memory");
@@ -553,13 +552,9 @@ static void on_lost(rd_conn_t *c, int reason, int err)
                 "aborted %s: more than %zu bytes of output queued for a peer that does not read",
                 rdL_peername(c, peer, sizeof peer), (size_t)c->max_out);
     }
-    if (t->accepted && t->ref != LUA_NOREF) { /* the listener's count, until lost (once) */
-        lua_State *L = lr->L;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
-        lua_getiuservalue(L, -1, RDL_UV_LISTENER);
-        llistener *ls = lua_touserdata(L, -1);
-        if (ls) ls->open--;
-        lua_pop(L, 2);
+    if (t->accepted && t->conn.data) { /* the listener's count, until lost (once) */
+        rdL_listener_release(lr->L, t->conn.data);
+        t->conn.data = NULL; /* which may be collected from here */
     }
     rdL_call call = {.fn = tramp_lost, .t = t, .what = "connectionLost"};
     rdL_pcall(lr, &call);
@@ -631,7 +626,7 @@ static void on_timeout(rd_conn_t *c)
         rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
 }
 
-static const rd_conn_ops_t transport_ops = {
+const rd_conn_ops_t rdL_transport_ops = {
     .on_read = on_read,
     .on_lost = on_lost,
     .on_connect = on_made,
@@ -642,5 +637,5 @@ static const rd_conn_ops_t transport_ops = {
 
 void rdL_transport_setup(ltransport *t)
 {
-    t->conn.ops = &transport_ops;
+    t->conn.ops = &rdL_transport_ops;
 }

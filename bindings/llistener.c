@@ -13,15 +13,18 @@
  * Accepting
  *=====================================================================*/
 
-/* The transport of a new connection, with the listener's factory: runs
- * protected, since making a userdata may fail (memory). */
+/* The transport of a new connection: runs protected, since making a
+ * userdata may fail (memory). Its one uservalue is the protocol; the
+ * factory is the listener's, reached through conn.data (rdL_pushfactory):
+ * no uservalue for it, 16 bytes a connection less (issue 12). The listener
+ * stays pinned while it has connections not yet lost (ls->open), so the
+ * pointer stays good until on_lost drops it. */
 static int tramp_alloc(lua_State *L)
 {
     rdL_call *call = rdL_thiscall(L);
     llistener *ls = call->a;
-    ltransport *t = rdL_newtransport(L, ls->listener.loop->data, 2);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->ref);
-    lua_setiuservalue(L, -2, RDL_UV_LISTENER); /* and through it the factory */
+    ltransport *t = rdL_newtransport(L, ls->listener.loop->data, 1);
+    t->conn.data = ls;
     t->accepted = 1;
     ls->open++;
     call->b = t;
@@ -59,10 +62,17 @@ static int listener_close(lua_State *L, llistener *ls)
     lreactor *lr = ls->listener.loop->data;
     rd_listener_close(&ls->listener);
     if (ls->ref != LUA_NOREF) {
-        rdL_unpin(L, &ls->ref);
+        /* its open connections still reach it (conn.data): the last one's
+         * on_lost unpins it then (rdL_listener_release) */
+        if (ls->open == 0) rdL_unpin(L, &ls->ref);
         lr->nlisteners--;
     }
     return 1;
+}
+
+void rdL_listener_release(lua_State *L, llistener *ls)
+{
+    if (--ls->open == 0 && ls->listener.fd < 0) rdL_unpin(L, &ls->ref);
 }
 
 void rdL_listener_close(lua_State *L, rd_listener_t *l)

@@ -31,10 +31,7 @@ static void pull_until(lua_State *L, ltransport *t, int op, int argidx, lua_Inte
     size_t dlen;
     const char *d = luaL_checklstring(L, argidx, &dlen);
     if (dlen == 0) luaL_argerror(L, argidx, "empty separator");
-    if (d != f->delim) { /* the framer will point at it: keep it alive */
-        rdL_unpin(L, &t->delim_ref);
-        rdL_pin(L, argidx, &t->delim_ref);
-    }
+    if (d != f->delim) rdL_keepdelim(L, t, argidx); /* the framer will point at it */
     rd_span_t s;
     int r = rd_framer_until(f, d, dlen, limit < 0 ? 0 : (size_t)limit, &s);
     if (r == 1) {

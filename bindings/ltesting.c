@@ -248,7 +248,7 @@ static const char *const states[] = {"", "connecting", "open", "closing", "close
  * bytes queued */
 static int t_state(lua_State *L)
 {
-    /* by its magic: a closing transport may wear another metatable */
+    /* by its size and callbacks: a closing transport may wear another metatable */
     ltransport *t = rdL_totransport(L, 1);
     if (!t) return luaL_typeerror(L, 1, RDL_TRANSPORT);
     const rd_conn_t *c = &t->conn;

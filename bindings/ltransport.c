@@ -13,7 +13,7 @@
 
 #include "rdlua.h"
 
-/* by size and magic (rdL_totransport): two metatable probes by name cost
+/* by size and callback table (rdL_totransport): two metatable probes by name cost
  * ~550 instructions for a closing transport, in each method and its __gc */
 static ltransport *checktransport(lua_State *L)
 {
@@ -35,9 +35,13 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr, int nuv)
     memset(t, 0, sizeof *t);
     t->conn.state = RD_CLOSED; /* harmless to finalize until core adopts it */
     t->conn.fd = -1;
-    t->ref = t->delim_ref = LUA_NOREF;
-    t->magic = RDL_TRANSPORT_MAGIC;
+    t->ref = LUA_NOREF;
+    t->conn.ops = &rdL_transport_ops; /* what rdL_totransport knows it by */
     rd_framer_init(&t->in);
+    /* its "\r\n" as the transport's own copy, which needs no keeping alive
+     * (rdL_keepdelim is then for a long delimiter or a stream's separator) */
+    memcpy(t->delim, t->in.delim, t->in.dlen);
+    t->in.delim = t->delim;
     luaL_setmetatable(L, RDL_TRANSPORT);
     rdL_pin(L, -1, &t->ref);
     lr->ntransports++;
@@ -46,20 +50,40 @@ ltransport *rdL_newtransport(lua_State *L, lreactor *lr, int nuv)
 
 void rdL_pushfactory(lua_State *L, const ltransport *t, int ud)
 {
-    lua_getiuservalue(L, ud, RDL_UV_FACTORY);
-    if (t->accepted) { /* a listener: its own first uservalue */
-        lua_getiuservalue(L, -1, 1);
-        lua_remove(L, -2);
+    if (!t->accepted) {
+        lua_getiuservalue(L, ud, RDL_UV_FACTORY);
+        return;
     }
+    const llistener *ls = t->conn.data; /* the listener's first uservalue */
+    if (!ls) {                          /* lost: it let go of the listener */
+        lua_pushnil(L);
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ls->ref);
+    lua_getiuservalue(L, -1, 1);
+    lua_remove(L, -2);
 }
 
 void rdL_transport_unpin(lua_State *L, ltransport *t)
 {
     lreactor *lr = t->conn.loop ? t->conn.loop->data : rdL_reactor(L);
     if (t->ref == LUA_NOREF) return;
-    rdL_unpin(L, &t->ref);
-    rdL_unpin(L, &t->delim_ref);
+    rdL_unpin(L, &t->ref); /* its delimiter's string goes with it (weak keys) */
     lr->ntransports--;
+}
+
+void rdL_keepdelim(lua_State *L, ltransport *t, int idx)
+{
+    if (t->ref == LUA_NOREF) return; /* lost: its framer frames nothing more */
+    idx = idx ? lua_absindex(L, idx) : 0;
+    rdL_weakkeys(L, RDL_DELIM_KEY);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+    if (idx)
+        lua_pushvalue(L, idx);
+    else
+        lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
 }
 
 /* failConnection(transport, msg): what a handler error does, for errors
@@ -83,7 +107,7 @@ int rdL_failconnection(lua_State *L)
  *=====================================================================*/
 
 /* The hot-path check (luaL_checkudata looks the metatable up in the registry
- * and compares): a full userdata of our exact size carrying our magic. */
+ * and compares): a full userdata of our exact size with our callback table. */
 static ltransport *fastcheck(lua_State *L)
 {
     ltransport *t = rdL_totransport(L, 1);

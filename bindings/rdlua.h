@@ -34,6 +34,11 @@
 /* registry: transport -> the handler error's message that closed it (weak
  * keys): kept out of the transport, since few ever fail (4 bytes each) */
 #define RDL_ERRMSG_KEY "reactor.errors"
+/* registry: transport -> the string its framer's delimiter points into,
+ * when that is not the transport's own copy (a long delimiter, a stream's
+ * separator; weak keys): few have one, and a ref on the transport was 4
+ * bytes each (issue 12) */
+#define RDL_DELIM_KEY "reactor.delimiters"
 /* Push the registry's table at key, a weak-keyed one made on first use (a
  * transport's error message or made-up host, keyed by the transport) */
 void rdL_weakkeys(lua_State *L, const char *key);
@@ -149,8 +154,6 @@ enum { RDL_TK_R, RDL_TK_INFLIGHT, RDL_TK_WAIT, RDL_TK_SETTLE, RDL_TK_REAP, RDL_N
 /* Push lr's interned key k. */
 #define rdL_pushkey(L, lr, k) lua_rawgeti((L), LUA_REGISTRYINDEX, (lr)->keys[k])
 
-#define RDL_TRANSPORT_MAGIC 0x7264746eu
-
 /* reactor.core.framing.stream: a protocol whose delimiter is this (a
  * coroutine stream) has its reads fed to the framer and gets readReady()
  * per read; its task takes bytes with transport:_pull */
@@ -170,13 +173,14 @@ int rdL_httpbuild(lua_State *L);    /* core._httpbuild(...): a response's bytes 
 int rdL_httpresponse(lua_State *L); /* core._httpresponse(...): a client's response head */
 int rdL_httpdechunk(lua_State *L);  /* core._httpdechunk(...): a chunked body, decoded */
 
-/* uservalues of a transport: the protocol, then its factory, or for an
- * accepted one the listener that accepted it instead (which it keeps alive,
- * so that the listener's count of its connections outlives stopListening;
- * its factory is the listener's uservalue 1: 16 bytes a connection less);
- * a client's has a third, its connector. rdL_pushfactory tells them apart. */
+/* uservalues of a transport: the protocol, then its factory; a client's
+ * has a third, its connector. An accepted one has only the protocol: its
+ * factory is its listener's uservalue 1, and conn.data is that listener
+ * (llistener, pinned while it has connections not yet lost, so that its
+ * count of them outlives stopListening), until on_lost. 16 bytes a
+ * connection less than a uservalue (issue 12); rdL_pushfactory tells them
+ * apart. */
 enum { RDL_UV_PROTOCOL = 1, RDL_UV_FACTORY, RDL_UV_CONNECTOR };
-#define RDL_UV_LISTENER RDL_UV_FACTORY
 
 #define RDL_DELIM_INLINE 5
 typedef struct ltransport {
@@ -184,9 +188,7 @@ typedef struct ltransport {
      * registry ref per connection (ref): the protocol instance is uservalue
      * 1, a short delimiter is copied into delim (issue 12: memory per idle
      * connection; each ref is 16 bytes of the registry's array, doubled) */
-    uint32_t magic; /* RDL_TRANSPORT_MAGIC: write's type check without the metatable */
-    int ref;        /* pins the userdata while core may call back */
-    int delim_ref;  /* the framer's delimiter string when it is not delim's copy */
+    int ref; /* pins the userdata while core may call back */
     /* lstream.c: readuntil/readline: no separator within this many bytes
      * (a negative limit is 0; 32 bits: the framer holds no more) */
     uint32_t stream_limit;
@@ -205,8 +207,8 @@ typedef struct ltransport {
     unsigned char stream_rfast : 1; /* a read may wait in C: open, no EOF, no timeout, not paused */
     unsigned char fakehost : 1;     /* getHost answers from RDL_FAKEHOST_KEY (testing.adopt) */
     unsigned char failed : 1;       /* a handler error closed it: RDL_ERRMSG_KEY has the message */
-    unsigned char accepted : 1;     /* RDL_UV_LISTENER is the listener that accepted it: its
-                                     * open count holds this one (no pointer: 8 bytes) */
+    unsigned char accepted : 1;     /* conn.data is the listener that accepted it (until lost):
+                                     * its open count holds this one */
     unsigned char stream_wline : 1; /* the C wait (in.user) is a readline's, not a readuntil's */
     char delim[RDL_DELIM_INLINE];   /* a line delimiter this short, copied (in.delim points here) */
     /* a coroutine stream's (lstream.c), set by core._streamset */
@@ -216,16 +218,26 @@ typedef struct ltransport {
                                   * read takes the frame in C (ldispatch.c, read_stream) */
 } ltransport;
 
-/* The transport at idx, or NULL if it is not one: told by its size and
- * magic, not its metatable (a closing transport may wear another one) */
+/* Every transport's callbacks (ldispatch.c), set when it is made */
+extern const rd_conn_ops_t rdL_transport_ops;
+
+/* The transport at idx, or NULL if it is not one: told by its size and its
+ * conn's callback table (set at birth, never changed: a magic number of its
+ * own was 4 bytes a connection), not its metatable (a closing transport may
+ * wear another one) */
 static inline ltransport *rdL_totransport(lua_State *L, int idx)
 {
     ltransport *t = lua_touserdata(L, idx);
     if (!t || lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof *t ||
-        t->magic != RDL_TRANSPORT_MAGIC)
+        t->conn.ops != &rdL_transport_ops)
         return NULL;
     return t;
 }
+
+/* The framer's delimiter now points into the string at idx (0: into the
+ * transport's own copy, or nothing): keep that string alive for it, in the
+ * registry's RDL_DELIM_KEY table. */
+void rdL_keepdelim(lua_State *L, ltransport *t, int idx);
 
 typedef struct ltimer {
     rd_timer_t timer;
@@ -366,6 +378,9 @@ int rdL_listen(lua_State *L);
 int rdL_listenunix(lua_State *L);
 int rdL_adopttcp(lua_State *L); /* a socket that listens already (workers) */
 void rdL_listener_close(lua_State *L, rd_listener_t *l); /* and unpin */
+/* One of its connections is lost: the count drops, and a closed listener
+ * with none left is unpinned. */
+void rdL_listener_release(lua_State *L, llistener *ls);
 
 /* lendpoint.c: connections we make */
 int rdL_connect(lua_State *L);

@@ -91,6 +91,14 @@ typedef struct rd_buf {
     rd_pool_t *pool;         /* private */
 } rd_buf_t;
 
+/* The same queue without its pool pointer: a conn's output (its pool is its
+ * loop's, so 8 bytes a conn less). Private; the rd__bufq_* calls are
+ * rd_buf_*'s with the pool passed in. */
+typedef struct rd__bufq {
+    rd_chunk_t *head, *tail; /* private */
+    size_t size;             /* ro: bytes queued */
+} rd__bufq_t;
+
 void rd_pool_init(rd_pool_t *p, unsigned max);
 /* Free every cached chunk. */
 void rd_pool_destroy(rd_pool_t *p);
@@ -104,6 +112,10 @@ int rd_buf_iov(const rd_buf_t *b, struct iovec *iov, int max);
 void rd_buf_consume(rd_buf_t *b, size_t n);
 /* Drop everything. */
 void rd_buf_clear(rd_buf_t *b);
+
+int rd__bufq_append(rd__bufq_t *q, rd_pool_t *pool, const void *data, size_t len);
+int rd__bufq_iov(const rd__bufq_t *q, struct iovec *iov, int max);
+void rd__bufq_consume(rd__bufq_t *q, rd_pool_t *pool, size_t n);
 
 /* A timer on a virtual clock (rd_clock_t): what rd_timer_t and rd_conn_t
  * hold in place of their ev_timer while one is installed. It shares the
@@ -145,17 +157,33 @@ typedef struct rd_link {
     struct rd_link *next, *prev;
 } rd_link_t;
 
+/* A queue of conns in the order they joined, an array on the loop instead
+ * of a link in each conn (16 bytes a conn each). An entry may be stale (its
+ * conn has left since: the flag that put it there is clear) or NULL, and is
+ * skipped when reached; it stays until the queue is drained, when the
+ * array starts over. So a conn's memory must outlive its entries: drained
+ * before any on_lost (rd_loop_settle's order), and cleared by a close that
+ * will not be reported (rd__cq_forget). */
+typedef struct rd__cq {
+    rd_conn_t **v;      /* private */
+    uint32_t i, n;      /* private: the next entry to take, the end */
+    uint32_t cap;       /* private */
+    unsigned char over; /* private: an append found no memory: some flagged conns are
+                         * not in v, and are found on loop->conns instead */
+} rd__cq_t;
+
 struct rd_loop {
     struct ev_loop *ev;            /* ro: the libev loop, own or injected */
     void *data;                    /* rw: the owner's */
     char *rbuf;                    /* private: shared read buffer */
     size_t rbuf_size;              /* ro */
     rd_pool_t pool;                /* private: output chunks */
-    rd_link_t conns;               /* private: every conn not yet CLOSED */
-    rd_link_t ready;               /* private: conns whose socket is readable */
-    rd_link_t pending_writes;      /* private: conns (never CLOSED) with output or a
-                                    * shutdown for the next settle to send */
-    rd_link_t pending_lost;        /* private: CLOSED conns whose on_lost is due */
+    rd_link_t conns;               /* private: every conn not yet CLOSED (c->link) */
+    rd__cq_t ready;                /* private: conns whose socket is readable (c->ready) */
+    rd__cq_t pending_writes;       /* private: conns (never CLOSED) with output or a
+                                    * shutdown for the next settle to send (c->write_due) */
+    rd_link_t pending_lost;        /* private: CLOSED conns whose on_lost is due (c->link,
+                                    * free once CLOSED) */
     rd_batch_cb run_reads;         /* rw: optional, see rd_loop_read_ready */
     rd_link_t timers;              /* private: active timers */
     rd_link_t listeners;           /* private: open listeners */
@@ -260,38 +288,39 @@ typedef struct rd_conn_ops {
 } rd_conn_ops_t;
 
 /* Fields in the order the read path touches them: one request reads and
- * writes bytes 0 to ~170 only (io to high: three cache lines at most;
- * at 1000 connections every line is a likely miss, shared with the
- * kernel's socket buffers). */
+ * writes bytes 0 to ~116 only (io to high: two cache lines, three if it
+ * straddles; at 1000 connections every line is a likely miss, shared with
+ * the kernel's socket buffers). The loop's queues (ready, pending_writes)
+ * are arrays on the loop, not links here: 176 bytes in all, 232 before
+ * issue 12's branch mem2. */
 struct rd_conn {
     ev_io io;                /* private: the socket's one watcher, its events
                               * what the conn wants (read, write, both); a
-                              * stream's write side has its own (rd__connstream) */
+                              * stream's write side has its own (rd__connstream).
+                              * Its data pointer, which the core does not need
+                              * (the conn is the watcher's container), holds the
+                              * conn's cold part, rd__connx: NULL until a timer or
+                              * a stream's write side needs it (see rd__conn_x) */
     rd_loop_t *loop;         /* ro */
     int fd;                  /* ro: -1 once closed */
     int err;                 /* ro: why it closed (0 or a -errno), once CLOSED */
     unsigned char state;     /* ro: enum rd_conn_state */
-    unsigned char write_due; /* private: on loop->pending_writes */
+    unsigned char write_due; /* private: due on loop->pending_writes */
     unsigned char lost_due;  /* private: on loop->pending_lost */
-    unsigned char ready;     /* private: on loop->ready */
+    unsigned char ready;     /* private: due on loop->ready */
     unsigned char stream;    /* ro: not a socket (stdio): read/writev, flags restored;
                               * 2 = its two fds share one file description */
     unsigned char shut_wr;   /* ro: 1 = shutdown(SHUT_WR) pending, 2 = done */
     unsigned char reason;    /* ro: why it closed (enum rd_reason), once CLOSED */
     /* the flags a request does not write, as bits: with the bytes above,
-     * 8 bytes, no padding before rlink */
+     * 8 bytes, no padding before out */
     unsigned char flow_paused : 1; /* ro: above the high water mark */
     unsigned char user_paused : 1; /* ro: rd_conn_pause_reading */
     unsigned char redeliver : 1;   /* private: rd_conn_redeliver asked for an empty on_read */
     unsigned char pause_reads : 1; /* rw: stop reading while flow_paused (default 1) */
     unsigned char eof : 1;         /* ro: the peer has sent FIN */
     unsigned char detached : 1;    /* private: on_lost is not called (rd_conn_detach) */
-    rd_link_t rlink;               /* private: in loop->ready */
-    rd_link_t qlink;               /* private: in pending_writes or pending_lost */
-    rd_buf_t out;                  /* private: queued output */
-    struct rd__conntimer *tm;      /* private: the connect or idle timer, allocated
-                                    * only once one is set (most conns never have
-                                    * one: 64 bytes each saved); see rd_conn_timeout */
+    rd__bufq_t out;                /* private: queued output, from loop->pool */
     const rd_conn_ops_t *ops;      /* rw: the owner's callbacks (never NULL once
                                     * init'ed: init sets a table of none if unset) */
     uint32_t high, low;            /* rw: output water marks (4 bytes each: see rd_conn_marks) */
@@ -299,9 +328,7 @@ struct rd_conn {
     rd_addr_t peer;                /* ro: valid after close too; the local address is
                                     * asked for when wanted (rd_conn_host). Here, after
                                     * the three 4-byte fields, it leaves no padding */
-    struct rd__connstream *st;     /* private: a stream's write side, else NULL
-                                    * (sockets write to fd: 56 bytes each saved) */
-    rd_link_t link;                /* private: in loop->conns */
+    rd_link_t link;                /* private: in loop->conns, then in loop->pending_lost */
     rd_listener_t *listener;       /* ro: accepted by (counts it), or NULL once that closed */
     void *data;                    /* rw: the owner's */
 };
@@ -315,17 +342,28 @@ struct rd__connstream {
     int rflags, wflags; /* the fds' flags before we took them */
 };
 
-/* A conn's timer, out of line: connect, then idle timeout. */
-struct rd__conntimer {
+/* A conn's cold part, out of line (in io.data): its timer, connect then
+ * idle timeout, allocated only once one is set (most conns never have one),
+ * and a stream's write side (sockets write to fd). Neither is on the read
+ * path of a socket; each was a pointer in rd_conn_t (16 bytes a conn). A
+ * stream conn has one from its init. */
+struct rd__connx {
     union {
         ev_timer timer;  /* connect, then idle timeout */
         rd__tw_t vtimer; /* the same on a virtual clock */
     };
     rd_conn_t *c;
-    double timeout;   /* idle timeout in seconds, 0 = none */
-    double last_read; /* when the conn last read, while timeout > 0 */
-    rd__dl_t dl;      /* private: timer's place in the loop's deadline heap */
+    double timeout;            /* idle timeout in seconds, 0 = none */
+    double last_read;          /* when the conn last read, while timeout > 0 */
+    rd__dl_t dl;               /* private: timer's place in the loop's deadline heap */
+    struct rd__connstream *st; /* a stream's write side, else NULL */
 };
+
+/* The cold part, or NULL */
+static inline struct rd__connx *rd__conn_x(const rd_conn_t *c)
+{
+    return (struct rd__connx *)c->io.data;
+}
 
 /* Set the water marks and the cap from size_t values (larger ones are
  * clamped to 4 GiB - 1, which no output queue reaches). */
@@ -682,14 +720,54 @@ void rd__link_del(rd_link_t *l);
 void rd__dl_sync(rd_loop_t *loop, rd__dl_t *n);
 void rd__dl_del(rd_loop_t *loop, rd__dl_t *n);
 #define rd__container(ptr, type, field) ((type *)((char *)(ptr)-offsetof(type, field)))
-/* The settle's two queues, one link for both (qlink): a conn is on
- * pending_writes only while not CLOSED, on pending_lost only once CLOSED,
- * and rd_conn_close moves it from the first to the second. Each add is a
- * no-op if already there, each remove if not. */
-void rd__write_later(rd_conn_t *c);  /* onto loop->pending_writes */
-void rd__write_cancel(rd_conn_t *c); /* off it */
-void rd__lost_later(rd_conn_t *c);   /* onto loop->pending_lost */
-void rd__lost_cancel(rd_conn_t *c);  /* off it */
+/* The settle's queues: a conn is on pending_writes only while not CLOSED
+ * (write_due), on pending_lost only once CLOSED, by the link that held it
+ * in loop->conns, and rd_conn_close moves it from the first to the second.
+ * Each add is a no-op if already there, each remove if not. */
+void rd__lost_later(rd_conn_t *c);  /* onto loop->pending_lost */
+void rd__lost_cancel(rd_conn_t *c); /* off it */
+/* Clear c's entries in the loop's queues: for a conn that closed without a
+ * report to come, whose owner may free it at once. */
+void rd__cq_forget(rd_conn_t *c);
+/* Append to a full queue: grow it, or mark it over (no memory). */
+void rd__cq_grow(rd__cq_t *q, rd_conn_t *c);
+
+/* Every request marks its conn ready and queues its answer, then takes both
+ * off again: inline, as the links' adds and removes were */
+static inline void rd__cq_push(rd__cq_t *q, rd_conn_t *c)
+{
+    if (q->n < q->cap)
+        q->v[q->n++] = c;
+    else
+        rd__cq_grow(q, c);
+}
+
+/* onto loop->ready */
+static inline void rd__ready_mark(rd_conn_t *c)
+{
+    if (c->ready) return;
+    c->ready = 1;
+    rd__cq_push(&c->loop->ready, c);
+}
+
+/* onto loop->pending_writes */
+static inline void rd__write_later(rd_conn_t *c)
+{
+    if (c->write_due) return;
+    c->write_due = 1;
+    rd__cq_push(&c->loop->pending_writes, c);
+}
+
+/* off it: the entry goes stale, unless it is the last one (the answer a
+ * conn flushes right after its own read), which goes at once, so that the
+ * settle finds nothing left to skip */
+static inline void rd__write_cancel(rd_conn_t *c)
+{
+    if (!c->write_due) return;
+    c->write_due = 0;
+    rd__cq_t *q = &c->loop->pending_writes;
+    if (q->n > q->i && q->v[q->n - 1] == c) q->n--;
+}
 /* Write what is queued: one send in the common case. Never called on a
  * CLOSED conn (close takes it off pending_writes). */
 void rd__conn_flush(rd_conn_t *c);

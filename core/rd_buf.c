@@ -64,63 +64,101 @@ void rd_buf_init(rd_buf_t *b, rd_pool_t *pool)
     b->pool = pool;
 }
 
-int rd_buf_append(rd_buf_t *b, const void *data, size_t len)
+/* The queue's three fields by address: rd_buf_t's and rd__bufq_t's are the
+ * same fields in two structs (a conn's has no pool pointer), and one body
+ * serves both without casting one struct to the other. */
+typedef struct {
+    rd_chunk_t **head, **tail;
+    size_t *size;
+} qref;
+
+static inline int q_append(qref q, rd_pool_t *pool, const void *data, size_t len)
 {
     const char *s = data;
     if (len == 0) return 0;
-    if (b->tail) { /* fill what is left of the tail first */
-        rd_chunk_t *t = b->tail;
+    if (*q.tail) { /* fill what is left of the tail first */
+        rd_chunk_t *t = *q.tail;
         size_t room = t->cap - t->end;
         if (room >= len) {
             memcpy(t->data + t->end, s, len);
             t->end += (uint32_t)len;
-            b->size += len;
+            *q.size += len;
             return 0;
         }
     }
-    rd_chunk_t *k = chunk_new(b->pool, len);
+    rd_chunk_t *k = chunk_new(pool, len);
     if (!k) return -ENOMEM;
     memcpy(k->data, s, len);
     k->end = (uint32_t)len;
-    if (b->tail)
-        b->tail->next = k;
+    if (*q.tail)
+        (*q.tail)->next = k;
     else
-        b->head = k;
-    b->tail = k;
-    b->size += len;
+        *q.head = k;
+    *q.tail = k;
+    *q.size += len;
     return 0;
 }
 
-int rd_buf_iov(const rd_buf_t *b, struct iovec *iov, int max)
+static inline int q_iov(const rd_chunk_t *head, struct iovec *iov, int max)
 {
     int n = 0;
-    for (rd_chunk_t *k = b->head; k && n < max; k = k->next) {
-        iov[n].iov_base = k->data + k->start;
+    for (const rd_chunk_t *k = head; k && n < max; k = k->next) {
+        iov[n].iov_base = (char *)k->data + k->start;
         iov[n].iov_len = k->end - k->start;
         n++;
     }
     return n;
 }
 
-void rd_buf_consume(rd_buf_t *b, size_t n)
+static inline void q_consume(qref q, rd_pool_t *pool, size_t n)
 {
-    while (n > 0 && b->head) {
-        rd_chunk_t *k = b->head;
+    while (n > 0 && *q.head) {
+        rd_chunk_t *k = *q.head;
         size_t avail = k->end - k->start;
         if (n < avail) {
             k->start += (uint32_t)n;
-            b->size -= n;
+            *q.size -= n;
             return;
         }
         n -= avail;
-        b->size -= avail;
-        b->head = k->next;
-        if (!b->head) b->tail = NULL;
-        chunk_free(b->pool, k);
+        *q.size -= avail;
+        *q.head = k->next;
+        if (!*q.head) *q.tail = NULL;
+        chunk_free(pool, k);
     }
+}
+
+int rd_buf_append(rd_buf_t *b, const void *data, size_t len)
+{
+    return q_append((qref){&b->head, &b->tail, &b->size}, b->pool, data, len);
+}
+
+int rd_buf_iov(const rd_buf_t *b, struct iovec *iov, int max)
+{
+    return q_iov(b->head, iov, max);
+}
+
+void rd_buf_consume(rd_buf_t *b, size_t n)
+{
+    q_consume((qref){&b->head, &b->tail, &b->size}, b->pool, n);
 }
 
 void rd_buf_clear(rd_buf_t *b)
 {
     rd_buf_consume(b, b->size);
+}
+
+int rd__bufq_append(rd__bufq_t *q, rd_pool_t *pool, const void *data, size_t len)
+{
+    return q_append((qref){&q->head, &q->tail, &q->size}, pool, data, len);
+}
+
+int rd__bufq_iov(const rd__bufq_t *q, struct iovec *iov, int max)
+{
+    return q_iov(q->head, iov, max);
+}
+
+void rd__bufq_consume(rd__bufq_t *q, rd_pool_t *pool, size_t n)
+{
+    q_consume((qref){&q->head, &q->tail, &q->size}, pool, n);
 }

@@ -34,15 +34,13 @@ static void common_init(rd_conn_t *c, rd_loop_t *loop, int fd, const rd_addr_t *
     c->loop = loop;
     c->fd = fd;
     c->stream = 0;
-    c->st = NULL;
     c->reason = c->err = 0;
     c->write_due = c->lost_due = c->ready = c->detached = 0;
-    rd__link_init(&c->qlink);
-    rd__link_init(&c->rlink);
-    rd_buf_init(&c->out, &loop->pool);
+    c->out.head = c->out.tail = NULL;
+    c->out.size = 0;
     c->peer = *peer;
     ev_io_init(&c->io, io_cb, fd, 0);
-    c->tm = NULL;
+    c->io.data = NULL; /* no cold part yet (libev leaves data alone) */
     c->listener = NULL;
     c->high = RD_HIGH_WATER;
     c->low = RD_LOW_WATER;
@@ -111,20 +109,30 @@ static void read_want(rd_conn_t *c, int on)
 
 /* Only a socket's watcher ever has EV_WRITE: the common case, a socket
  * that is not waiting to write, costs one test more than the events' */
+/* A stream's write side, NULL for a socket (one load and a test when the
+ * conn has no cold part, as the pointer of its own cost) */
+static inline struct rd__connstream *stream_of(const rd_conn_t *c)
+{
+    struct rd__connx *x = rd__conn_x(c);
+    return x ? x->st : NULL;
+}
+
 static inline int writing(const rd_conn_t *c)
 {
     if (c->io.events & EV_WRITE) return ev_is_active(&c->io);
-    return c->st && ev_is_active(&c->st->wio);
+    struct rd__connstream *st = stream_of(c);
+    return st && ev_is_active(&st->wio);
 }
 
 static void write_want(rd_conn_t *c, int on)
 {
-    if (!c->st) {
+    struct rd__connstream *st = stream_of(c);
+    if (!st) {
         io_want(c, (io_events(c) & ~EV_WRITE) | (on ? EV_WRITE : 0));
-    } else if (on && !ev_is_active(&c->st->wio)) {
-        ev_io_start(c->loop->ev, &c->st->wio);
-    } else if (!on && ev_is_active(&c->st->wio)) {
-        ev_io_stop(c->loop->ev, &c->st->wio);
+    } else if (on && !ev_is_active(&st->wio)) {
+        ev_io_start(c->loop->ev, &st->wio);
+    } else if (!on && ev_is_active(&st->wio)) {
+        ev_io_stop(c->loop->ev, &st->wio);
     }
 }
 
@@ -150,10 +158,7 @@ void rd_conn_redeliver(rd_conn_t *c)
 {
     if (c->state != RD_OPEN) return;
     c->redeliver = 1;
-    if (!c->ready) {
-        c->ready = 1;
-        rd__link_add(&c->loop->ready, &c->rlink);
-    }
+    rd__ready_mark(c);
 }
 
 void rd_conn_pause_reading(rd_conn_t *c, int paused)
@@ -172,7 +177,7 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
         rd_conn_close(c, RD_ABORTED, RD_ETOOBIG);
         return RD_ETOOBIG;
     }
-    int r = rd_buf_append(&c->out, data, len);
+    int r = rd__bufq_append(&c->out, &c->loop->pool, data, len);
     if (r != 0 || !len) return r;
     rd__write_later(c);
     if (!c->flow_paused && c->out.size > c->high) {
@@ -230,10 +235,9 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
     if (c->state == RD_CLOSED) return RD_ECLOSED;
     rd_loop_t *loop = c->loop;
     ev_io_stop(loop->ev, &c->io);
-    timer_free(c);
-    rd_buf_clear(&c->out);
-    if (c->st) { /* give the descriptions back as we found them */
-        struct rd__connstream *st = c->st;
+    rd__bufq_consume(&c->out, &loop->pool, c->out.size);
+    struct rd__connstream *st = stream_of(c);
+    if (st) { /* give the descriptions back as we found them */
         ev_io_stop(loop->ev, &st->wio);
         fcntl(c->fd, F_SETFL, st->rflags);
         if (st->wfd >= 0) {
@@ -241,33 +245,36 @@ int rd_conn_close(rd_conn_t *c, int reason, int err)
             close(st->wfd);
         }
         free(st);
-        c->st = NULL;
+        rd__conn_x(c)->st = NULL;
     }
+    timer_free(c); /* the cold part goes with the timer, its stream gone */
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->state = RD_CLOSED;
     c->reason = (unsigned char)reason;
     c->err = err;
     rd__link_del(&c->link);
-    if (c->ready) { /* its batched read will not happen */
-        rd__link_del(&c->rlink);
-        c->ready = 0;
-    }
+    c->ready = 0; /* its batched read will not happen: the entry goes stale */
     loop->nconns--;
     if (c->listener) {
         c->listener->nconns--;
         c->listener = NULL;
     }
     rd__write_cancel(c); /* a CLOSED conn is never flushed */
-    if (c->ops->on_lost && !c->detached) rd__lost_later(c);
+    if (c->ops->on_lost && !c->detached)
+        rd__lost_later(c); /* reported once the queues are drained */
+    else
+        rd__cq_forget(c); /* no report: its owner may free it now */
     return 0;
 }
 
 void rd_conn_detach(rd_conn_t *c)
 {
     c->detached = 1;
-    rd_conn_close(c, RD_ABORTED, 0);
-    rd__lost_cancel(c); /* closed before: its report may still be due */
+    if (rd_conn_close(c, RD_ABORTED, 0) < 0 && c->lost_due) {
+        rd__lost_cancel(c); /* closed before: its report was still due */
+        rd__cq_forget(c);   /* and its owner may free it now */
+    }
 }
 
 void rd_conn_finish(rd_conn_t *c)
@@ -308,13 +315,13 @@ void rd__conn_flush(rd_conn_t *c)
     if (c->state == RD_CONNECTING) return; /* connected_cb queues it again */
     while (c->out.size) {
         struct iovec iov[RD_IOV_MAX];
-        int niov = rd_buf_iov(&c->out, iov, RD_IOV_MAX);
+        int niov = rd__bufq_iov(&c->out, iov, RD_IOV_MAX);
         size_t want = 0;
         for (int i = 0; i < niov; i++)
             want += iov[i].iov_len;
         ssize_t n;
         if (c->stream) {
-            n = stream_writev(c->st->wfd, iov, niov);
+            n = stream_writev(stream_of(c)->wfd, iov, niov);
         } else if (niov == 1) { /* the common case: send skips sendmsg's iovec import */
             n = send(c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
         } else {
@@ -330,7 +337,7 @@ void rd__conn_flush(rd_conn_t *c)
             rd_conn_close(c, RD_LOST, -errno);
             return;
         }
-        rd_buf_consume(&c->out, (size_t)n);
+        rd__bufq_consume(&c->out, &c->loop->pool, (size_t)n);
         if ((size_t)n < want) break; /* the socket buffer is full */
     }
     if (c->out.size) {
@@ -347,7 +354,7 @@ void rd__conn_flush(rd_conn_t *c)
         if (c->stream) {
             /* a pipe's EOF. The dup shares stdout's description: give its
              * flags back first, unless the read side shares it too */
-            struct rd__connstream *st = c->st;
+            struct rd__connstream *st = stream_of(c);
             if (c->stream == 1) fcntl(st->wfd, F_SETFL, st->wflags);
             close(st->wfd);
             st->wfd = -1;
@@ -367,10 +374,7 @@ static void io_cb(struct ev_loop *ev, ev_io *w, int revents)
 {
     (void)ev;
     rd_conn_t *c = rd__container(w, rd_conn_t, io);
-    if ((revents & EV_READ) && !c->ready) {
-        c->ready = 1;
-        rd__link_add(&c->loop->ready, &c->rlink);
-    }
+    if (revents & EV_READ) rd__ready_mark(c);
     if (revents & EV_WRITE) {
         rd_loop_t *loop = c->loop;
         rd__conn_flush(c);
@@ -399,7 +403,8 @@ void rd__conn_read(rd_conn_t *c)
                       : recv(c->fd, loop->rbuf, loop->rbuf_size, 0);
     while (n < 0 && errno == EINTR);
     if (n > 0) {
-        if (c->tm && c->tm->timeout > 0) c->tm->last_read = rd_now(loop);
+        struct rd__connx *x = rd__conn_x(c);
+        if (x && x->timeout > 0) x->last_read = rd_now(loop);
         c->ops->on_read(c, loop->rbuf, (size_t)n);
         /* on_read may longjmp to the owner's run_reads (rd_loop_read_ready):
          * then the lines below are skipped, which is safe: c has left the
@@ -445,33 +450,49 @@ static void vconnect_cb(rd__tw_t *e);
 
 static void timer_stop(rd_conn_t *c)
 {
-    if (!c->tm) return;
+    struct rd__connx *tm = rd__conn_x(c);
+    if (!tm) return;
     if (c->loop->clock) {
-        rd__tw_stop(c->loop->clock, &c->tm->vtimer);
+        rd__tw_stop(c->loop->clock, &tm->vtimer);
     } else {
-        ev_timer_stop(c->loop->ev, &c->tm->timer);
-        rd__dl_del(c->loop, &c->tm->dl);
+        ev_timer_stop(c->loop->ev, &tm->timer);
+        rd__dl_del(c->loop, &tm->dl);
     }
 }
 
-/* Stopped and gone: at close, and once a connect succeeded. */
+/* Stopped and gone, with the cold part: at close (a stream's write side is
+ * gone by then), and once a connect succeeded (a socket's holds only the
+ * timer). */
 static void timer_free(rd_conn_t *c)
 {
     timer_stop(c);
-    free(c->tm);
-    c->tm = NULL;
+    free(c->io.data);
+    c->io.data = NULL;
+}
+
+/* A new cold part, the timer stopped with no timeout, for c once set. */
+static struct rd__connx *x_new(void)
+{
+    struct rd__connx *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    ev_init(&x->timer, NULL);
+    x->dl.w = &x->timer;
+    return x;
+}
+
+static void x_set(rd_conn_t *c, struct rd__connx *x)
+{
+    x->c = c;
+    c->io.data = x;
 }
 
 /* The conn's timer, allocated at first use (stopped, no timeout). */
 static int timer_get(rd_conn_t *c)
 {
-    if (c->tm) return 0;
-    struct rd__conntimer *tm = calloc(1, sizeof *tm);
-    if (!tm) return -ENOMEM;
-    ev_init(&tm->timer, NULL);
-    tm->c = c;
-    tm->dl.w = &tm->timer;
-    c->tm = tm;
+    if (rd__conn_x(c)) return 0;
+    struct rd__connx *x = x_new();
+    if (!x) return -ENOMEM;
+    x_set(c, x);
     return 0;
 }
 
@@ -481,32 +502,34 @@ static int timer_get(rd_conn_t *c)
  * repeating one kept the last "sleep the rest" as its period. */
 static void idle_arm(rd_conn_t *c, double after)
 {
+    struct rd__connx *tm = rd__conn_x(c);
     if (!(after > 0)) after = 0; /* due now: fires in the next iteration */
     if (c->loop->clock) {
-        rd__tw_start(c->loop->clock, &c->tm->vtimer, after, 0, vidle_cb);
+        rd__tw_start(c->loop->clock, &tm->vtimer, after, 0, vidle_cb);
         return;
     }
-    ev_timer_stop(c->loop->ev, &c->tm->timer);
-    ev_timer_init(&c->tm->timer, idle_cb, after, 0.);
-    ev_timer_start(c->loop->ev, &c->tm->timer);
-    rd__dl_sync(c->loop, &c->tm->dl);
+    ev_timer_stop(c->loop->ev, &tm->timer);
+    ev_timer_init(&tm->timer, idle_cb, after, 0.);
+    ev_timer_start(c->loop->ev, &tm->timer);
+    rd__dl_sync(c->loop, &tm->dl);
 }
 
 static void connect_arm(rd_conn_t *c, double after)
 {
+    struct rd__connx *tm = rd__conn_x(c);
     if (c->loop->clock) {
-        rd__tw_start(c->loop->clock, &c->tm->vtimer, after, 0, vconnect_cb);
+        rd__tw_start(c->loop->clock, &tm->vtimer, after, 0, vconnect_cb);
         return;
     }
-    ev_timer_init(&c->tm->timer, connect_timeout_cb, after, 0.);
-    ev_timer_start(c->loop->ev, &c->tm->timer);
-    rd__dl_sync(c->loop, &c->tm->dl);
+    ev_timer_init(&tm->timer, connect_timeout_cb, after, 0.);
+    ev_timer_start(c->loop->ev, &tm->timer);
+    rd__dl_sync(c->loop, &tm->dl);
 }
 
 /* A started timer moves to the other clock with the time it has left. */
 void rd__conn_switch(rd_conn_t *c, rd_clock_t *from, rd_clock_t *to)
 {
-    struct rd__conntimer *tm = c->tm;
+    struct rd__connx *tm = rd__conn_x(c);
     if (!tm || !ev_is_active(&tm->timer)) return; /* vtimer.slot lies where timer.active does */
     int idle = c->state != RD_CONNECTING;
     double left;
@@ -532,7 +555,7 @@ void rd__conn_switch(rd_conn_t *c, rd_clock_t *from, rd_clock_t *to)
 static void idle_fired(rd_conn_t *c)
 {
     rd_loop_t *loop = c->loop;
-    double left = c->tm->last_read + c->tm->timeout - rd_now(loop);
+    double left = rd__conn_x(c)->last_read + rd__conn_x(c)->timeout - rd_now(loop);
     if (left > 1e-3) { /* read since it was armed: sleep the rest */
         idle_arm(c, left);
         return;
@@ -541,10 +564,11 @@ static void idle_fired(rd_conn_t *c)
         c->ops->on_timeout(c);
     else
         rd_conn_close(c, RD_TIMEOUT, -ETIMEDOUT);
-    if (c->state != RD_CLOSED && c->tm && c->tm->timeout > 0 && !ev_is_active(&c->tm->timer)) {
+    struct rd__connx *tm = c->state != RD_CLOSED ? rd__conn_x(c) : NULL;
+    if (tm && tm->timeout > 0 && !ev_is_active(&tm->timer)) {
         /* the owner kept it: the clock starts again */
-        c->tm->last_read = rd_now(loop);
-        idle_arm(c, c->tm->timeout);
+        tm->last_read = rd_now(loop);
+        idle_arm(c, tm->timeout);
     }
     rd_loop_settle(loop);
 }
@@ -552,44 +576,47 @@ static void idle_fired(rd_conn_t *c)
 static void idle_cb(struct ev_loop *ev, ev_timer *w, int revents)
 {
     (void)ev, (void)revents;
-    struct rd__conntimer *tm = rd__container(w, struct rd__conntimer, timer);
+    struct rd__connx *tm = rd__container(w, struct rd__connx, timer);
     rd__dl_del(tm->c->loop, &tm->dl); /* one-shot: stopped now */
     idle_fired(tm->c);
 }
 
 static void vidle_cb(rd__tw_t *e)
 {
-    idle_fired(rd__container(e, struct rd__conntimer, vtimer)->c);
+    idle_fired(rd__container(e, struct rd__connx, vtimer)->c);
 }
 
 int rd_conn_set_timeout(rd_conn_t *c, double seconds)
 {
     if (c->state == RD_CLOSED || c->state == RD_CONNECTING) return 0;
     if (!(seconds > 0)) {
-        if (c->tm) {
+        if (rd__conn_x(c)) {
             timer_stop(c);
-            c->tm->timeout = 0;
+            rd__conn_x(c)->timeout = 0;
         }
         return 0;
     }
     if (timer_get(c) < 0) return -ENOMEM;
     timer_stop(c);
-    c->tm->timeout = seconds;
-    c->tm->last_read = rd_now(c->loop);
-    if (!c->loop->clock) ev_init(&c->tm->timer, idle_cb);
+    struct rd__connx *tm = rd__conn_x(c);
+    tm->timeout = seconds;
+    tm->last_read = rd_now(c->loop);
+    if (!c->loop->clock) ev_init(&tm->timer, idle_cb);
     idle_arm(c, seconds);
     return 0;
 }
 
 double rd_conn_timeout(const rd_conn_t *c)
 {
-    return c->tm ? c->tm->timeout : 0;
+    const struct rd__connx *tm = rd__conn_x(c);
+    return tm ? tm->timeout : 0;
 }
 
 double rd_conn_timer_remaining(const rd_conn_t *c)
 {
-    if (!c->tm || c->loop->clock || !ev_is_active(&c->tm->timer)) return -1;
-    return ev_timer_remaining(c->loop->ev, &c->tm->timer);
+    struct rd__connx *tm = rd__conn_x(c);
+    if (!tm || c->loop->clock || !ev_is_active(&tm->timer)) return -1;
+    return ev_timer_remaining(c->loop->ev, &tm->timer);
 }
 
 /*{====================================================================
@@ -628,26 +655,32 @@ static void connect_timed_out(rd_conn_t *c)
 static void connect_timeout_cb(struct ev_loop *ev, ev_timer *w, int revents)
 {
     (void)ev, (void)revents;
-    struct rd__conntimer *tm = rd__container(w, struct rd__conntimer, timer);
+    struct rd__connx *tm = rd__container(w, struct rd__connx, timer);
     rd__dl_sync(tm->c->loop, &tm->dl); /* a one-shot: libev stopped it */
     connect_timed_out(tm->c);
 }
 
 static void vconnect_cb(rd__tw_t *e)
 {
-    connect_timed_out(rd__container(e, struct rd__conntimer, vtimer)->c);
+    connect_timed_out(rd__container(e, struct rd__connx, vtimer)->c);
 }
 
 int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
 {
     struct rd__connstream *st = calloc(1, sizeof *st);
-    if (!st) return -ENOMEM;
+    struct rd__connx *x = x_new(); /* a stream's write side lives in the cold part */
+    if (!st || !x) {
+        free(st);
+        free(x);
+        return -ENOMEM;
+    }
     int r = fcntl(rfd, F_DUPFD_CLOEXEC, 3), w = fcntl(wfd, F_DUPFD_CLOEXEC, 3);
     if (r < 0 || w < 0) {
         int err = -errno;
         if (r >= 0) close(r);
         if (w >= 0) close(w);
         free(st);
+        free(x);
         return err;
     }
     rd_addr_t none;
@@ -658,7 +691,8 @@ int rd_conn_init_stream(rd_conn_t *c, rd_loop_t *loop, int rfd, int wfd)
     st->wfd = w;
     st->rflags = fcntl(r, F_GETFL);
     st->wflags = fcntl(w, F_GETFL);
-    c->st = st;
+    x->st = st;
+    x_set(c, x);
     fcntl(r, F_SETFL, st->rflags | O_NONBLOCK);
     /* one description for both (a terminal on stdin and stdout) shows the
      * read side's new flag on the write side too */
@@ -677,18 +711,14 @@ static int start_connect(rd_conn_t *c, rd_loop_t *loop, int fd, const struct soc
         close(fd);
         return err;
     }
-    struct rd__conntimer *tm = NULL;
-    if (timeout > 0 && !(tm = calloc(1, sizeof *tm))) {
+    struct rd__connx *tm = NULL;
+    if (timeout > 0 && !(tm = x_new())) {
         close(fd);
         return -ENOMEM;
     }
     common_init(c, loop, fd, peer);
     c->state = RD_CONNECTING;
-    if (tm) {
-        tm->c = c;
-        tm->dl.w = &tm->timer;
-        c->tm = tm;
-    }
+    if (tm) x_set(c, tm);
     /* even an immediate success is reported from the loop, never from here */
     ev_set_cb(&c->io, connected_cb);
     io_want(c, EV_WRITE);

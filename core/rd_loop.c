@@ -10,7 +10,9 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "rd.h"
@@ -38,31 +40,73 @@ void rd__link_del(rd_link_t *l)
     l->next = l->prev = l;
 }
 
-void rd__write_later(rd_conn_t *c)
+/*{====================================================================
+ * The queues of conns (rd__cq_t): an array per loop, not links per conn
+ *=====================================================================*/
+
+#define CQ_MIN 64
+
+/* Append c (its flag is set already) to a full queue. Without memory for
+ * it, the queue is marked over, and its taker looks for flagged conns on
+ * loop->conns. */
+void rd__cq_grow(rd__cq_t *q, rd_conn_t *c)
 {
-    if (c->write_due) return;
-    c->write_due = 1;
-    rd__link_add(&c->loop->pending_writes, &c->qlink);
+    uint32_t cap = q->cap ? q->cap * 2 : CQ_MIN;
+    rd_conn_t **v = cap > q->cap ? realloc(q->v, cap * sizeof *v) : NULL;
+    if (!v) {
+        q->over = 1;
+        return;
+    }
+    q->v = v;
+    q->cap = cap;
+    q->v[q->n++] = c;
 }
 
-void rd__write_cancel(rd_conn_t *c)
+/* The next entry, NULL once drained (the array starts over then). Stale and
+ * cleared entries come out as they are: the taker checks the flag. */
+static inline rd_conn_t *cq_take(rd__cq_t *q)
 {
-    if (!c->write_due) return;
-    rd__link_del(&c->qlink);
-    c->write_due = 0;
+    if (q->i < q->n) return q->v[q->i++];
+    q->i = q->n = 0;
+    return NULL;
+}
+
+static void cq_forget(rd__cq_t *q, const rd_conn_t *c)
+{
+    for (uint32_t k = q->i; k < q->n; k++)
+        if (q->v[k] == c) q->v[k] = NULL;
+}
+
+/* After an append failed: the first conn on loop->conns with the flag at
+ * offset off set, or NULL (then nothing is missing from the array). O(n),
+ * only when memory ran out. */
+static rd_conn_t *cq_over_find(rd_loop_t *loop, rd__cq_t *q, size_t off)
+{
+    for (rd_link_t *l = loop->conns.next; l != &loop->conns; l = l->next) {
+        rd_conn_t *c = rd__container(l, rd_conn_t, link);
+        if (*((unsigned char *)c + off)) return c;
+    }
+    q->over = 0;
+    return NULL;
+}
+
+void rd__cq_forget(rd_conn_t *c)
+{
+    cq_forget(&c->loop->ready, c);
+    cq_forget(&c->loop->pending_writes, c);
 }
 
 void rd__lost_later(rd_conn_t *c)
 {
     if (c->lost_due) return;
     c->lost_due = 1;
-    rd__link_add(&c->loop->pending_lost, &c->qlink);
+    rd__link_add(&c->loop->pending_lost, &c->link); /* CLOSED: off loop->conns */
 }
 
 void rd__lost_cancel(rd_conn_t *c)
 {
     if (!c->lost_due) return;
-    rd__link_del(&c->qlink);
+    rd__link_del(&c->link);
     c->lost_due = 0;
 }
 
@@ -90,8 +134,8 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     loop->rbuf_size = RD_READ_BUFFER;
     rd_pool_init(&loop->pool, RD_POOL_CHUNKS);
     rd__link_init(&loop->conns);
-    rd__link_init(&loop->ready);
-    rd__link_init(&loop->pending_writes);
+    memset(&loop->ready, 0, sizeof loop->ready);
+    memset(&loop->pending_writes, 0, sizeof loop->pending_writes);
     rd__link_init(&loop->pending_lost);
     loop->run_reads = NULL;
     rd__link_init(&loop->timers);
@@ -132,6 +176,10 @@ void rd_loop_destroy(rd_loop_t *loop)
     free(loop->dl);
     loop->dl = NULL;
     loop->ndl = loop->dlcap = 0;
+    free(loop->ready.v);
+    free(loop->pending_writes.v);
+    memset(&loop->ready, 0, sizeof loop->ready);
+    memset(&loop->pending_writes, 0, sizeof loop->pending_writes);
 }
 
 void rd_loop_run(rd_loop_t *loop)
@@ -158,20 +206,45 @@ double rd_now(const rd_loop_t *loop)
 
 int rd_loop_has_ready(const rd_loop_t *loop)
 {
-    return loop->ready.next != &loop->ready;
+    /* stale entries count too: reading them drains the queue */
+    return loop->ready.i < loop->ready.n || loop->ready.over;
 }
 
 /* on_read may longjmp out of rd__conn_read (the binding's protected batch
- * catches it in run_reads): so c leaves the ready list before it is read,
- * and a longjmp leaves the list whole, for the owner to call this again. */
+ * catches it in run_reads): so c leaves the ready queue before it is read,
+ * and a longjmp leaves the queue whole, for the owner to call this again. */
 void rd_loop_read_ready(rd_loop_t *loop)
 {
-    while (loop->ready.next != &loop->ready) {
-        rd_link_t *l = loop->ready.next;
-        rd_conn_t *c = rd__container(l, rd_conn_t, rlink);
-        rd__link_del(l);
+    rd__cq_t *q = &loop->ready;
+    for (;;) {
+        rd_conn_t *c = cq_take(q);
+        if (!c && q->over) c = cq_over_find(loop, q, offsetof(rd_conn_t, ready));
+        if (!c) {
+            if (q->i < q->n) continue; /* NULL: an entry cleared */
+            return;
+        }
+        if (!c->ready) continue; /* closed since it was marked */
         c->ready = 0;
         rd__conn_read(c);
+    }
+}
+
+/* The next conn with output due, off pending_writes, or NULL. */
+static rd_conn_t *next_write(rd_loop_t *loop)
+{
+    rd__cq_t *q = &loop->pending_writes;
+    if (q->i == q->n && !q->over) { /* the usual: each answer went right after its read */
+        q->i = q->n = 0;
+        return NULL;
+    }
+    for (;;) {
+        rd_conn_t *c = cq_take(q);
+        if (!c && q->over) c = cq_over_find(loop, q, offsetof(rd_conn_t, write_due));
+        if (!c) {
+            if (q->i < q->n) continue;
+            return NULL;
+        }
+        if (c->write_due) return c;
     }
 }
 
@@ -184,21 +257,22 @@ void rd_loop_settle(rd_loop_t *loop)
     if (loop->settling) return; /* a callback's settle: the outer call drains it */
     loop->settling = 1;
     for (;;) {
-        if (loop->ready.next != &loop->ready) {
+        if (loop->ready.i < loop->ready.n || loop->ready.over) { /* rd_loop_has_ready */
             if (loop->run_reads)
                 loop->run_reads(loop);
             else
                 rd_loop_read_ready(loop);
             continue;
         }
-        if (loop->pending_writes.next != &loop->pending_writes) {
-            rd_conn_t *c = rd__container(loop->pending_writes.next, rd_conn_t, qlink);
-            rd__write_cancel(c);
-            rd__conn_flush(c);
+        rd_conn_t *w = next_write(loop);
+        if (w) {
+            rd__write_cancel(w);
+            rd__conn_flush(w);
             continue;
         }
+        /* both queues are drained now: an on_lost may free its conn */
         if (loop->pending_lost.next == &loop->pending_lost) break;
-        rd_conn_t *c = rd__container(loop->pending_lost.next, rd_conn_t, qlink);
+        rd_conn_t *c = rd__container(loop->pending_lost.next, rd_conn_t, link);
         rd__lost_cancel(c);
         if (c->ops->on_lost) c->ops->on_lost(c, c->reason, c->err); /* may free c */
     }
@@ -340,8 +414,9 @@ double rd__loop_next_deadline_walk(const rd_loop_t *loop)
     if (!loop->clock) /* connections' connect and idle timeouts */
         for (rd_link_t *l = loop->conns.next; l != &loop->conns; l = l->next) {
             rd_conn_t *c = rd__container(l, rd_conn_t, link);
-            if (!c->tm || !ev_is_active(&c->tm->timer)) continue;
-            double left = ev_timer_remaining(loop->ev, &c->tm->timer);
+            struct rd__connx *x = rd__conn_x(c);
+            if (!x || !ev_is_active(&x->timer)) continue;
+            double left = ev_timer_remaining(loop->ev, &x->timer);
             if (first || left < best) best = left;
             first = 0;
         }

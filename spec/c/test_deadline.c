@@ -32,11 +32,12 @@ static void check_same(rd_loop_t *loop)
                 fprintf(stderr, "t%d slot %u rem %.9f rep %g pend %d\n", i, timers[i].dl.slot,
                         ev_timer_remaining(loop->ev, &timers[i].w), timers[i].w.repeat,
                         timers[i].w.pending);
-        for (int i = 0; i < NC; i++)
-            if (conns[i].tm && ev_is_active(&conns[i].tm->timer))
-                fprintf(stderr, "c%d slot %u rem %.9f pend %d\n", i, conns[i].tm->dl.slot,
-                        ev_timer_remaining(loop->ev, &conns[i].tm->timer),
-                        conns[i].tm->timer.pending);
+        for (int i = 0; i < NC; i++) {
+            struct rd__connx *x = rd__conn_x(&conns[i]);
+            if (x && ev_is_active(&x->timer))
+                fprintf(stderr, "c%d slot %u rem %.9f pend %d\n", i, x->dl.slot,
+                        ev_timer_remaining(loop->ev, &x->timer), x->timer.pending);
+        }
     }
     CHECK(heap == walk);
 }

@@ -43,6 +43,44 @@ describe("lifetimes", function()
     assert.are.equal("ab", table.concat(got))
   end)
 
+  it("a stopped listener lives until the last connection it accepted is lost", function()
+    -- an accepted transport reaches its listener (its factory, its count) by a
+    -- C pointer, not a reference Lua sees: the listener stays pinned for it
+    local weak = setmetatable({}, { __mode = "k" })
+    local function count()
+      local n = 0
+      for _ in pairs(weak) do n = n + 1 end
+      return n
+    end
+    local function stop() -- in a function of its own: no stack slot keeps it
+      local ls = next(weak)
+      return ls:stopListening(), ls:stats().connections
+    end
+    local seen = {}
+    local S = {}
+    function S:connectionLost() reactor.stop() end
+    local l = assert(reactor.listenTCP(0, { protocol = S }))
+    weak[l] = true
+    local port = l:getHost().port
+    l = nil -- luacheck: ignore 311 (only the weak table has it now)
+    local C = {}
+    function C:connectionMade()
+      reactor.callLater(0.05, function() -- the server has accepted by then
+        seen.stopped, seen.open = stop()
+        gc()
+        seen.alive = count()
+        self.transport:loseConnection()
+      end)
+    end
+    reactor.connectTCP("127.0.0.1", port, reactor.ClientFactory { protocol = C })
+    H.run_loop(10)
+    assert.is_true(seen.stopped)
+    assert.are.equal(1, seen.open)
+    assert.are.equal(1, seen.alive) -- its open connection held it
+    gc()
+    assert.are.equal(0, count()) -- and let go of it once lost
+  end)
+
   it("a transport kept after close is a harmless shell, closed twice or used", function()
     local kept, lost = nil, 0
     local S = {}

@@ -53,6 +53,16 @@ end
 describe("LineReceiver", function()
   local LR = reactor.LineReceiver
 
+  it("frames with a delimiter too long to copy, split anywhere", function()
+    -- a delimiter over five bytes is the string's own bytes, which the
+    -- framer points into (kept alive for it), not a copy of them
+    local long = table.concat { "<", "<end", ">>" } -- made at run time, not a constant
+    local rec = exchange(LR:extend { delimiter = long }, { "a<<end>>b<<e", "nd>>c<<", "end>>", "d<" }, {
+      onLine = function() collectgarbage() end,
+    })
+    assert.are.same({ "a", "b", "c" }, rec.lines)
+  end)
+
   it("delivers each line once, in order, without the delimiter", function()
     local rec = exchange(LR, { "one\r\ntwo\r\n", "thr", "ee\r", "\nfour\r\n" })
     assert.are.same({ "one", "two", "three", "four" }, rec.lines)
