@@ -13,8 +13,10 @@
 
 #include "rdlua.h"
 
-/* by size and callback table (rdL_totransport): two metatable probes by name cost
- * ~550 instructions for a closing transport, in each method and its __gc */
+/* Every method's check, the hot path's too: by size and callback table
+ * (rdL_totransport), not by metatable (luaL_checkudata looks it up in the
+ * registry by name, and a closing transport wears another: two probes,
+ * ~550 instructions) */
 static ltransport *checktransport(lua_State *L)
 {
     ltransport *t = rdL_totransport(L, 1);
@@ -106,14 +108,6 @@ int rdL_failconnection(lua_State *L)
  * Transport methods
  *=====================================================================*/
 
-/* The hot-path check (luaL_checkudata looks the metatable up in the registry
- * and compares): a full userdata of our exact size with our callback table. */
-static ltransport *fastcheck(lua_State *L)
-{
-    ltransport *t = rdL_totransport(L, 1);
-    return t ? t : checktransport(L); /* raises the usual type error */
-}
-
 void rdL_weakkeys(lua_State *L, const char *key)
 {
     if (lua_getfield(L, LUA_REGISTRYINDEX, key) == LUA_TTABLE) return;
@@ -140,7 +134,7 @@ void rdL_transport_write1(lua_State *L, ltransport *t, int idx)
 
 static int transport_write(lua_State *L)
 {
-    rdL_transport_write1(L, fastcheck(L), 2);
+    rdL_transport_write1(L, checktransport(L), 2);
     return 0;
 }
 
@@ -213,7 +207,7 @@ static int transport_clearbuffer(lua_State *L)
  * reactor.core._pull(transport, ...) */
 int rdL_transport_pull(lua_State *L)
 {
-    ltransport *t = fastcheck(L);
+    ltransport *t = checktransport(L);
     rdL_stream_pull(L, t, (int)luaL_checkinteger(L, 2), 3, luaL_optinteger(L, 4, RD_FRAME_MAX));
     return 1;
 }

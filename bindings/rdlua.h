@@ -40,7 +40,8 @@
  * bytes each (issue 12) */
 #define RDL_DELIM_KEY "reactor.delimiters"
 /* Push the registry's table at key, a weak-keyed one made on first use (a
- * transport's error message or made-up host, keyed by the transport) */
+ * transport's error message, made-up host or delimiter string, keyed by the
+ * transport) */
 void rdL_weakkeys(lua_State *L, const char *key);
 
 /* What a host sets before opening (reactor.h), kept until then. */
@@ -71,7 +72,6 @@ enum rdl_key {
     RDL_K_BUILDPROTOCOL,   /* ldispatch.c: once per connection */
     RDL_K_CONNECTIONMADE,
     RDL_K_CONNECTIONLOST,
-    /* reactor.task's and reactor.stream's fields the task's C path sets (lstream.c) */
     RDL_NKEYS
 };
 
@@ -199,8 +199,8 @@ typedef struct ltransport {
                      * task.waiting, 0 = no such wait. It outlives stream_reader, which
                      * read_stream clears as it takes the frame, until the wake (C's,
                      * or readReady's) clears it. */
-    /* flags as bits and no padding: 336 bytes, so that with the userdata's
-     * header and an accepted conn's two uservalues it takes 416 bytes of malloc */
+    /* flags as bits and no padding: 272 bytes, so that with the userdata's
+     * header and an accepted conn's one uservalue it takes 336 bytes of malloc */
     unsigned char raw : 1;          /* line mode switched off (setRawMode) */
     unsigned char made : 1;         /* connectionMade has been called */
     unsigned char outgoing : 1;     /* made by connectTCP */
@@ -312,7 +312,8 @@ lreactor *rdL_reactor(lua_State *L); /* the loop of this state */
 
 /* ltransport.c: the Transport type */
 void rdL_open_transport(lua_State *L);
-/* pushed and pinned, with nuv uservalues: 2, or 3 for a client's */
+/* pushed and pinned, with nuv uservalues: 1 for an accepted one, 2 with
+ * a factory of its own (stdio, testing), 3 for a client's (RDL_UV_*) */
 ltransport *rdL_newtransport(lua_State *L, lreactor *lr, int nuv);
 /* Push t's factory; ud is t's stack index. */
 void rdL_pushfactory(lua_State *L, const ltransport *t, int ud);

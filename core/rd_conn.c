@@ -107,8 +107,6 @@ static void read_want(rd_conn_t *c, int on)
     io_want(c, (io_events(c) & ~EV_READ) | (on ? EV_READ : 0));
 }
 
-/* Only a socket's watcher ever has EV_WRITE: the common case, a socket
- * that is not waiting to write, costs one test more than the events' */
 /* A stream's write side, NULL for a socket (one load and a test when the
  * conn has no cold part, as the pointer of its own cost) */
 static inline struct rd__connstream *stream_of(const rd_conn_t *c)
@@ -117,6 +115,8 @@ static inline struct rd__connstream *stream_of(const rd_conn_t *c)
     return x ? x->st : NULL;
 }
 
+/* Only a socket's watcher ever has EV_WRITE: the common case, a socket
+ * that is not waiting to write, costs one test more than the events' */
 static inline int writing(const rd_conn_t *c)
 {
     if (c->io.events & EV_WRITE) return ev_is_active(&c->io);

@@ -90,6 +90,27 @@ static rd_conn_t *cq_over_find(rd_loop_t *loop, rd__cq_t *q, size_t off)
     return NULL;
 }
 
+/* The next conn off q whose flag at offset off is still set, NULL once q is
+ * drained: stale entries (closed or cancelled since) and cleared ones are
+ * skipped. The usual case, an empty queue (each answer went right after its
+ * read), is one test. */
+static inline rd_conn_t *cq_next(rd_loop_t *loop, rd__cq_t *q, size_t off)
+{
+    if (q->i == q->n && !q->over) {
+        q->i = q->n = 0;
+        return NULL;
+    }
+    for (;;) {
+        rd_conn_t *c = cq_take(q);
+        if (!c && q->over) c = cq_over_find(loop, q, off);
+        if (!c) {
+            if (q->i < q->n) continue; /* NULL: an entry cleared */
+            return NULL;
+        }
+        if (*((unsigned char *)c + off)) return c;
+    }
+}
+
 void rd__cq_forget(rd_conn_t *c)
 {
     cq_forget(&c->loop->ready, c);
@@ -215,36 +236,10 @@ int rd_loop_has_ready(const rd_loop_t *loop)
  * and a longjmp leaves the queue whole, for the owner to call this again. */
 void rd_loop_read_ready(rd_loop_t *loop)
 {
-    rd__cq_t *q = &loop->ready;
-    for (;;) {
-        rd_conn_t *c = cq_take(q);
-        if (!c && q->over) c = cq_over_find(loop, q, offsetof(rd_conn_t, ready));
-        if (!c) {
-            if (q->i < q->n) continue; /* NULL: an entry cleared */
-            return;
-        }
-        if (!c->ready) continue; /* closed since it was marked */
+    rd_conn_t *c;
+    while ((c = cq_next(loop, &loop->ready, offsetof(rd_conn_t, ready)))) {
         c->ready = 0;
         rd__conn_read(c);
-    }
-}
-
-/* The next conn with output due, off pending_writes, or NULL. */
-static rd_conn_t *next_write(rd_loop_t *loop)
-{
-    rd__cq_t *q = &loop->pending_writes;
-    if (q->i == q->n && !q->over) { /* the usual: each answer went right after its read */
-        q->i = q->n = 0;
-        return NULL;
-    }
-    for (;;) {
-        rd_conn_t *c = cq_take(q);
-        if (!c && q->over) c = cq_over_find(loop, q, offsetof(rd_conn_t, write_due));
-        if (!c) {
-            if (q->i < q->n) continue;
-            return NULL;
-        }
-        if (c->write_due) return c;
     }
 }
 
@@ -257,14 +252,14 @@ void rd_loop_settle(rd_loop_t *loop)
     if (loop->settling) return; /* a callback's settle: the outer call drains it */
     loop->settling = 1;
     for (;;) {
-        if (loop->ready.i < loop->ready.n || loop->ready.over) { /* rd_loop_has_ready */
+        if (rd_loop_has_ready(loop)) {
             if (loop->run_reads)
                 loop->run_reads(loop);
             else
                 rd_loop_read_ready(loop);
             continue;
         }
-        rd_conn_t *w = next_write(loop);
+        rd_conn_t *w = cq_next(loop, &loop->pending_writes, offsetof(rd_conn_t, write_due));
         if (w) {
             rd__write_cancel(w);
             rd__conn_flush(w);
