@@ -36,6 +36,9 @@
 #   PIPELINE    for zen too: questions in flight per connection (rd_loadgen -D) [1]
 #   LOADGEN_ARGS  more rd_loadgen options for zen, e.g. "-m connrate" (then the figure
 #               is per connection: connect, one question, its answer, close) []
+#   ECHO        1 = echo streaming instead of zen: ECHO_SCRIPT [examples/echo.lua]
+#               under rd_loadgen -m echo, ECHO_WINDOW bytes in flight per connection
+#               [65536]; REQUESTS counts MB and the figure is per MB echoed
 set -u
 
 say() { printf '%s\n' "$*" >&2; }
@@ -68,7 +71,15 @@ ZEN_SCRIPT=$(absolute "${ZEN_SCRIPT:-$ROOT/examples/zen.lua}")
 HOST=${HOST:-127.0.0.1}
 HTTP=${HTTP:-0}
 PIPELINE=${PIPELINE:-1}
+ECHO=${ECHO:-0}
 KIND=zen
+NARG=$REQUESTS # rd_loadgen's -n: answers, or bytes for echo
+if [ "$ECHO" = 1 ]; then
+    ZEN_SCRIPT=$(absolute "${ECHO_SCRIPT:-$ROOT/examples/echo.lua}")
+    LOADGEN_ARGS="-m echo -W ${ECHO_WINDOW:-65536} ${LOADGEN_ARGS:-}"
+    NARG=$((REQUESTS * 1000000))
+    [ "$RAW" = 1 ] && die "RAW=1 is for zen only"
+fi
 if [ "$HTTP" = 1 ]; then
     KIND=HTTP
     ZEN_SCRIPT=$(absolute "${HTTP_SCRIPT:-$ROOT/examples/http_hello.lua}")
@@ -171,7 +182,7 @@ run_once() {
             -P "$PIPELINE" "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
     else
         # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of options
-        timeout -k 5 "$TIMEOUT" "$LOADGEN" -q -c "$CONNS" -n "$REQUESTS" -w 0 -t 60 -D "$PIPELINE" \
+        timeout -k 5 "$TIMEOUT" "$LOADGEN" -q -c "$CONNS" -n "$NARG" -w 0 -t 60 -D "$PIPELINE" \
             $LOADGEN_ARGS "$HOST" "$port" >"$dir/loadgen" 2>"$dir/loadgen.err" </dev/null &
     fi
     LOADGEN_PID=$!
@@ -185,6 +196,8 @@ run_once() {
         line=${line/requests=/ requests=}
     else
         line=$(grep '^rd_loadgen: mode=load' "$dir/loadgen" | tail -n 1)
+        # echo counts MB to one decimal, and stops at the first read past -n
+        [ "$ECHO" = 1 ] && line=${line/ requests=$REQUESTS.[0-9] / requests=$REQUESTS }
     fi
     if [ $rc -ne 0 ] || [[ $line != *" requests=$REQUESTS "* ]] || [[ $line != *" errors=0 "* ]]; then
         say "callgrind.sh: $name: rd_loadgen exit $rc: ${line:-no summary}"
@@ -218,10 +231,12 @@ measure() {
     med=$(printf '%s\n' "${figs[@]}" | sort -n | awk '{v[NR] = $1} END {
         printf "%d %d %d", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2, v[1], v[NR] }')
     read -r med lo hi <<<"$med"
+    local per="$KIND request" of="$REQUESTS requests"
+    [ "$ECHO" = 1 ] && per="MB echoed" of="$REQUESTS MB"
     if [ "$RUNS" = 1 ]; then
-        echo "$name: $med instructions per $KIND request ($REQUESTS requests, $CONNS connections)"
+        echo "$name: $med instructions per $per ($of, $CONNS connections)"
     else
-        echo "$name: $med instructions per $KIND request ($REQUESTS requests, $CONNS connections;" \
+        echo "$name: $med instructions per $per ($of, $CONNS connections;" \
             "median of $RUNS runs, $lo-$hi)"
     fi
 }

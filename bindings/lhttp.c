@@ -479,7 +479,8 @@ int rdL_httpbuild(lua_State *L)
                 w = rd_conn_write(&tr->conn, h.p, h.n + blen);
             } else {
                 w = rd_conn_write(&tr->conn, h.p, h.n);
-                if (w == 0 && body) w = rd_conn_write(&tr->conn, lua_tostring(L, 3), blen);
+                if (w == 0 && body)
+                    w = rdL_conn_writestring(L, &tr->conn, 3, lua_tostring(L, 3), blen);
             }
             if (w == -ENOMEM) luaL_error(L, "not enough memory");
             /* RD_ETOOBIG: the conn is aborted; connectionLost will say why */

@@ -226,7 +226,7 @@ static int l_now(lua_State *L)
 static int l_stats(lua_State *L)
 {
     lreactor *lr = rdL_reactor(L);
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     lua_pushinteger(L, (lua_Integer)lr->ntransports);
     lua_setfield(L, -2, "connections");
     lua_pushinteger(L, (lua_Integer)lr->ntimers);
@@ -235,6 +235,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "listeners");
     lua_pushinteger(L, (lua_Integer)lr->nudps);
     lua_setfield(L, -2, "udp");
+    lua_pushinteger(L, (lua_Integer)lr->nborrowed);
+    lua_setfield(L, -2, "borrowed");
     lua_pushinteger(L, (lua_Integer)lr->loop.nconns);
     lua_setfield(L, -2, "open");
     lua_pushinteger(L, (lua_Integer)lr->loop.refused);

@@ -33,7 +33,7 @@ static unsigned slot_of(const char *p, size_t n)
 void rdL_pushbytes(lua_State *L, lreactor *lr, const char *p, size_t n)
 {
     if (n == 0 || n > RDL_SHORT_MAX) {
-        lua_pushlstring(L, p, n);
+        rd_loop_copied(&lr->loop, p, lua_pushlstring(L, p, n), n);
         return;
     }
     struct rdl_strcache *c = &lr->strcache;

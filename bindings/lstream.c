@@ -459,7 +459,8 @@ static int b_write(lua_State *L)
         const char *p = lua_tolstring(L, 2, &n);
         if (t->conn.out.size + n <= t->conn.high) { /* a write that crosses it must wait: Lua's */
             /* RD_ETOOBIG aborts it, and connectionLost says why */
-            if (rd_conn_write(&t->conn, p, n) == -ENOMEM) return luaL_error(L, "not enough memory");
+            if (rdL_conn_writestring(L, &t->conn, 2, p, n) == -ENOMEM)
+                return luaL_error(L, "not enough memory");
             lua_pushboolean(L, 1);
             return 1;
         }

@@ -121,13 +121,37 @@ void rdL_weakkeys(lua_State *L, const char *key)
     lua_setfield(L, LUA_REGISTRYINDEX, key);
 }
 
+/* A borrowed string's release: the queue is done with it (sent, or dropped
+ * by a close, in a __gc at lua_close too). luaL_unref only stores into
+ * registry slots that exist, so it allocates nothing and cannot raise. It
+ * runs on lr->L, which may be suspended under a running coroutine: one
+ * stack slot is all it takes (without it the string stays pinned until
+ * lua_close, which is all that can go wrong). */
+static void unpin_string(void *ud, uintptr_t ref)
+{
+    lreactor *lr = ud;
+    lr->nborrowed--;
+    if (lua_checkstack(lr->L, 1)) luaL_unref(lr->L, LUA_REGISTRYINDEX, (int)ref);
+}
+
+int rdL_conn_writeborrowed(lua_State *L, rd_conn_t *c, int idx, const char *s, size_t len)
+{
+    lreactor *lr = c->loop->data;
+    lua_pushvalue(L, idx);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX); /* may raise: nothing is queued yet */
+    lr->nborrowed++;
+    int r = rd_conn_write_borrowed(c, s, len, unpin_string, lr, (uintptr_t)ref);
+    if (r != 0) unpin_string(lr, (uintptr_t)ref);
+    return r;
+}
+
 void rdL_transport_write1(lua_State *L, ltransport *t, int idx)
 {
     size_t len;
     const char *s = luaL_checklstring(L, idx, &len);
     int st = t->conn.state;
     if (st != RD_OPEN && st != RD_CONNECTING) return; /* closed: a no-op (Twisted) */
-    int r = rd_conn_write(&t->conn, s, len);
+    int r = rdL_conn_writestring(L, &t->conn, idx, s, len);
     if (r == -ENOMEM) luaL_error(L, "not enough memory");
     /* RD_ETOOBIG: the conn is aborted; connectionLost will say why */
 }

@@ -113,7 +113,8 @@ typedef struct lreactor {
     struct rdL_watchdog *wd;                 /* the watchdog thread, once started */
     size_t ntransports, ntimers, nlisteners; /* pinned objects, for _stats */
     size_t nudps;
-    size_t reads; /* reads handed to a protocol (the daemon's "requests") */
+    size_t nborrowed; /* strings output queues hold by reference (rdL_conn_writestring) */
+    size_t reads;     /* reads handed to a protocol (the daemon's "requests") */
     /* lhttp.c: the Date field of this second's responses ("Date: ...\r\n"),
      * made once a second, per loop */
     long long date_sec;
@@ -320,6 +321,16 @@ void rdL_pushfactory(lua_State *L, const ltransport *t, int ud);
 void rdL_transport_unpin(lua_State *L, ltransport *t); /* from here it is garbage */
 void rdL_transport_closing(lua_State *L, int idx);     /* t.disconnecting is true from now on */
 void rdL_transport_write1(lua_State *L, ltransport *t, int idx); /* write the string at idx */
+/* rd_conn_write of the Lua string at idx (s, len), a big one without a copy:
+ * queued by reference and pinned in the registry until it is sent. */
+#define RDL_BORROW_MIN 4096 /* below this, a copy costs less than the pin */
+int rdL_conn_writeborrowed(lua_State *L, rd_conn_t *c, int idx, const char *s, size_t len);
+static inline int rdL_conn_writestring(lua_State *L, rd_conn_t *c, int idx, const char *s,
+                                       size_t len)
+{
+    return len < RDL_BORROW_MIN ? rd_conn_write(c, s, len)
+                                : rdL_conn_writeborrowed(L, c, idx, s, len);
+}
 /* A coroutine stream's read from t's framer (lstream.c): op is one of
  * RDL_PULL_*, arg at argidx; pushes the string, nil (not there yet) or
  * false (no separator within limit bytes). */

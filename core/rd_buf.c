@@ -1,8 +1,10 @@
 /*
  * rd_buf.c: output queue of chunks. Small writes are copied into the tail
- * chunk; a write larger than a chunk gets a chunk of its own size. Drained
- * chunks go back to a per-loop pool, so a connection that writes and flushes
- * on every request allocates nothing once the pool is warm.
+ * chunk; a write larger than a chunk gets a chunk of its own size; a
+ * borrowed block (rd__bufq_borrow: a big Lua string) is queued by reference
+ * and its owner told when the queue is done with it. Drained chunks go back
+ * to a per-loop pool, so a connection that writes and flushes on every
+ * request allocates nothing once the pool is warm.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -10,21 +12,47 @@
 
 #include "rd.h"
 
+/* A borrowed block's header, in its chunk's data: where the bytes are and
+ * whom to tell when the queue is done with them. */
+struct borrow {
+    const char *p;
+    rd_release_fn release;
+    void *ud;
+    uintptr_t token;
+};
+
+static inline struct borrow *borrow_of(rd_chunk_t *k)
+{
+    return (struct borrow *)(void *)k->data; /* data is aligned for it */
+}
+
+static inline const char *chunk_bytes(const rd_chunk_t *k)
+{
+    return k->cap ? k->data : borrow_of((rd_chunk_t *)k)->p;
+}
+
 void rd_pool_init(rd_pool_t *p, unsigned max)
 {
-    p->free = NULL;
-    p->nfree = 0;
+    p->free = p->free_b = NULL;
+    p->nfree = p->nfree_b = 0;
     p->max = max;
+}
+
+static void free_list(rd_chunk_t *k)
+{
+    while (k) {
+        rd_chunk_t *next = k->next;
+        free(k);
+        k = next;
+    }
 }
 
 void rd_pool_destroy(rd_pool_t *p)
 {
-    while (p->free) {
-        rd_chunk_t *k = p->free;
-        p->free = k->next;
-        free(k);
-    }
-    p->nfree = 0;
+    free_list(p->free);
+    free_list(p->free_b);
+    p->free = p->free_b = NULL;
+    p->nfree = p->nfree_b = 0;
 }
 
 static rd_chunk_t *chunk_new(rd_pool_t *p, size_t need)
@@ -48,6 +76,18 @@ static rd_chunk_t *chunk_new(rd_pool_t *p, size_t need)
 
 static void chunk_free(rd_pool_t *p, rd_chunk_t *k)
 {
+    if (!k->cap) { /* borrowed: its owner may have the bytes back */
+        struct borrow *b = borrow_of(k);
+        b->release(b->ud, b->token);
+        if (p && p->nfree_b < p->max) {
+            k->next = p->free_b;
+            p->free_b = k;
+            p->nfree_b++;
+        } else {
+            free(k);
+        }
+        return;
+    }
     if (p && k->cap == RD_CHUNK_SIZE && p->nfree < p->max) {
         k->next = p->free;
         p->free = k;
@@ -72,11 +112,21 @@ typedef struct {
     size_t *size;
 } qref;
 
+static inline void q_link(qref q, rd_chunk_t *k, size_t len)
+{
+    if (*q.tail)
+        (*q.tail)->next = k;
+    else
+        *q.head = k;
+    *q.tail = k;
+    *q.size += len;
+}
+
 static inline int q_append(qref q, rd_pool_t *pool, const void *data, size_t len)
 {
     const char *s = data;
     if (len == 0) return 0;
-    if (*q.tail) { /* fill what is left of the tail first */
+    if (*q.tail && (*q.tail)->cap) { /* fill what is left of the tail first */
         rd_chunk_t *t = *q.tail;
         size_t room = t->cap - t->end;
         if (room >= len) {
@@ -90,12 +140,29 @@ static inline int q_append(qref q, rd_pool_t *pool, const void *data, size_t len
     if (!k) return -ENOMEM;
     memcpy(k->data, s, len);
     k->end = (uint32_t)len;
-    if (*q.tail)
-        (*q.tail)->next = k;
-    else
-        *q.head = k;
-    *q.tail = k;
-    *q.size += len;
+    q_link(q, k, len);
+    return 0;
+}
+
+static int q_borrow(qref q, rd_pool_t *pool, const void *data, size_t len, rd_release_fn release,
+                    void *ud, uintptr_t token)
+{
+    if (len > UINT32_MAX) return -ENOMEM; /* start and end are 32 bits */
+    rd_chunk_t *k;
+    if (pool && pool->free_b) {
+        k = pool->free_b;
+        pool->free_b = k->next;
+        pool->nfree_b--;
+    } else {
+        k = malloc(sizeof *k + sizeof(struct borrow));
+        if (!k) return -ENOMEM;
+    }
+    k->next = NULL;
+    k->start = 0;
+    k->end = (uint32_t)len;
+    k->cap = 0;
+    *borrow_of(k) = (struct borrow){data, release, ud, token};
+    q_link(q, k, len);
     return 0;
 }
 
@@ -103,7 +170,7 @@ static inline int q_iov(const rd_chunk_t *head, struct iovec *iov, int max)
 {
     int n = 0;
     for (const rd_chunk_t *k = head; k && n < max; k = k->next) {
-        iov[n].iov_base = (char *)k->data + k->start;
+        iov[n].iov_base = (char *)chunk_bytes(k) + k->start;
         iov[n].iov_len = k->end - k->start;
         n++;
     }
@@ -156,6 +223,12 @@ int rd__bufq_append(rd__bufq_t *q, rd_pool_t *pool, const void *data, size_t len
 int rd__bufq_iov(const rd__bufq_t *q, struct iovec *iov, int max)
 {
     return q_iov(q->head, iov, max);
+}
+
+int rd__bufq_borrow(rd__bufq_t *q, rd_pool_t *pool, const void *data, size_t len,
+                    rd_release_fn release, void *ud, uintptr_t token)
+{
+    return q_borrow((qref){&q->head, &q->tail, &q->size}, pool, data, len, release, ud, token);
 }
 
 void rd__bufq_consume(rd__bufq_t *q, rd_pool_t *pool, size_t n)

@@ -167,7 +167,9 @@ void rd_conn_pause_reading(rd_conn_t *c, int paused)
     update_reading(c);
 }
 
-int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
+/* May len more bytes be queued? 0, or the error to return (the conn may be
+ * aborted). */
+static inline int write_check(rd_conn_t *c, size_t len)
 {
     if (c->state != RD_OPEN && c->state != RD_CONNECTING) return RD_ECLOSED;
     if (c->shut_wr) return RD_ECLOSED;
@@ -177,8 +179,13 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
         rd_conn_close(c, RD_ABORTED, RD_ETOOBIG);
         return RD_ETOOBIG;
     }
-    int r = rd__bufq_append(&c->out, &c->loop->pool, data, len);
-    if (r != 0 || !len) return r;
+    return 0;
+}
+
+/* After a write queued something: flush when the callback returns, and
+ * tell the owner at once if the queue crossed its high water mark. */
+static inline int write_queued(rd_conn_t *c)
+{
     rd__write_later(c);
     if (!c->flow_paused && c->out.size > c->high) {
         /* crossed now: say so before the writer writes again (Twisted's write
@@ -190,6 +197,27 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
         if (c->state == RD_CLOSED) return RD_ECLOSED;
     }
     return 0;
+}
+
+int rd_conn_write(rd_conn_t *c, const void *data, size_t len)
+{
+    int r = write_check(c, len);
+    if (r == 0) r = rd__bufq_append(&c->out, &c->loop->pool, data, len);
+    if (r != 0 || !len) return r;
+    return write_queued(c);
+}
+
+int rd_conn_write_borrowed(rd_conn_t *c, const void *data, size_t len, rd_release_fn release,
+                           void *ud, uintptr_t token)
+{
+    int r = write_check(c, len);
+    if (r != 0) return r;
+    if (!len) {
+        release(ud, token); /* nothing to hold on to */
+        return 0;
+    }
+    r = rd__bufq_borrow(&c->out, &c->loop->pool, data, len, release, ud, token);
+    return r != 0 ? r : write_queued(c);
 }
 
 int rd_conn_shutdown_write(rd_conn_t *c)

@@ -145,7 +145,7 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
         if (!ev) return -ENOMEM;
         loop->own_ev = 1;
     }
-    loop->rbuf = malloc(RD_READ_BUFFER);
+    loop->rbuf = loop->rbuf_base = malloc(RD_READ_BUFFER + 4096);
     if (!loop->rbuf) {
         if (loop->own_ev) ev_loop_destroy(ev);
         return -ENOMEM;
@@ -179,6 +179,12 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
     return 0;
 }
 
+void rd__loop_shift_rbuf(rd_loop_t *loop)
+{
+    /* only the next read lands there: the bytes just read stay where they are */
+    loop->rbuf = loop->rbuf_base + ((size_t)(loop->rbuf - loop->rbuf_base) + 64) % 4096;
+}
+
 void rd_loop_destroy(rd_loop_t *loop)
 {
     if (!loop->ev) return;
@@ -192,8 +198,8 @@ void rd_loop_destroy(rd_loop_t *loop)
     if (loop->spare_fd >= 0) close(loop->spare_fd);
     loop->spare_fd = -1;
     loop->resolver = NULL;
-    free(loop->rbuf);
-    loop->rbuf = NULL;
+    free(loop->rbuf_base);
+    loop->rbuf = loop->rbuf_base = NULL;
     free(loop->dl);
     loop->dl = NULL;
     loop->ndl = loop->dlcap = 0;

@@ -125,6 +125,85 @@ TEST(buf_iov_limit)
     free(a);
 }
 
+/* A borrowed block's owner: which tokens came back, in order. */
+struct lender {
+    uintptr_t back[8];
+    int n;
+};
+
+static void lender_release(void *ud, uintptr_t token)
+{
+    struct lender *l = ud;
+    l->back[l->n++] = token;
+}
+
+TEST(bufq_borrowed_block_in_order_and_released_once)
+{
+    rd_pool_t pool;
+    rd_pool_init(&pool, 2);
+    rd__bufq_t q = {NULL, NULL, 0};
+    struct lender l = {{0}, 0};
+    char *big = malloc(3 * RD_CHUNK_SIZE);
+    for (size_t i = 0; i < 3 * RD_CHUNK_SIZE; i++)
+        big[i] = (char)(i * 7);
+    CHECK_EQ(rd__bufq_append(&q, &pool, "head", 4), 0);
+    CHECK_EQ(rd__bufq_borrow(&q, &pool, big, 3 * RD_CHUNK_SIZE, lender_release, &l, 1), 0);
+    CHECK_EQ(rd__bufq_append(&q, &pool, "tail", 4), 0); /* not into the borrowed block */
+    CHECK_EQ(q.size, 8 + 3 * RD_CHUNK_SIZE);
+    struct iovec iov[8];
+    CHECK_EQ(rd__bufq_iov(&q, iov, 8), 3);
+    CHECK(iov[1].iov_base == big); /* by reference: no copy */
+    CHECK_EQ(iov[1].iov_len, 3 * RD_CHUNK_SIZE);
+    CHECK(memcmp(iov[2].iov_base, "tail", 4) == 0);
+    rd__bufq_consume(&q, &pool, 4 + 100); /* into the borrowed block: still held */
+    CHECK_EQ(l.n, 0);
+    CHECK_EQ(rd__bufq_iov(&q, iov, 8), 2);
+    CHECK(iov[0].iov_base == big + 100);
+    rd__bufq_consume(&q, &pool, 3 * RD_CHUNK_SIZE - 100); /* its last byte: given back */
+    CHECK_EQ(l.n, 1);
+    CHECK_EQ(l.back[0], 1);
+    CHECK_EQ(pool.nfree_b, 1); /* the header is kept for the next one */
+    CHECK_EQ(rd__bufq_borrow(&q, &pool, big, 10, lender_release, &l, 2), 0);
+    CHECK_EQ(pool.nfree_b, 0);
+    rd__bufq_consume(&q, &pool, q.size); /* dropped unsent (a close): given back too */
+    CHECK_EQ(l.n, 2);
+    CHECK_EQ(l.back[1], 2);
+    CHECK(q.head == NULL && q.tail == NULL);
+    rd_pool_destroy(&pool);
+    free(big);
+}
+
+/* A place in area (2 pages and more) that lies `ahead` bytes past src modulo 4096. */
+static char *past(char *area, const char *src, unsigned ahead)
+{
+    uintptr_t want = ((uintptr_t)src + ahead) & 4095;
+    return area + ((want - (uintptr_t)area) & 4095);
+}
+
+TEST(read_buffer_moves_off_a_slow_copy)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    char *area = malloc(4096 + 65536);
+    char *at = loop.rbuf;
+    rd_loop_copied(&loop, at, past(area, at, 8), 2047); /* small: a fast copy anyway */
+    rd_loop_copied(&loop, at, past(area, at, 0), 65536);
+    rd_loop_copied(&loop, at, past(area, at, 64), 65536);
+    rd_loop_copied(&loop, at, past(area, at, 4096 - 8), 65536); /* before it: fast */
+    rd_loop_copied(&loop, area, past(area, area, 8), 65536);    /* not from the buffer */
+    CHECK(loop.rbuf == at);
+    rd_loop_copied(&loop, at + 10, past(area, at + 10, 24), 4096); /* 1-63 past: slow */
+    CHECK(loop.rbuf == at + 64);
+    /* the same destination is 40 bytes before the next read's bytes: fast */
+    CHECK_EQ(((uintptr_t)past(area, at + 10, 24) - (uintptr_t)(loop.rbuf + 10)) & 4095, 4096 - 40);
+    for (int i = 0; i < 200; i++) /* it wraps inside its allocation */
+        rd__loop_shift_rbuf(&loop);
+    CHECK(loop.rbuf >= loop.rbuf_base);
+    CHECK(loop.rbuf + loop.rbuf_size <= loop.rbuf_base + loop.rbuf_size + 4096);
+    rd_loop_destroy(&loop);
+    free(area);
+}
+
 TEST(addr_parse_v4_v6_and_bad)
 {
     rd_addr_t a;

@@ -157,6 +157,52 @@ TEST(conn_lose_flushes_before_close)
     rd_loop_destroy(&loop);
 }
 
+static int released;
+static void count_release(void *ud, uintptr_t token)
+{
+    int *sum = ud; /* &released */
+    *sum += (int)token;
+}
+
+TEST(conn_borrowed_write_sent_in_order_and_released_once)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    probe_open(&loop, &p, &peer);
+    released = 0;
+    static char block[8192];
+    memset(block, 'b', sizeof block);
+    CHECK_EQ(rd_conn_write(&p.c, "<", 1), 0);
+    CHECK_EQ(rd_conn_write_borrowed(&p.c, block, sizeof block, count_release, &released, 1), 0);
+    CHECK_EQ(rd_conn_write(&p.c, ">", 1), 0);
+    CHECK_EQ(rd_conn_write_borrowed(&p.c, block, 0, count_release, &released, 10), 0);
+    CHECK_EQ(released, 10); /* nothing to hold: given back at once */
+    rd_loop_settle(&loop);  /* sent: given back */
+    CHECK_EQ(released, 11);
+    char buf[8194];
+    size_t got = 0;
+    while (got < sizeof buf) {
+        ssize_t n = read(peer, buf + got, sizeof buf - got);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    CHECK(buf[0] == '<' && buf[8193] == '>' && memcmp(buf + 1, block, sizeof block) == 0);
+    /* queued, then the conn aborted before a byte of it left: given back */
+    CHECK_EQ(rd_conn_write_borrowed(&p.c, block, sizeof block, count_release, &released, 100), 0);
+    CHECK_EQ(rd_conn_close(&p.c, RD_ABORTED, 0), 0);
+    CHECK_EQ(released, 111);
+    /* refused: nothing queued, and release is the caller's to do */
+    CHECK_EQ(rd_conn_write_borrowed(&p.c, block, sizeof block, count_release, &released, 1000),
+             RD_ECLOSED);
+    CHECK_EQ(released, 111);
+    rd_loop_settle(&loop);
+    CHECK_EQ(p.lost, 1);
+    close(peer);
+    rd_loop_destroy(&loop);
+}
+
 static rd_conn_t *no_alloc(rd_listener_t *l)
 {
     (void)l;

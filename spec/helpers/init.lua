@@ -583,10 +583,11 @@ end
 --- Assert that no connection, timer or listener is left alive.
 -- The reactor's live objects, which every in-process spec expects back at
 -- M.ZERO once a test has released what it made.
-M.ZERO = { connections = 0, timers = 0, listeners = 0, udp = 0 }
+M.ZERO = { connections = 0, timers = 0, listeners = 0, udp = 0, borrowed = 0 }
 function M.live()
   local s = require("reactor").core._stats()
-  return { connections = s.connections, timers = s.timers, listeners = s.listeners, udp = s.udp }
+  return { connections = s.connections, timers = s.timers, listeners = s.listeners, udp = s.udp,
+    borrowed = s.borrowed }
 end
 
 -- Fail a test that left live objects; `cleanup` (optional) first releases

@@ -386,6 +386,84 @@ describe("flow control and limits", function()
     end)
   end)
 
+  describe("big writes", function()
+    -- A write of 4 KiB or more is queued by reference (the string pinned
+    -- until it has left, not copied): the bytes, their order among small
+    -- writes and the pin's release are what a user could get wrong here.
+    it("go out whole and in order among small writes, and are let go once sent or dropped", function()
+      local rec = { got = {} }
+      local failed = {}
+      local l, port
+      local BIG = CHUNK:sub(1, 300 * KiB)
+      local finish = countdown(2, function()
+        l:stopListening()
+        reactor.stop()
+      end)
+      local S = {}
+      function S:connectionMade()
+        remember(self.transport)
+        local big2 = BIG:reverse() -- a string only the queue holds after this call
+        self.transport:write("<")
+        self.transport:write(BIG)
+        self.transport:write("|")
+        self.transport:writeSequence { big2, ">" }
+        rec.held = reactor.core._stats().borrowed -- nothing has left before the callback returns
+        self.transport:loseConnection()
+      end
+      function S:connectionLost() finish() end
+      local C = {}
+      function C:connectionMade() remember(self.transport) end
+      function C:dataReceived(data) rec.got[#rec.got + 1] = data end
+      function C:connectionLost() finish() end
+      l, port = listen(reactor.Factory { protocol = S })
+      connect(port, C, failed)
+      run_loop()
+      assert.are.same({}, failed)
+      assert.are.equal(2, rec.held)
+      local got = table.concat(rec.got)
+      assert.are.equal(2 * #BIG + 3, #got)
+      assert.is_true(got == "<" .. BIG .. "|" .. BIG:reverse() .. ">", "the bytes came back changed or out of order")
+      assert.are.equal(0, reactor.core._stats().borrowed)
+      -- pinned means held in the registry (strings never leave weak tables)
+      local big2 = BIG:reverse()
+      for _, v in pairs(debug.getregistry()) do
+        assert.is_false(v == big2, "a sent string is still pinned in the registry")
+      end
+    end)
+
+    it("a big write still queued when the connection is aborted is let go at once", function()
+      local rec = {}
+      local failed = {}
+      local l, port
+      local finish = countdown(2, function()
+        l:stopListening()
+        reactor.stop()
+      end)
+      local S = {}
+      function S:connectionMade()
+        remember(self.transport)
+        self.transport:write(CHUNK)
+        rec.before = reactor.core._stats().borrowed
+        self.transport:abortConnection()
+        rec.after = reactor.core._stats().borrowed
+        self.transport:write(CHUNK) -- closed: a no-op, nothing pinned
+        rec.closed = reactor.core._stats().borrowed
+      end
+      function S:connectionLost(reason)
+        rec.slost = reason.type
+        finish()
+      end
+      local C = {}
+      function C:connectionMade() remember(self.transport) end
+      function C:connectionLost() finish() end
+      l, port = listen(reactor.Factory { protocol = S })
+      connect(port, C, failed)
+      run_loop()
+      assert.are.same({}, failed)
+      assert.are.same({ before = 1, after = 0, closed = 0, slost = "aborted" }, rec)
+    end)
+  end)
+
   describe("listener options", function()
     it("maxOutput and highWater apply to every accepted connection: writes past them in one callback abort it", function()
       -- 4 KiB, 4 KiB, 4 KiB in one callback: after the first the queue is

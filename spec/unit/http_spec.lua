@@ -388,6 +388,24 @@ describe("reactor.http connections", function()
     assert.is_false(tr:closed())
   end)
 
+  it("sends a big body whole, behind its header fields, on a connection that stays open", function()
+    local app = http.app()
+    local body = {}
+    for i = 1, 2000 do body[i] = string.format("%8d\n", i) end
+    body = table.concat(body) -- 18,000 bytes, each line numbered: a lost piece shows
+    app:get("/big", function() return 200, { ["Content-Type"] = "text/plain" }, body end)
+    app:get("/small", function() return "after" end)
+    local _, tr = connect(app.protocol)
+    tr:feed(req("GET", "/big") .. req("GET", "/small") .. req("GET", "/big"))
+    testing.flush()
+    local rs = responses(tr:value())
+    assert.same({ 200, 200, 200 }, { rs[1].status, rs[2].status, rs[3].status })
+    assert.is_true(rs[1].body == body and rs[3].body == body, "a big body came back changed")
+    assert.equal("after", rs[2].body)
+    assert.equal(0, reactor.core._stats().borrowed)
+    assert.is_false(tr:closed())
+  end)
+
   it("decodes a chunked request body, however the bytes arrive", function()
     local app = http.app()
     app:post("/echo", function(r) return r.body end)
