@@ -436,8 +436,10 @@ int rd_conn_write(rd_conn_t *c, const void *data, size_t len);
 /* rd_conn_write without the copy, for big blocks the owner keeps alive (a
  * Lua string): the len bytes at data must stay unchanged until
  * release(ud, token), which runs exactly once, when the queue is done with
- * them (sent, or dropped by a close). Same order, rules and errors as
- * rd_conn_write; on an error nothing is queued and release does not run. */
+ * them (sent, or dropped by a close). Same order and rules as
+ * rd_conn_write; an error means nothing was queued and release will not
+ * run. 0 once queued, even when the owner's on_flow closed the conn from
+ * inside the call (then release has run already). */
 int rd_conn_write_borrowed(rd_conn_t *c, const void *data, size_t len, rd_release_fn release,
                            void *ud, uintptr_t token);
 /* Stop or resume reading on the owner's behalf (Twisted's pauseProducing

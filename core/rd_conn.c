@@ -217,7 +217,11 @@ int rd_conn_write_borrowed(rd_conn_t *c, const void *data, size_t len, rd_releas
         return 0;
     }
     r = rd__bufq_borrow(&c->out, &c->loop->pool, data, len, release, ud, token);
-    return r != 0 ? r : write_queued(c);
+    if (r != 0) return r;
+    /* queued: from here release is the queue's to run, and a close from the
+     * owner's flow callback (its RD_ECLOSED) has run it already */
+    write_queued(c);
+    return 0;
 }
 
 int rd_conn_shutdown_write(rd_conn_t *c)

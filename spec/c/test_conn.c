@@ -203,6 +203,36 @@ TEST(conn_borrowed_write_sent_in_order_and_released_once)
     rd_loop_destroy(&loop);
 }
 
+static void abort_on_pause(rd_conn_t *c, int paused)
+{
+    if (paused) rd_conn_close(c, RD_ABORTED, 0);
+}
+
+static const rd_conn_ops_t aborting_ops = {
+    .on_read = probe_read, .on_lost = probe_lost, .on_flow = abort_on_pause};
+
+TEST(conn_borrowed_write_whose_flow_callback_closes_is_released_once)
+{
+    rd_loop_t loop;
+    CHECK_EQ(rd_loop_init(&loop, NULL), 0);
+    struct probe p;
+    int peer;
+    probe_open(&loop, &p, &peer);
+    p.c.ops = &aborting_ops;
+    released = 0;
+    static char block[RD_HIGH_WATER + 1]; /* crosses the high mark by itself */
+    /* queued, then dropped by the close inside the call: released once, and 0
+     * (the caller must not release it again) */
+    CHECK_EQ(rd_conn_write_borrowed(&p.c, block, sizeof block, count_release, &released, 1), 0);
+    CHECK_EQ(released, 1);
+    CHECK_EQ(p.c.state, RD_CLOSED);
+    rd_loop_settle(&loop);
+    CHECK_EQ(p.lost, 1);
+    CHECK_EQ(p.reason, RD_ABORTED);
+    close(peer);
+    rd_loop_destroy(&loop);
+}
+
 static rd_conn_t *no_alloc(rd_listener_t *l)
 {
     (void)l;

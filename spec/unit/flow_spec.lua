@@ -431,6 +431,39 @@ describe("flow control and limits", function()
       end
     end)
 
+    it("a big write whose pauseProducing aborts the connection is let go once", function()
+      local rec = {}
+      local failed = {}
+      local l, port
+      local finish = countdown(2, function()
+        l:stopListening()
+        reactor.stop()
+      end)
+      local S = {}
+      function S:connectionMade()
+        remember(self.transport)
+        self.transport:setWriteLimits { high = 16 * KiB, low = 4 * KiB }
+        self.transport:write(CHUNK) -- crosses the high mark: pauseProducing, from inside the write
+        rec.after = reactor.core._stats().borrowed
+      end
+      function S:pauseProducing()
+        rec.paused = true
+        self.transport:abortConnection()
+      end
+      function S:connectionLost(reason)
+        rec.slost = reason.type
+        finish()
+      end
+      local C = {}
+      function C:connectionMade() remember(self.transport) end
+      function C:connectionLost() finish() end
+      l, port = listen(reactor.Factory { protocol = S })
+      connect(port, C, failed)
+      run_loop()
+      assert.are.same({}, failed)
+      assert.are.same({ paused = true, after = 0, slost = "aborted" }, rec)
+    end)
+
     it("a big write still queued when the connection is aborted is let go at once", function()
       local rec = {}
       local failed = {}
