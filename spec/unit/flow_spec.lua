@@ -87,6 +87,42 @@ do
   assert(#CHUNK == MiB)
 end
 
+-- one connection to a server of protocol S (its connectionMade, if any, runs
+-- once the transport is tracked) from a client that sends nothing and keeps
+-- what it gets; returns what both sides saw: slost, clost, got
+local function idle_client(S, opts)
+  local rec = {}
+  local failed = {}
+  local l, port
+  local finish = countdown(2, function()
+    l:stopListening()
+    reactor.stop()
+  end)
+  local made = S.connectionMade
+  function S:connectionMade()
+    remember(self.transport)
+    if made then made(self) end
+  end
+  function S:connectionLost(r)
+    rec.slost = r
+    finish()
+  end
+  local got = {}
+  local C = {}
+  function C:connectionMade() remember(self.transport) end
+  function C:dataReceived(d) got[#got + 1] = d end
+  function C:connectionLost(r)
+    rec.clost = r
+    finish()
+  end
+  l, port = listen(reactor.Factory { protocol = S }, opts)
+  connect(port, C, failed)
+  run_loop()
+  assert.are.same({}, failed)
+  rec.got = table.concat(got)
+  return rec
+end
+
 describe("flow control and limits", function()
   before_each(function()
     track = { listeners = {}, transports = {}, loops = {} }
@@ -391,36 +427,20 @@ describe("flow control and limits", function()
     -- until it has left, not copied): the bytes, their order among small
     -- writes and the pin's release are what a user could get wrong here.
     it("go out whole and in order among small writes, and are let go once sent or dropped", function()
-      local rec = { got = {} }
-      local failed = {}
-      local l, port
+      local held
       local BIG = CHUNK:sub(1, 300 * KiB)
-      local finish = countdown(2, function()
-        l:stopListening()
-        reactor.stop()
-      end)
       local S = {}
       function S:connectionMade()
-        remember(self.transport)
         local big2 = BIG:reverse() -- a string only the queue holds after this call
         self.transport:write("<")
         self.transport:write(BIG)
         self.transport:write("|")
         self.transport:writeSequence { big2, ">" }
-        rec.held = reactor.core._stats().borrowed -- nothing has left before the callback returns
+        held = reactor.core._stats().borrowed -- nothing has left before the callback returns
         self.transport:loseConnection()
       end
-      function S:connectionLost() finish() end
-      local C = {}
-      function C:connectionMade() remember(self.transport) end
-      function C:dataReceived(data) rec.got[#rec.got + 1] = data end
-      function C:connectionLost() finish() end
-      l, port = listen(reactor.Factory { protocol = S })
-      connect(port, C, failed)
-      run_loop()
-      assert.are.same({}, failed)
-      assert.are.equal(2, rec.held)
-      local got = table.concat(rec.got)
+      local got = idle_client(S).got
+      assert.are.equal(2, held)
       assert.are.equal(2 * #BIG + 3, #got)
       assert.is_true(got == "<" .. BIG .. "|" .. BIG:reverse() .. ">", "the bytes came back changed or out of order")
       assert.are.equal(0, reactor.core._stats().borrowed)
@@ -433,15 +453,8 @@ describe("flow control and limits", function()
 
     it("a big write whose pauseProducing aborts the connection is let go once", function()
       local rec = {}
-      local failed = {}
-      local l, port
-      local finish = countdown(2, function()
-        l:stopListening()
-        reactor.stop()
-      end)
       local S = {}
       function S:connectionMade()
-        remember(self.transport)
         self.transport:setWriteLimits { high = 16 * KiB, low = 4 * KiB }
         self.transport:write(CHUNK) -- crosses the high mark: pauseProducing, from inside the write
         rec.after = reactor.core._stats().borrowed
@@ -450,31 +463,14 @@ describe("flow control and limits", function()
         rec.paused = true
         self.transport:abortConnection()
       end
-      function S:connectionLost(reason)
-        rec.slost = reason.type
-        finish()
-      end
-      local C = {}
-      function C:connectionMade() remember(self.transport) end
-      function C:connectionLost() finish() end
-      l, port = listen(reactor.Factory { protocol = S })
-      connect(port, C, failed)
-      run_loop()
-      assert.are.same({}, failed)
+      rec.slost = idle_client(S).slost.type
       assert.are.same({ paused = true, after = 0, slost = "aborted" }, rec)
     end)
 
     it("a big write still queued when the connection is aborted is let go at once", function()
       local rec = {}
-      local failed = {}
-      local l, port
-      local finish = countdown(2, function()
-        l:stopListening()
-        reactor.stop()
-      end)
       local S = {}
       function S:connectionMade()
-        remember(self.transport)
         self.transport:write(CHUNK)
         rec.before = reactor.core._stats().borrowed
         self.transport:abortConnection()
@@ -482,17 +478,7 @@ describe("flow control and limits", function()
         self.transport:write(CHUNK) -- closed: a no-op, nothing pinned
         rec.closed = reactor.core._stats().borrowed
       end
-      function S:connectionLost(reason)
-        rec.slost = reason.type
-        finish()
-      end
-      local C = {}
-      function C:connectionMade() remember(self.transport) end
-      function C:connectionLost() finish() end
-      l, port = listen(reactor.Factory { protocol = S })
-      connect(port, C, failed)
-      run_loop()
-      assert.are.same({}, failed)
+      rec.slost = idle_client(S).slost.type
       assert.are.same({ before = 1, after = 0, closed = 0, slost = "aborted" }, rec)
     end)
   end)
@@ -794,41 +780,6 @@ describe("flow control and limits", function()
   end)
 
   describe("timeouts", function()
-    -- a server protocol built by `setup`, a client that connects and sends
-    -- nothing; returns what both sides saw
-    local function idle_client(S, opts)
-      local rec = {}
-      local failed = {}
-      local l, port
-      local finish = countdown(2, function()
-        l:stopListening()
-        reactor.stop()
-      end)
-      local made = S.connectionMade
-      function S:connectionMade()
-        remember(self.transport)
-        if made then made(self) end
-      end
-      function S:connectionLost(r)
-        rec.slost = r
-        finish()
-      end
-      local got = {}
-      local C = {}
-      function C:connectionMade() remember(self.transport) end
-      function C:dataReceived(d) got[#got + 1] = d end
-      function C:connectionLost(r)
-        rec.clost = r
-        finish()
-      end
-      l, port = listen(reactor.Factory { protocol = S }, opts)
-      connect(port, C, failed)
-      run_loop()
-      assert.are.same({}, failed)
-      rec.got = table.concat(got)
-      return rec
-    end
-
     it("setTimeout returns the previous timeout; timeoutConnection is called when nothing was read", function()
       local prev = {}
       local calls = 0
