@@ -232,10 +232,12 @@ void rd__loop_shift_rbuf(rd_loop_t *loop);
  * every big copy. */
 static inline void rd_loop_copied(rd_loop_t *loop, const char *src, const void *dst, size_t n)
 {
-    if (n >= 2048 && (((uintptr_t)dst - (uintptr_t)src) & 4095) - 1 < 63 &&
-        (uintptr_t)(src - loop->rbuf) < loop->rbuf_size)
+    /* addresses as integers: src may lie outside the buffer (a framer's copy) */
+    uintptr_t from = (uintptr_t)src, at = (uintptr_t)loop->rbuf;
+    if (n >= 2048 && (((uintptr_t)dst - from) & 4095) - 1 < 63 && from - at < loop->rbuf_size)
         rd__loop_shift_rbuf(loop);
 }
+
 /* Release what init took; close every listener, conn and timer first. */
 void rd_loop_destroy(rd_loop_t *loop);
 /* Run until rd_loop_break or nothing is left to watch. */
