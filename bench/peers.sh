@@ -47,10 +47,10 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 say "open-file limit $(ulimit -n)"
 
-ZEN_PEERS="raw_zen reactord reactord_w2 node_zen py_zen uvloop_zen twisted_zen luv_zen cqueues_zen"
+ZEN_PEERS="raw_zen reactord reactord_w2 reactord_w2c0 node_zen py_zen uvloop_zen twisted_zen luv_zen cqueues_zen"
 ECHO_PEERS="raw_echo reactord_echo reactord_echo_w2 node_echo py_echo uvloop_echo twisted_echo luv_echo cqueues_echo"
 if "$REACTORD" --help 2>&1 | grep -q -- '--workers'; then
-    say "NOTE: reactord_w2 rows are reactord --workers 2 on both CPUs, so they share CPU 1 with the load generator; their server CPU is the master's plus the workers'"
+    say "NOTE: reactord_w2 rows are reactord --workers 2 on both CPUs, so they share CPU 1 with the load generator; reactord_w2c0 rows are --workers 2 on CPU 0 alone, as every one-process server; their server CPU is the master's plus the workers'"
 else
     say "NOTE: reactord has no --workers flag in this build: the N-worker rows are skipped"
 fi

@@ -58,7 +58,9 @@ with open(os.path.join(out, "peers.md"), "w") as md:
              "echo rows: a \"req\" is one MB (10^6 bytes) echoed and checked (req/s = MB/s), raw C is raw_echo; "
              "connrate rows: one connection (connect, a zen question, its answer, close with an RST). "
              "reactord_w2 rows: --workers 2, which on this 2-CPU machine shares CPU 1 with the load "
-             "generator; their server CPU is master + workers.\n\n")
+             "generator; reactord_w2c0 rows: --workers 2 on CPU 0 alone, the CPU every one-process "
+             "server gets (against reactord: what the master and the split cost); their server CPU "
+             "is master + workers.\n\n")
     md.write("| peer | bytes per idle connection |\n|---|---:|\n")
     for p, v in mem.items():
         md.write("| %s | %s |\n" % (p, v))

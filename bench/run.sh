@@ -18,7 +18,9 @@
 #   LOADGEN_ARGS  more rd_loadgen options, e.g. "-m echo -W 65536" or "-m connrate"
 #               (echo counts MB as its "requests", connrate connections)
 #   SERVER_CPU / LOADGEN_CPU  CPUs to pin to [0 / 1]; the --workers 2 peers
-#               (reactord_w2, reactord_echo_w2) get both CPUs, the load's one included
+#               (reactord_w2, reactord_echo_w2) get both CPUs, the load's one included;
+#               reactord_w2c0 is --workers 2 on SERVER_CPU alone, the CPU every
+#               one-process server gets (what the master and the split cost)
 #   BENCH_SPIN  1 = keep both CPUs out of the idle state with SCHED_IDLE spinners [1]
 #               (on VMs a halted vCPU takes ~1 ms to wake, which would swamp the
 #               1-connection numbers; the spinners yield at once to any real work)
@@ -182,7 +184,7 @@ peer_cmd() {
     twisted_zen) echo "/usr/bin/python3 bench/peers/twisted_zen.py -p 0 $HOST" ;;
     luv_zen) echo "lua5.4 bench/peers/luv_zen.lua -p 0 $HOST" ;;
     cqueues_zen) echo "lua5.4 bench/peers/cqueues_zen.lua -p 0 $HOST" ;;
-    reactord_w2) echo "$REACTORD --workers 2 $ZEN_SCRIPT -p 0 $HOST" ;;
+    reactord_w2 | reactord_w2c0) echo "$REACTORD --workers 2 $ZEN_SCRIPT -p 0 $HOST" ;;
     raw_echo) echo "$RAW_ECHO -p 0 $HOST" ;;
     reactord_echo) echo "$REACTORD examples/echo.lua -p 0 $HOST" ;;
     reactord_echo_w2) echo "$REACTORD --workers 2 examples/echo.lua -p 0 $HOST" ;;
@@ -200,7 +202,7 @@ peer_available() {
     raw_zen) return 0 ;;
     raw_echo) [ -x "$RAW_ECHO" ] || return 1 ;;
     reactord_echo) [ -x "$REACTORD" ] || return 1 ;;
-    reactord_w2 | reactord_echo_w2)
+    reactord_w2 | reactord_w2c0 | reactord_echo_w2)
         "$REACTORD" --help 2>&1 | grep -q -- --workers || return 1
         ;;
     reactord)
@@ -443,7 +445,7 @@ for p in "${LOAD_PEERS[@]}"; do
 done
 # (not the --workers peers: one pid's RSS would miss the workers')
 [ "$IDLE_CONNS" -gt 0 ] && for p in "${RUN_PEERS[@]}"; do
-    [[ $p == *_w2 ]] || mem_run "$p"
+    [[ $p == *_w2 || $p == *_w2c0 ]] || mem_run "$p"
 done
 if [ -n "$RESULTS" ]; then
     for c in $CONNS; do
