@@ -487,43 +487,19 @@ describe("flow control and limits", function()
     it("maxOutput and highWater apply to every accepted connection: writes past them in one callback abort it", function()
       -- 4 KiB, 4 KiB, 4 KiB in one callback: after the first the queue is
       -- above highWater (1 KiB); the third would take it past maxOutput (8 KiB)
-      local rec = {}
-      local failed = {}
-      local l, port
-      local finish = countdown(2, function()
-        l:stopListening()
-        reactor.stop()
-      end)
+      local sizes = {}
       local S = {}
       function S:connectionMade()
-        remember(self.transport)
         for i = 1, 3 do
           self.transport:write(string.rep(tostring(i), 4 * KiB))
-          rec[i] = self.transport:bufferSize()
+          sizes[i] = self.transport:bufferSize()
         end
       end
-      function S:connectionLost(r)
-        rec.slost = r
-        finish()
-      end
-      local got = {}
-      local C = {}
-      function C:connectionMade() remember(self.transport) end
-      function C:dataReceived(d) got[#got + 1] = d end
-      function C:connectionLost(r)
-        rec.clost = r
-        finish()
-      end
-      l, port = listen(reactor.Factory { protocol = S }, { highWater = KiB, lowWater = 512, maxOutput = 8 * KiB })
-      connect(port, C, failed)
-      run_loop()
-      assert.are.same({}, failed)
-      assert.are.equal(4 * KiB, rec[1])
-      assert.are.equal(8 * KiB, rec[2])
-      assert.are.equal(0, rec[3]) -- aborted: the queue was dropped
+      local rec = idle_client(S, { highWater = KiB, lowWater = 512, maxOutput = 8 * KiB })
+      assert.are.same({ 4 * KiB, 8 * KiB, 0 }, sizes) -- then aborted: the queue was dropped
       assert.are.equal("aborted", rec.slost.type)
       assert.matches("output buffer limit exceeded (8192 bytes queued)", rec.slost.message, 1, true)
-      assert.are.equal("", table.concat(got)) -- nothing had left yet
+      assert.are.equal("", rec.got) -- nothing had left yet
       assert.is_truthy(rec.clost)
     end)
 
