@@ -189,7 +189,7 @@ struct rd_loop {
     char *rbuf;                    /* private: shared read buffer, rbuf_size bytes at
                                     * rbuf_base + a shift (rd_loop_copied) */
     size_t rbuf_size;              /* ro */
-    char *rbuf_base;               /* private: rbuf's allocation, 4 KiB more */
+    char *rbuf_base;               /* private: rbuf's allocation, RD__ALIAS_SPAN more */
     rd_pool_t pool;                /* private: output chunks */
     rd_link_t conns;               /* private: every conn not yet CLOSED (c->link) */
     rd__cq_t ready;                /* private: conns whose socket is readable (c->ready) */
@@ -222,6 +222,8 @@ struct rd_loop {
 
 /* Set up a loop on ev, or on a new libev loop of its own when ev is NULL. */
 int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev);
+#define RD__ALIAS_SPAN 4096 /* the read buffer's slack: 4K aliasing repeats every page */
+#define RD__ALIAS_STEP 64   /* how far it moves, past the slow window */
 void rd__loop_shift_rbuf(rd_loop_t *loop);
 /* The owner copied n bytes at src, which on_read gave it, to dst (a Lua
  * string made of a read). x86's string copy runs some 15x slower when dst
@@ -234,7 +236,8 @@ static inline void rd_loop_copied(rd_loop_t *loop, const char *src, const void *
 {
     /* addresses as integers: src may lie outside the buffer (a framer's copy) */
     uintptr_t from = (uintptr_t)src, at = (uintptr_t)loop->rbuf;
-    if (n >= 2048 && (((uintptr_t)dst - from) & 4095) - 1 < 63 && from - at < loop->rbuf_size)
+    uintptr_t ahead = ((uintptr_t)dst - from) % RD__ALIAS_SPAN;
+    if (n >= 2048 && ahead - 1 < RD__ALIAS_STEP - 1 && from - at < loop->rbuf_size)
         rd__loop_shift_rbuf(loop);
 }
 

@@ -55,13 +55,32 @@ void rd_pool_destroy(rd_pool_t *p)
     p->nfree = p->nfree_b = 0;
 }
 
+/* A pool's two free lists (chunks, borrowed blocks' headers): take the
+ * first, or keep k while the list holds fewer than max (else free it). */
+static rd_chunk_t *list_take(rd_chunk_t **list, unsigned *n)
+{
+    rd_chunk_t *k = *list;
+    *list = k->next;
+    (*n)--;
+    return k;
+}
+
+static void list_keep(const rd_pool_t *p, rd_chunk_t **list, unsigned *n, rd_chunk_t *k)
+{
+    if (*n < p->max) {
+        k->next = *list;
+        *list = k;
+        (*n)++;
+    } else {
+        free(k);
+    }
+}
+
 static rd_chunk_t *chunk_new(rd_pool_t *p, size_t need)
 {
     rd_chunk_t *k;
     if (need <= RD_CHUNK_SIZE && p && p->free) {
-        k = p->free;
-        p->free = k->next;
-        p->nfree--;
+        k = list_take(&p->free, &p->nfree);
     } else {
         size_t cap = need > RD_CHUNK_SIZE ? need : RD_CHUNK_SIZE;
         if (cap > UINT32_MAX) return NULL;
@@ -79,19 +98,12 @@ static void chunk_free(rd_pool_t *p, rd_chunk_t *k)
     if (!k->cap) { /* borrowed: its owner may have the bytes back */
         struct borrow *b = borrow_of(k);
         b->release(b->ud, b->token);
-        if (p && p->nfree_b < p->max) {
-            k->next = p->free_b;
-            p->free_b = k;
-            p->nfree_b++;
-        } else {
+        if (p)
+            list_keep(p, &p->free_b, &p->nfree_b, k);
+        else
             free(k);
-        }
-        return;
-    }
-    if (p && k->cap == RD_CHUNK_SIZE && p->nfree < p->max) {
-        k->next = p->free;
-        p->free = k;
-        p->nfree++;
+    } else if (p && k->cap == RD_CHUNK_SIZE) {
+        list_keep(p, &p->free, &p->nfree, k);
     } else {
         free(k);
     }
@@ -150,9 +162,7 @@ static int q_borrow(qref q, rd_pool_t *pool, const void *data, size_t len, rd_re
     if (len > UINT32_MAX) return -ENOMEM; /* start and end are 32 bits */
     rd_chunk_t *k;
     if (pool && pool->free_b) {
-        k = pool->free_b;
-        pool->free_b = k->next;
-        pool->nfree_b--;
+        k = list_take(&pool->free_b, &pool->nfree_b);
     } else {
         k = malloc(sizeof *k + sizeof(struct borrow));
         if (!k) return -ENOMEM;

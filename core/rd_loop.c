@@ -145,7 +145,7 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
         if (!ev) return -ENOMEM;
         loop->own_ev = 1;
     }
-    loop->rbuf = loop->rbuf_base = malloc(RD_READ_BUFFER + 4096);
+    loop->rbuf = loop->rbuf_base = malloc(RD_READ_BUFFER + RD__ALIAS_SPAN);
     if (!loop->rbuf) {
         if (loop->own_ev) ev_loop_destroy(ev);
         return -ENOMEM;
@@ -182,7 +182,8 @@ int rd_loop_init(rd_loop_t *loop, struct ev_loop *ev)
 void rd__loop_shift_rbuf(rd_loop_t *loop)
 {
     /* only the next read lands there: the bytes just read stay where they are */
-    loop->rbuf = loop->rbuf_base + ((size_t)(loop->rbuf - loop->rbuf_base) + 64) % 4096;
+    size_t at = (size_t)(loop->rbuf - loop->rbuf_base);
+    loop->rbuf = loop->rbuf_base + (at + RD__ALIAS_STEP) % RD__ALIAS_SPAN;
 }
 
 void rd_loop_destroy(rd_loop_t *loop)
